@@ -1,0 +1,28 @@
+"""cydrop: fast inverted dropout for NumPy training loops.
+
+Public API
+----------
+dropout, dropout_backward
+    Element-wise inverted dropout on packed one-bit masks.
+Generator
+    Counter-based random source: a seed gives the same masks on any thread count.
+Mask
+    A dropout mask packed one bit per element.
+set_num_threads, get_num_threads
+    Threads used by the OpenMP kernels.
+"""
+from ._generator import Generator
+from ._mask import Mask
+from ._threads import get_num_threads, set_num_threads
+from .ops import dropout, dropout_backward
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Generator",
+    "Mask",
+    "dropout",
+    "dropout_backward",
+    "get_num_threads",
+    "set_num_threads",
+]

@@ -1,0 +1,140 @@
+"""cydrop.Mask: a dropout mask packed one bit per element."""
+import numpy as np
+
+from ._validation import check_keep_prob
+
+# Packed words are little-endian uint64: element e is bit e % 64 of word e // 64.
+_WORD = np.dtype("<u8")
+
+
+class Mask:
+    """A dropout mask of a given shape, packed one bit per element.
+
+    Bit ``e`` (in C order over ``shape``) is 1 when element ``e`` is kept.
+    A mask stores ``ceil(n / 64)`` uint64 words: ``n / 8`` bytes rounded up
+    to 8, against 1 byte per element for PyTorch's bool mask and 8 for a
+    float64 mask. A mask drawn with ``keep_prob == 1`` keeps everything and
+    stores no words at all.
+
+    Masks are immutable. Build them with :func:`cydrop.dropout` or
+    :meth:`Mask.from_bool`; the constructor takes packed ``words`` (a
+    contiguous little-endian uint64 array of length ``ceil(n / 64)``, or None
+    for all kept) over and makes them read-only.
+
+    Attributes
+    ----------
+    shape : tuple of int
+    keep_prob : float
+    size : int
+        Number of elements, ``prod(shape)``.
+    nbytes : int
+        Bytes of packed storage.
+    """
+
+    __slots__ = ("_shape", "_keep_prob", "_words")
+
+    def __init__(self, words, shape, keep_prob):
+        shape = tuple(int(d) for d in shape)
+        if any(d < 0 for d in shape):
+            raise ValueError(f"shape must have non-negative dimensions, got {shape}")
+        self._shape = shape
+        self._keep_prob = check_keep_prob(keep_prob)
+        if words is not None:
+            n_words = -(-self.size // 64)
+            if (not isinstance(words, np.ndarray) or words.dtype != _WORD or words.shape != (n_words,)
+                    or not words.flags.c_contiguous):
+                got = f"dtype {words.dtype} shape {words.shape}" if isinstance(words, np.ndarray) else type(words).__name__
+                raise ValueError(f"words must be a contiguous 1-D uint64 array of length {n_words} "
+                                 f"for shape {shape}, got {got}")
+            if self.size % 64 and words[-1] >> np.uint64(self.size % 64):
+                raise ValueError("words has bits set past the last element")
+            words.flags.writeable = False  # the Mask takes the array over
+        self._words = words
+
+    @classmethod
+    def all_kept(cls, shape, keep_prob=1.0):
+        """A mask that keeps every element, stored without words."""
+        return cls(None, shape, keep_prob)
+
+    @classmethod
+    def from_bool(cls, arr, keep_prob):
+        """Pack a boolean array (True = kept) into a Mask.
+
+        Parameters
+        ----------
+        arr : ndarray of bool, any shape
+        keep_prob : float in (0, 1]
+            The keep probability the mask stands for: kept elements are
+            scaled by ``1 / keep_prob`` when the mask is applied.
+        """
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.bool_:
+            got = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
+            raise TypeError(f"mask must be a Mask or a bool ndarray, got {got}")
+        bytes_ = np.packbits(arr.reshape(-1), bitorder="little")
+        padded = np.zeros(-(-arr.size // 64) * 8, dtype=np.uint8)
+        padded[: bytes_.size] = bytes_
+        return cls(padded.view(_WORD), arr.shape, keep_prob)
+
+    @property
+    def shape(self):
+        return self._shape
+
+    @property
+    def keep_prob(self):
+        return self._keep_prob
+
+    @property
+    def size(self):
+        return int(np.prod(self._shape, dtype=np.int64))
+
+    @property
+    def nbytes(self):
+        return 0 if self._words is None else self._words.nbytes
+
+    @property
+    def words(self):
+        """The packed words (read-only uint64 array), or None for an all-kept mask."""
+        return self._words
+
+    def to_bool(self):
+        """The mask as a bool ndarray of :attr:`shape` (True = kept)."""
+        if self._words is None:
+            return np.ones(self._shape, dtype=bool)
+        bits = np.unpackbits(self._words.view(np.uint8), count=self.size, bitorder="little")
+        return bits.view(bool).reshape(self._shape)
+
+    def count_kept(self):
+        """Number of kept elements."""
+        if self._words is None:
+            return self.size
+        return int(np.bitwise_count(self._words).sum(dtype=np.int64))
+
+    def __eq__(self, other):
+        if not isinstance(other, Mask):
+            return NotImplemented
+        if self._shape != other._shape or self._keep_prob != other._keep_prob:
+            return False
+        if self._words is None or other._words is None:
+            return self.count_kept() == other.count_kept() == self.size
+        return bool(np.array_equal(self._words, other._words))
+
+    __hash__ = None
+
+    def __repr__(self):
+        return (f"cydrop.Mask(shape={self._shape}, keep_prob={self._keep_prob}, "
+                f"kept={self.count_kept()}/{self.size}, nbytes={self.nbytes})")
+
+
+def as_mask(mask, shape, keep_prob, name="mask"):
+    """Check an explicit ``mask`` argument against the data it is applied to."""
+    if isinstance(mask, np.ndarray):
+        if mask.shape != tuple(shape):
+            raise ValueError(f"{name} must have shape {tuple(shape)}, got {mask.shape}")
+        return Mask.from_bool(mask, keep_prob)
+    if not isinstance(mask, Mask):
+        raise TypeError(f"{name} must be a cydrop.Mask or a bool ndarray, got {type(mask).__name__}")
+    if mask.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {mask.shape}, data has shape {tuple(shape)}")
+    if keep_prob is not None and mask.keep_prob != keep_prob:
+        raise ValueError(f"{name} was made with keep_prob={mask.keep_prob}, but keep_prob={keep_prob} was given")
+    return mask

@@ -1,0 +1,34 @@
+"""Thread count of cydrop's OpenMP kernels."""
+from . import _openmp
+from ._validation import check_positive_int
+
+_n_threads = None  # set by set_num_threads; None follows OpenMP's own setting
+
+
+def set_num_threads(n_threads):
+    """Set the number of threads cydrop's kernels use.
+
+    Parameters
+    ----------
+    n_threads : int >= 1 or None
+        ``None`` returns to the default: OpenMP's ``omp_get_max_threads()``,
+        which honours ``OMP_NUM_THREADS`` and ``threadpoolctl`` limits.
+
+    Results never depend on the thread count: mask bits are a function of
+    element position only.
+    """
+    global _n_threads
+    _n_threads = None if n_threads is None else check_positive_int(n_threads, "n_threads")
+
+
+def get_num_threads():
+    """The number of threads the next kernel call will use (1 without OpenMP)."""
+    if not _openmp.openmp_enabled():
+        return 1
+    return _n_threads if _n_threads is not None else _openmp.omp_max_threads()
+
+
+def threads_for(n_elements, min_per_thread=1 << 16):
+    """Threads worth starting for n_elements of element-wise work: below
+    about 64k elements per thread, waking threads costs more than it saves."""
+    return max(1, min(get_num_threads(), n_elements // min_per_thread))

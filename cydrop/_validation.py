@@ -1,0 +1,79 @@
+"""Argument checks shared by the public functions.
+
+Everything that reaches compiled ``nogil`` code goes through here first, so
+each error names the argument, what was expected and what was given.
+"""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_keep_prob(keep_prob, name="keep_prob"):
+    """Return keep_prob as a Python float in (0, 1]."""
+    if isinstance(keep_prob, (bool, np.bool_)) or not isinstance(keep_prob, numbers.Real):
+        raise TypeError(
+            f"{name} must be a real number in (0, 1], got {type(keep_prob).__name__} {keep_prob!r}"
+        )
+    value = float(keep_prob)
+    if not (0.0 < value <= 1.0):  # also false for NaN
+        raise ValueError(f"{name} must be in (0, 1] (1 means no dropout), got {value!r}")
+    return value
+
+
+def check_float_array(x, name):
+    """Return ``x`` as a C-contiguous float32/float64 ndarray.
+
+    Non-contiguous input is copied (results are then computed on the copy);
+    other dtypes are refused rather than silently converted.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of float32 or float64, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
+    if not x.dtype.isnative:
+        raise TypeError(f"{name} must be in native byte order, got {x.dtype.str}")
+    return np.ascontiguousarray(x)
+
+
+def check_out(out, like, name="out", inputs=()):
+    """Return a result buffer of ``like``'s shape and dtype.
+
+    ``None`` allocates one. A given ``out`` must match shape and dtype exactly,
+    be C-contiguous and writable, and may be one of ``inputs`` itself (in
+    place) but must not partially overlap any of them.
+    """
+    if out is None:
+        return np.empty_like(like, order="C")
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray or None, got {type(out).__name__}")
+    if out.shape != like.shape:
+        raise ValueError(f"{name} must have shape {like.shape}, got {out.shape}")
+    if out.dtype != like.dtype:
+        raise TypeError(f"{name} must have dtype {like.dtype}, got {out.dtype}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} must be writable (got a read-only array)")
+    for arr in inputs:
+        same = arr.__array_interface__["data"][0] == out.__array_interface__["data"][0]
+        # both are C-contiguous, so overlapping extents means overlapping data
+        if np.may_share_memory(out, arr) and not (same and arr.shape == out.shape):
+            raise ValueError(f"{name} overlaps an input without being that input (in place is allowed)")
+    return out
+
+
+def check_positive_int(value, name, minimum=1):
+    """Return ``value`` as an int >= minimum."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def threshold_of(keep_prob):
+    """T = round(keep_prob * 2^32): an element is kept iff its 32-bit uniform < T."""
+    return int(round(keep_prob * 4294967296.0))

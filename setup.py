@@ -1,0 +1,97 @@
+"""Build of cydrop's Cython kernels (metadata lives in pyproject.toml).
+
+Environment switches:
+  CYDROP_DEBUG=1     bounds/wraparound checks on, -O0 -g: a debug build for tests
+  CYDROP_NO_OPENMP=1 build without OpenMP (kernels then run on one thread)
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+from Cython.Build import cythonize
+
+DEBUG = os.environ.get("CYDROP_DEBUG", "") == "1"
+
+OPENMP_TEST = r"""
+#include <omp.h>
+int main(void) {
+    int n = 0;
+    #pragma omp parallel reduction(+:n)
+    n += 1;
+    return n > 0 ? 0 : 1;
+}
+"""
+
+
+def openmp_flags(compiler):
+    """-fopenmp if this C compiler builds and links an OpenMP program, else None."""
+    if os.environ.get("CYDROP_NO_OPENMP", "") == "1":
+        return None
+    flag = "/openmp" if compiler.compiler_type == "msvc" else "-fopenmp"
+    tmp = tempfile.mkdtemp()
+    try:
+        src = os.path.join(tmp, "omp_test.c")
+        with open(src, "w") as f:
+            f.write(OPENMP_TEST)
+        objs = compiler.compile([src], output_dir=tmp, extra_postargs=[flag])
+        compiler.link_executable(objs, "omp_test", output_dir=tmp, extra_postargs=[flag])
+        subprocess.run([os.path.join(tmp, "omp_test")], check=True)
+        return flag
+    except Exception as exc:  # any failure means: no usable OpenMP
+        print(f"cydrop: building without OpenMP ({exc})", file=sys.stderr)
+        return None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class BuildExt(build_ext):
+    """Adds optimisation and OpenMP flags once the compiler is known."""
+
+    def build_extensions(self):
+        msvc = self.compiler.compiler_type == "msvc"
+        if msvc:
+            opt = ["/Od", "/Zi"] if DEBUG else ["/O2"]
+        else:
+            opt = ["-O0", "-g"] if DEBUG else ["-O3"]
+        omp = openmp_flags(self.compiler)
+        for ext in self.extensions:
+            ext.extra_compile_args += opt + ([omp] if omp else [])
+            ext.extra_link_args += [omp] if omp and not msvc else []
+        super().build_extensions()
+
+
+def extension(name, **kwargs):
+    import numpy
+
+    return Extension(
+        f"cydrop.{name}",
+        [f"src/{name}.pyx"],
+        include_dirs=["src", numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        **kwargs,
+    )
+
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+}
+
+setup(
+    ext_modules=cythonize(
+        [extension("_openmp"), extension("_dropout")],
+        include_path=["src"],
+        compiler_directives=directives,
+        # generated C per build mode, so switching CYDROP_DEBUG regenerates it
+        build_dir="build/cython-debug" if DEBUG else "build/cython",
+    ),
+    cmdclass={"build_ext": BuildExt},
+)

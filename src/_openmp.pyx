@@ -1,0 +1,26 @@
+"""What OpenMP this build has, for cydrop's thread settings."""
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int cyd_openmp_enabled(void) { return 1; }
+    static int cyd_omp_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int cyd_openmp_enabled(void) { return 0; }
+    static int cyd_omp_max_threads(void) { return 1; }
+    #endif
+    """
+    int cyd_openmp_enabled() noexcept nogil
+    int cyd_omp_max_threads() noexcept nogil
+
+
+def openmp_enabled():
+    """True when the kernels were compiled with OpenMP."""
+    return bool(cyd_openmp_enabled())
+
+
+def omp_max_threads():
+    """omp_get_max_threads(): honours OMP_NUM_THREADS and threadpoolctl
+    limits; 1 in a build without OpenMP."""
+    return cyd_omp_max_threads()
