@@ -8,20 +8,26 @@ Generator
     Counter-based random source: a seed gives the same masks on any thread count.
 Mask
     A dropout mask packed one bit per element.
+dense_forward, dense_backward
+    Fused dense layer: input dropout, GEMM, bias and activation in one call.
 set_num_threads, get_num_threads
     Threads used by the OpenMP kernels.
 """
 from ._generator import Generator
 from ._mask import Mask
 from ._threads import get_num_threads, set_num_threads
+from .dense import DenseCache, dense_backward, dense_forward
 from .ops import dropout, dropout_backward
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DenseCache",
     "Generator",
     "Mask",
     "dropout",
+    "dense_backward",
+    "dense_forward",
     "dropout_backward",
     "get_num_threads",
     "set_num_threads",

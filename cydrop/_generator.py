@@ -6,6 +6,8 @@ import threading
 import numpy as np
 
 from . import _dropout
+from ._mask import _WORD, Mask
+from ._validation import threshold_of
 
 # Block counters stay below 2^59 so that stream word indices (block * 32 + j)
 # never wrap around 2^64.
@@ -113,6 +115,17 @@ def _check_state(state):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < bound:
             raise ValueError(f"state[{name!r}] must be an int in [0, {bound}), got {value!r}")
     return int(key), int(counter)
+
+
+def draw_mask(key, first_block, shape, keep_prob):
+    """The Mask a draw at generator position (key, first_block) produced,
+    drawn again (as a regenerating backward pass does)."""
+    size = int(np.prod(shape, dtype=np.int64))
+    words = np.empty(-(-size // 64), dtype=_WORD)
+    _dropout.bernoulli_words(key, first_block, threshold_of(keep_prob), words)
+    if size % 64:
+        words[-1] &= np.uint64((1 << (size % 64)) - 1)  # canonical padding, as the kernels leave it
+    return Mask(words, shape, keep_prob)
 
 
 def as_generator(seed):

@@ -138,3 +138,14 @@ def as_mask(mask, shape, keep_prob, name="mask"):
     if keep_prob is not None and mask.keep_prob != keep_prob:
         raise ValueError(f"{name} was made with keep_prob={mask.keep_prob}, but keep_prob={keep_prob} was given")
     return mask
+
+
+def packed_words(mask):
+    """The mask's packed words; for an all-kept mask (stored without words),
+    all-ones words with the padding bits past the last element clear."""
+    if mask.words is not None:
+        return mask.words
+    words = np.full(-(-mask.size // 64), ~np.uint64(0), dtype=_WORD)
+    if mask.size % 64:
+        words[-1] = np.uint64((1 << (mask.size % 64)) - 1)
+    return words

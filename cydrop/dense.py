@@ -1,0 +1,249 @@
+"""The fused dense layer: dropout on the input, GEMM, bias and activation.
+
+``dense_forward`` and ``dense_backward`` validate here, then make one call
+each into ``src/_dense.pyx``.
+"""
+import numpy as np
+
+from . import _dense
+from ._generator import as_generator, draw_mask
+from ._mask import _WORD, Mask, as_mask, packed_words
+from ._validation import FLOAT_DTYPES, check_keep_prob, threshold_of
+
+__all__ = ["ACTIVATIONS", "DenseCache", "dense_backward", "dense_forward"]
+
+# names of the activations and their codes in src/_dense.pyx
+ACTIVATIONS = {"linear": 0, "relu": 1, "tanh": 2, "sigmoid": 3}
+_NO_MASK, _DRAW, _APPLY = 0, 1, 2
+_BLAS_MAX = 2**31 - 1  # BLAS takes 32-bit int dimensions
+
+
+class DenseCache:
+    """What :func:`dense_backward` needs from a :func:`dense_forward` call.
+
+    It holds references to the layer's ``W`` and to the returned ``out``
+    (modify neither in place before the backward pass), the dropped-out input
+    ``x_tilde = x * D / keep_prob`` (its own buffer; ``x`` itself when
+    ``keep_prob == 1``) and the packed mask. With ``regenerate=True`` it holds
+    ``x`` and the generator position instead of ``x_tilde`` and the mask, and
+    the backward pass draws the same bits again.
+
+    Attributes
+    ----------
+    mask : cydrop.Mask
+        The input mask (drawn again on access when regenerating).
+    keep_prob : float
+    activation : str
+    nbytes : int
+        Bytes held by the cache beyond the caller's own arrays
+        (``x_tilde`` and the packed mask).
+    """
+
+    __slots__ = ("_x", "_x_tilde", "_out", "_W", "_has_bias", "activation", "keep_prob",
+                 "_mask", "_origin")
+
+    def __init__(self, x, x_tilde, out, W, has_bias, activation, keep_prob, mask, origin):
+        self._x, self._x_tilde, self._out, self._W = x, x_tilde, out, W
+        self._has_bias, self.activation, self.keep_prob = has_bias, activation, keep_prob
+        self._mask, self._origin = mask, origin
+
+    @property
+    def regenerate(self):
+        return self._origin is not None
+
+    @property
+    def mask(self):
+        if self._origin is None:
+            return self._mask
+        return draw_mask(*self._origin, self._x.shape, self.keep_prob)
+
+    @property
+    def nbytes(self):
+        own = self._x_tilde.nbytes if self._x_tilde is not None and self._x_tilde is not self._x else 0
+        return own + (self._mask.nbytes if self._mask is not None else 0)
+
+    def __repr__(self):
+        return (f"cydrop.DenseCache(x={self._x.shape}, W={self._W.shape}, activation={self.activation!r}, "
+                f"keep_prob={self.keep_prob}, regenerate={self.regenerate}, nbytes={self.nbytes})")
+
+
+def _check_matrix(arr, name, ndim, dtype=None):
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(arr).__name__}")
+    if arr.dtype not in FLOAT_DTYPES or not arr.dtype.isnative:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
+    if dtype is not None and arr.dtype != dtype:
+        raise TypeError(f"{name} has dtype {arr.dtype} but x has dtype {dtype}: use one dtype for a layer")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (BLAS reads it in place): pass np.ascontiguousarray({name})")
+    if any(d > _BLAS_MAX for d in arr.shape):
+        raise ValueError(f"{name} dimensions must be < 2**31, got shape {arr.shape}")
+    return arr
+
+
+def dense_forward(x, W, b, keep_prob, *, activation="relu", seed=None, mask=None, regenerate=False):
+    """Dense layer with inverted dropout on its input, fused in one call.
+
+    Computes ``out = act((x * D / keep_prob) @ W + b)``: draws the mask,
+    scales and applies it in one pass, multiplies with BLAS, then adds the
+    bias and applies the activation in one pass over the result.
+
+    Parameters
+    ----------
+    x : ndarray (batch, n_in), float32 or float64, C-contiguous
+        Layer input, examples in rows.
+    W : ndarray (n_in, n_out), x's dtype, C-contiguous
+        Weights (scikit-learn's ``coefs_`` orientation).
+    b : ndarray (n_out,) of x's dtype, or None
+        Bias.
+    keep_prob : float in (0, 1]
+        Keep probability of the input units. ``1`` means no dropout: no
+        generator call and no mask work.
+    activation : {"relu", "tanh", "sigmoid", "linear"}, keyword-only
+    seed : int, cydrop.Generator or None, keyword-only
+        As in :func:`cydrop.dropout`.
+    mask : cydrop.Mask or ndarray of bool (batch, n_in), keyword-only
+        Apply this input mask instead of drawing one. Exclusive with ``seed``.
+    regenerate : bool, keyword-only
+        Keep only the generator position instead of the masked input and
+        mask; :func:`dense_backward` draws the mask again (saves
+        ``batch * n_in`` floats of memory per layer, costs one draw).
+
+    Returns
+    -------
+    out : ndarray (batch, n_out)
+    cache : DenseCache
+        For :func:`dense_backward`; ``cache.mask`` is the mask used.
+
+    Raises
+    ------
+    TypeError
+        Non-float arrays, dtype mixes, non-numeric keep_prob, bad seed/mask types.
+    ValueError
+        Shape mismatches, non-contiguous arrays, unknown activation,
+        keep_prob outside (0, 1], seed with mask, regenerate with mask.
+
+    Examples
+    --------
+    >>> import numpy as np, cydrop
+    >>> x = np.ones((4, 3), dtype=np.float32)
+    >>> W = np.ones((3, 2), dtype=np.float32)
+    >>> out, cache = cydrop.dense_forward(x, W, None, 1.0, activation="linear")
+    >>> out.tolist()
+    [[3.0, 3.0], [3.0, 3.0], [3.0, 3.0], [3.0, 3.0]]
+    >>> dx, dW, db = cydrop.dense_backward(np.ones_like(out), cache)
+    >>> dW.tolist()
+    [[4.0, 4.0], [4.0, 4.0], [4.0, 4.0]]
+    """
+    x = _check_matrix(x, "x", 2)
+    W = _check_matrix(W, "W", 2, x.dtype)
+    if W.shape[0] != x.shape[1]:
+        raise ValueError(f"W must have shape (n_in, n_out) with n_in = x.shape[1] = {x.shape[1]}, got {W.shape}")
+    if b is not None:
+        b = _check_matrix(b, "b", 1, x.dtype)
+        if b.shape[0] != W.shape[1]:
+            raise ValueError(f"b must have shape (n_out,) = ({W.shape[1]},), got {b.shape}")
+    keep_prob = check_keep_prob(keep_prob)
+    code = _activation_code(activation)
+    if not isinstance(regenerate, (bool, np.bool_)):
+        raise TypeError(f"regenerate must be a bool, got {type(regenerate).__name__}")
+    if mask is not None and seed is not None:
+        raise ValueError("give either seed or mask, not both")
+    if mask is not None and regenerate:
+        raise ValueError("regenerate=True needs a drawn mask (seed), not an explicit mask")
+    if mask is not None:
+        mask = as_mask(mask, x.shape, keep_prob)
+
+    out = np.empty((x.shape[0], W.shape[1]), dtype=x.dtype)
+    key = first_block = threshold = 0
+    x_tilde = words = None
+    if mask is None and keep_prob == 1.0:
+        mode, mask = _NO_MASK, Mask.all_kept(x.shape)
+    elif mask is not None and mask.words is None and keep_prob == 1.0:
+        mode = _NO_MASK
+    elif mask is not None:
+        mode, x_tilde, words = _APPLY, np.empty_like(x), packed_words(mask)
+    else:
+        key, first_block = as_generator(seed)._reserve(x.size)
+        threshold = threshold_of(keep_prob)
+        mode, x_tilde = _DRAW, np.empty_like(x)
+        words = np.empty(-(-x.size // 64), dtype=_WORD)
+    _dense.forward(x, W, b, x_tilde, words, mode, key, first_block, threshold,
+                   1.0 / keep_prob, code, out)
+
+    if mode == _NO_MASK:
+        x_tilde = x
+    if mode == _DRAW:
+        if regenerate:
+            return out, DenseCache(x, None, out, W, b is not None, activation, keep_prob, None,
+                                   (key, first_block))
+        mask = Mask(words, x.shape, keep_prob)
+    return out, DenseCache(x, x_tilde, out, W, b is not None, activation, keep_prob, mask, None)
+
+
+def dense_backward(grad_out, cache, *, need_dx=True):
+    """Gradients of :func:`dense_forward`, fused in one call.
+
+    With ``dz = grad_out * act'(z)``: ``dW = x_tilde.T @ dz``,
+    ``db = dz.sum(axis=0)`` and ``dx = (dz @ W.T) * D / keep_prob``, the
+    gradient with respect to the layer's un-dropped input. No 1/batch factor:
+    the caller's loss decides that.
+
+    Parameters
+    ----------
+    grad_out : ndarray (batch, n_out), the forward dtype, C-contiguous
+        Gradient of the loss with respect to the layer output.
+    cache : DenseCache
+        From the matching :func:`dense_forward`.
+    need_dx : bool, keyword-only
+        False skips the ``dx`` product (for the first layer).
+
+    Returns
+    -------
+    dx : ndarray (batch, n_in) or None
+    dW : ndarray (n_in, n_out)
+    db : ndarray (n_out,) or None when the layer has no bias
+
+    Raises
+    ------
+    TypeError
+        ``cache`` not a DenseCache, ``grad_out`` of another dtype.
+    ValueError
+        ``grad_out`` of the wrong shape or non-contiguous.
+    """
+    if not isinstance(cache, DenseCache):
+        raise TypeError(f"cache must be the DenseCache returned by dense_forward, got {type(cache).__name__}")
+    x, W = cache._x, cache._W
+    grad_out = _check_matrix(grad_out, "grad_out", 2, x.dtype)
+    expected = (x.shape[0], W.shape[1])
+    if grad_out.shape != expected:
+        raise ValueError(f"grad_out must have the forward output's shape {expected}, got {grad_out.shape}")
+    if not isinstance(need_dx, (bool, np.bool_)):
+        raise TypeError(f"need_dx must be a bool, got {type(need_dx).__name__}")
+
+    dW = np.empty_like(W)
+    db = np.empty(W.shape[1], dtype=x.dtype) if cache._has_bias else None
+    dx = np.empty_like(x) if need_dx else None
+    dz = np.empty_like(grad_out)
+    key = first_block = threshold = 0
+    redraw = cache.regenerate
+    if redraw:
+        key, first_block = cache._origin
+        threshold = threshold_of(cache.keep_prob)
+        x_tilde = np.empty_like(x)
+        words = np.empty(-(-x.size // 64), dtype=_WORD)
+    else:
+        x_tilde = cache._x_tilde
+        words = None if x_tilde is x else packed_words(cache._mask)
+    _dense.backward(grad_out, cache._out, x if redraw else None, x_tilde, W, words, redraw,
+                    key, first_block, threshold, 1.0 / cache.keep_prob,
+                    ACTIVATIONS[cache.activation], dz, dW, db, dx)
+    return dx, dW, db
+
+
+def _activation_code(activation):
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    return ACTIVATIONS[activation]

@@ -1,0 +1,184 @@
+"""Fused dense-layer kernels: dropout mask, 1/keep_prob scale, GEMM, bias and
+activation in one call forward, and their gradients in one call backward.
+
+Called only from ``cydrop.ops`` after validation: every 2-D view is
+C-contiguous with matching shapes, all arrays share one dtype, and
+``words`` holds ceil(x.size / 64) words. Row-major, examples in rows:
+x (batch, n_in), W (n_in, n_out), b (n_out,), out (batch, n_out).
+
+Threads: the element-wise passes here run on the calling thread and the GEMMs
+on BLAS's threads. The passes are O(batch * width) against the GEMMs'
+O(batch * width^2), and keeping OpenMP out of this module means the two
+thread pools never spin against each other on the same cores.
+"""
+from cython cimport floating
+from libc.math cimport exp, expf, tanh, tanhf
+from libc.stdint cimport uint64_t
+
+from blas cimport NO_TRANS, TRANS, gemm
+from dropout cimport apply_mask, draw_and_apply
+
+# Activation codes (cydrop.ops.ACTIVATIONS maps names to these).
+cdef enum:
+    LINEAR = 0
+    RELU = 1
+    TANH = 2
+    SIGMOID = 3
+
+# How the input mask is obtained (the mask mode argument).
+cdef enum:
+    NO_MASK = 0   # keep_prob == 1: x is used as is, no mask work
+    DRAW = 1      # draw words from (key, block0) and apply: x_tilde := x * D * scale
+    APPLY = 2     # apply the given words: x_tilde := x * D * scale
+
+
+cdef inline floating sigmoid(floating v) noexcept nogil:
+    """1 / (1 + e^-v), in a form that never overflows."""
+    cdef floating e
+    if floating is float:
+        e = expf(-v if v >= 0 else v)
+    else:
+        e = exp(-v if v >= 0 else v)
+    return 1 / (1 + e) if v >= 0 else e / (1 + e)
+
+
+cdef void bias_activation(floating *z, const floating *b, Py_ssize_t batch,
+                          Py_ssize_t n_out, int activation) noexcept nogil:
+    """z[i, j] := act(z[i, j] + b[j]) in place; b may be NULL (no bias)."""
+    cdef Py_ssize_t i, j
+    cdef floating v
+    cdef floating *row
+    for i in range(batch):
+        row = z + i * n_out
+        if b != NULL:
+            for j in range(n_out):
+                row[j] += b[j]
+        # one loop per activation so that each vectorizes on its own
+        if activation == RELU:
+            for j in range(n_out):
+                v = row[j]
+                row[j] = 0 if v < 0 else v   # NaN stays NaN
+        elif activation == TANH:
+            for j in range(n_out):
+                if floating is float:
+                    row[j] = tanhf(row[j])
+                else:
+                    row[j] = tanh(row[j])
+        elif activation == SIGMOID:
+            for j in range(n_out):
+                row[j] = sigmoid(row[j])
+
+
+cdef void activation_grad(const floating *grad_out, const floating *a, floating *dz,
+                          floating *db, Py_ssize_t batch, Py_ssize_t n_out,
+                          int activation) noexcept nogil:
+    """dz := grad_out * act'(z), with act' written in terms of the output a
+    (relu: [a > 0], tanh: 1 - a^2, sigmoid: a (1 - a)); db[j] := sum_i dz[i, j]
+    when db is not NULL. One pass over the rows."""
+    cdef Py_ssize_t i, j
+    cdef const floating *g
+    cdef const floating *ar
+    cdef floating *d
+    if db != NULL:
+        for j in range(n_out):
+            db[j] = 0
+    for i in range(batch):
+        g = grad_out + i * n_out
+        ar = a + i * n_out
+        d = dz + i * n_out
+        if activation == RELU:
+            for j in range(n_out):
+                d[j] = g[j] if ar[j] > 0 else 0
+        elif activation == TANH:
+            for j in range(n_out):
+                d[j] = g[j] * (1 - ar[j] * ar[j])
+        elif activation == SIGMOID:
+            for j in range(n_out):
+                d[j] = g[j] * (ar[j] * (1 - ar[j]))
+        else:
+            for j in range(n_out):
+                d[j] = g[j]
+        if db != NULL:
+            for j in range(n_out):
+                db[j] += d[j]
+
+
+cdef void mask_input(const floating *x, floating *x_tilde, uint64_t *words,
+                     Py_ssize_t n, int mask_mode, uint64_t key, uint64_t block0,
+                     uint64_t threshold, floating scale) noexcept nogil:
+    """x_tilde := x * D * scale, D drawn (DRAW) or given (APPLY)."""
+    if mask_mode == DRAW:
+        draw_and_apply(x, x_tilde, words, 0, n, key, block0, threshold, scale)
+    elif mask_mode == APPLY:
+        apply_mask(x, words, scale, n, x_tilde)
+
+
+def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[::1] b,
+            floating[:, ::1] x_tilde, uint64_t[::1] words, int mask_mode,
+            uint64_t key, uint64_t block0, uint64_t threshold, double scale,
+            int activation, floating[:, ::1] out):
+    """x_tilde := x * D * scale (x_tilde is None for NO_MASK: x is used as is);
+    out := act(x_tilde @ W + b)."""
+    cdef Py_ssize_t batch = x.shape[0], n_in = x.shape[1], n_out = W.shape[1]
+    cdef const floating *src = &x[0, 0] if batch * n_in else NULL
+    cdef floating *xt = NULL
+    cdef uint64_t *w = NULL
+    cdef const floating *bias = &b[0] if b is not None and n_out else NULL
+    cdef const floating *W_ptr = &W[0, 0] if n_in * n_out else NULL
+    cdef floating *out_ptr = &out[0, 0] if batch * n_out else NULL
+    if mask_mode != NO_MASK and src != NULL:
+        xt, w = &x_tilde[0, 0], &words[0]
+    with nogil:
+        if xt != NULL:
+            mask_input(src, xt, w, batch * n_in, mask_mode, key, block0, threshold,
+                       <floating>scale)
+            src = xt
+        if out_ptr != NULL:
+            gemm(NO_TRANS, NO_TRANS, batch, n_out, n_in, 1, src, max(n_in, 1),
+                 W_ptr, n_out, 0, out_ptr, n_out)
+            bias_activation(out_ptr, bias, batch, n_out, activation)
+
+
+def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
+             const floating[:, ::1] x, const floating[:, ::1] x_tilde,
+             const floating[:, ::1] W, const uint64_t[::1] words, bint redraw,
+             uint64_t key, uint64_t block0, uint64_t threshold, double scale,
+             int activation, floating[:, ::1] dz, floating[:, ::1] dW,
+             floating[::1] db, floating[:, ::1] dx):
+    """If redraw: words and x_tilde := x * D * scale are drawn again from
+    (key, block0), as in forward. Then dz := grad_out * act'(z);
+    dW := x_tilde^T dz; db := sum_rows dz (if db); dx := (dz W^T) * D * scale
+    (if dx; D and scale omitted when words is None).
+
+    x_tilde and words are read-only views of the cache, except when redraw:
+    then the caller passes fresh writable buffers for them."""
+    cdef Py_ssize_t batch = grad_out.shape[0], n_out = grad_out.shape[1]
+    cdef Py_ssize_t n_in = W.shape[0], j
+    cdef const floating *g_ptr = &grad_out[0, 0] if batch * n_out else NULL
+    cdef const floating *a_ptr = &a[0, 0] if batch * n_out else NULL
+    cdef floating *xt = <floating *>&x_tilde[0, 0] if batch * n_in else NULL
+    cdef const floating *W_ptr = &W[0, 0] if n_in * n_out else NULL
+    cdef uint64_t *w = <uint64_t *>&words[0] if words is not None and batch * n_in else NULL
+    cdef floating *dz_ptr = &dz[0, 0] if batch * n_out else NULL
+    cdef floating *dW_ptr = &dW[0, 0] if n_in * n_out else NULL
+    cdef floating *db_ptr = &db[0] if db is not None and n_out else NULL
+    cdef floating *dx_ptr = &dx[0, 0] if dx is not None and batch * n_in else NULL
+    with nogil:
+        if redraw and xt != NULL:
+            draw_and_apply(&x[0, 0], xt, w, 0, batch * n_in, key, block0, threshold,
+                           <floating>scale)
+        if dz_ptr != NULL:
+            activation_grad(g_ptr, a_ptr, dz_ptr, db_ptr, batch, n_out, activation)
+        elif db_ptr != NULL:
+            for j in range(n_out):
+                db_ptr[j] = 0
+        if dW_ptr != NULL:
+            # (n_in, n_out) := (batch, n_in)^T (batch, n_out)
+            gemm(TRANS, NO_TRANS, n_in, n_out, batch, 1, xt, n_in, dz_ptr, n_out,
+                 0, dW_ptr, n_out)
+        if dx_ptr != NULL:
+            # (batch, n_in) := (batch, n_out) (n_in, n_out)^T
+            gemm(NO_TRANS, TRANS, batch, n_in, n_out, 1, dz_ptr, max(n_out, 1),
+                 W_ptr, max(n_out, 1), 0, dx_ptr, n_in)
+            if w != NULL:
+                apply_mask(dx_ptr, w, <floating>scale, batch * n_in, dx_ptr)
