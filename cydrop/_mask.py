@@ -69,7 +69,7 @@ class Mask:
         """
         if not isinstance(arr, np.ndarray) or arr.dtype != np.bool_:
             got = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
-            raise TypeError(f"mask must be a Mask or a bool ndarray, got {got}")
+            raise TypeError(f"arr must be a bool ndarray (True = kept), got {got}")
         bytes_ = np.packbits(arr.reshape(-1), bitorder="little")
         padded = np.zeros(-(-arr.size // 64) * 8, dtype=np.uint8)
         padded[: bytes_.size] = bytes_
@@ -94,7 +94,8 @@ class Mask:
     @property
     def words(self):
         """The packed words (read-only uint64 array), or None for an all-kept mask."""
-        return self._words
+        # a view: numpy refuses to make it writable again, its base being read-only
+        return None if self._words is None else self._words.view()
 
     def to_bool(self):
         """The mask as a bool ndarray of :attr:`shape` (True = kept)."""
@@ -125,16 +126,18 @@ class Mask:
                 f"kept={self.count_kept()}/{self.size}, nbytes={self.nbytes})")
 
 
-def as_mask(mask, shape, keep_prob, name="mask"):
+def as_mask(mask, shape, keep_prob, name="mask", data_name="x"):
     """Check an explicit ``mask`` argument against the data it is applied to."""
     if isinstance(mask, np.ndarray):
+        if mask.dtype != np.bool_:
+            raise TypeError(f"{name} must be a cydrop.Mask or a bool ndarray, got dtype {mask.dtype}")
         if mask.shape != tuple(shape):
             raise ValueError(f"{name} must have shape {tuple(shape)}, got {mask.shape}")
         return Mask.from_bool(mask, keep_prob)
     if not isinstance(mask, Mask):
         raise TypeError(f"{name} must be a cydrop.Mask or a bool ndarray, got {type(mask).__name__}")
     if mask.shape != tuple(shape):
-        raise ValueError(f"{name} has shape {mask.shape}, data has shape {tuple(shape)}")
+        raise ValueError(f"{name} has shape {mask.shape}, {data_name} has shape {tuple(shape)}")
     if keep_prob is not None and mask.keep_prob != keep_prob:
         raise ValueError(f"{name} was made with keep_prob={mask.keep_prob}, but keep_prob={keep_prob} was given")
     return mask

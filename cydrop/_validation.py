@@ -34,7 +34,7 @@ def check_float_array(x, name):
         raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
     if not x.dtype.isnative:
         raise TypeError(f"{name} must be in native byte order, got {x.dtype.str}")
-    return np.ascontiguousarray(x)
+    return np.asarray(x, order="C")  # unlike ascontiguousarray, keeps 0-d arrays 0-d
 
 
 def check_out(out, like, name="out", inputs=()):

@@ -6,8 +6,10 @@ each into ``src/_dense.pyx``.
 import numpy as np
 
 from . import _dense
+from ._blas_threads import single_threaded_blas
 from ._generator import as_generator, draw_mask
 from ._mask import _WORD, Mask, as_mask, packed_words
+from ._threads import get_num_threads
 from ._validation import FLOAT_DTYPES, check_keep_prob, threshold_of
 
 __all__ = ["ACTIVATIONS", "DenseCache", "dense_backward", "dense_forward"]
@@ -170,8 +172,9 @@ def dense_forward(x, W, b, keep_prob, *, activation="relu", seed=None, mask=None
         threshold = threshold_of(keep_prob)
         mode, x_tilde = _DRAW, np.empty_like(x)
         words = np.empty(-(-x.size // 64), dtype=_WORD)
-    _dense.forward(x, W, b, x_tilde, words, mode, key, first_block, threshold,
-                   1.0 / keep_prob, code, out)
+    with single_threaded_blas:
+        _dense.forward(x, W, b, x_tilde, words, mode, key, first_block, threshold,
+                       1.0 / keep_prob, code, out, get_num_threads())
 
     if mode == _NO_MASK:
         x_tilde = x
@@ -237,9 +240,10 @@ def dense_backward(grad_out, cache, *, need_dx=True):
     else:
         x_tilde = cache._x_tilde
         words = None if x_tilde is x else packed_words(cache._mask)
-    _dense.backward(grad_out, cache._out, x if redraw else None, x_tilde, W, words, redraw,
-                    key, first_block, threshold, 1.0 / cache.keep_prob,
-                    ACTIVATIONS[cache.activation], dz, dW, db, dx)
+    with single_threaded_blas:
+        _dense.backward(grad_out, cache._out, x if redraw else None, x_tilde, W, words, redraw,
+                        key, first_block, threshold, 1.0 / cache.keep_prob,
+                        ACTIVATIONS[cache.activation], dz, dW, db, dx, get_num_threads())
     return dx, dW, db
 
 

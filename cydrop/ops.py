@@ -43,7 +43,7 @@ def dropout(x, keep_prob, *, seed=None, mask=None, out=None):
     -------
     y : ndarray of x's shape and dtype
         ``x * (D * s)`` with ``s = 1 / keep_prob`` rounded to x's dtype
-        (within one rounding of ``x * D / keep_prob``).
+        (within about one ulp of ``x * D / keep_prob``).
     mask : cydrop.Mask
         The mask ``D`` used.
 
@@ -77,11 +77,11 @@ def dropout(x, keep_prob, *, seed=None, mask=None, out=None):
     out = check_out(out, x, inputs=(x,))
     if mask is not None:
         return _apply(x, mask, out), mask
+    gen = as_generator(seed)  # validates seed even when it is not used
     if keep_prob == 1.0:
         if out is not x:
             np.copyto(out, x)
         return out, Mask.all_kept(x.shape)
-    gen = as_generator(seed)
     key, first_block = gen._reserve(x.size)
     words = np.empty(-(-x.size // 64), dtype=_WORD)
     if x.size:
@@ -116,7 +116,7 @@ def dropout_backward(dy, mask, *, out=None):
     if isinstance(mask, np.ndarray):
         raise TypeError("mask must be the cydrop.Mask from dropout (it carries keep_prob); "
                         "wrap a bool array with cydrop.Mask.from_bool(arr, keep_prob)")
-    mask = as_mask(mask, dy.shape, None)
+    mask = as_mask(mask, dy.shape, None, data_name="dy")
     out = check_out(out, dy, inputs=(dy,))
     return _apply(dy, mask, out)
 

@@ -6,16 +6,17 @@ C-contiguous with matching shapes, all arrays share one dtype, and
 ``words`` holds ceil(x.size / 64) words. Row-major, examples in rows:
 x (batch, n_in), W (n_in, n_out), b (n_out,), out (batch, n_out).
 
-Threads: the element-wise passes here run on the calling thread and the GEMMs
-on BLAS's threads. The passes are O(batch * width) against the GEMMs'
-O(batch * width^2), and keeping OpenMP out of this module means the two
-thread pools never spin against each other on the same cores.
+Threads: the GEMMs run as fixed blocks on n_threads OpenMP threads, BLAS kept
+to one thread meanwhile by the caller (see blas.pxd: gemm_blocked), so one
+thread pool does all the work and results do not depend on the thread count.
+The element-wise passes, O(batch * width) against the GEMMs'
+O(batch * width^2), run on the calling thread.
 """
 from cython cimport floating
 from libc.math cimport exp, expf, tanh, tanhf
 from libc.stdint cimport uint64_t
 
-from blas cimport NO_TRANS, TRANS, gemm
+from blas cimport NO_TRANS, TRANS, gemm_blocked
 from dropout cimport apply_mask, draw_and_apply
 
 # Activation codes (cydrop.ops.ACTIVATIONS maps names to these).
@@ -76,6 +77,7 @@ cdef void activation_grad(const floating *grad_out, const floating *a, floating 
     (relu: [a > 0], tanh: 1 - a^2, sigmoid: a (1 - a)); db[j] := sum_i dz[i, j]
     when db is not NULL. One pass over the rows."""
     cdef Py_ssize_t i, j
+    cdef floating v
     cdef const floating *g
     cdef const floating *ar
     cdef floating *d
@@ -88,7 +90,11 @@ cdef void activation_grad(const floating *grad_out, const floating *a, floating 
         d = dz + i * n_out
         if activation == RELU:
             for j in range(n_out):
-                d[j] = g[j] if ar[j] > 0 else 0
+                # load before selecting: a load inside the branch keeps GCC
+                # from turning it into a vector blend (random branches cost
+                # 4x the whole pass)
+                v = g[j]
+                d[j] = v if ar[j] > 0 else 0
         elif activation == TANH:
             for j in range(n_out):
                 d[j] = g[j] * (1 - ar[j] * ar[j])
@@ -114,11 +120,14 @@ cdef void mask_input(const floating *x, floating *x_tilde, uint64_t *words,
 
 
 def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[::1] b,
-            floating[:, ::1] x_tilde, uint64_t[::1] words, int mask_mode,
+            floating[:, ::1] x_tilde, const uint64_t[::1] words, int mask_mode,
             uint64_t key, uint64_t block0, uint64_t threshold, double scale,
-            int activation, floating[:, ::1] out):
+            int activation, floating[:, ::1] out, int n_threads):
     """x_tilde := x * D * scale (x_tilde is None for NO_MASK: x is used as is);
-    out := act(x_tilde @ W + b)."""
+    out := act(x_tilde @ W + b).
+
+    words are read for APPLY (a Mask's read-only words) and written for DRAW
+    (then the caller passes a fresh writable buffer)."""
     cdef Py_ssize_t batch = x.shape[0], n_in = x.shape[1], n_out = W.shape[1]
     cdef const floating *src = &x[0, 0] if batch * n_in else NULL
     cdef floating *xt = NULL
@@ -127,15 +136,15 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[:
     cdef const floating *W_ptr = &W[0, 0] if n_in * n_out else NULL
     cdef floating *out_ptr = &out[0, 0] if batch * n_out else NULL
     if mask_mode != NO_MASK and src != NULL:
-        xt, w = &x_tilde[0, 0], &words[0]
+        xt, w = &x_tilde[0, 0], <uint64_t *>&words[0]
     with nogil:
         if xt != NULL:
             mask_input(src, xt, w, batch * n_in, mask_mode, key, block0, threshold,
                        <floating>scale)
             src = xt
         if out_ptr != NULL:
-            gemm(NO_TRANS, NO_TRANS, batch, n_out, n_in, 1, src, max(n_in, 1),
-                 W_ptr, n_out, 0, out_ptr, n_out)
+            gemm_blocked(NO_TRANS, NO_TRANS, batch, n_out, n_in, 1, src, max(n_in, 1),
+                         W_ptr, n_out, 0, out_ptr, n_out, n_threads)
             bias_activation(out_ptr, bias, batch, n_out, activation)
 
 
@@ -144,7 +153,7 @@ def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
              const floating[:, ::1] W, const uint64_t[::1] words, bint redraw,
              uint64_t key, uint64_t block0, uint64_t threshold, double scale,
              int activation, floating[:, ::1] dz, floating[:, ::1] dW,
-             floating[::1] db, floating[:, ::1] dx):
+             floating[::1] db, floating[:, ::1] dx, int n_threads):
     """If redraw: words and x_tilde := x * D * scale are drawn again from
     (key, block0), as in forward. Then dz := grad_out * act'(z);
     dW := x_tilde^T dz; db := sum_rows dz (if db); dx := (dz W^T) * D * scale
@@ -174,11 +183,11 @@ def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
                 db_ptr[j] = 0
         if dW_ptr != NULL:
             # (n_in, n_out) := (batch, n_in)^T (batch, n_out)
-            gemm(TRANS, NO_TRANS, n_in, n_out, batch, 1, xt, n_in, dz_ptr, n_out,
-                 0, dW_ptr, n_out)
+            gemm_blocked(TRANS, NO_TRANS, n_in, n_out, batch, 1, xt, n_in, dz_ptr, n_out,
+                         0, dW_ptr, n_out, n_threads)
         if dx_ptr != NULL:
             # (batch, n_in) := (batch, n_out) (n_in, n_out)^T
-            gemm(NO_TRANS, TRANS, batch, n_in, n_out, 1, dz_ptr, max(n_out, 1),
-                 W_ptr, max(n_out, 1), 0, dx_ptr, n_in)
+            gemm_blocked(NO_TRANS, TRANS, batch, n_in, n_out, 1, dz_ptr, max(n_out, 1),
+                         W_ptr, max(n_out, 1), 0, dx_ptr, n_in, n_threads)
             if w != NULL:
                 apply_mask(dx_ptr, w, <floating>scale, batch * n_in, dx_ptr)

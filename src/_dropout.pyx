@@ -40,8 +40,10 @@ def forward(const floating[::1] x, floating[::1] y, uint64_t[::1] words,
             draw_and_apply(&x[0], &y[0], &words[0], 0, n, key, block0, threshold, s)
         else:
             # the bits of a block depend only on its position, so how the
-            # chunks are split over threads cannot change the result
-            for c in prange(n_chunks, schedule="static", num_threads=n_threads):
+            # chunks are split over threads cannot change the result. Dynamic
+            # scheduling: a thread the OS preempts holds up at most one grab
+            # of 16 chunks (64k elements) instead of half the array.
+            for c in prange(n_chunks, schedule="dynamic", chunksize=16, num_threads=n_threads):
                 draw_and_apply(&x[0], &y[0], &words[0], c * chunk,
                                min(chunk, n - c * chunk), key, block0, threshold, s)
 
@@ -58,7 +60,7 @@ def apply(const floating[::1] x, const uint64_t[::1] words, double scale,
         if n_threads <= 1 or n_chunks == 1:
             apply_mask(&x[0], &words[0], s, n, &y[0])
         else:
-            for c in prange(n_chunks, schedule="static", num_threads=n_threads):
+            for c in prange(n_chunks, schedule="dynamic", chunksize=16, num_threads=n_threads):
                 start = c * chunk
                 apply_mask(&x[start], &words[start // BLOCK], s,
                            min(chunk, n - start), &y[start])

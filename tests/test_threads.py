@@ -1,0 +1,70 @@
+"""cydrop.set_num_threads / get_num_threads and their interplay with OpenMP
+limits (OMP_NUM_THREADS, threadpoolctl)."""
+import numpy as np
+import pytest
+
+import cydrop
+
+openmp = pytest.mark.skipif(not cydrop._openmp.openmp_enabled(), reason="built without OpenMP")
+
+
+@openmp
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 16, np.int64(2)])
+def test_set_and_get(reset_threads, n_threads):
+    cydrop.set_num_threads(n_threads)
+    assert cydrop.get_num_threads() == n_threads
+    assert type(cydrop.get_num_threads()) is int
+
+
+@openmp
+def test_none_resets_to_openmp_default(reset_threads):
+    default = cydrop.get_num_threads()
+    assert default >= 1
+    cydrop.set_num_threads(default + 3)
+    assert cydrop.get_num_threads() == default + 3
+    cydrop.set_num_threads(None)
+    assert cydrop.get_num_threads() == default
+
+
+@pytest.mark.parametrize(
+    "n_threads, error",
+    [(0, ValueError), (-1, ValueError), (1.5, TypeError), (2.0, TypeError), ("2", TypeError), (True, TypeError)],
+)
+def test_bad_thread_counts_refused(reset_threads, n_threads, error):
+    cydrop.set_num_threads(3)
+    with pytest.raises(error, match="n_threads"):
+        cydrop.set_num_threads(n_threads)
+    if cydrop._openmp.openmp_enabled():
+        assert cydrop.get_num_threads() == 3  # a refused value changes nothing
+
+
+@openmp
+def test_threadpoolctl_limit_applies_when_not_set(reset_threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    # Start from a known limit of 2 so that lowering to 1 is observable on
+    # any machine (even one core).
+    with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+        assert cydrop.get_num_threads() == 2
+        with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+            assert cydrop.get_num_threads() == 1
+            # an explicit setting wins over the OpenMP limit
+            cydrop.set_num_threads(2)
+            assert cydrop.get_num_threads() == 2
+            cydrop.set_num_threads(None)
+            assert cydrop.get_num_threads() == 1
+        assert cydrop.get_num_threads() == 2
+
+
+@openmp
+def test_results_do_not_depend_on_threadpoolctl_limit(reset_threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    x = np.linspace(-1, 1, 1 << 19, dtype=np.float32)  # 512k: 2+ threads get >= 64k each
+    results = []
+    for limit in (1, 2):
+        with threadpoolctl.threadpool_limits(limit, user_api="openmp"):
+            assert cydrop.get_num_threads() == limit
+            y, mask = cydrop.dropout(x, 0.7, seed=5)
+            results.append((y, mask))
+    assert results[0][1] == results[1][1]
+    np.testing.assert_array_equal(results[0][0].view(np.uint32), results[1][0].view(np.uint32))
+
