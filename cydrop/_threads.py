@@ -26,9 +26,3 @@ def get_num_threads():
     if not _openmp.openmp_enabled():
         return 1
     return _n_threads if _n_threads is not None else _openmp.omp_max_threads()
-
-
-def threads_for(n_elements, min_per_thread=1 << 16):
-    """Threads worth starting for n_elements of element-wise work: below
-    about 64k elements per thread, waking threads costs more than it saves."""
-    return max(1, min(get_num_threads(), n_elements // min_per_thread))

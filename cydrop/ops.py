@@ -8,7 +8,7 @@ import numpy as np
 from . import _dropout
 from ._generator import as_generator
 from ._mask import _WORD, Mask, as_mask
-from ._threads import threads_for
+from ._threads import get_num_threads
 from ._validation import check_float_array, check_keep_prob, check_out, threshold_of
 
 __all__ = ["dropout", "dropout_backward"]
@@ -86,7 +86,7 @@ def dropout(x, keep_prob, *, seed=None, mask=None, out=None):
     words = np.empty(-(-x.size // 64), dtype=_WORD)
     if x.size:
         _dropout.forward(x.reshape(-1), out.reshape(-1), words, key, first_block,
-                         threshold_of(keep_prob), 1.0 / keep_prob, threads_for(x.size))
+                         threshold_of(keep_prob), 1.0 / keep_prob, get_num_threads())
     return out, Mask(words, x.shape, keep_prob)
 
 
@@ -128,5 +128,5 @@ def _apply(x, mask, out):
         np.multiply(x, x.dtype.type(1.0 / mask.keep_prob), out=out)
     elif x.size:
         _dropout.apply(x.reshape(-1), mask.words, 1.0 / mask.keep_prob, out.reshape(-1),
-                       threads_for(x.size))
+                       get_num_threads())
     return out

@@ -9,15 +9,17 @@ x (batch, n_in), W (n_in, n_out), b (n_out,), out (batch, n_out).
 Threads: the GEMMs run as fixed blocks on n_threads OpenMP threads, BLAS kept
 to one thread meanwhile by the caller (see blas.pxd: gemm_blocked), so one
 thread pool does all the work and results do not depend on the thread count.
-The element-wise passes, O(batch * width) against the GEMMs'
-O(batch * width^2), run on the calling thread.
+The element-wise passes run on the same threads, cut so that each output
+element is computed by one thread in a fixed order.
 """
 from cython cimport floating
 from libc.math cimport exp, expf, tanh, tanhf
 from libc.stdint cimport uint64_t
 
 from blas cimport NO_TRANS, TRANS, gemm_blocked
-from dropout cimport apply_mask, draw_and_apply
+from cython.parallel cimport prange
+
+from dropout cimport apply_mask_parallel, draw_and_apply_parallel
 
 # Activation codes (cydrop.ops.ACTIVATIONS maps names to these).
 cdef enum:
@@ -25,6 +27,10 @@ cdef enum:
     RELU = 1
     TANH = 2
     SIGMOID = 3
+
+# Width of the column blocks of the parallel element-wise passes.
+cdef enum:
+    COLUMN_BLOCK = 256
 
 # How the input mask is obtained (the mask mode argument).
 cdef enum:
@@ -43,80 +49,114 @@ cdef inline floating sigmoid(floating v) noexcept nogil:
     return 1 / (1 + e) if v >= 0 else e / (1 + e)
 
 
-cdef void bias_activation(floating *z, const floating *b, Py_ssize_t batch,
-                          Py_ssize_t n_out, int activation) noexcept nogil:
-    """z[i, j] := act(z[i, j] + b[j]) in place; b may be NULL (no bias)."""
+cdef void bias_activation_block(floating *z, const floating *b, Py_ssize_t batch,
+                                Py_ssize_t width, Py_ssize_t ldz, int activation) noexcept nogil:
+    """z[i, j] := act(z[i, j] + b[j]) in place for j < width, rows ldz apart;
+    b may be NULL (no bias)."""
     cdef Py_ssize_t i, j
     cdef floating v
     cdef floating *row
     for i in range(batch):
-        row = z + i * n_out
+        row = z + i * ldz
         if b != NULL:
-            for j in range(n_out):
+            for j in range(width):
                 row[j] += b[j]
         # one loop per activation so that each vectorizes on its own
         if activation == RELU:
-            for j in range(n_out):
+            for j in range(width):
                 v = row[j]
                 row[j] = 0 if v < 0 else v   # NaN stays NaN
         elif activation == TANH:
-            for j in range(n_out):
+            for j in range(width):
                 if floating is float:
                     row[j] = tanhf(row[j])
                 else:
                     row[j] = tanh(row[j])
         elif activation == SIGMOID:
-            for j in range(n_out):
+            for j in range(width):
                 row[j] = sigmoid(row[j])
 
 
-cdef void activation_grad(const floating *grad_out, const floating *a, floating *dz,
-                          floating *db, Py_ssize_t batch, Py_ssize_t n_out,
-                          int activation) noexcept nogil:
-    """dz := grad_out * act'(z), with act' written in terms of the output a
-    (relu: [a > 0], tanh: 1 - a^2, sigmoid: a (1 - a)); db[j] := sum_i dz[i, j]
-    when db is not NULL. One pass over the rows."""
+cdef void activation_grad_block(const floating *grad_out, const floating *a, floating *dz,
+                                floating *db, Py_ssize_t batch, Py_ssize_t width,
+                                Py_ssize_t ld, int activation) noexcept nogil:
+    """dz := grad_out * act'(z) for j < width, rows ld apart, with act' written
+    in terms of the output a (relu: [a > 0], tanh: 1 - a^2, sigmoid: a (1 - a));
+    db[j] := sum_i dz[i, j] (in row order) when db is not NULL."""
     cdef Py_ssize_t i, j
     cdef floating v
     cdef const floating *g
     cdef const floating *ar
     cdef floating *d
     if db != NULL:
-        for j in range(n_out):
+        for j in range(width):
             db[j] = 0
     for i in range(batch):
-        g = grad_out + i * n_out
-        ar = a + i * n_out
-        d = dz + i * n_out
+        g = grad_out + i * ld
+        ar = a + i * ld
+        d = dz + i * ld
         if activation == RELU:
-            for j in range(n_out):
+            for j in range(width):
                 # load before selecting: a load inside the branch keeps GCC
                 # from turning it into a vector blend (random branches cost
                 # 4x the whole pass)
                 v = g[j]
                 d[j] = v if ar[j] > 0 else 0
         elif activation == TANH:
-            for j in range(n_out):
+            for j in range(width):
                 d[j] = g[j] * (1 - ar[j] * ar[j])
         elif activation == SIGMOID:
-            for j in range(n_out):
+            for j in range(width):
                 d[j] = g[j] * (ar[j] * (1 - ar[j]))
         else:
-            for j in range(n_out):
+            for j in range(width):
                 d[j] = g[j]
         if db != NULL:
-            for j in range(n_out):
+            for j in range(width):
                 db[j] += d[j]
+
+
+cdef inline int column_threads(Py_ssize_t batch, Py_ssize_t n_out, int n_threads) noexcept nogil:
+    """Threads for a pass over (batch, n_out) cut in COLUMN_BLOCK-wide blocks."""
+    if batch * n_out <= 65536:
+        return 1
+    return max(1, min(n_threads, (n_out + COLUMN_BLOCK - 1) // COLUMN_BLOCK))
+
+
+cdef void bias_activation(floating *z, const floating *b, Py_ssize_t batch,
+                          Py_ssize_t n_out, int activation, int n_threads) noexcept nogil:
+    """z := act(z + b) in place, z (batch, n_out); b may be NULL."""
+    cdef Py_ssize_t c, j0
+    cdef Py_ssize_t n_blocks = (n_out + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    # column blocks, so that each thread reads and writes whole cache lines
+    for c in prange(n_blocks, schedule="dynamic", num_threads=column_threads(batch, n_out, n_threads)):
+        j0 = c * COLUMN_BLOCK
+        bias_activation_block(z + j0, b + j0 if b != NULL else NULL, batch,
+                              min(COLUMN_BLOCK, n_out - j0), n_out, activation)
+
+
+cdef void activation_grad(const floating *grad_out, const floating *a, floating *dz,
+                          floating *db, Py_ssize_t batch, Py_ssize_t n_out,
+                          int activation, int n_threads) noexcept nogil:
+    """dz := grad_out * act'(z); db := sum over rows of dz (if db), all (batch, n_out).
+    Column blocks: each db[j] is summed by one thread in row order, so the
+    result does not depend on the thread count."""
+    cdef Py_ssize_t c, j0
+    cdef Py_ssize_t n_blocks = (n_out + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    for c in prange(n_blocks, schedule="dynamic", num_threads=column_threads(batch, n_out, n_threads)):
+        j0 = c * COLUMN_BLOCK
+        activation_grad_block(grad_out + j0, a + j0, dz + j0, db + j0 if db != NULL else NULL,
+                              batch, min(COLUMN_BLOCK, n_out - j0), n_out, activation)
 
 
 cdef void mask_input(const floating *x, floating *x_tilde, uint64_t *words,
                      Py_ssize_t n, int mask_mode, uint64_t key, uint64_t block0,
-                     uint64_t threshold, floating scale) noexcept nogil:
+                     uint64_t threshold, floating scale, int n_threads) noexcept nogil:
     """x_tilde := x * D * scale, D drawn (DRAW) or given (APPLY)."""
     if mask_mode == DRAW:
-        draw_and_apply(x, x_tilde, words, 0, n, key, block0, threshold, scale)
+        draw_and_apply_parallel(x, x_tilde, words, n, key, block0, threshold, scale, n_threads)
     elif mask_mode == APPLY:
-        apply_mask(x, words, scale, n, x_tilde)
+        apply_mask_parallel(x, words, scale, n, x_tilde, n_threads)
 
 
 def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[::1] b,
@@ -140,12 +180,12 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[:
     with nogil:
         if xt != NULL:
             mask_input(src, xt, w, batch * n_in, mask_mode, key, block0, threshold,
-                       <floating>scale)
+                       <floating>scale, n_threads)
             src = xt
         if out_ptr != NULL:
             gemm_blocked(NO_TRANS, NO_TRANS, batch, n_out, n_in, 1, src, max(n_in, 1),
                          W_ptr, n_out, 0, out_ptr, n_out, n_threads)
-            bias_activation(out_ptr, bias, batch, n_out, activation)
+            bias_activation(out_ptr, bias, batch, n_out, activation, n_threads)
 
 
 def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
@@ -174,10 +214,10 @@ def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
     cdef floating *dx_ptr = &dx[0, 0] if dx is not None and batch * n_in else NULL
     with nogil:
         if redraw and xt != NULL:
-            draw_and_apply(&x[0, 0], xt, w, 0, batch * n_in, key, block0, threshold,
-                           <floating>scale)
+            draw_and_apply_parallel(&x[0, 0], xt, w, batch * n_in, key, block0, threshold,
+                                    <floating>scale, n_threads)
         if dz_ptr != NULL:
-            activation_grad(g_ptr, a_ptr, dz_ptr, db_ptr, batch, n_out, activation)
+            activation_grad(g_ptr, a_ptr, dz_ptr, db_ptr, batch, n_out, activation, n_threads)
         elif db_ptr != NULL:
             for j in range(n_out):
                 db_ptr[j] = 0
@@ -190,4 +230,4 @@ def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
             gemm_blocked(NO_TRANS, TRANS, batch, n_in, n_out, 1, dz_ptr, max(n_out, 1),
                          W_ptr, max(n_out, 1), 0, dx_ptr, n_in, n_threads)
             if w != NULL:
-                apply_mask(dx_ptr, w, <floating>scale, batch * n_in, dx_ptr)
+                apply_mask_parallel(dx_ptr, w, <floating>scale, batch * n_in, dx_ptr, n_threads)

@@ -5,10 +5,9 @@ C-contiguous views of the caller's arrays, ``x`` and ``y`` of one dtype and
 length ``n > 0``, ``words`` of length ``ceil(n / 64)``.
 """
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.stdint cimport uint64_t
 
-from dropout cimport BLOCK, CHUNK_BLOCKS, apply_mask, draw_and_apply
+from dropout cimport apply_mask_parallel, draw_and_apply_parallel
 from rng cimport cyd_key_from_seed, cyd_bernoulli_words
 
 
@@ -30,37 +29,13 @@ def forward(const floating[::1] x, floating[::1] y, uint64_t[::1] words,
             int n_threads):
     """words := Bernoulli(threshold / 2^32) bits of blocks block0 ...;
     y := x * D * scale."""
-    cdef Py_ssize_t n = x.shape[0]
-    cdef Py_ssize_t chunk = BLOCK * CHUNK_BLOCKS
-    cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
-    cdef Py_ssize_t c
-    cdef floating s = <floating>scale
     with nogil:
-        if n_threads <= 1 or n_chunks == 1:
-            draw_and_apply(&x[0], &y[0], &words[0], 0, n, key, block0, threshold, s)
-        else:
-            # the bits of a block depend only on its position, so how the
-            # chunks are split over threads cannot change the result. Dynamic
-            # scheduling: a thread the OS preempts holds up at most one grab
-            # of 16 chunks (64k elements) instead of half the array.
-            for c in prange(n_chunks, schedule="dynamic", chunksize=16, num_threads=n_threads):
-                draw_and_apply(&x[0], &y[0], &words[0], c * chunk,
-                               min(chunk, n - c * chunk), key, block0, threshold, s)
+        draw_and_apply_parallel(&x[0], &y[0], &words[0], x.shape[0], key, block0,
+                                threshold, <floating>scale, n_threads)
 
 
 def apply(const floating[::1] x, const uint64_t[::1] words, double scale,
           floating[::1] y, int n_threads):
     """y := x * D * scale, D the packed mask ``words``."""
-    cdef Py_ssize_t n = x.shape[0]
-    cdef Py_ssize_t chunk = BLOCK * CHUNK_BLOCKS
-    cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
-    cdef Py_ssize_t c, start
-    cdef floating s = <floating>scale
     with nogil:
-        if n_threads <= 1 or n_chunks == 1:
-            apply_mask(&x[0], &words[0], s, n, &y[0])
-        else:
-            for c in prange(n_chunks, schedule="dynamic", chunksize=16, num_threads=n_threads):
-                start = c * chunk
-                apply_mask(&x[start], &words[start // BLOCK], s,
-                           min(chunk, n - start), &y[start])
+        apply_mask_parallel(&x[0], &words[0], <floating>scale, x.shape[0], &y[0], n_threads)

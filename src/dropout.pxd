@@ -4,6 +4,7 @@
 #
 # Mask layout (see rng.h): element e is bit (e % 64) of words[e // 64].
 from cython cimport floating
+from cython.parallel cimport prange
 from libc.stdint cimport uint32_t, uint64_t
 
 from rng cimport CYD_LANE_BIT, cyd_bernoulli_words
@@ -13,6 +14,9 @@ from rng cimport CYD_LANE_BIT, cyd_bernoulli_words
 cdef enum:
     BLOCK = 64
     CHUNK_BLOCKS = 64
+    # Chunks a thread takes at a time (64k elements). Arrays of at most one
+    # grab run on the calling thread: waking threads would cost more.
+    PARALLEL_GRAB = 16
 
 
 cdef inline void apply_mask(const floating *x, const uint64_t *words, floating scale,
@@ -49,3 +53,38 @@ cdef inline void draw_and_apply(const floating *x, floating *y, uint64_t *words,
         # mask has one canonical form (count_kept, equality, to_bool)
         words[b + n_blocks - 1] &= ((<uint64_t>1) << (n_elements % BLOCK)) - 1
     apply_mask(x + start, words + b, scale, n_elements, y + start)
+
+
+cdef inline void draw_and_apply_parallel(const floating *x, floating *y, uint64_t *words,
+                                         Py_ssize_t n, uint64_t key, uint64_t block0,
+                                         uint64_t threshold, floating scale,
+                                         int n_threads) noexcept nogil:
+    """words := Bernoulli bits of blocks block0 ...; y := x * D * scale, for
+    all n elements, in chunks over n_threads."""
+    cdef Py_ssize_t chunk = BLOCK * CHUNK_BLOCKS
+    cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
+    cdef Py_ssize_t c
+    if n_threads <= 1 or n_chunks <= PARALLEL_GRAB:
+        draw_and_apply(x, y, words, 0, n, key, block0, threshold, scale)
+        return
+    # The bits of a block depend only on its position, so how the chunks are
+    # split over threads cannot change the result. Dynamic scheduling: a
+    # thread the OS preempts holds up at most one grab of 16 chunks (64k
+    # elements) instead of half the array.
+    for c in prange(n_chunks, schedule="dynamic", chunksize=PARALLEL_GRAB, num_threads=n_threads):
+        draw_and_apply(x, y, words, c * chunk, min(chunk, n - c * chunk),
+                       key, block0, threshold, scale)
+
+
+cdef inline void apply_mask_parallel(const floating *x, const uint64_t *words, floating scale,
+                                     Py_ssize_t n, floating *y, int n_threads) noexcept nogil:
+    """y := x * D * scale for all n elements, in chunks over n_threads."""
+    cdef Py_ssize_t chunk = BLOCK * CHUNK_BLOCKS
+    cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
+    cdef Py_ssize_t c, start
+    if n_threads <= 1 or n_chunks <= PARALLEL_GRAB:
+        apply_mask(x, words, scale, n, y)
+        return
+    for c in prange(n_chunks, schedule="dynamic", chunksize=PARALLEL_GRAB, num_threads=n_threads):
+        start = c * chunk
+        apply_mask(x + start, words + start // BLOCK, scale, min(chunk, n - start), y + start)
