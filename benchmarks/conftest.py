@@ -1,4 +1,4 @@
-"""Shared inputs and run metadata for the dropout benchmarks.
+"""Shared inputs and run metadata for the dropout and dense-layer benchmarks.
 
 Inputs are built once per session from a fixed seed, so every case of a group
 times the same array and the body of each benchmark holds only the work being
@@ -32,6 +32,28 @@ def make_input():
             arr[arr == 0] = 1
             arr.flags.writeable = False  # a benchmark that writes its input is a bug
             cache[key] = arr
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def make_weights(make_input):
+    """``make_weights(n_in, n_out, dtype)``: cached read-only ``(W, b)`` of a dense layer.
+
+    ``W`` (n_in, n_out) is standard normal scaled by ``sqrt(2 / n_in)`` (He
+    initialisation) so activations keep a realistic magnitude at every width;
+    ``b`` (n_out,) is standard normal scaled by 0.1.
+    """
+    cache = {}
+
+    def make(n_in, n_out, dtype):
+        key = (n_in, n_out, np.dtype(dtype).str)
+        if key not in cache:
+            W = make_input((n_in, n_out), dtype, "W") * (2.0 / n_in) ** 0.5  # a Python float keeps the dtype
+            b = make_input((n_out,), dtype, "b") * 0.1
+            W.flags.writeable = b.flags.writeable = False
+            cache[key] = (W, b)
         return cache[key]
 
     return make

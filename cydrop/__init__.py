@@ -15,7 +15,7 @@ set_num_threads, get_num_threads
 """
 from ._generator import Generator
 from ._mask import Mask
-from ._threads import get_num_threads, set_num_threads
+from ._threads import get_deterministic, get_num_threads, set_deterministic, set_num_threads
 from .dense import DenseCache, dense_backward, dense_forward
 from .ops import dropout, dropout_backward
 
@@ -29,6 +29,8 @@ __all__ = [
     "dense_backward",
     "dense_forward",
     "dropout_backward",
+    "get_deterministic",
     "get_num_threads",
+    "set_deterministic",
     "set_num_threads",
 ]

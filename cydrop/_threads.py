@@ -26,3 +26,32 @@ def get_num_threads():
     if not _openmp.openmp_enabled():
         return 1
     return _n_threads if _n_threads is not None else _openmp.omp_max_threads()
+
+
+_deterministic = False
+
+
+def set_deterministic(flag):
+    """Make the dense layer's results bit-identical for any thread count.
+
+    Parameters
+    ----------
+    flag : bool
+        ``False`` (default): GEMMs go through NumPy's BLAS (``numpy.matmul``)
+        and its threads, the pool a NumPy training loop already uses, so the
+        two never compete for the cores; BLAS may sum in another order with
+        another thread count (round-off differences, as in NumPy and PyTorch).
+        ``True``: GEMMs are cut into blocks whose geometry depends only on
+        the shapes, run on cydrop's OpenMP threads, each a single-threaded
+        call into SciPy's BLAS; results are then identical for any thread
+        count. Masks are identical across thread counts in both modes.
+    """
+    global _deterministic
+    if not isinstance(flag, bool):
+        raise TypeError(f"flag must be a bool, got {type(flag).__name__}")
+    _deterministic = flag
+
+
+def get_deterministic():
+    """Whether the dense layer runs in deterministic mode (see set_deterministic)."""
+    return _deterministic

@@ -9,7 +9,7 @@ from . import _dense
 from ._blas_threads import single_threaded_blas
 from ._generator import as_generator, draw_mask
 from ._mask import _WORD, Mask, as_mask, packed_words
-from ._threads import get_num_threads
+from ._threads import get_deterministic, get_num_threads
 from ._validation import FLOAT_DTYPES, check_keep_prob, threshold_of
 
 __all__ = ["ACTIVATIONS", "DenseCache", "dense_backward", "dense_forward"]
@@ -172,9 +172,8 @@ def dense_forward(x, W, b, keep_prob, *, activation="relu", seed=None, mask=None
         threshold = threshold_of(keep_prob)
         mode, x_tilde = _DRAW, np.empty_like(x)
         words = np.empty(-(-x.size // 64), dtype=_WORD)
-    with single_threaded_blas:
-        _dense.forward(x, W, b, x_tilde, words, mode, key, first_block, threshold,
-                       1.0 / keep_prob, code, out, get_num_threads())
+    _run(_dense.forward, x, W, b, x_tilde, words, mode, key, first_block, threshold,
+         1.0 / keep_prob, code, out)
 
     if mode == _NO_MASK:
         x_tilde = x
@@ -240,11 +239,22 @@ def dense_backward(grad_out, cache, *, need_dx=True):
     else:
         x_tilde = cache._x_tilde
         words = None if x_tilde is x else packed_words(cache._mask)
-    with single_threaded_blas:
-        _dense.backward(grad_out, cache._out, x if redraw else None, x_tilde, W, words, redraw,
-                        key, first_block, threshold, 1.0 / cache.keep_prob,
-                        ACTIVATIONS[cache.activation], dz, dW, db, dx, get_num_threads())
+    _run(_dense.backward, grad_out, cache._out, x if redraw else None, x_tilde, W, words, redraw,
+         key, first_block, threshold, 1.0 / cache.keep_prob, ACTIVATIONS[cache.activation],
+         dz, dW, db, dx)
     return dx, dW, db
+
+
+def _run(kernel, *args):
+    """Call a dense kernel with the threading scheme of the current mode."""
+    if get_deterministic():
+        # blocks on cydrop's threads, SciPy's BLAS kept to one thread meanwhile
+        with single_threaded_blas:
+            kernel(*args, get_num_threads(), None)
+    else:
+        # GEMMs on NumPy's BLAS threads; the element-wise passes on this
+        # thread, so that no second pool spins against BLAS's (see README)
+        kernel(*args, 1, np.matmul)
 
 
 def _activation_code(activation):

@@ -162,9 +162,11 @@ cdef void mask_input(const floating *x, floating *x_tilde, uint64_t *words,
 def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[::1] b,
             floating[:, ::1] x_tilde, const uint64_t[::1] words, int mask_mode,
             uint64_t key, uint64_t block0, uint64_t threshold, double scale,
-            int activation, floating[:, ::1] out, int n_threads):
+            int activation, floating[:, ::1] out, int n_threads, object matmul):
     """x_tilde := x * D * scale (x_tilde is None for NO_MASK: x is used as is);
-    out := act(x_tilde @ W + b).
+    out := act(x_tilde @ W + b). The product goes through ``matmul``
+    (numpy.matmul: NumPy's BLAS and its threads) or, when it is None, through
+    gemm_blocked on n_threads threads (bit-identical for any thread count).
 
     words are read for APPLY (a Mask's read-only words) and written for DRAW
     (then the caller passes a fresh writable buffer)."""
@@ -182,10 +184,15 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[:
             mask_input(src, xt, w, batch * n_in, mask_mode, key, block0, threshold,
                        <floating>scale, n_threads)
             src = xt
-        if out_ptr != NULL:
+    if out_ptr == NULL:
+        return
+    if matmul is not None:
+        matmul(x.base if xt == NULL else x_tilde.base, W.base, out=out.base)
+    with nogil:
+        if matmul is None:
             gemm_blocked(NO_TRANS, NO_TRANS, batch, n_out, n_in, 1, src, max(n_in, 1),
                          W_ptr, n_out, 0, out_ptr, n_out, n_threads)
-            bias_activation(out_ptr, bias, batch, n_out, activation, n_threads)
+        bias_activation(out_ptr, bias, batch, n_out, activation, n_threads)
 
 
 def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
@@ -193,14 +200,15 @@ def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
              const floating[:, ::1] W, const uint64_t[::1] words, bint redraw,
              uint64_t key, uint64_t block0, uint64_t threshold, double scale,
              int activation, floating[:, ::1] dz, floating[:, ::1] dW,
-             floating[::1] db, floating[:, ::1] dx, int n_threads):
+             floating[::1] db, floating[:, ::1] dx, int n_threads, object matmul):
     """If redraw: words and x_tilde := x * D * scale are drawn again from
     (key, block0), as in forward. Then dz := grad_out * act'(z);
     dW := x_tilde^T dz; db := sum_rows dz (if db); dx := (dz W^T) * D * scale
     (if dx; D and scale omitted when words is None).
 
     x_tilde and words are read-only views of the cache, except when redraw:
-    then the caller passes fresh writable buffers for them."""
+    then the caller passes fresh writable buffers for them. GEMMs as in
+    forward (matmul or gemm_blocked)."""
     cdef Py_ssize_t batch = grad_out.shape[0], n_out = grad_out.shape[1]
     cdef Py_ssize_t n_in = W.shape[0], j
     cdef const floating *g_ptr = &grad_out[0, 0] if batch * n_out else NULL
@@ -221,13 +229,20 @@ def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
         elif db_ptr != NULL:
             for j in range(n_out):
                 db_ptr[j] = 0
+    if matmul is not None:
         if dW_ptr != NULL:
+            matmul(x_tilde.base.T, dz.base, out=dW.base)
+        if dx_ptr != NULL:
+            matmul(dz.base, W.base.T, out=dx.base)
+    with nogil:
+        if dW_ptr != NULL and matmul is None:
             # (n_in, n_out) := (batch, n_in)^T (batch, n_out)
             gemm_blocked(TRANS, NO_TRANS, n_in, n_out, batch, 1, xt, n_in, dz_ptr, n_out,
                          0, dW_ptr, n_out, n_threads)
         if dx_ptr != NULL:
-            # (batch, n_in) := (batch, n_out) (n_in, n_out)^T
-            gemm_blocked(NO_TRANS, TRANS, batch, n_in, n_out, 1, dz_ptr, max(n_out, 1),
-                         W_ptr, max(n_out, 1), 0, dx_ptr, n_in, n_threads)
+            if matmul is None:
+                # (batch, n_in) := (batch, n_out) (n_in, n_out)^T
+                gemm_blocked(NO_TRANS, TRANS, batch, n_in, n_out, 1, dz_ptr, max(n_out, 1),
+                             W_ptr, max(n_out, 1), 0, dx_ptr, n_in, n_threads)
             if w != NULL:
                 apply_mask_parallel(dx_ptr, w, <floating>scale, batch * n_in, dx_ptr, n_threads)

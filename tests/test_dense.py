@@ -221,7 +221,8 @@ def test_three_layers_by_hand_match_numpy_network():
 
 
 _THREAD_SCRIPT = """
-import hashlib, numpy as np, cydrop
+import hashlib, sys, numpy as np, cydrop
+cydrop.set_deterministic(sys.argv[1] == "deterministic")
 rng = np.random.default_rng(0)
 x = rng.standard_normal((300, 700)).astype(np.float32)
 W = rng.standard_normal((700, 500)).astype(np.float32)
@@ -236,15 +237,54 @@ print(h.hexdigest())
 """
 
 
-def test_identical_under_one_and_two_threads():
+def _run_thread_script(n_threads, mode):
+    env = dict(os.environ, OMP_NUM_THREADS=n_threads)
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    res = subprocess.run([sys.executable, "-c", _THREAD_SCRIPT, mode], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.strip()
+
+
+def test_deterministic_mode_identical_under_one_and_two_threads():
+    assert _run_thread_script("1", "deterministic") == _run_thread_script("2", "deterministic")
+
+
+_MASK_SCRIPT = _THREAD_SCRIPT.replace("(cache.mask.words, out, dx, dW, db)", "(cache.mask.words,)")
+
+
+def test_default_mode_masks_identical_under_one_and_two_threads():
+    """NumPy's BLAS may round differently with another thread count; the masks may not."""
     digests = set()
     for n in ("1", "2"):
-        env = dict(os.environ, OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n)
-        res = subprocess.run([sys.executable, "-c", _THREAD_SCRIPT], env=env,
+        env = dict(os.environ, OMP_NUM_THREADS=n)
+        res = subprocess.run([sys.executable, "-c", _MASK_SCRIPT, "default"], env=env,
                              capture_output=True, text=True, timeout=120)
         assert res.returncode == 0, res.stderr
         digests.add(res.stdout.strip())
     assert len(digests) == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_deterministic_mode_matches_default_mode(dtype, activation):
+    x, W, b, g = make((130, 300, 270), dtype)
+    results = []
+    try:
+        for flag in (False, True):
+            cydrop.set_deterministic(flag)
+            out, cache = cydrop.dense_forward(x, W, b, 0.7, activation=activation, seed=5)
+            results.append((out, *cydrop.dense_backward(g, cache)))
+    finally:
+        cydrop.set_deterministic(False)
+    for a, r in zip(*results):
+        np.testing.assert_allclose(a, r, **TOL[dtype])
+
+
+def test_set_deterministic_validates():
+    with pytest.raises(TypeError, match="flag"):
+        cydrop.set_deterministic(1)
+    assert cydrop.get_deterministic() is False
 
 
 # --- bad input -------------------------------------------------------------
