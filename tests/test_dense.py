@@ -335,6 +335,14 @@ def test_bad_keep_prob(keep_prob):
         cydrop.dense_forward(x, W, b, keep_prob)
 
 
+@pytest.mark.parametrize("keep_prob", [1.0, 0.5])
+@pytest.mark.parametrize("seed, exc", [(-1, ValueError), ("abc", TypeError), (1.5, TypeError)])
+def test_bad_seed_refused_whatever_keep_prob(keep_prob, seed, exc):
+    x, W, b, _ = _good()
+    with pytest.raises(exc, match="seed"):
+        cydrop.dense_forward(x, W, b, keep_prob, seed=seed)
+
+
 def test_mask_with_other_keep_prob_refused():
     x, W, b, _ = _good()
     mask = cydrop.Mask.from_bool(np.ones(x.shape, bool), 0.9)
