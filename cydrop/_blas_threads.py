@@ -13,8 +13,6 @@ import ctypes
 import os
 import threading
 
-import scipy
-
 
 def _openblas_functions(filepath):
     """(get, set) thread-count functions of an OpenBLAS, whatever its symbol affixes."""

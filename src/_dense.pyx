@@ -1,16 +1,18 @@
 """Fused dense-layer kernels: dropout mask, 1/keep_prob scale, GEMM, bias and
 activation in one call forward, and their gradients in one call backward.
 
-Called only from ``cydrop.ops`` after validation: every 2-D view is
+Called only from ``cydrop.dense`` after validation: every 2-D view is
 C-contiguous with matching shapes, all arrays share one dtype, and
 ``words`` holds ceil(x.size / 64) words. Row-major, examples in rows:
 x (batch, n_in), W (n_in, n_out), b (n_out,), out (batch, n_out).
 
-Threads: the GEMMs run as fixed blocks on n_threads OpenMP threads, BLAS kept
-to one thread meanwhile by the caller (see blas.pxd: gemm_blocked), so one
-thread pool does all the work and results do not depend on the thread count.
-The element-wise passes run on the same threads, cut so that each output
-element is computed by one thread in a fixed order.
+Threads (see README, "Threads and BLAS"): by default the GEMMs go through
+``matmul`` (numpy.matmul, NumPy's BLAS threads) and the element-wise passes
+run on the calling thread (n_threads = 1), so a NumPy training loop keeps one
+thread pool. In deterministic mode (matmul is None) the GEMMs run as fixed
+blocks on n_threads OpenMP threads (blas.pxd: gemm_blocked), the element-wise
+passes on the same threads, cut so that each output element is computed by
+one thread in a fixed order: results do not depend on the thread count.
 """
 from cython cimport floating
 from libc.math cimport exp, expf, tanh, tanhf
