@@ -87,7 +87,7 @@ directives = {
 
 setup(
     ext_modules=cythonize(
-        [extension("_openmp"), extension("_dropout"), extension("_dense")],
+        [extension("_openmp"), extension("_dropout"), extension("_dense"), extension("_optim")],
         include_path=["src"],
         compiler_directives=directives,
         # generated C per build mode, so switching CYDROP_DEBUG regenerates it

@@ -10,6 +10,8 @@ Mask
     A dropout mask packed one bit per element.
 dense_forward, dense_backward
     Fused dense layer: input dropout, GEMM, bias and activation in one call.
+MLP, dropout_l2_equivalent
+    Multi-layer perceptron on the fused layers; dropout as adaptive L2.
 set_num_threads, get_num_threads
     Threads used by the OpenMP kernels.
 """
@@ -17,6 +19,7 @@ from ._generator import Generator
 from ._mask import Mask
 from ._threads import get_deterministic, get_num_threads, set_deterministic, set_num_threads
 from .dense import DenseCache, dense_backward, dense_forward
+from .mlp import MLP, dropout_l2_equivalent
 from .ops import dropout, dropout_backward
 
 __version__ = "0.1.0"
@@ -24,11 +27,13 @@ __version__ = "0.1.0"
 __all__ = [
     "DenseCache",
     "Generator",
+    "MLP",
     "Mask",
     "dropout",
     "dense_backward",
     "dense_forward",
     "dropout_backward",
+    "dropout_l2_equivalent",
     "get_deterministic",
     "get_num_threads",
     "set_deterministic",

@@ -30,10 +30,10 @@ def check_float_array(x, name):
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray of float32 or float64, got {type(x).__name__}")
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
     if not x.dtype.isnative:
         raise TypeError(f"{name} must be in native byte order, got {x.dtype.str}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
     return np.asarray(x, order="C")  # unlike ascontiguousarray, keeps 0-d arrays 0-d
 
 

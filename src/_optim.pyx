@@ -1,0 +1,159 @@
+"""Fused parameter updates: SGD, classical momentum, Adam, max-norm.
+
+Called only from ``cydrop.optim`` after validation: the element-wise entry
+points take 1-D C-contiguous views (``arr.reshape(-1)``) of arrays of one
+dtype and one length, the updated ones writable and not overlapping any
+other; ``max_norm`` takes a 2-D C-contiguous writable W (n_in, n_out). Every
+scalar has been range-checked (lr > 0, 0 <= beta < 1, t >= 1, ...).
+
+Each element-wise kernel is one pass: every element of param (and of its
+state) is read once and written once. All run on the calling thread: the
+parameter arrays are small next to the GEMMs that produced their gradients,
+and waking an OpenMP team would cost more than the pass.
+
+Arithmetic is in the arrays' dtype; the scalars arrive as doubles and are
+rounded to that dtype once, at the top of each kernel, after any arithmetic
+on them (1 - beta, Adam's bias corrections) has been done in double.
+"""
+from cython cimport floating
+from libc.math cimport pow, sqrt, sqrtf
+from libc.stdlib cimport free, malloc
+
+
+cdef inline floating root(floating v) noexcept nogil:
+    """sqrt(v) in v's own precision."""
+    if floating is float:
+        return sqrtf(v)
+    else:
+        return sqrt(v)
+
+
+cdef void sgd_kernel(floating *param, const floating *grad, Py_ssize_t n,
+                     double lr, double l2) noexcept nogil:
+    """param := param - lr * (grad + l2 * param)."""
+    cdef floating lr_ = <floating>lr, l2_ = <floating>l2
+    cdef Py_ssize_t i
+    for i in range(n):
+        param[i] -= lr_ * (grad[i] + l2_ * param[i])
+
+
+cdef void momentum_kernel(floating *param, const floating *grad, floating *velocity,
+                          Py_ssize_t n, double lr, double momentum,
+                          double l2) noexcept nogil:
+    """velocity := momentum * velocity - lr * (grad + l2 * param);
+    param := param + velocity."""
+    cdef floating lr_ = <floating>lr, mu = <floating>momentum, l2_ = <floating>l2
+    cdef floating vel
+    cdef Py_ssize_t i
+    for i in range(n):
+        # the L2 term uses param before this step's update
+        vel = mu * velocity[i] - lr_ * (grad[i] + l2_ * param[i])
+        velocity[i] = vel
+        param[i] += vel
+
+
+cdef void adam_kernel(floating *param, const floating *grad, floating *m, floating *v,
+                      Py_ssize_t n, long long t, double lr, double beta1, double beta2,
+                      double eps, double l2) noexcept nogil:
+    """g := grad + l2 * param; m := b1 m + (1 - b1) g; v := b2 v + (1 - b2) g^2;
+    param := param - lr * m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - b1^t),
+    v_hat = v / (1 - b2^t) (Kingma & Ba 2015, Algorithm 1, t >= 1)."""
+    # Bias corrections once per call, in double, folded into the step and
+    # epsilon (the paper's section 2 rewriting, exact in real arithmetic):
+    #   lr * m_hat / (sqrt(v_hat) + eps)
+    #     = [lr sqrt(1 - b2^t) / (1 - b1^t)] * m / (sqrt(v) + [eps sqrt(1 - b2^t)])
+    # so the loop needs no per-element division by the corrections.
+    cdef double bias1 = 1.0 - pow(beta1, <double>t)
+    cdef double bias2 = 1.0 - pow(beta2, <double>t)
+    cdef floating step = <floating>(lr * sqrt(bias2) / bias1)
+    cdef floating eps_hat = <floating>(eps * sqrt(bias2))
+    cdef floating b1 = <floating>beta1, c1 = <floating>(1.0 - beta1)
+    cdef floating b2 = <floating>beta2, c2 = <floating>(1.0 - beta2)
+    cdef floating l2_ = <floating>l2
+    cdef floating g, m_i, v_i
+    cdef Py_ssize_t i
+    for i in range(n):
+        g = grad[i] + l2_ * param[i]
+        m_i = b1 * m[i] + c1 * g          # first moment (biased)
+        v_i = b2 * v[i] + c2 * (g * g)    # second raw moment (biased)
+        m[i] = m_i
+        v[i] = v_i
+        param[i] -= step * m_i / (root(v_i) + eps_hat)
+
+
+cdef void max_norm_kernel(floating *W, Py_ssize_t n_in, Py_ssize_t n_out, double c,
+                          double *scale) noexcept nogil:
+    """For each column j of W (n_in, n_out): if ||W[:, j]||_2 > c,
+    W[:, j] := W[:, j] * c / ||W[:, j]||_2 (Srivastava et al. 2014, max-norm on
+    each unit's incoming weights). scale is scratch of n_out doubles."""
+    cdef Py_ssize_t i, j, n_capped = 0
+    cdef floating *row
+    cdef floating w
+    cdef double norm
+    # pass 1: squared column norms, row by row so that memory is read in
+    # order; accumulated in double (a float32 sum of squares loses digits
+    # and overflows past 1.8e19)
+    for j in range(n_out):
+        scale[j] = 0
+    for i in range(n_in):
+        row = W + i * n_out
+        for j in range(n_out):
+            w = row[j]
+            scale[j] += <double>w * <double>w
+    for j in range(n_out):
+        norm = sqrt(scale[j])
+        if norm > c:      # false for NaN: a NaN column is left alone
+            scale[j] = c / norm
+            n_capped += 1
+        else:
+            scale[j] = 1  # x * 1 is x exactly: uncapped columns keep their bits
+    if n_capped == 0:
+        return
+    # pass 2: scale, row by row
+    for i in range(n_in):
+        row = W + i * n_out
+        for j in range(n_out):
+            row[j] = <floating>(row[j] * scale[j])
+
+
+def sgd(floating[::1] param, const floating[::1] grad, double lr, double l2):
+    """param := param - lr * (grad + l2 * param)."""
+    if param.shape[0] == 0:
+        return
+    with nogil:
+        sgd_kernel(&param[0], &grad[0], param.shape[0], lr, l2)
+
+
+def momentum(floating[::1] param, const floating[::1] grad, floating[::1] velocity,
+             double lr, double momentum, double l2):
+    """velocity := momentum * velocity - lr * (grad + l2 * param); param += velocity."""
+    if param.shape[0] == 0:
+        return
+    with nogil:
+        momentum_kernel(&param[0], &grad[0], &velocity[0], param.shape[0], lr, momentum, l2)
+
+
+def adam(floating[::1] param, const floating[::1] grad, floating[::1] m, floating[::1] v,
+         long long t, double lr, double beta1, double beta2, double eps, double l2):
+    """One bias-corrected Adam step t >= 1 on param, m and v (see adam_kernel)."""
+    if param.shape[0] == 0:
+        return
+    with nogil:
+        adam_kernel(&param[0], &grad[0], &m[0], &v[0], param.shape[0], t, lr,
+                    beta1, beta2, eps, l2)
+
+
+def max_norm(floating[:, ::1] W, double max_norm):
+    """Columns of W (n_in, n_out) with L2 norm > max_norm scaled to max_norm."""
+    cdef Py_ssize_t n_in = W.shape[0], n_out = W.shape[1]
+    cdef double *scale
+    if n_in == 0 or n_out == 0:
+        return
+    scale = <double *>malloc(n_out * sizeof(double))
+    if scale == NULL:
+        raise MemoryError(f"max_norm: cannot allocate {n_out} doubles of scratch")
+    try:
+        with nogil:
+            max_norm_kernel(&W[0, 0], n_in, n_out, max_norm, scale)
+    finally:
+        free(scale)

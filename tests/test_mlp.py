@@ -1,0 +1,263 @@
+"""cydrop.MLP and cydrop.dropout_l2_equivalent."""
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import cydrop
+
+
+def blobs(n=240, n_features=6, n_classes=3, seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((n_classes, n_features)) * 3
+    y = rng.integers(0, n_classes, n)
+    X = centers[y] + rng.standard_normal((n, n_features))
+    return X.astype(dtype), y
+
+
+def test_float_keep_prob_applies_to_hidden_layers_only():
+    net = cydrop.MLP([5, 8, 8, 3], keep_prob=0.6)
+    assert net.keep_prob == [1.0, 0.6, 0.6]
+
+
+def test_per_layer_keep_prob_reaches_the_right_layers():
+    net = cydrop.MLP([50, 64, 64, 3], keep_prob=[1.0, 0.5, 0.9], seed=0)
+    X, _ = blobs(n=200, n_features=50)
+    _, caches = net._forward(X, train=True)
+    assert [c.keep_prob for c in caches] == [1.0, 0.5, 0.9]
+    assert caches[0].mask.count_kept() == X.size          # input kept whole
+    rate1 = caches[1].mask.count_kept() / caches[1].mask.size
+    rate2 = caches[2].mask.count_kept() / caches[2].mask.size
+    assert abs(rate1 - 0.5) < 0.03 and abs(rate2 - 0.9) < 0.03
+    _, caches = net._forward(X, train=False)
+    assert all(c.keep_prob == 1.0 for c in caches)       # dropout off outside training
+
+
+def test_learns_and_beats_chance():
+    X, y = blobs()
+    net = cydrop.MLP([6, 32, 3], keep_prob=[1.0, 0.8], seed=1)
+    history = net.fit(X, y, epochs=30, batch_size=32, progress=False)
+    assert net.score(X, y) > 0.9
+    assert set(history) == {"loss", "cost", "train_score"}
+    assert len(history["loss"]) == 30
+    assert net.predict(X).dtype == y.dtype
+    assert set(np.unique(net.predict(X))) <= set(y)
+
+
+def test_keep_prob_one_is_deterministic_and_full_batch_cost_falls_monotonically():
+    X, y = blobs(n=120)
+    nets = [cydrop.MLP([6, 16, 3], keep_prob=1.0, dtype="float64", seed=3) for _ in range(2)]
+    histories = [net.fit(X, y, epochs=40, batch_size=len(X), optimizer="sgd", learning_rate=0.1,
+                         shuffle=False, progress=False) for net in nets]
+    for W1, W2 in zip(nets[0].weights, nets[1].weights):
+        np.testing.assert_array_equal(W1, W2)
+    cost = np.array(histories[0]["cost"])
+    assert np.all(np.diff(cost) < 0), cost
+
+
+@pytest.mark.parametrize("output, activation", [("softmax", "relu"), ("softmax", "tanh"),
+                                                ("sigmoid", "sigmoid"), ("linear", "tanh")])
+def test_gradient_check_float64(output, activation):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((12, 5))
+    n_out = {"softmax": 3, "sigmoid": 1, "linear": 2}[output]
+    net = cydrop.MLP([5, 7, 6, n_out], keep_prob=0.5, activation=activation, output=output,
+                     dtype="float64", seed=2)
+    y = rng.standard_normal((12, 2)) if output == "linear" else rng.integers(0, 2 if output == "sigmoid" else 3, 12)
+    net.fit(X, y, epochs=2, batch_size=4, l2=0.1, progress=False)
+    assert net.gradient_check(X, y, max_checks=10_000) < 1e-7
+
+
+def test_gradient_check_detects_a_wrong_gradient(monkeypatch):
+    X, y = blobs(n=20, n_features=4)
+    net = cydrop.MLP([4, 5, 3], dtype="float64", seed=0)
+    net.fit(X, y, epochs=1, batch_size=20, progress=False)
+    original = cydrop.mlp.MLP._loss_and_grad
+    monkeypatch.setattr(cydrop.mlp.MLP, "_loss_and_grad",
+                        lambda self, P, Y: (original(self, P, Y)[0], 1.5 * original(self, P, Y)[1]))
+    assert net.gradient_check(X, y) > 1e-2
+
+
+def test_save_load_round_trip(tmp_path):
+    X, y = blobs()
+    labels = np.array(["a", "b", "c"])[y]
+    net = cydrop.MLP([6, 16, 16, 3], keep_prob=[0.9, 0.5, 0.5], seed=0)
+    net.fit(X, labels, epochs=3, batch_size=32, progress=False)
+    path = tmp_path / "net.npz"
+    net.save(path)
+    loaded = cydrop.MLP.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+    assert loaded.keep_prob == net.keep_prob and loaded.layer_sizes == net.layer_sizes
+
+
+def _write_npz(path, **arrays):
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _header(**changes):
+    header = {"format": "cydrop-mlp", "version": 1, "layer_sizes": [2, 3], "keep_prob": [1.0],
+              "activation": "relu", "output": "softmax", "dtype": "float32", "classes": [0, 1, 2], "l2": 0.0}
+    header.update(changes)
+    return np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("case", ["object", "truncated", "version", "shape", "not_npz", "pickle", "missing"])
+def test_hostile_files_refused(tmp_path, case):
+    path = tmp_path / "bad.npz"
+    good = dict(header=_header(), W0=np.zeros((2, 3), np.float32), b0=np.zeros(3, np.float32))
+    if case == "object":
+        _write_npz(path, header=_header(), W0=np.array([{"x": 1}, None], dtype=object),
+                   b0=np.zeros(3, np.float32))
+    elif case == "truncated":
+        _write_npz(path, **good)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif case == "version":
+        _write_npz(path, **dict(good, header=_header(version=99)))
+    elif case == "shape":
+        _write_npz(path, **dict(good, W0=np.zeros((3, 3), np.float32)))
+    elif case == "not_npz":
+        path.write_bytes(b"hello, I am not a model")
+    elif case == "pickle":
+        import pickle
+
+        path.write_bytes(pickle.dumps({"W0": [1, 2]}))
+    elif case == "missing":
+        _write_npz(path, header=_header(), W0=np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError):
+        cydrop.MLP.load(path)
+
+
+def test_good_hand_written_file_loads(tmp_path):
+    """The hostile-file tests above differ from this one in one thing each."""
+    path = tmp_path / "good.npz"
+    _write_npz(path, header=_header(), W0=np.ones((2, 3), np.float32), b0=np.zeros(3, np.float32))
+    net = cydrop.MLP.load(path)
+    assert net.predict(np.zeros((1, 2), np.float32)).tolist() in ([0], [1], [2])
+
+
+def test_mc_dropout_std():
+    X, y = blobs(n=60)
+    net1 = cydrop.MLP([6, 16, 3], keep_prob=1.0, seed=0)
+    net1.fit(X, y, epochs=2, batch_size=20, progress=False)
+    mean, std = net1.predict_proba(X, mc_samples=5)
+    assert np.all(std == 0)
+    np.testing.assert_allclose(mean, net1.predict_proba(X), rtol=1e-6)
+    net2 = cydrop.MLP([6, 16, 3], keep_prob=[1.0, 0.5], seed=0)
+    net2.fit(X, y, epochs=2, batch_size=20, progress=False)
+    mean, std = net2.predict_proba(X, mc_samples=20)
+    assert mean.shape == std.shape == (60, 3)
+    assert np.all(std.max(axis=1) > 0)
+    np.testing.assert_allclose(mean.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_dropout_l2_equivalent_matches_monte_carlo():
+    """E_D ||y - (X * D / p) w||^2 = ||y - X w||^2 + sum_j lambda_j w_j^2."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 4)) * np.array([0.5, 1.0, 2.0, 3.0])
+    w = rng.standard_normal(4)
+    y = X @ w + rng.standard_normal(50)
+    p = 0.7
+    lam = cydrop.dropout_l2_equivalent(X, p)
+    np.testing.assert_allclose(lam, (1 - p) / p * (X ** 2).sum(axis=0))
+    gen = cydrop.Generator(1)
+    trials = 20000
+    total = 0.0
+    for _ in range(trials // 100):
+        Xs = np.broadcast_to(X, (100, *X.shape)).copy()
+        Xd, _ = cydrop.dropout(Xs, p, seed=gen)
+        total += float(np.sum((y - Xd @ w) ** 2))
+    mc = total / trials
+    expected = float(np.sum((y - X @ w) ** 2) + np.sum(lam * w ** 2))
+    assert abs(mc - expected) / expected < 0.02, (mc, expected)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda net, X, y: net.fit(X, y[:-1], epochs=1, batch_size=8, progress=False), "y"),
+    (lambda net, X, y: net.fit(X[:, :5], y, epochs=1, batch_size=8, progress=False), "features"),
+    (lambda net, X, y: net.fit(np.where(X > 2, np.nan, X), y, epochs=1, batch_size=8, progress=False), "NaN"),
+    (lambda net, X, y: net.fit(X[:0], y[:0], epochs=1, batch_size=8, progress=False), "empty"),
+    (lambda net, X, y: net.fit(X, y, epochs=-1, batch_size=8, progress=False), "epochs"),
+    (lambda net, X, y: net.fit(X, y, epochs=1, batch_size=0, progress=False), "batch_size"),
+    (lambda net, X, y: net.fit(X, y, epochs=1, batch_size=8, optimizer="rmsprop", progress=False), "optimizer"),
+    (lambda net, X, y: net.fit(X, y, epochs=1, batch_size=8, learning_rate=-1, progress=False), "learning_rate"),
+    (lambda net, X, y: net.fit(X, y, epochs=1, batch_size=8, max_norm=0, progress=False), "max_norm"),
+])
+def test_bad_fit_arguments(call, match):
+    X, y = blobs()
+    net = cydrop.MLP([6, 8, 3], seed=0)
+    with pytest.raises((ValueError, TypeError), match=match):
+        call(net, X, y)
+
+
+def test_unseen_labels_refused():
+    X, y = blobs()
+    net = cydrop.MLP([6, 8, 3], seed=0)
+    net.fit(X, y, epochs=1, batch_size=32, progress=False)
+    with pytest.raises(ValueError, match="not seen"):
+        net.score(X, y + 5)
+
+
+@pytest.mark.parametrize("keep_prob, exc", [([1.0, 0.5], ValueError), ([1.0, 0.5, 0.0], ValueError),
+                                            ([1.0, 1.5, 0.5], ValueError), (0, ValueError),
+                                            ("0.5", TypeError)])
+def test_bad_keep_prob(keep_prob, exc):
+    with pytest.raises(exc, match="keep_prob"):
+        cydrop.MLP([4, 8, 8, 2], keep_prob=keep_prob)
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(layer_sizes=[4]), "layer_sizes"),
+                                           (dict(layer_sizes=[4, 0, 2]), "layer_sizes"),
+                                           (dict(layer_sizes=[4, 2], activation="elu"), "activation"),
+                                           (dict(layer_sizes=[4, 2], output="poisson"), "output"),
+                                           (dict(layer_sizes=[4, 2], output="sigmoid"), "sigmoid"),
+                                           (dict(layer_sizes=[4, 2], dtype="float16"), "dtype")])
+def test_bad_constructor_arguments(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        cydrop.MLP(**kwargs)
+
+
+def test_divergence_stops_with_the_epoch_named():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 3)).astype(np.float32) * 100
+    y = rng.standard_normal(64).astype(np.float32) * 100
+    net = cydrop.MLP([3, 32, 1], output="linear", seed=0)
+    with pytest.raises(FloatingPointError, match=r"diverged at epoch \d+"):
+        net.fit(X, y, epochs=5, batch_size=64, optimizer="sgd", learning_rate=1e6, progress=False)
+
+
+def test_softmax_stays_finite_for_large_logits():
+    P = cydrop.mlp._output_activation("softmax", np.array([[1e4, -1e4, 0.0]], dtype=np.float32))
+    assert np.isfinite(P).all() and P[0, 0] == 1.0
+
+
+def test_validation_data_and_early_stopping():
+    X, y = blobs(n=300)
+    net = cydrop.MLP([6, 32, 3], keep_prob=[1.0, 0.8], seed=0)
+    history = net.fit(X[:200], y[:200], epochs=200, batch_size=50, validation_data=(X[200:], y[200:]),
+                      early_stopping=3, progress=False)
+    assert len(history["val_loss"]) < 200               # stopped early
+    best = min(history["val_loss"])
+    assert net.cost(X[200:], y[200:]) == pytest.approx(best, rel=1e-5)  # best weights restored
+
+
+def test_partial_fit_streams():
+    X, y = blobs()
+    net = cydrop.MLP([6, 16, 3], seed=0)
+    with pytest.raises(ValueError, match="classes"):
+        net.partial_fit(X[:40], y[:40])
+    losses = [net.partial_fit(X[i:i + 40], y[i:i + 40], classes=[0, 1, 2], learning_rate=0.01)
+              for _ in range(10) for i in range(0, 240, 40)]
+    assert losses[-1] < losses[0]
+    assert net.score(X, y) > 0.8
+
+
+def test_max_norm_caps_incoming_weights():
+    X, y = blobs()
+    net = cydrop.MLP([6, 16, 3], seed=0)
+    net.fit(X, y, epochs=5, batch_size=16, learning_rate=0.05, max_norm=0.5, progress=False)
+    for W in net.weights:
+        assert np.linalg.norm(W.astype(np.float64), axis=0).max() <= 0.5 * (1 + 1e-5)
