@@ -1,0 +1,482 @@
+"""The demo network on MNIST-1D: cydrop.MLP beside plain NumPy and PyTorch.
+
+The network is the one ``cydrop demo`` trains: 40-512-512-10, ReLU, softmax
+cross-entropy, keep_prob ``[1.0, 0.5, 0.5]`` (no dropout on the input
+features, dropout 0.5 on each hidden layer's output), float32, on MNIST-1D
+(``cydrop.demo.load_mnist1d()``: 4000 training and 1000 test examples).
+All three implementations start from the same initial weights (those of
+``cydrop.MLP(..., seed=SEED)``: He for the hidden layers, Glorot for the
+output layer, zero biases).
+
+Group ``mlp-train-mnist1d``: 2 epochs of Adam (lr 1e-3, betas 0.9/0.999,
+eps 1e-8), mini-batches of 100, reshuffled every epoch. A fresh network is
+built in pytest-benchmark's ``setup`` before every round (not timed), so every
+round times the same 2 epochs from the same start and the accuracies of the
+three cases are comparable.
+
+``cydrop``  ``cydrop.MLP(...).fit(x, y, epochs=2, batch_size=100, progress=False)``.
+``numpy``   the deeplearning.ai course's network: forward and backward by hand,
+            ``D = np.random.rand(*A.shape) < keep_prob; A = A * D / keep_prob``,
+            Adam by hand with NumPy ops (:func:`_numpy_train`). Arrays are
+            ``(batch, features)`` like cydrop's (the course's column layout
+            transposed: ``Z = A @ W + b`` for ``Z = np.dot(W, A) + b``).
+``torch``   ``nn.Sequential(Linear, ReLU, Dropout(0.5), Linear, ReLU, Dropout(0.5),
+            Linear)``, ``nn.CrossEntropyLoss``, ``torch.optim.Adam``, ``model.train()``,
+            mini-batches indexed from tensors made once outside the timed body.
+
+"The same work": ``fit`` also computes, after every epoch, the loss and the
+accuracy on the whole training set with dropout off (its ``history``), and
+the mean training loss over the epoch's batches. The NumPy and PyTorch loops
+do the same, so all three return the same history.
+
+Group ``mlp-mc-predict``: Monte Carlo dropout on the 1000 test examples, 20
+passes with dropout on, mean and (population) std of the softmax outputs,
+all three with the same weights (a cydrop net trained for 2 epochs):
+``net.predict_proba(x_test, mc_samples=20)``; 20 course-style forward passes;
+``model.train()`` and 20 passes under ``torch.no_grad()``, ``torch.std_mean``.
+
+Timing never decides pass/fail; every case checks its result cheaply, so a
+broken case fails even under ``--benchmark-disable``: training history of 2
+finite epochs, training accuracy (dropout off) above ``_MIN_TRAIN_ACC`` (chance
+is 0.1; 2 epochs reach about 0.35), training loss below ln(10) (uniform
+guessing), weights changed; MC outputs of shape (1000, 10), finite, rows of
+the mean summing to 1, std >= 0 with a mean above round-off (dropout on), MC
+accuracy above chance.
+``extra_info`` records the train and test accuracy each case reached, so the
+accuracy band can be read beside the times.
+
+Run::
+
+    python -m pytest benchmarks/bench_mlp.py -q --benchmark-disable   # each body once, checks only
+    python -m pytest benchmarks/bench_mlp.py --benchmark-only \\
+        --benchmark-columns=median,iqr,rounds -q
+
+Threads: the NumPy case and cydrop's GEMMs (default mode) run on NumPy's
+OpenBLAS threads, cydrop's element-wise passes on ``cydrop.get_num_threads()``
+OpenMP threads, PyTorch on ``torch.get_num_threads()``; NumPy's element-wise
+work (masks, ReLU, Adam) is single-threaded. Set
+``OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1`` for a one-thread comparison.
+"""
+import math
+
+import numpy as np
+import pytest
+
+import cydrop
+
+pytest.importorskip(
+    "mnist1d", reason='MNIST-1D benchmarks skipped: mnist1d is not importable (pip install "cydrop[demo]")'
+)
+
+from cydrop.demo import load_mnist1d  # noqa: E402  (after the skip: it needs mnist1d)
+
+LAYER_SIZES = [40, 512, 512, 10]
+# entry i: inputs of dense layer i; entry 0 (the features) must stay 1.0, the
+# NumPy and PyTorch networks drop hidden outputs only
+KEEP_PROB = [1.0, 0.5, 0.5]
+LEARNING_RATE = 1e-3
+BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8  # Adam defaults of cydrop and torch alike
+BATCH_SIZE = 100
+EPOCHS = 2
+MC_SAMPLES = 20
+SEED = 0
+
+# 3 timed rounds after 1 warm-up: each call trains for 2 epochs
+_PEDANTIC = dict(rounds=3, iterations=1, warmup_rounds=1)
+# Chance is 0.1. With seeds 0-3, 2 epochs reach a training accuracy of 0.355-0.39
+# in all three implementations (test 0.30-0.35); a ReLU gradient taken on the
+# wrong side ends near 0.24.
+_MIN_TRAIN_ACC = 0.3
+_MIN_MC_ACC = 0.2  # test set, MC mean of a 2-epoch net (about 0.30-0.33)
+# Dropout 0.5 spreads the MC outputs (mean std about 0.07); 20 identical passes
+# give a std of round-off only (< 1e-6), which "std > 0" alone would accept.
+_MIN_MC_MEAN_STD = 0.01
+_CHANCE_LOSS = math.log(10)  # cross-entropy of uniform guessing
+
+# Only the calibrated MC cases use this: their first calls are not what is measured.
+pytestmark = pytest.mark.benchmark(warmup=True, warmup_iterations=3)
+
+
+def _import_torch():
+    return pytest.importorskip(
+        "torch", reason="PyTorch baseline skipped: torch is not importable (pip install torch)"
+    )
+
+
+def _numpy_blas_threads():
+    """NumPy's BLAS thread count (for extra_info), or None without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    counts = [p["num_threads"] for p in threadpool_info()
+              if p["user_api"] == "blas" and "numpy" in p["filepath"]]
+    return counts[0] if counts else None
+
+
+def _group(benchmark, group, impl, **info):
+    benchmark.group = group
+    benchmark.extra_info.update(layer_sizes=LAYER_SIZES, keep_prob=KEEP_PROB, dtype="float32",
+                                impl=impl, cydrop_threads=cydrop.get_num_threads(),
+                                numpy_blas_threads=_numpy_blas_threads(), **info)
+
+
+def _train_info():
+    return dict(epochs=EPOCHS, batch_size=BATCH_SIZE, optimizer="adam", learning_rate=LEARNING_RATE,
+                fresh_net_per_round=True)
+
+
+# ---------------------------------------------------------------- data
+
+
+@pytest.fixture(scope="module")
+def mnist1d():
+    """(x, y, x_test, y_test): float32 (4000, 40), int64 (4000,), (1000, 40), (1000,); read-only."""
+    arrays = load_mnist1d()  # note: mnist1d seeds NumPy's global RNG while generating
+    for arr in arrays:
+        arr.flags.writeable = False  # a case that writes the data is a bug
+    return arrays
+
+
+@pytest.fixture(scope="module")
+def init_params():
+    """The initial [W0, b0, W1, b1, W2, b2] of ``cydrop.MLP(..., seed=SEED)``, read-only.
+
+    ``W`` is (n_in, n_out), ``b`` (n_out,), float32.
+    """
+    net = cydrop.MLP(LAYER_SIZES, keep_prob=KEEP_PROB, seed=SEED)
+    params = [p.copy() for W, b in zip(net.weights, net.biases) for p in (W, b)]
+    for p in params:
+        p.flags.writeable = False
+    return params
+
+
+@pytest.fixture(scope="module")
+def trained_net(mnist1d):
+    """A cydrop net trained for EPOCHS (not timed): the MC cases all predict with its weights."""
+    x, y, _, _ = mnist1d
+    net = cydrop.MLP(LAYER_SIZES, keep_prob=KEEP_PROB, seed=SEED + 1)
+    net.fit(x, y, epochs=EPOCHS, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, progress=False)
+    return net
+
+
+def _net_params(net):
+    params = [p.copy() for W, b in zip(net.weights, net.biases) for p in (W, b)]
+    for p in params:
+        p.flags.writeable = False
+    return params
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _check_history(history, init, params):
+    """A 2-epoch training run: finite losses, better than guessing, weights moved."""
+    for key in ("loss", "cost", "train_score"):
+        assert len(history[key]) == EPOCHS, f"history[{key!r}] has {len(history[key])} entries"
+        assert all(math.isfinite(v) for v in history[key]), f"history[{key!r}] = {history[key]}"
+    assert history["cost"][-1] < _CHANCE_LOSS, \
+        f"training loss {history['cost'][-1]:.3f} not below uniform guessing ({_CHANCE_LOSS:.3f})"
+    assert history["train_score"][-1] > _MIN_TRAIN_ACC, \
+        f"training accuracy {history['train_score'][-1]:.3f} <= {_MIN_TRAIN_ACC} (chance 0.1)"
+    for k, (p, p0) in enumerate(zip(params, init)):
+        assert p.shape == p0.shape and p.dtype == np.float32, f"param {k}: {p.shape} {p.dtype}"
+        assert np.isfinite(p).all(), f"param {k} has non-finite values"
+    assert not np.array_equal(params[0], init[0]), "W0 was never updated"
+
+
+def _record_accuracy(benchmark, history, test_acc):
+    benchmark.extra_info.update(train_accuracy=round(history["train_score"][-1], 4),
+                                train_loss=round(history["cost"][-1], 4),
+                                test_accuracy=round(float(test_acc), 4))
+
+
+def _check_mc(mean, std, y_test):
+    """MC dropout outputs: shapes, probabilities, some spread; returns the MC accuracy."""
+    n = y_test.shape[0]
+    for name, arr in (("mean", mean), ("std", std)):
+        assert arr.shape == (n, LAYER_SIZES[-1]), f"{name} shape {arr.shape}"
+        assert arr.dtype == np.float32, f"{name} dtype {arr.dtype}"
+        assert np.isfinite(arr).all(), f"{name} has non-finite values"
+    assert (mean >= 0).all() and (mean <= 1 + 1e-6).all(), "mean probabilities outside [0, 1]"
+    np.testing.assert_allclose(mean.sum(axis=1, dtype=np.float64), 1.0, atol=1e-5,
+                               err_msg="rows of the MC mean do not sum to 1")
+    assert (std >= 0).all(), "negative std"
+    assert float(std.mean()) > _MIN_MC_MEAN_STD, \
+        f"mean std {float(std.mean()):.2e} <= {_MIN_MC_MEAN_STD}: dropout was off"
+    acc = float(np.mean(mean.argmax(axis=1) == y_test))
+    assert acc > _MIN_MC_ACC, f"MC accuracy {acc:.3f} <= {_MIN_MC_ACC} (chance 0.1)"
+    return acc
+
+
+def _record_mc(benchmark, net, mean, std, acc, x_test, y_test):
+    benchmark.extra_info.update(mc_samples=MC_SAMPLES, n_samples=x_test.shape[0],
+                                test_accuracy_mc_mean=round(acc, 4),
+                                test_accuracy_dropout_off=round(float(net.score(x_test, y_test)), 4),
+                                mean_std=round(float(std.mean()), 5))
+
+
+# ---------------------------------------------------------------- NumPy, the course way
+
+
+def _softmax(Z):
+    e = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _numpy_forward(X, params, train):
+    """The course's forward_propagation_with_dropout, three layers, row-major."""
+    W1, b1, W2, b2, W3, b3 = params
+    kp1, kp2 = KEEP_PROB[1], KEEP_PROB[2]
+    Z1 = X @ W1 + b1
+    A1 = np.maximum(Z1, 0)
+    D1 = None
+    if train:
+        D1 = np.random.rand(*A1.shape) < kp1
+        A1 = A1 * D1 / kp1
+    Z2 = A1 @ W2 + b2
+    A2 = np.maximum(Z2, 0)
+    D2 = None
+    if train:
+        D2 = np.random.rand(*A2.shape) < kp2
+        A2 = A2 * D2 / kp2
+    Z3 = A2 @ W3 + b3
+    P = _softmax(Z3)
+    return P, (A1, D1, A2, D2)
+
+
+def _numpy_cost(P, Y):
+    """Mean softmax cross-entropy of probabilities P against one-hot Y."""
+    return -float(np.sum(Y * np.log(np.maximum(P, np.finfo(P.dtype).tiny)), dtype=np.float64)) / P.shape[0]
+
+
+def _numpy_backward(X, Y, P, params, cache):
+    """The course's backward_propagation_with_dropout: grads in params' order."""
+    _, _, W2, _, W3, _ = params
+    A1, D1, A2, D2 = cache
+    kp1, kp2 = KEEP_PROB[1], KEEP_PROB[2]
+    m = X.shape[0]
+    dZ3 = (P - Y) / m
+    dW3 = A2.T @ dZ3
+    db3 = dZ3.sum(axis=0)
+    dA2 = dZ3 @ W3.T
+    dA2 = dA2 * D2 / kp2
+    dZ2 = dA2 * (A2 > 0)
+    dW2 = A1.T @ dZ2
+    db2 = dZ2.sum(axis=0)
+    dA1 = dZ2 @ W2.T
+    dA1 = dA1 * D1 / kp1
+    dZ1 = dA1 * (A1 > 0)
+    dW1 = X.T @ dZ1
+    db1 = dZ1.sum(axis=0)
+    return [dW1, db1, dW2, db2, dW3, db3]
+
+
+def _numpy_adam(params, grads, v, s, t):
+    """The course's update_parameters_with_adam; returns the new parameters."""
+    new = []
+    for k, (p, g) in enumerate(zip(params, grads)):
+        v[k] = BETA1 * v[k] + (1 - BETA1) * g
+        v_corrected = v[k] / (1 - BETA1 ** t)
+        s[k] = BETA2 * s[k] + (1 - BETA2) * np.power(g, 2)
+        s_corrected = s[k] / (1 - BETA2 ** t)
+        new.append(p - LEARNING_RATE * v_corrected / (np.sqrt(s_corrected) + ADAM_EPS))
+    return new
+
+
+def _numpy_train(X, y, params):
+    """EPOCHS of mini-batch Adam; returns (params, history) like ``MLP.fit``."""
+    m = X.shape[0]
+    Y = np.zeros((m, LAYER_SIZES[-1]), dtype=np.float32)
+    Y[np.arange(m), y] = 1
+    v = [np.zeros_like(p) for p in params]
+    s = [np.zeros_like(p) for p in params]
+    t = 0
+    history = {"loss": [], "cost": [], "train_score": []}
+    for _ in range(EPOCHS):
+        # the course's random_mini_batches
+        permutation = np.random.permutation(m)
+        shuffled_X, shuffled_Y = X[permutation], Y[permutation]
+        total = 0.0
+        for start in range(0, m, BATCH_SIZE):
+            Xb, Yb = shuffled_X[start:start + BATCH_SIZE], shuffled_Y[start:start + BATCH_SIZE]
+            P, cache = _numpy_forward(Xb, params, train=True)
+            total += _numpy_cost(P, Yb) * Xb.shape[0]
+            grads = _numpy_backward(Xb, Yb, P, params, cache)
+            t += 1
+            params = _numpy_adam(params, grads, v, s, t)
+        P, _ = _numpy_forward(X, params, train=False)
+        history["loss"].append(total / m)
+        history["cost"].append(_numpy_cost(P, Y))
+        history["train_score"].append(float(np.mean(P.argmax(axis=1) == y)))
+    return params, history
+
+
+def _numpy_mc(X, params, T):
+    """T course-style forward passes with dropout on: (mean, std) of the outputs."""
+    samples = np.stack([_numpy_forward(X, params, train=True)[0] for _ in range(T)])
+    return samples.mean(axis=0), samples.std(axis=0)
+
+
+# ---------------------------------------------------------------- PyTorch
+
+
+def _torch_model(torch, params):
+    """The Sequential net in train mode, its Linear layers set to ``params``."""
+    nn = torch.nn
+    sizes = LAYER_SIZES
+    model = nn.Sequential(
+        nn.Linear(sizes[0], sizes[1]), nn.ReLU(), nn.Dropout(p=1 - KEEP_PROB[1]),
+        nn.Linear(sizes[1], sizes[2]), nn.ReLU(), nn.Dropout(p=1 - KEEP_PROB[2]),
+        nn.Linear(sizes[2], sizes[3]),
+    )
+    linears = [layer for layer in model if isinstance(layer, nn.Linear)]
+    with torch.no_grad():  # Linear stores W as (n_out, n_in)
+        for layer, W, b in zip(linears, params[0::2], params[1::2]):
+            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
+            layer.bias.copy_(torch.from_numpy(b.copy()))
+    return model.train()
+
+
+def _torch_params(model):
+    """The model's parameters as [W0, b0, ...] NumPy arrays in cydrop's layout."""
+    out = []
+    for layer in model:
+        if hasattr(layer, "weight"):
+            out += [layer.weight.detach().numpy().T, layer.bias.detach().numpy()]
+    return out
+
+
+def _torch_train(torch, model, optimizer, x_t, y_t, perm_gen):
+    """EPOCHS of mini-batch training; returns (model, history) like ``MLP.fit``."""
+    loss_fn = torch.nn.CrossEntropyLoss()
+    n = x_t.shape[0]
+    history = {"loss": [], "cost": [], "train_score": []}
+    for _ in range(EPOCHS):
+        model.train()
+        order = torch.randperm(n, generator=perm_gen)
+        total = 0.0
+        for start in range(0, n, BATCH_SIZE):
+            idx = order[start:start + BATCH_SIZE]
+            xb, yb = x_t[idx], y_t[idx]
+            optimizer.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        model.eval()
+        with torch.no_grad():
+            logits = model(x_t)
+            history["cost"].append(loss_fn(logits, y_t).item())
+            history["train_score"].append((logits.argmax(dim=1) == y_t).float().mean().item())
+        history["loss"].append(total / n)
+    model.train()
+    return model, history
+
+
+def _torch_mc(torch, model, x_t, T):
+    model.train()
+    with torch.no_grad():
+        samples = torch.stack([torch.softmax(model(x_t), dim=1) for _ in range(T)])
+        std, mean = torch.std_mean(samples, dim=0, correction=0)
+    return mean, std
+
+
+# ---------------------------------------------------------------- training
+
+
+def _cydrop_fit(net, x, y):
+    history = net.fit(x, y, epochs=EPOCHS, batch_size=BATCH_SIZE, optimizer="adam",
+                      learning_rate=LEARNING_RATE, shuffle=True, progress=False)
+    return net, history
+
+
+def test_train_cydrop(benchmark, mnist1d, init_params):
+    x, y, x_test, y_test = mnist1d
+    _group(benchmark, "mlp-train-mnist1d", "cydrop.MLP(...).fit(progress=False)", **_train_info())
+
+    def setup():  # a fresh net per round, as init_params
+        return (cydrop.MLP(LAYER_SIZES, keep_prob=KEEP_PROB, seed=SEED), x, y), {}
+
+    net, history = benchmark.pedantic(_cydrop_fit, setup=setup, **_PEDANTIC)
+    params = [p for W, b in zip(net.weights, net.biases) for p in (W, b)]
+    _check_history(history, init_params, params)
+    _record_accuracy(benchmark, history, net.score(x_test, y_test))
+
+
+def test_train_numpy(benchmark, mnist1d, init_params):
+    x, y, x_test, y_test = mnist1d
+    _group(benchmark, "mlp-train-mnist1d",
+           "course NumPy: np.random.rand < keep_prob, A * D / keep_prob, backprop and Adam by hand",
+           **_train_info())
+
+    def setup():
+        np.random.seed(SEED)  # the course's global RNG; benchmarks only, never the library
+        return (x, y, [p.copy() for p in init_params]), {}
+
+    params, history = benchmark.pedantic(_numpy_train, setup=setup, **_PEDANTIC)
+    _check_history(history, init_params, params)
+    P, _ = _numpy_forward(x_test, params, train=False)
+    _record_accuracy(benchmark, history, np.mean(P.argmax(axis=1) == y_test))
+
+
+def test_train_torch(benchmark, mnist1d, init_params):
+    torch = _import_torch()
+    x, y, x_test, y_test = mnist1d
+    # copies: torch warns on read-only arrays
+    x_t, y_t = torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
+    _group(benchmark, "mlp-train-mnist1d",
+           "nn.Sequential(Linear, ReLU, Dropout) + CrossEntropyLoss + optim.Adam",
+           torch_threads=torch.get_num_threads(), **_train_info())
+
+    def setup():
+        torch.manual_seed(SEED)  # dropout masks
+        model = _torch_model(torch, init_params)
+        optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, betas=(BETA1, BETA2),
+                                     eps=ADAM_EPS)
+        perm_gen = torch.Generator().manual_seed(SEED)
+        return (torch, model, optimizer, x_t, y_t, perm_gen), {}
+
+    model, history = benchmark.pedantic(_torch_train, setup=setup, **_PEDANTIC)
+    _check_history(history, init_params, _torch_params(model))
+    model.eval()
+    with torch.no_grad():
+        test_acc = (model(torch.from_numpy(x_test.copy())).argmax(dim=1).numpy() == y_test).mean()
+    _record_accuracy(benchmark, history, test_acc)
+
+
+# ---------------------------------------------------------------- MC dropout
+
+
+def test_mc_predict_cydrop(benchmark, mnist1d, trained_net):
+    _, _, x_test, y_test = mnist1d
+    _group(benchmark, "mlp-mc-predict", f"net.predict_proba(x_test, mc_samples={MC_SAMPLES})")
+    mean, std = benchmark(trained_net.predict_proba, x_test, mc_samples=MC_SAMPLES)
+    acc = _check_mc(mean, std, y_test)
+    _record_mc(benchmark, trained_net, mean, std, acc, x_test, y_test)
+
+
+def test_mc_predict_numpy(benchmark, mnist1d, trained_net):
+    _, _, x_test, y_test = mnist1d
+    params = _net_params(trained_net)
+    np.random.seed(SEED)  # the course's global RNG; benchmarks only
+    _group(benchmark, "mlp-mc-predict",
+           f"{MC_SAMPLES} course forward passes (np.random.rand < keep_prob), np.stack, mean, std")
+    mean, std = benchmark(_numpy_mc, x_test, params, MC_SAMPLES)
+    acc = _check_mc(mean, std, y_test)
+    _record_mc(benchmark, trained_net, mean, std, acc, x_test, y_test)
+
+
+def test_mc_predict_torch(benchmark, mnist1d, trained_net):
+    torch = _import_torch()
+    _, _, x_test, y_test = mnist1d
+    torch.manual_seed(SEED)
+    model = _torch_model(torch, _net_params(trained_net))
+    x_t = torch.from_numpy(x_test.copy())
+    _group(benchmark, "mlp-mc-predict",
+           f"model.train(), {MC_SAMPLES} passes under torch.no_grad(), softmax, torch.std_mean",
+           torch_threads=torch.get_num_threads())
+    mean, std = benchmark(_torch_mc, torch, model, x_t, MC_SAMPLES)
+    mean, std = mean.numpy(), std.numpy()
+    acc = _check_mc(mean, std, y_test)
+    _record_mc(benchmark, trained_net, mean, std, acc, x_test, y_test)
