@@ -57,7 +57,9 @@ class BuildExt(build_ext):
         if msvc:
             opt = ["/Od", "/Zi"] if DEBUG else ["/O2"]
         else:
-            opt = ["-O0", "-g"] if DEBUG else ["-O3"]
+            # -fno-math-errno: nothing reads errno, and without it GCC calls
+            # libm's sqrt one element at a time instead of vectorizing it
+            opt = (["-O0", "-g"] if DEBUG else ["-O3"]) + ["-fno-math-errno"]
         omp = openmp_flags(self.compiler)
         for ext in self.extensions:
             ext.extra_compile_args += opt + ([omp] if omp else [])
