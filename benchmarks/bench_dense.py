@@ -59,6 +59,7 @@ a one-thread comparison.
 """
 import numpy as np
 import pytest
+from _common import import_torch, numpy_blas_threads
 
 import cydrop
 
@@ -118,21 +119,6 @@ def _run(benchmark, case, fn, *args, **kwargs):
     return benchmark(fn, *args, **kwargs)
 
 
-def _import_torch():
-    return pytest.importorskip(
-        "torch", reason="PyTorch baseline skipped: torch is not importable (pip install torch)"
-    )
-
-
-def _numpy_blas_threads():
-    """NumPy's BLAS thread count (for extra_info), or None without threadpoolctl."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return None
-    counts = [p["num_threads"] for p in threadpool_info()
-              if p["user_api"] == "blas" and "numpy" in p["filepath"]]
-    return counts[0] if counts else None
 
 
 # ---------------------------------------------------------------- checks
@@ -188,7 +174,7 @@ def _gemms(x, W, g):
 @case_params
 def test_gemms(benchmark, layer, case):
     x, W, b, g = layer
-    _group(benchmark, case, "x @ W, x.T @ g, g @ W.T (NumPy)", _numpy_blas_threads(), keep_prob=None)
+    _group(benchmark, case, "x @ W, x.T @ g, g @ W.T (NumPy)", numpy_blas_threads(), keep_prob=None)
     z, dW, dx = _run(benchmark, case, _gemms, x, W, g)
     for name, arr, shape in (("x @ W", z, g.shape), ("x.T @ g", dW, W.shape), ("g @ W.T", dx, x.shape)):
         assert arr.shape == shape and arr.dtype == x.dtype, f"{name}: {arr.shape} {arr.dtype}"
@@ -257,7 +243,7 @@ def test_numpy(benchmark, layer, case):
     x, W, b, g = layer
     np.random.seed(3)  # the course's global RNG; benchmarks only, never the library
     _group(benchmark, case, "course layer: np.random.rand < keep_prob, x * D / keep_prob, @, ...",
-           _numpy_blas_threads())
+           numpy_blas_threads())
     out, dx, dW, db, D = _run(benchmark, case, _numpy_course, x, W, b, g, KEEP_PROB)
     _check_layer(x, W, b, g, out, dx, dW, db, KEEP_PROB, D)
 
@@ -271,7 +257,7 @@ def _torch_layer(torch, model, params, x_t, g_t):
 
 @case_params
 def test_torch(benchmark, layer, case):
-    torch = _import_torch()
+    torch = import_torch()
     x, W, b, g = layer
     tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[x.dtype]
     torch.manual_seed(4)
@@ -381,7 +367,7 @@ def test_mixed_numpy_loop(benchmark, make_input, make_weights, impl):
                                 n_classes=_LOOP_CLASSES, steps=_LOOP_STEPS, dtype="float32",
                                 keep_prob=KEEP_PROB, impl=desc,
                                 cydrop_threads=cydrop.get_num_threads(),
-                                numpy_blas_threads=_numpy_blas_threads())
+                                numpy_blas_threads=numpy_blas_threads())
     if impl == "cydrop_deterministic":
         cydrop.set_deterministic(True)
         try:

@@ -36,6 +36,7 @@ Threads: cydrop and PyTorch use several threads on large arrays (see
 """
 import numpy as np
 import pytest
+from _common import import_torch
 
 import cydrop
 
@@ -80,12 +81,6 @@ def _group(benchmark, pass_name, shape, dtype, **info):
     """Put the benchmark in its (pass, dtype, shape) group and describe it."""
     benchmark.group = f"{pass_name}-{np.dtype(dtype).name}-{_shape_id(shape)}"
     benchmark.extra_info.update(elements=int(np.prod(shape)), dtype=np.dtype(dtype).name, **info)
-
-
-def _import_torch():
-    return pytest.importorskip(
-        "torch", reason="PyTorch baseline skipped: torch is not importable (pip install torch)"
-    )
 
 
 # ---------------------------------------------------------------- checks
@@ -201,7 +196,7 @@ def test_forward_numpy_rng(benchmark, make_input, case):
 
 @case_params
 def test_forward_torch(benchmark, make_input, case):
-    torch = _import_torch()
+    torch = import_torch()
     shape, dtype, keep_prob = case
     x = make_input(shape, dtype)
     t = torch.from_numpy(x.copy())  # copy: torch warns on read-only arrays
@@ -257,7 +252,7 @@ def test_backward_numpy(benchmark, backward_inputs, case):
 
 @case_params
 def test_backward_torch(benchmark, backward_inputs, case):
-    torch = _import_torch()
+    torch = import_torch()
     dy, _, kept, keep_prob = backward_inputs
     g, mask_t = torch.from_numpy(dy.copy()), torch.from_numpy(kept)
     _group(benchmark, "backward", dy.shape, dy.dtype, impl="torch.ops.aten.native_dropout_backward",

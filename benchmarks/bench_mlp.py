@@ -61,6 +61,7 @@ import math
 
 import numpy as np
 import pytest
+from _common import import_torch, numpy_blas_threads
 
 import cydrop
 
@@ -97,28 +98,13 @@ _CHANCE_LOSS = math.log(10)  # cross-entropy of uniform guessing
 pytestmark = pytest.mark.benchmark(warmup=True, warmup_iterations=3)
 
 
-def _import_torch():
-    return pytest.importorskip(
-        "torch", reason="PyTorch baseline skipped: torch is not importable (pip install torch)"
-    )
-
-
-def _numpy_blas_threads():
-    """NumPy's BLAS thread count (for extra_info), or None without threadpoolctl."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return None
-    counts = [p["num_threads"] for p in threadpool_info()
-              if p["user_api"] == "blas" and "numpy" in p["filepath"]]
-    return counts[0] if counts else None
 
 
 def _group(benchmark, group, impl, **info):
     benchmark.group = group
     benchmark.extra_info.update(layer_sizes=LAYER_SIZES, keep_prob=KEEP_PROB, dtype="float32",
                                 impl=impl, cydrop_threads=cydrop.get_num_threads(),
-                                numpy_blas_threads=_numpy_blas_threads(), **info)
+                                numpy_blas_threads=numpy_blas_threads(), **info)
 
 
 def _train_info():
@@ -421,7 +407,7 @@ def test_train_numpy(benchmark, mnist1d, init_params):
 
 
 def test_train_torch(benchmark, mnist1d, init_params):
-    torch = _import_torch()
+    torch = import_torch()
     x, y, x_test, y_test = mnist1d
     # copies: torch warns on read-only arrays
     x_t, y_t = torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
@@ -468,7 +454,7 @@ def test_mc_predict_numpy(benchmark, mnist1d, trained_net):
 
 
 def test_mc_predict_torch(benchmark, mnist1d, trained_net):
-    torch = _import_torch()
+    torch = import_torch()
     _, _, x_test, y_test = mnist1d
     torch.manual_seed(SEED)
     model = _torch_model(torch, _net_params(trained_net))

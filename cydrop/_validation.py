@@ -22,18 +22,25 @@ def check_keep_prob(keep_prob, name="keep_prob"):
     return value
 
 
+def check_float_dtype(arr, name):
+    """Refuse anything but a native-order float32/float64 ndarray."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of float32 or float64, got {type(arr).__name__}")
+    # byte order first: '>f8' != float64, so it would fail the dtype test
+    # with a misleading message
+    if not arr.dtype.isnative:
+        raise TypeError(f"{name} must be in native byte order, got {arr.dtype.str}")
+    if arr.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
+
+
 def check_float_array(x, name):
     """Return ``x`` as a C-contiguous float32/float64 ndarray.
 
     Non-contiguous input is copied (results are then computed on the copy);
     other dtypes are refused rather than silently converted.
     """
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray of float32 or float64, got {type(x).__name__}")
-    if not x.dtype.isnative:
-        raise TypeError(f"{name} must be in native byte order, got {x.dtype.str}")
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
+    check_float_dtype(x, name)
     return np.asarray(x, order="C")  # unlike ascontiguousarray, keeps 0-d arrays 0-d
 
 

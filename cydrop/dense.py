@@ -12,7 +12,7 @@ from ._blas_threads import single_threaded_blas
 from ._generator import as_generator, draw_mask
 from ._mask import _WORD, Mask, as_mask, packed_words
 from ._threads import get_deterministic, get_num_threads
-from ._validation import FLOAT_DTYPES, check_keep_prob, threshold_of
+from ._validation import check_float_dtype, check_keep_prob, threshold_of
 
 __all__ = ["ACTIVATIONS", "DenseCache", "dense_backward", "dense_forward"]
 
@@ -91,10 +91,7 @@ def _scratch_buffer(slot, shape, dtype):
 
 
 def _check_matrix(arr, name, ndim, dtype=None):
-    if not isinstance(arr, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(arr).__name__}")
-    if arr.dtype not in FLOAT_DTYPES or not arr.dtype.isnative:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
+    check_float_dtype(arr, name)
     if dtype is not None and arr.dtype != dtype:
         raise TypeError(f"{name} has dtype {arr.dtype} but x has dtype {dtype}: use one dtype for a layer")
     if arr.ndim != ndim:

@@ -373,7 +373,7 @@ class MLP:
 
     def _evaluate(self, X, Y):
         """(mean data loss, score) with dropout off, in batches."""
-        total, correct, n = 0.0, 0.0, X.shape[0]
+        total, n = 0.0, X.shape[0]
         preds = []
         for start in range(0, n, _PREDICT_BATCH):
             P, _ = self._forward(X[start:start + _PREDICT_BATCH], train=False)

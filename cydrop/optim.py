@@ -16,7 +16,7 @@ import numbers
 import numpy as np
 
 from . import _optim
-from ._validation import FLOAT_DTYPES, check_positive_int
+from ._validation import check_float_dtype, check_positive_int
 
 __all__ = ["adam_update", "max_norm_", "momentum_update", "sgd_update"]
 
@@ -40,22 +40,9 @@ def _check_real(value, name, low, high=math.inf, *, low_open=True, high_open=Tru
     return x
 
 
-def _check_array(arr, name):
-    """Refuse anything but a native-order float32/float64 ndarray."""
-    if not isinstance(arr, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray of float32 or float64, "
-                        f"got {type(arr).__name__}")
-    # byte order first: '>f8' != float64, so it would fail the dtype test
-    # with a misleading message
-    if not arr.dtype.isnative and arr.dtype.newbyteorder("=") in FLOAT_DTYPES:
-        raise TypeError(f"{name} must be in native byte order, got {arr.dtype.str}")
-    if arr.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {arr.dtype}")
-
-
 def _check_updated(arr, name, like=None):
     """An array updated in place: float, C-contiguous, writable, matching ``like``."""
-    _check_array(arr, name)
+    check_float_dtype(arr, name)
     if like is not None:
         if arr.dtype != like.dtype:
             raise TypeError(f"{name} must have param's dtype {like.dtype}, got {arr.dtype}")
@@ -70,7 +57,7 @@ def _check_updated(arr, name, like=None):
 
 def _check_grad(grad, param):
     """grad: param's dtype and shape; returned C-contiguous (copied if not)."""
-    _check_array(grad, "grad")
+    check_float_dtype(grad, "grad")
     if grad.dtype != param.dtype:
         raise TypeError(f"grad must have param's dtype {param.dtype}, got {grad.dtype}")
     if grad.shape != param.shape:
@@ -309,7 +296,7 @@ def max_norm_(W, max_norm):
     array([[0.6, 0.1],
            [0.8, 0.2]])
     """
-    _check_array(W, "W")
+    check_float_dtype(W, "W")
     if W.ndim != 2:
         raise ValueError(f"W must be 2-D (n_in, n_out), got shape {W.shape}")
     _check_updated(W, "W")
