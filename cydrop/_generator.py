@@ -122,9 +122,7 @@ def draw_mask(key, first_block, shape, keep_prob):
     drawn again (as a regenerating backward pass does)."""
     size = int(np.prod(shape, dtype=np.int64))
     words = np.empty(-(-size // 64), dtype=_WORD)
-    _dropout.bernoulli_words(key, first_block, threshold_of(keep_prob), words)
-    if size % 64:
-        words[-1] &= np.uint64((1 << (size % 64)) - 1)  # canonical padding, as the kernels leave it
+    _dropout.draw_words(key, first_block, threshold_of(keep_prob), words, size)
     return Mask(words, shape, keep_prob)
 
 

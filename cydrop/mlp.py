@@ -150,11 +150,7 @@ class MLP:
         if y.ndim != 1:
             raise ValueError(f"{name} must be 1-D class labels, got shape {y.shape}")
         if fitting and self.classes_ is None:
-            classes = np.unique(y)
-            n_expected = 2 if self.output == "sigmoid" else self.layer_sizes[-1]
-            if len(classes) > n_expected:
-                raise ValueError(f"{name} has {len(classes)} classes, the network has room for {n_expected}")
-            self.classes_ = classes
+            self._set_classes(y, name)
         if self.classes_ is None:
             raise ValueError("the network has not been fitted: call fit first")
         idx = np.searchsorted(self.classes_, y)
@@ -167,6 +163,13 @@ class MLP:
         Y = np.zeros((n, self.layer_sizes[-1]), dtype=self.dtype)
         Y[np.arange(n), idx] = 1
         return Y
+
+    def _set_classes(self, labels, name):
+        classes = np.unique(np.asarray(labels))
+        n_expected = 2 if self.output == "sigmoid" else self.layer_sizes[-1]
+        if len(classes) > n_expected:
+            raise ValueError(f"{name} has {len(classes)} classes, the network has room for {n_expected}")
+        self.classes_ = classes
 
     # ------------------------------------------------------------ passes
 
@@ -322,8 +325,7 @@ class MLP:
         if self.output != "linear" and self.classes_ is None:
             if classes is None:
                 raise ValueError("classes must be given on the first partial_fit call of a classifier")
-            self._check_y(np.unique(np.asarray(classes)), len(np.unique(np.asarray(classes))),
-                          fitting=True, name="classes")
+            self._set_classes(classes, "classes")
         Y = self._check_y(y, X.shape[0], fitting=False)
         self._set_training(optimizer, learning_rate, l2, max_norm, momentum)
         loss = self._train_step(X, Y)

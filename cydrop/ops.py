@@ -77,12 +77,12 @@ def dropout(x, keep_prob, *, seed=None, mask=None, out=None):
     out = check_out(out, x, inputs=(x,))
     if mask is not None:
         return _apply(x, mask, out), mask
-    gen = as_generator(seed)  # validates seed even when it is not used
+    gen = as_generator(seed) if seed is not None else None  # validated even if unused
     if keep_prob == 1.0:
         if out is not x:
             np.copyto(out, x)
         return out, Mask.all_kept(x.shape)
-    key, first_block = gen._reserve(x.size)
+    key, first_block = (gen or as_generator(None))._reserve(x.size)
     words = np.empty(-(-x.size // 64), dtype=_WORD)
     if x.size:
         _dropout.forward(x.reshape(-1), out.reshape(-1), words, key, first_block,

@@ -16,7 +16,7 @@ import numbers
 import numpy as np
 
 from . import _optim
-from ._validation import check_float_dtype, check_positive_int
+from ._validation import check_float_dtype, check_out, check_positive_int
 
 __all__ = ["adam_update", "max_norm_", "momentum_update", "sgd_update"]
 
@@ -41,18 +41,11 @@ def _check_real(value, name, low, high=math.inf, *, low_open=True, high_open=Tru
 
 
 def _check_updated(arr, name, like=None):
-    """An array updated in place: float, C-contiguous, writable, matching ``like``."""
+    """An array updated in place: float, C-contiguous, writable, of ``like``'s
+    shape and dtype (a copy would take the update and leave the caller's
+    array as it was)."""
     check_float_dtype(arr, name)
-    if like is not None:
-        if arr.dtype != like.dtype:
-            raise TypeError(f"{name} must have param's dtype {like.dtype}, got {arr.dtype}")
-        if arr.shape != like.shape:
-            raise ValueError(f"{name} must have param's shape {like.shape}, got {arr.shape}")
-    if not arr.flags.c_contiguous:
-        # a copy would take the update and leave the caller's array as it was
-        raise ValueError(f"{name} must be C-contiguous (it is updated in place)")
-    if not arr.flags.writeable:
-        raise ValueError(f"{name} must be writable (got a read-only array)")
+    check_out(arr, arr if like is None else like, name)
 
 
 def _check_grad(grad, param):

@@ -7,8 +7,9 @@ length ``n > 0``, ``words`` of length ``ceil(n / 64)``.
 from cython cimport floating
 from libc.stdint cimport uint64_t
 
+cimport dropout
 from dropout cimport apply_mask_parallel, draw_and_apply_parallel
-from rng cimport cyd_key_from_seed, cyd_bernoulli_words
+from rng cimport cyd_key_from_seed
 
 
 def key_from_seed(uint64_t seed):
@@ -16,12 +17,14 @@ def key_from_seed(uint64_t seed):
     return cyd_key_from_seed(seed)
 
 
-def bernoulli_words(uint64_t key, uint64_t block0, uint64_t threshold, uint64_t[::1] words):
-    """words[i] := Bernoulli(threshold / 2^32) bits of block block0 + i."""
-    if words.shape[0] == 0:
+def draw_words(uint64_t key, uint64_t block0, uint64_t threshold, uint64_t[::1] words,
+               Py_ssize_t n_elements):
+    """words := the packed mask of n_elements elements drawn from block block0
+    (padding bits clear); words holds ceil(n_elements / 64) words."""
+    if n_elements == 0:
         return
     with nogil:
-        cyd_bernoulli_words(key, block0, threshold, words.shape[0], &words[0])
+        dropout.draw_words(key, block0, threshold, n_elements, &words[0])
 
 
 def forward(const floating[::1] x, floating[::1] y, uint64_t[::1] words,

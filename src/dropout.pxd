@@ -38,6 +38,17 @@ cdef inline void apply_mask(const floating *x, const uint64_t *words, floating s
         y[e] = x[e] * (scale if (words[e >> 6] >> (e & 63)) & 1 else 0)
 
 
+cdef inline void draw_words(uint64_t key, uint64_t block0, uint64_t threshold,
+                             Py_ssize_t n_elements, uint64_t *words) noexcept nogil:
+    """words := Bernoulli(threshold / 2^32) bits of n_elements elements from
+    block block0 on, the padding bits past the last element cleared so that a
+    packed mask has one canonical form (count_kept, equality, to_bool)."""
+    cdef Py_ssize_t n_blocks = (n_elements + BLOCK - 1) // BLOCK
+    cyd_bernoulli_words(key, block0, threshold, n_blocks, words)
+    if n_elements % BLOCK:
+        words[n_blocks - 1] &= ((<uint64_t>1) << (n_elements % BLOCK)) - 1
+
+
 cdef inline void draw_and_apply(const floating *x, floating *y, uint64_t *words,
                                 Py_ssize_t start, Py_ssize_t n_elements,
                                 uint64_t key, uint64_t block0, uint64_t threshold,
@@ -46,12 +57,7 @@ cdef inline void draw_and_apply(const floating *x, floating *y, uint64_t *words,
     words[blocks] := Bernoulli bits of blocks block0 + start / 64 ...;
     y := x * D * scale. Draw then apply while the chunk is hot in cache."""
     cdef Py_ssize_t b = start // BLOCK
-    cdef Py_ssize_t n_blocks = (n_elements + BLOCK - 1) // BLOCK
-    cyd_bernoulli_words(key, block0 + b, threshold, n_blocks, words + b)
-    if n_elements % BLOCK:
-        # clear the padding bits past the last element so that the packed
-        # mask has one canonical form (count_kept, equality, to_bool)
-        words[b + n_blocks - 1] &= ((<uint64_t>1) << (n_elements % BLOCK)) - 1
+    draw_words(key, block0 + b, threshold, n_elements, words + b)
     apply_mask(x + start, words + b, scale, n_elements, y + start)
 
 
