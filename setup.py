@@ -74,7 +74,8 @@ def extension(name, **kwargs):
         f"cydrop.{name}",
         [f"src/{name}.pyx"],
         include_dirs=["src", numpy.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+        + ([("CYDROP_DEBUG_BUILD", "1")] if DEBUG else []),  # cydrop._openmp.debug_build()
         **kwargs,
     )
 

@@ -1,9 +1,11 @@
 """Fused dense layer forward+backward: cydrop beside bare GEMMs, NumPy and PyTorch.
 
-One pytest-benchmark group per (dtype, batch, width), e.g.
-``dense-float32-256x1024``, with ``n_in = n_out = width``: batch in
-(64, 256, 1024) by width in (512, 1024, 4096) for float32, plus float64 at
-256x1024. Every case runs one layer ``out = relu((x * D / keep_prob) @ W + b)``
+One pytest-benchmark group per (dtype, batch, n_in[, n_out]), e.g.
+``dense-float32-256x1024`` (``n_in = n_out = 1024``) or
+``dense-float64-64x784x512``: batch in (64, 256, 1024) by width in
+(512, 1024, 4096) for float32, plus 64x784->512 (an MNIST-sized input layer),
+256x1024 and 1024x4096 in float64. The NumPy and PyTorch bodies are those of
+:mod:`cydrop.bench.baselines`, shared with ``cydrop bench``. Every case runs one layer ``out = relu((x * D / keep_prob) @ W + b)``
 forward and backward (``dx``, ``dW``, ``db``) at keep_prob 0.8:
 
 ``gemms``              ``x @ W``, ``x.T @ g``, ``g @ W.T`` with NumPy: the three
@@ -18,7 +20,9 @@ forward and backward (``dx``, ``dW``, ``db``) at keep_prob 0.8:
                        on cydrop's OpenMP threads (bit-identical for any thread count).
 ``numpy``              the course layer: ``D = np.random.rand(*x.shape) < keep_prob``,
                        ``xt = x * D / keep_prob``, ``z = xt @ W + b``, ..., as in
-                       :func:`_numpy_course`.
+                       :func:`cydrop.bench.baselines.numpy_layer`.
+``numpy_rng``          the same with ``rng.random(shape, dtype=x.dtype) < keep_prob``
+                       (a modern ``np.random.Generator``, uniforms in float32).
 ``torch``              ``nn.Dropout(p=0.2)`` -> ``nn.Linear`` -> ReLU in the matching
                        dtype, gradients by ``torch.autograd.grad(out, (x, weight, bias),
                        grad_outputs=g)``: the gradient of ``(out * g).sum()`` without
@@ -62,13 +66,16 @@ import pytest
 from _common import import_torch, numpy_blas_threads
 
 import cydrop
+from cydrop.bench import baselines as bl
 
 KEEP_PROB = 0.8
 BATCHES = (64, 256, 1024)
 WIDTHS = (512, 1024, 4096)
-# (dtype, batch, width)
-CASES = [(np.float32, batch, width) for batch in BATCHES for width in WIDTHS]
-CASES.append((np.float64, 256, 1024))
+# (dtype, batch, n_in, n_out): square layers for float32, and from small (an
+# MNIST-sized input layer, batch 64, 784 -> 512) to large in both dtypes
+CASES = [(np.float32, batch, width, width) for batch in BATCHES for width in WIDTHS]
+CASES += [(np.float32, 64, 784, 512)]
+CASES += [(np.float64, 64, 784, 512), (np.float64, 256, 1024, 1024), (np.float64, 1024, 4096, 4096)]
 
 # Width-4096 cases cost up to ~1 s a call: a fixed 1 warm-up + 3 timed rounds
 # instead of pytest-benchmark's calibration (>= 5 rounds and 1 s).
@@ -88,8 +95,8 @@ pytestmark = pytest.mark.benchmark(warmup=True, warmup_iterations=3)
 
 
 def _case_id(case):
-    dtype, batch, width = case
-    return f"{np.dtype(dtype).name}-{batch}x{width}"
+    dtype, batch, n_in, n_out = case
+    return f"{np.dtype(dtype).name}-{batch}x{n_in}" + (f"x{n_out}" if n_out != n_in else "")
 
 
 case_params = pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
@@ -98,23 +105,23 @@ case_params = pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in C
 @pytest.fixture
 def layer(make_input, make_weights, case):
     """(x, W, b, g) of a case: input, weights, bias and output gradient, read-only."""
-    dtype, batch, width = case
-    W, b = make_weights(width, width, dtype)
-    return make_input((batch, width), dtype), W, b, make_input((batch, width), dtype, "dy")
+    dtype, batch, n_in, n_out = case
+    W, b = make_weights(n_in, n_out, dtype)
+    return make_input((batch, n_in), dtype), W, b, make_input((batch, n_out), dtype, "dy")
 
 
 def _group(benchmark, case, impl, threads, keep_prob=KEEP_PROB):
     """Put the benchmark in its (dtype, batch, width) group and describe it."""
-    dtype, batch, width = case
+    dtype, batch, n_in, n_out = case
     benchmark.group = f"dense-{_case_id(case)}"
-    benchmark.extra_info.update(batch=batch, n_in=width, n_out=width, dtype=np.dtype(dtype).name,
-                                gemm_flops=3 * 2 * batch * width * width, impl=impl,
+    benchmark.extra_info.update(batch=batch, n_in=n_in, n_out=n_out, dtype=np.dtype(dtype).name,
+                                gemm_flops=3 * 2 * batch * n_in * n_out, impl=impl,
                                 keep_prob=keep_prob, threads=threads)
 
 
 def _run(benchmark, case, fn, *args, **kwargs):
     """Time fn(*args, **kwargs): calibrated rounds, or 3 fixed rounds for the widest layers."""
-    if case[2] >= _PEDANTIC_WIDTH:
+    if case[2] >= _PEDANTIC_WIDTH:  # n_in
         return benchmark.pedantic(fn, args=args, kwargs=kwargs, **_PEDANTIC)
     return benchmark(fn, *args, **kwargs)
 
@@ -167,15 +174,11 @@ def _check_layer(x, W, b, g, out, dx, dW, db, keep_prob, kept=None):
 # ---------------------------------------------------------------- cases
 
 
-def _gemms(x, W, g):
-    return x @ W, x.T @ g, g @ W.T
-
-
 @case_params
 def test_gemms(benchmark, layer, case):
     x, W, b, g = layer
     _group(benchmark, case, "x @ W, x.T @ g, g @ W.T (NumPy)", numpy_blas_threads(), keep_prob=None)
-    z, dW, dx = _run(benchmark, case, _gemms, x, W, g)
+    z, dW, dx = _run(benchmark, case, bl.gemms, x, W, g)
     for name, arr, shape in (("x @ W", z, g.shape), ("x.T @ g", dW, W.shape), ("g @ W.T", dx, x.shape)):
         assert arr.shape == shape and arr.dtype == x.dtype, f"{name}: {arr.shape} {arr.dtype}"
         assert np.isfinite(arr).all(), f"{name} has non-finite values"
@@ -226,51 +229,36 @@ def test_cydrop_deterministic(benchmark, layer, case):
         cydrop.set_deterministic(False)
 
 
-def _numpy_course(x, W, b, g, keep_prob):
-    D = np.random.rand(*x.shape) < keep_prob
-    xt = x * D / keep_prob
-    z = xt @ W + b
-    a = np.maximum(z, 0)
-    dz = g * (z > 0)
-    dW = xt.T @ dz
-    db = dz.sum(0)
-    dx = (dz @ W.T) * D / keep_prob
-    return a, dx, dW, db, D
-
-
 @case_params
 def test_numpy(benchmark, layer, case):
     x, W, b, g = layer
     np.random.seed(3)  # the course's global RNG; benchmarks only, never the library
     _group(benchmark, case, "course layer: np.random.rand < keep_prob, x * D / keep_prob, @, ...",
            numpy_blas_threads())
-    out, dx, dW, db, D = _run(benchmark, case, _numpy_course, x, W, b, g, KEEP_PROB)
+    out, dx, dW, db, D = _run(benchmark, case, bl.numpy_layer, x, W, b, g, KEEP_PROB)
     _check_layer(x, W, b, g, out, dx, dW, db, KEEP_PROB, D)
 
 
-def _torch_layer(torch, model, params, x_t, g_t):
-    x_t = x_t.detach().requires_grad_()  # a fresh leaf each call: no grads accumulate
-    out = model(x_t)
-    dx, dW_t, db = torch.autograd.grad(out, (x_t, *params), grad_outputs=g_t)
-    return out, dx, dW_t, db
+@case_params
+def test_numpy_rng(benchmark, layer, case):
+    x, W, b, g = layer
+    rng = np.random.default_rng(5)
+    _group(benchmark, case, f"course layer with rng.random(dtype={x.dtype.name}) < keep_prob",
+           numpy_blas_threads())
+    out, dx, dW, db, D = _run(benchmark, case, bl.numpy_layer, x, W, b, g, KEEP_PROB, rng)
+    _check_layer(x, W, b, g, out, dx, dW, db, KEEP_PROB, D)
 
 
 @case_params
 def test_torch(benchmark, layer, case):
     torch = import_torch()
     x, W, b, g = layer
-    tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[x.dtype]
     torch.manual_seed(4)
-    linear = torch.nn.Linear(*W.shape, dtype=tdtype)
-    with torch.no_grad():  # the layer of the other cases; Linear stores W as (n_out, n_in)
-        linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
-        linear.bias.copy_(torch.from_numpy(b.copy()))
-    model = torch.nn.Sequential(torch.nn.Dropout(p=1 - KEEP_PROB), linear, torch.nn.ReLU()).train()
+    model, params = bl.torch_layer_model(torch, W, b, KEEP_PROB)
     x_t, g_t = torch.from_numpy(x.copy()), torch.from_numpy(g.copy())  # copy: torch warns on read-only arrays
     _group(benchmark, case, "nn.Dropout + nn.Linear + nn.ReLU, torch.autograd.grad",
            torch.get_num_threads())
-    out, dx, dW_t, db = _run(benchmark, case, _torch_layer, torch, model,
-                             (linear.weight, linear.bias), x_t, g_t)
+    out, dx, dW_t, db = _run(benchmark, case, bl.torch_layer, torch, model, params, x_t, g_t)
     assert dW_t.shape == (W.shape[1], W.shape[0])
     _check_layer(x, W, b, g, out.detach().numpy(), dx.numpy(), dW_t.numpy().T, db.numpy(), KEEP_PROB)
 

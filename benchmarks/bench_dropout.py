@@ -17,7 +17,8 @@ backward (all cases apply the same mask)
     ``numpy``          ``dy * D / keep_prob`` with a bool ``D``.
     ``torch``          ``torch.ops.aten.native_dropout_backward(g, mask, 1 / keep_prob)``.
 
-keep_prob is 0.8 everywhere, plus 0.5 for the float32 1024x4096 groups.
+The NumPy and PyTorch bodies are those of :mod:`cydrop.bench.baselines`,
+shared with ``cydrop bench``. keep_prob is 0.8 everywhere, plus 0.5 for the float32 1024x4096 groups.
 ``test_mask_memory`` records mask bytes per element (not a timing comparison).
 
 Timing never decides pass/fail; every case checks its result cheaply (shape,
@@ -39,6 +40,7 @@ import pytest
 from _common import import_torch
 
 import cydrop
+from cydrop.bench import baselines as bl
 
 SHAPES = [(64, 784), (256, 1024), (1024, 4096)]
 DTYPES = [np.float32, np.float64]
@@ -160,26 +162,14 @@ def test_forward_cydrop_out(benchmark, make_input, case):
     _check_dropout(y, x, _mask_head(mask), keep_prob)
 
 
-def _numpy_course(x, keep_prob):
-    D = np.random.rand(*x.shape) < keep_prob
-    A = x * D / keep_prob
-    return A, D
-
-
 @case_params
 def test_forward_numpy_course(benchmark, make_input, case):
     shape, dtype, keep_prob = case
     x = make_input(shape, dtype)
     _group(benchmark, "forward", shape, dtype, impl="np.random.rand < keep_prob; x * D / keep_prob",
            keep_prob=keep_prob, threads=1)
-    A, D = benchmark(_numpy_course, x, keep_prob)
+    A, D = benchmark(bl.numpy_course_dropout, x, keep_prob)
     _check_dropout(A, x, D, keep_prob)
-
-
-def _numpy_rng(x, keep_prob, rng):
-    D = rng.random(x.shape, dtype=x.dtype) < keep_prob
-    A = x * D / keep_prob
-    return A, D
 
 
 @case_params
@@ -190,7 +180,7 @@ def test_forward_numpy_rng(benchmark, make_input, case):
     _group(benchmark, "forward", shape, dtype,
            impl=f"default_rng().random(dtype={np.dtype(dtype).name}) < keep_prob; x * D / keep_prob",
            keep_prob=keep_prob, threads=1)
-    A, D = benchmark(_numpy_rng, x, keep_prob, rng)
+    A, D = benchmark(bl.numpy_rng_dropout, x, keep_prob, rng)
     _check_dropout(A, x, D, keep_prob)
 
 
@@ -203,7 +193,7 @@ def test_forward_torch(benchmark, make_input, case):
     torch.manual_seed(4)
     _group(benchmark, "forward", shape, dtype, impl="torch.ops.aten.native_dropout",
            keep_prob=keep_prob, threads=torch.get_num_threads())
-    y, mask = benchmark(torch.ops.aten.native_dropout, t, 1.0 - keep_prob, True)
+    y, mask = benchmark(bl.torch_dropout, torch, t, keep_prob)
     assert mask.dtype == torch.bool
     _check_dropout(y.numpy(), x, mask.numpy(), keep_prob)
 
@@ -237,16 +227,12 @@ def test_backward_cydrop(benchmark, backward_inputs, case):
     _check_dropout(dx, dy, kept, keep_prob)
 
 
-def _numpy_backward(dy, D, keep_prob):
-    return dy * D / keep_prob
-
-
 @case_params
 def test_backward_numpy(benchmark, backward_inputs, case):
     dy, _, kept, keep_prob = backward_inputs
     _group(benchmark, "backward", dy.shape, dy.dtype, impl="dy * D / keep_prob (bool D)",
            keep_prob=keep_prob, threads=1)
-    dx = benchmark(_numpy_backward, dy, kept, keep_prob)
+    dx = benchmark(bl.numpy_dropout_backward, dy, kept, keep_prob)
     _check_dropout(dx, dy, kept, keep_prob)
 
 
@@ -257,7 +243,7 @@ def test_backward_torch(benchmark, backward_inputs, case):
     g, mask_t = torch.from_numpy(dy.copy()), torch.from_numpy(kept)
     _group(benchmark, "backward", dy.shape, dy.dtype, impl="torch.ops.aten.native_dropout_backward",
            keep_prob=keep_prob, threads=torch.get_num_threads())
-    dx = benchmark(torch.ops.aten.native_dropout_backward, g, mask_t, 1.0 / keep_prob)
+    dx = benchmark(bl.torch_dropout_backward, torch, g, mask_t, keep_prob)
     _check_dropout(dx.numpy(), dy, kept, keep_prob)
 
 

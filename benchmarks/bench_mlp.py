@@ -17,7 +17,8 @@ three cases are comparable.
 ``cydrop``  ``cydrop.MLP(...).fit(x, y, epochs=2, batch_size=100, progress=False)``.
 ``numpy``   the deeplearning.ai course's network: forward and backward by hand,
             ``D = np.random.rand(*A.shape) < keep_prob; A = A * D / keep_prob``,
-            Adam by hand with NumPy ops (:func:`_numpy_train`). Arrays are
+            Adam by hand with NumPy ops (:mod:`cydrop.bench.baselines`, shared with
+            ``cydrop bench``). Arrays are
             ``(batch, features)`` like cydrop's (the course's column layout
             transposed: ``Z = A @ W + b`` for ``Z = np.dot(W, A) + b``).
 ``torch``   ``nn.Sequential(Linear, ReLU, Dropout(0.5), Linear, ReLU, Dropout(0.5),
@@ -64,6 +65,7 @@ import pytest
 from _common import import_torch, numpy_blas_threads
 
 import cydrop
+from cydrop.bench import baselines as bl
 
 pytest.importorskip(
     "mnist1d", reason='MNIST-1D benchmarks skipped: mnist1d is not importable (pip install "cydrop[demo]")'
@@ -75,8 +77,7 @@ LAYER_SIZES = [40, 512, 512, 10]
 # entry i: inputs of dense layer i; entry 0 (the features) must stay 1.0, the
 # NumPy and PyTorch networks drop hidden outputs only
 KEEP_PROB = [1.0, 0.5, 0.5]
-LEARNING_RATE = 1e-3
-BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8  # Adam defaults of cydrop and torch alike
+LEARNING_RATE = 1e-3  # Adam's betas and eps: the defaults of cydrop and torch (bl.ADAM)
 BATCH_SIZE = 100
 EPOCHS = 2
 MC_SAMPLES = 20
@@ -202,173 +203,17 @@ def _record_mc(benchmark, net, mean, std, acc, x_test, y_test):
                                 mean_std=round(float(std.mean()), 5))
 
 
-# ---------------------------------------------------------------- NumPy, the course way
-
-
-def _softmax(Z):
-    e = np.exp(Z - Z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _numpy_forward(X, params, train):
-    """The course's forward_propagation_with_dropout, three layers, row-major."""
-    W1, b1, W2, b2, W3, b3 = params
-    kp1, kp2 = KEEP_PROB[1], KEEP_PROB[2]
-    Z1 = X @ W1 + b1
-    A1 = np.maximum(Z1, 0)
-    D1 = None
-    if train:
-        D1 = np.random.rand(*A1.shape) < kp1
-        A1 = A1 * D1 / kp1
-    Z2 = A1 @ W2 + b2
-    A2 = np.maximum(Z2, 0)
-    D2 = None
-    if train:
-        D2 = np.random.rand(*A2.shape) < kp2
-        A2 = A2 * D2 / kp2
-    Z3 = A2 @ W3 + b3
-    P = _softmax(Z3)
-    return P, (A1, D1, A2, D2)
-
-
-def _numpy_cost(P, Y):
-    """Mean softmax cross-entropy of probabilities P against one-hot Y."""
-    return -float(np.sum(Y * np.log(np.maximum(P, np.finfo(P.dtype).tiny)), dtype=np.float64)) / P.shape[0]
-
-
-def _numpy_backward(X, Y, P, params, cache):
-    """The course's backward_propagation_with_dropout: grads in params' order."""
-    _, _, W2, _, W3, _ = params
-    A1, D1, A2, D2 = cache
-    kp1, kp2 = KEEP_PROB[1], KEEP_PROB[2]
-    m = X.shape[0]
-    dZ3 = (P - Y) / m
-    dW3 = A2.T @ dZ3
-    db3 = dZ3.sum(axis=0)
-    dA2 = dZ3 @ W3.T
-    dA2 = dA2 * D2 / kp2
-    dZ2 = dA2 * (A2 > 0)
-    dW2 = A1.T @ dZ2
-    db2 = dZ2.sum(axis=0)
-    dA1 = dZ2 @ W2.T
-    dA1 = dA1 * D1 / kp1
-    dZ1 = dA1 * (A1 > 0)
-    dW1 = X.T @ dZ1
-    db1 = dZ1.sum(axis=0)
-    return [dW1, db1, dW2, db2, dW3, db3]
-
-
-def _numpy_adam(params, grads, v, s, t):
-    """The course's update_parameters_with_adam; returns the new parameters."""
-    new = []
-    for k, (p, g) in enumerate(zip(params, grads)):
-        v[k] = BETA1 * v[k] + (1 - BETA1) * g
-        v_corrected = v[k] / (1 - BETA1 ** t)
-        s[k] = BETA2 * s[k] + (1 - BETA2) * np.power(g, 2)
-        s_corrected = s[k] / (1 - BETA2 ** t)
-        new.append(p - LEARNING_RATE * v_corrected / (np.sqrt(s_corrected) + ADAM_EPS))
-    return new
+# ---------------------------------------------------------------- training
 
 
 def _numpy_train(X, y, params):
-    """EPOCHS of mini-batch Adam; returns (params, history) like ``MLP.fit``."""
-    m = X.shape[0]
-    Y = np.zeros((m, LAYER_SIZES[-1]), dtype=np.float32)
-    Y[np.arange(m), y] = 1
-    v = [np.zeros_like(p) for p in params]
-    s = [np.zeros_like(p) for p in params]
-    t = 0
-    history = {"loss": [], "cost": [], "train_score": []}
-    for _ in range(EPOCHS):
-        # the course's random_mini_batches
-        permutation = np.random.permutation(m)
-        shuffled_X, shuffled_Y = X[permutation], Y[permutation]
-        total = 0.0
-        for start in range(0, m, BATCH_SIZE):
-            Xb, Yb = shuffled_X[start:start + BATCH_SIZE], shuffled_Y[start:start + BATCH_SIZE]
-            P, cache = _numpy_forward(Xb, params, train=True)
-            total += _numpy_cost(P, Yb) * Xb.shape[0]
-            grads = _numpy_backward(Xb, Yb, P, params, cache)
-            t += 1
-            params = _numpy_adam(params, grads, v, s, t)
-        P, _ = _numpy_forward(X, params, train=False)
-        history["loss"].append(total / m)
-        history["cost"].append(_numpy_cost(P, Y))
-        history["train_score"].append(float(np.mean(P.argmax(axis=1) == y)))
-    return params, history
-
-
-def _numpy_mc(X, params, T):
-    """T course-style forward passes with dropout on: (mean, std) of the outputs."""
-    samples = np.stack([_numpy_forward(X, params, train=True)[0] for _ in range(T)])
-    return samples.mean(axis=0), samples.std(axis=0)
-
-
-# ---------------------------------------------------------------- PyTorch
-
-
-def _torch_model(torch, params):
-    """The Sequential net in train mode, its Linear layers set to ``params``."""
-    nn = torch.nn
-    sizes = LAYER_SIZES
-    model = nn.Sequential(
-        nn.Linear(sizes[0], sizes[1]), nn.ReLU(), nn.Dropout(p=1 - KEEP_PROB[1]),
-        nn.Linear(sizes[1], sizes[2]), nn.ReLU(), nn.Dropout(p=1 - KEEP_PROB[2]),
-        nn.Linear(sizes[2], sizes[3]),
-    )
-    linears = [layer for layer in model if isinstance(layer, nn.Linear)]
-    with torch.no_grad():  # Linear stores W as (n_out, n_in)
-        for layer, W, b in zip(linears, params[0::2], params[1::2]):
-            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
-            layer.bias.copy_(torch.from_numpy(b.copy()))
-    return model.train()
-
-
-def _torch_params(model):
-    """The model's parameters as [W0, b0, ...] NumPy arrays in cydrop's layout."""
-    out = []
-    for layer in model:
-        if hasattr(layer, "weight"):
-            out += [layer.weight.detach().numpy().T, layer.bias.detach().numpy()]
-    return out
+    return bl.numpy_mlp_train(X, y, params, KEEP_PROB, epochs=EPOCHS, batch_size=BATCH_SIZE,
+                              learning_rate=LEARNING_RATE)
 
 
 def _torch_train(torch, model, optimizer, x_t, y_t, perm_gen):
-    """EPOCHS of mini-batch training; returns (model, history) like ``MLP.fit``."""
-    loss_fn = torch.nn.CrossEntropyLoss()
-    n = x_t.shape[0]
-    history = {"loss": [], "cost": [], "train_score": []}
-    for _ in range(EPOCHS):
-        model.train()
-        order = torch.randperm(n, generator=perm_gen)
-        total = 0.0
-        for start in range(0, n, BATCH_SIZE):
-            idx = order[start:start + BATCH_SIZE]
-            xb, yb = x_t[idx], y_t[idx]
-            optimizer.zero_grad()
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-        model.eval()
-        with torch.no_grad():
-            logits = model(x_t)
-            history["cost"].append(loss_fn(logits, y_t).item())
-            history["train_score"].append((logits.argmax(dim=1) == y_t).float().mean().item())
-        history["loss"].append(total / n)
-    model.train()
-    return model, history
-
-
-def _torch_mc(torch, model, x_t, T):
-    model.train()
-    with torch.no_grad():
-        samples = torch.stack([torch.softmax(model(x_t), dim=1) for _ in range(T)])
-        std, mean = torch.std_mean(samples, dim=0, correction=0)
-    return mean, std
-
-
-# ---------------------------------------------------------------- training
+    return bl.torch_mlp_train(torch, model, optimizer, x_t, y_t, perm_gen, epochs=EPOCHS,
+                              batch_size=BATCH_SIZE)
 
 
 def _cydrop_fit(net, x, y):
@@ -402,7 +247,7 @@ def test_train_numpy(benchmark, mnist1d, init_params):
 
     params, history = benchmark.pedantic(_numpy_train, setup=setup, **_PEDANTIC)
     _check_history(history, init_params, params)
-    P, _ = _numpy_forward(x_test, params, train=False)
+    P, _ = bl.numpy_mlp_forward(x_test, params, KEEP_PROB, train=False)
     _record_accuracy(benchmark, history, np.mean(P.argmax(axis=1) == y_test))
 
 
@@ -417,14 +262,13 @@ def test_train_torch(benchmark, mnist1d, init_params):
 
     def setup():
         torch.manual_seed(SEED)  # dropout masks
-        model = _torch_model(torch, init_params)
-        optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, betas=(BETA1, BETA2),
-                                     eps=ADAM_EPS)
+        model = bl.torch_mlp_model(torch, init_params, KEEP_PROB)
+        optimizer = bl.torch_mlp_optimizer(torch, model, LEARNING_RATE)
         perm_gen = torch.Generator().manual_seed(SEED)
         return (torch, model, optimizer, x_t, y_t, perm_gen), {}
 
     model, history = benchmark.pedantic(_torch_train, setup=setup, **_PEDANTIC)
-    _check_history(history, init_params, _torch_params(model))
+    _check_history(history, init_params, bl.torch_mlp_params(model))
     model.eval()
     with torch.no_grad():
         test_acc = (model(torch.from_numpy(x_test.copy())).argmax(dim=1).numpy() == y_test).mean()
@@ -448,7 +292,7 @@ def test_mc_predict_numpy(benchmark, mnist1d, trained_net):
     np.random.seed(SEED)  # the course's global RNG; benchmarks only
     _group(benchmark, "mlp-mc-predict",
            f"{MC_SAMPLES} course forward passes (np.random.rand < keep_prob), np.stack, mean, std")
-    mean, std = benchmark(_numpy_mc, x_test, params, MC_SAMPLES)
+    mean, std = benchmark(bl.numpy_mlp_mc, x_test, params, KEEP_PROB, MC_SAMPLES)
     acc = _check_mc(mean, std, y_test)
     _record_mc(benchmark, trained_net, mean, std, acc, x_test, y_test)
 
@@ -457,12 +301,12 @@ def test_mc_predict_torch(benchmark, mnist1d, trained_net):
     torch = import_torch()
     _, _, x_test, y_test = mnist1d
     torch.manual_seed(SEED)
-    model = _torch_model(torch, _net_params(trained_net))
+    model = bl.torch_mlp_model(torch, _net_params(trained_net), KEEP_PROB)
     x_t = torch.from_numpy(x_test.copy())
     _group(benchmark, "mlp-mc-predict",
            f"model.train(), {MC_SAMPLES} passes under torch.no_grad(), softmax, torch.std_mean",
            torch_threads=torch.get_num_threads())
-    mean, std = benchmark(_torch_mc, torch, model, x_t, MC_SAMPLES)
+    mean, std = benchmark(bl.torch_mlp_mc, torch, model, x_t, MC_SAMPLES)
     mean, std = mean.numpy(), std.numpy()
     acc = _check_mc(mean, std, y_test)
     _record_mc(benchmark, trained_net, mean, std, acc, x_test, y_test)

@@ -1,4 +1,7 @@
 """cydrop.Mask: a dropout mask packed one bit per element."""
+import math
+import operator
+
 import numpy as np
 
 from ._validation import check_keep_prob
@@ -34,17 +37,16 @@ class Mask:
     __slots__ = ("_shape", "_keep_prob", "_words")
 
     def __init__(self, words, shape, keep_prob):
-        shape = tuple(int(d) for d in shape)
-        if any(d < 0 for d in shape):
-            raise ValueError(f"shape must have non-negative dimensions, got {shape}")
+        shape = _check_shape(shape)
         self._shape = shape
         self._keep_prob = check_keep_prob(keep_prob)
         if words is not None:
             n_words = -(-self.size // 64)
+            # aligned: the kernels read the words as uint64 through a pointer
             if (not isinstance(words, np.ndarray) or words.dtype != _WORD or words.shape != (n_words,)
-                    or not words.flags.c_contiguous):
+                    or not words.flags.c_contiguous or not words.flags.aligned):
                 got = f"dtype {words.dtype} shape {words.shape}" if isinstance(words, np.ndarray) else type(words).__name__
-                raise ValueError(f"words must be a contiguous 1-D uint64 array of length {n_words} "
+                raise ValueError(f"words must be a contiguous, aligned 1-D uint64 array of length {n_words} "
                                  f"for shape {shape}, got {got}")
             if self.size % 64 and words[-1] >> np.uint64(self.size % 64):
                 raise ValueError("words has bits set past the last element")
@@ -85,7 +87,7 @@ class Mask:
 
     @property
     def size(self):
-        return int(np.prod(self._shape, dtype=np.int64))
+        return math.prod(self._shape)
 
     @property
     def nbytes(self):
@@ -124,6 +126,19 @@ class Mask:
     def __repr__(self):
         return (f"cydrop.Mask(shape={self._shape}, keep_prob={self._keep_prob}, "
                 f"kept={self.count_kept()}/{self.size}, nbytes={self.nbytes})")
+
+
+def _check_shape(shape):
+    """A shape as a tuple of ints >= 0 whose size an ndarray can have."""
+    try:
+        shape = tuple(operator.index(d) for d in shape)
+    except TypeError:
+        raise TypeError(f"shape must be a sequence of ints, got {shape!r}") from None
+    if any(d < 0 for d in shape):
+        raise ValueError(f"shape must have non-negative dimensions, got {shape}")
+    if math.prod(shape) > np.iinfo(np.intp).max:
+        raise ValueError(f"shape {shape} has more elements than an array can hold")
+    return shape
 
 
 def as_mask(mask, shape, keep_prob, name="mask", data_name="x"):

@@ -3,6 +3,9 @@ from . import _openmp
 from ._validation import check_positive_int
 
 _n_threads = None  # set by set_num_threads; None follows OpenMP's own setting
+# Upper bound of set_num_threads: OpenMP starts every thread asked for, and
+# libgomp ends the process when the system refuses to create one.
+MAX_THREADS = 4096
 
 
 def set_num_threads(n_threads):
@@ -10,7 +13,7 @@ def set_num_threads(n_threads):
 
     Parameters
     ----------
-    n_threads : int >= 1 or None
+    n_threads : int in [1, 4096] or None
         ``None`` returns to the default: OpenMP's ``omp_get_max_threads()``,
         which honours ``OMP_NUM_THREADS`` and ``threadpoolctl`` limits.
 
@@ -18,7 +21,8 @@ def set_num_threads(n_threads):
     element position only.
     """
     global _n_threads
-    _n_threads = None if n_threads is None else check_positive_int(n_threads, "n_threads")
+    _n_threads = None if n_threads is None else check_positive_int(n_threads, "n_threads",
+                                                                    maximum=MAX_THREADS)
 
 
 def get_num_threads():

@@ -35,13 +35,31 @@ def check_float_dtype(arr, name):
 
 
 def check_float_array(x, name):
-    """Return ``x`` as a C-contiguous float32/float64 ndarray.
+    """Return ``x`` as a C-contiguous, aligned float32/float64 ndarray.
 
-    Non-contiguous input is copied (results are then computed on the copy);
-    other dtypes are refused rather than silently converted.
+    Non-contiguous or unaligned input is copied (results are then computed on
+    the copy); other dtypes are refused rather than silently converted.
     """
     check_float_dtype(x, name)
-    return np.asarray(x, order="C")  # unlike ascontiguousarray, keeps 0-d arrays 0-d
+    return as_c_array(x)
+
+
+def as_c_array(x):
+    """``x`` itself when C-contiguous and aligned, else a C-ordered copy.
+
+    Aligned: the kernels read elements through typed pointers, and an address
+    that is not a multiple of the item size is undefined behaviour in C
+    (vectorized loads may fault). Keeps 0-d arrays 0-d, unlike ascontiguousarray.
+    """
+    if x.flags.c_contiguous and x.flags.aligned:
+        return np.asarray(x)
+    return np.array(x, order="C")
+
+
+def flat(arr):
+    """1-D view of a C-contiguous array's memory for a kernel, whatever its
+    ndarray subclass (``np.matrix.reshape(-1)`` stays 2-D)."""
+    return np.asarray(arr).reshape(-1)
 
 
 def check_out(out, like, name="out", inputs=()):
@@ -61,6 +79,8 @@ def check_out(out, like, name="out", inputs=()):
         raise TypeError(f"{name} must have dtype {like.dtype}, got {out.dtype}")
     if not out.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous")
+    if not out.flags.aligned:
+        raise ValueError(f"{name} must be aligned (its address a multiple of its item size)")
     if not out.flags.writeable:
         raise ValueError(f"{name} must be writable (got a read-only array)")
     for arr in inputs:
@@ -71,13 +91,16 @@ def check_out(out, like, name="out", inputs=()):
     return out
 
 
-def check_positive_int(value, name, minimum=1):
-    """Return ``value`` as an int >= minimum."""
+def check_positive_int(value, name, minimum=1, maximum=None):
+    """Return ``value`` as an int in [minimum, maximum] (no upper bound when
+    maximum is None; give one when the value reaches a C int)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 

@@ -1,11 +1,15 @@
 """The ``cydrop`` command (also ``python -m cydrop``)."""
 import argparse
+import difflib
 import sys
 import time
 
 import numpy as np
 
 import cydrop
+
+from . import search
+from .bench import command as bench_command
 
 
 def _median_ms(fn, repeats):
@@ -129,11 +133,32 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=20)
     p.set_defaults(func=kernels)
+    bench_command.add_parser(sub)
+    search.add_parser(sub)
     return parser
 
 
+def _did_you_mean(parser, unknown):
+    """Close matches among the options of every command, for an unrecognized one."""
+    known = {s for p in [parser, *_subparsers(parser)] for a in p._actions for s in a.option_strings}
+    hints = []
+    for arg in unknown:
+        match = difflib.get_close_matches(arg.split("=")[0], sorted(known), n=1)
+        if arg.startswith("-") and match:
+            hints.append(f"{arg} (did you mean {match[0]}?)")
+    return hints
+
+
+def _subparsers(parser):
+    return [p for a in parser._actions if isinstance(a, argparse._SubParsersAction) for p in a.choices.values()]
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse alone says only "unrecognized arguments"
+        hints = _did_you_mean(parser, unknown)
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}" + (f"; {'; '.join(hints)}" if hints else ""))
     try:
         return args.func(args)
     except (TypeError, ValueError, ImportError) as exc:

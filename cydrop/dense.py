@@ -44,12 +44,26 @@ class DenseCache:
     """
 
     __slots__ = ("_x", "_x_tilde", "_out", "_W", "_has_bias", "activation", "keep_prob",
-                 "_mask", "_origin")
+                 "_mask", "_origin", "_layout")
 
     def __init__(self, x, x_tilde, out, W, has_bias, activation, keep_prob, mask, origin):
         self._x, self._x_tilde, self._out, self._W = x, x_tilde, out, W
         self._has_bias, self.activation, self.keep_prob = has_bias, activation, keep_prob
         self._mask, self._origin = mask, origin
+        self._layout = (x.dtype, x.shape, W.shape, out.shape)
+
+    def _check_unchanged(self):
+        """Refuse a cache whose arrays were reshaped or resized in place since
+        the forward pass (``W.shape = ...`` or ``W.resize(..., refcheck=False)``
+        are legal NumPy): the backward kernel takes its sizes from them and
+        would read and write past their ends."""
+        dtype, *shapes = self._layout
+        for name, arr, shape in zip(("x", "W", "out"), (self._x, self._W, self._out), shapes):
+            if (arr.shape != shape or arr.dtype != dtype or not arr.flags.c_contiguous
+                    or not arr.flags.aligned):
+                raise ValueError(f"cache: the layer's {name} was changed in place after dense_forward "
+                                 f"(shape {shape} {dtype} -> {arr.shape} {arr.dtype}); "
+                                 f"do not reshape or resize it before dense_backward")
 
     @property
     def regenerate(self):
@@ -98,6 +112,8 @@ def _check_matrix(arr, name, ndim, dtype=None):
         raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
     if not arr.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous (BLAS reads it in place): pass np.ascontiguousarray({name})")
+    if not arr.flags.aligned:
+        raise ValueError(f"{name} must be aligned (its address a multiple of its item size): pass {name}.copy()")
     if any(d > _BLAS_MAX for d in arr.shape):
         raise ValueError(f"{name} dimensions must be < 2**31, got shape {arr.shape}")
     return arr
@@ -234,10 +250,12 @@ def dense_backward(grad_out, cache, *, need_dx=True):
     TypeError
         ``cache`` not a DenseCache, ``grad_out`` of another dtype.
     ValueError
-        ``grad_out`` of the wrong shape or non-contiguous.
+        ``grad_out`` of the wrong shape or non-contiguous; the layer's ``x``,
+        ``W`` or ``out`` reshaped or resized in place since the forward pass.
     """
     if not isinstance(cache, DenseCache):
         raise TypeError(f"cache must be the DenseCache returned by dense_forward, got {type(cache).__name__}")
+    cache._check_unchanged()
     x, W = cache._x, cache._W
     grad_out = _check_matrix(grad_out, "grad_out", 2, x.dtype)
     expected = (x.shape[0], W.shape[1])

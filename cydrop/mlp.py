@@ -8,12 +8,12 @@ nor matplotlib at import time.
 import json
 import math
 import numbers
-import zipfile
 
 import numpy as np
 
 from . import optim
 from ._generator import Generator
+from ._model_file import read_model_file
 from ._validation import check_keep_prob, check_positive_int
 from .dense import ACTIVATIONS, dense_backward, dense_forward
 
@@ -128,7 +128,7 @@ class MLP:
             raise ValueError(f"{name} is empty (0 samples)")
         if X.shape[1] != self.layer_sizes[0]:
             raise ValueError(f"{name} has {X.shape[1]} features, the network expects {self.layer_sizes[0]}")
-        X = np.ascontiguousarray(X, dtype=self.dtype)
+        X = np.require(X, dtype=self.dtype, requirements=["C", "A"])  # contiguous and aligned for the kernels
         if not np.isfinite(X).all():
             raise ValueError(f"{name} contains NaN or inf")
         return X
@@ -136,6 +136,8 @@ class MLP:
     def _check_y(self, y, n, fitting, name="y"):
         """Targets as the network's output array: one-hot, 0/1 column, or values."""
         y = np.asarray(y)
+        if y.ndim == 0:
+            raise ValueError(f"{name} must hold one target per sample ({n}), got a scalar {y!r}")
         if y.shape[0] != n:
             raise ValueError(f"{name} has {y.shape[0]} samples but X has {n}")
         if self.output == "linear":
@@ -253,7 +255,8 @@ class MLP:
         ValueError
             Bad data or parameters (named).
         FloatingPointError
-            The loss became NaN or infinite; the message names the epoch.
+            The loss, the cost J or a weight became NaN or infinite (checked
+            after every epoch); the message names the epoch.
         """
         X = self._check_X(X)
         Y = self._check_y(y, X.shape[0], fitting=True)
@@ -283,12 +286,16 @@ class MLP:
                     losses.append((self._train_step(X[idx], Y[idx]), len(idx)))
                 loss = sum(l * n for l, n in losses) / X.shape[0]
                 cost, score = self._evaluate(X, Y)
-                if not (math.isfinite(loss) and math.isfinite(cost)):
+                cost += self._l2_term(self.l2, X.shape[0])
+                # the weights too: a tanh or sigmoid layer turns infinite weights
+                # into a finite loss
+                if not (math.isfinite(loss) and math.isfinite(cost) and self._params_finite()):
                     raise FloatingPointError(
-                        f"training diverged at epoch {epoch}: loss {loss}, cost {cost}; "
+                        f"training diverged at epoch {epoch}: loss {loss}, cost {cost}, weights "
+                        f"{'finite' if self._params_finite() else 'not finite'}; "
                         f"lower learning_rate (now {self.learning_rate})")
                 history["loss"].append(loss)
-                history["cost"].append(cost + self._l2_term(self.l2, X.shape[0]))
+                history["cost"].append(cost)
                 history["train_score"].append(score)
                 monitor = history["cost"][-1]
                 if val is not None:
@@ -329,9 +336,14 @@ class MLP:
         Y = self._check_y(y, X.shape[0], fitting=False)
         self._set_training(optimizer, learning_rate, l2, max_norm, momentum)
         loss = self._train_step(X, Y)
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"training diverged at step {self._step}: loss {loss}")
+        if not (math.isfinite(loss) and self._params_finite()):
+            raise FloatingPointError(f"training diverged at step {self._step}: loss {loss}, weights "
+                                     f"{'finite' if self._params_finite() else 'not finite'}; "
+                                     f"lower learning_rate (now {self.learning_rate})")
         return loss
+
+    def _params_finite(self):
+        return all(np.isfinite(p).all() for p in self.weights + self.biases)
 
     def _set_training(self, optimizer, learning_rate, l2, max_norm, momentum):
         if optimizer not in _OPTIMIZERS:
@@ -427,8 +439,11 @@ class MLP:
             return P[:, 0] if P.shape[1] == 1 else P
         if self.classes_ is None:
             raise ValueError("the network has not been fitted: call fit first")
-        idx = (P[:, 0] > 0.5).astype(int) if self.output == "sigmoid" else P.argmax(axis=1)
-        return self.classes_[idx]
+        # only outputs that have a label compete: training may have seen fewer
+        # classes than the network has outputs
+        n_classes = len(self.classes_)
+        idx = (P[:, 0] > 0.5).astype(int) if self.output == "sigmoid" else P[:, :n_classes].argmax(axis=1)
+        return self.classes_[np.minimum(idx, n_classes - 1)]
 
     def score(self, X, y):
         """Accuracy (classification) or R^2 (output="linear"), dropout off."""
@@ -512,53 +527,90 @@ class MLP:
     def load(cls, path):
         """Read a network written by :meth:`save`; never unpickles.
 
-        Raises ValueError for files that are not cydrop models, truncated,
-        of another format version, or whose arrays disagree with the header.
+        Every member of the file is checked against the header before its
+        data is read (``cydrop._model_file``): nothing is allocated beyond
+        what the file holds, and no code in the file is ever run.
+
+        Raises
+        ------
+        ValueError
+            Not a cydrop model file, truncated, compressed or encrypted, of
+            another format version, an invalid header, arrays that disagree
+            with the header, object arrays, NaN or inf weights.
+        FileNotFoundError
         """
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise ValueError(f"{path!r} is not a readable cydrop model file ({exc})") from None
-        if "header" not in arrays or arrays["header"].dtype != np.uint8 or arrays["header"].ndim != 1:
-            raise ValueError(f"{path!r} is not a cydrop model file (no header)")
-        try:
-            header = json.loads(arrays["header"].tobytes().decode())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path!r} has a corrupt header ({exc})") from None
-        if not isinstance(header, dict) or header.get("format") != _FORMAT:
-            raise ValueError(f"{path!r} is not a cydrop model file")
-        if header.get("version") != _VERSION:
-            raise ValueError(f"{path!r} has format version {header.get('version')!r}; this cydrop reads {_VERSION}")
+        header, arrays = read_model_file(path, _declared_arrays)
         try:
             net = cls(header["layer_sizes"], header["keep_prob"], header["activation"], header["output"],
                       header["dtype"], 0)
+            net.classes_ = _check_saved_classes(header.get("classes"), net)
+            net.l2 = _check_saved_l2(header.get("l2", 0.0))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path!r} has an invalid header ({exc})") from None
-        n_layers = len(net.layer_sizes) - 1
-        expected = {f"W{i}" for i in range(n_layers)} | {f"b{i}" for i in range(n_layers)} | {"header"}
-        if set(arrays) != expected:
-            raise ValueError(f"{path!r} has arrays {sorted(arrays)}, expected {sorted(expected)}")
-        for i in range(n_layers):
-            for name, shape in ((f"W{i}", net.weights[i].shape), (f"b{i}", net.biases[i].shape)):
-                arr = arrays[name]
-                if arr.shape != shape or arr.dtype != net.dtype:
-                    raise ValueError(f"{path!r}: {name} has shape {arr.shape} dtype {arr.dtype}, "
-                                     f"the header says {shape} {net.dtype}")
-                if not np.isfinite(arr).all():
+        for i in range(len(net.weights)):
+            for name in (f"W{i}", f"b{i}"):
+                if not np.isfinite(arrays[name]).all():
                     raise ValueError(f"{path!r}: {name} contains NaN or inf")
-            net.weights[i], net.biases[i] = np.ascontiguousarray(arrays[f"W{i}"]), np.ascontiguousarray(arrays[f"b{i}"])
-        if header.get("classes") is not None:
-            net.classes_ = np.asarray(header["classes"])
-        l2 = header.get("l2", 0.0)
-        net.l2 = float(l2) if isinstance(l2, (int, float)) and l2 >= 0 else 0.0
+            net.weights[i], net.biases[i] = arrays[f"W{i}"], arrays[f"b{i}"]
         return net
+
+    def __getstate__(self):
+        # pickle (and so copy.deepcopy, joblib, Dask) refuses the Generator's
+        # lock; its position is all it takes to go on drawing the same masks
+        state = self.__dict__.copy()
+        state["_gen"] = self._gen.state
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state, _gen=Generator.from_state(state["_gen"]))
+        self.__dict__.update(state)
 
     def __repr__(self):
         return (f"cydrop.MLP({self.layer_sizes}, keep_prob={self.keep_prob}, activation={self.activation!r}, "
                 f"output={self.output!r}, dtype={self.dtype.name!r})")
+
+
+def _declared_arrays(header):
+    """{name: (shape, dtype)} of the arrays a model header declares, checked
+    before any array is read or any weight allocated."""
+    if header.get("format") != _FORMAT:
+        raise ValueError(f"format {header.get('format')!r}: not a cydrop model file")
+    if header.get("version") != _VERSION:
+        raise ValueError(f"format version {header.get('version')!r}; this cydrop reads {_VERSION}")
+    sizes = header["layer_sizes"]
+    if not isinstance(sizes, list) or len(sizes) < 2:
+        raise ValueError(f"layer_sizes must be a list of at least 2 ints, got {sizes!r}")
+    sizes = [check_positive_int(n, "layer_sizes") for n in sizes]
+    if header.get("dtype") not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {header.get('dtype')!r}")
+    dtype = np.dtype(header["dtype"])
+    arrays = {}
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        arrays[f"W{i}"], arrays[f"b{i}"] = ((n_in, n_out), dtype), ((n_out,), dtype)
+    return arrays
+
+
+def _check_saved_classes(classes, net):
+    """The class labels of a model header: None, or a sorted list of unique
+    labels of one type (as np.unique gives them), no more than the outputs."""
+    if classes is None:
+        return None
+    if net.output == "linear":
+        raise ValueError("classes given for output='linear'")
+    if not isinstance(classes, list) or not classes or len({type(c) for c in classes}) != 1 \
+            or type(classes[0]) not in (int, float, str, bool):
+        raise ValueError(f"classes must be a non-empty list of labels of one type, got {str(classes)[:100]}")
+    labels = np.asarray(classes)
+    room = 2 if net.output == "sigmoid" else net.layer_sizes[-1]
+    if labels.ndim != 1 or len(labels) > room or not np.array_equal(np.unique(labels), labels):
+        raise ValueError(f"classes must be at most {room} sorted unique labels, got {str(classes)[:100]}")
+    return labels
+
+
+def _check_saved_l2(l2):
+    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not (0 <= l2 < math.inf):
+        raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
+    return float(l2)
 
 
 def _output_activation(output, z):
@@ -573,8 +625,10 @@ def _output_activation(output, z):
 
 def _score(output, P, Y):
     if output == "linear":
-        ss_res = float(np.sum((Y - P) ** 2, dtype=np.float64))
-        ss_tot = float(np.sum((Y - Y.mean(axis=0)) ** 2, dtype=np.float64))
+        # in float64 from the start: squares of float32 residuals overflow past 1.8e19
+        Y, P = Y.astype(np.float64), P.astype(np.float64)
+        ss_res = float(np.sum((Y - P) ** 2))
+        ss_tot = float(np.sum((Y - Y.mean(axis=0)) ** 2))
         return 1 - ss_res / ss_tot if ss_tot else 0.0
     if output == "sigmoid":
         return float(np.mean((P[:, 0] > 0.5) == (Y[:, 0] > 0.5)))

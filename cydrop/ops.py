@@ -9,7 +9,7 @@ from . import _dropout
 from ._generator import as_generator
 from ._mask import _WORD, Mask, as_mask
 from ._threads import get_num_threads
-from ._validation import check_float_array, check_keep_prob, check_out, threshold_of
+from ._validation import check_float_array, check_keep_prob, check_out, flat, threshold_of
 
 __all__ = ["dropout", "dropout_backward"]
 
@@ -85,7 +85,7 @@ def dropout(x, keep_prob, *, seed=None, mask=None, out=None):
     key, first_block = (gen or as_generator(None))._reserve(x.size)
     words = np.empty(-(-x.size // 64), dtype=_WORD)
     if x.size:
-        _dropout.forward(x.reshape(-1), out.reshape(-1), words, key, first_block,
+        _dropout.forward(flat(x), flat(out), words, key, first_block,
                          threshold_of(keep_prob), 1.0 / keep_prob, get_num_threads())
     return out, Mask(words, x.shape, keep_prob)
 
@@ -127,6 +127,6 @@ def _apply(x, mask, out):
         # all kept: the scale is 1 / keep_prob, exactly 1 for keep_prob == 1
         np.multiply(x, x.dtype.type(1.0 / mask.keep_prob), out=out)
     elif x.size:
-        _dropout.apply(x.reshape(-1), mask.words, 1.0 / mask.keep_prob, out.reshape(-1),
+        _dropout.apply(flat(x), mask.words, 1.0 / mask.keep_prob, flat(out),
                        get_num_threads())
     return out

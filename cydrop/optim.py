@@ -16,7 +16,7 @@ import numbers
 import numpy as np
 
 from . import _optim
-from ._validation import check_float_dtype, check_out, check_positive_int
+from ._validation import as_c_array, check_float_dtype, check_out, check_positive_int, flat
 
 __all__ = ["adam_update", "max_norm_", "momentum_update", "sgd_update"]
 
@@ -55,7 +55,7 @@ def _check_grad(grad, param):
         raise TypeError(f"grad must have param's dtype {param.dtype}, got {grad.dtype}")
     if grad.shape != param.shape:
         raise ValueError(f"grad must have param's shape {param.shape}, got {grad.shape}")
-    return np.asarray(grad, order="C")  # keeps 0-d arrays 0-d
+    return as_c_array(grad)
 
 
 def _check_disjoint(named):
@@ -113,7 +113,7 @@ def sgd_update(param, grad, lr, *, l2=0.0):
     lr = _check_real(lr, "lr", 0.0)
     l2 = _check_real(l2, "l2", 0.0, low_open=False)
     _check_disjoint([("param", param), ("grad", grad)])
-    _optim.sgd(param.reshape(-1), grad.reshape(-1), lr, l2)
+    _optim.sgd(flat(param), flat(grad), lr, l2)
 
 
 def momentum_update(param, grad, velocity, lr, momentum=0.9, *, l2=0.0):
@@ -170,7 +170,7 @@ def momentum_update(param, grad, velocity, lr, momentum=0.9, *, l2=0.0):
     momentum = _check_real(momentum, "momentum", 0.0, 1.0, low_open=False)
     l2 = _check_real(l2, "l2", 0.0, low_open=False)
     _check_disjoint([("param", param), ("grad", grad), ("velocity", velocity)])
-    _optim.momentum(param.reshape(-1), grad.reshape(-1), velocity.reshape(-1), lr, momentum, l2)
+    _optim.momentum(flat(param), flat(grad), flat(velocity), lr, momentum, l2)
 
 
 def adam_update(param, grad, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, *, l2=0.0):
@@ -197,14 +197,16 @@ def adam_update(param, grad, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
     m, v : ndarray of param's shape and dtype
         First and second moment estimates, updated in place; C-contiguous and
         writable. Start both from zeros and keep them across steps.
-    t : int >= 1
+    t : int in [1, 2**63)
         Step number, counted from 1 (the first update uses ``t=1``).
     lr : float > 0, finite
         Step size (``alpha`` in the paper).
     beta1, beta2 : float in [0, 1)
         Decay rates of the moment estimates.
     eps : float > 0, finite
-        Added to ``sqrt(v_hat)`` so that the division stays finite.
+        Added to ``sqrt(v_hat)`` so that the division stays finite. An eps
+        that rounds to 0 in param's dtype once scaled by ``sqrt(1 - beta2**t)``
+        is refused (below about 1e-43 in float32 and 1e-322 in float64).
     l2 : float >= 0, finite, keyword-only
         L2 penalty coefficient, added to the gradient before the moments
         (classical L2, not AdamW's decoupled weight decay).
@@ -238,14 +240,20 @@ def adam_update(param, grad, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
     grad = _check_grad(grad, param)
     _check_updated(m, "m", like=param)
     _check_updated(v, "v", like=param)
-    t = check_positive_int(t, "t")
+    t = check_positive_int(t, "t", maximum=2**63 - 1)  # the kernel's long long
     lr = _check_real(lr, "lr", 0.0)
     beta1 = _check_real(beta1, "beta1", 0.0, 1.0, low_open=False)
     beta2 = _check_real(beta2, "beta2", 0.0, 1.0, low_open=False)
     eps = _check_real(eps, "eps", 0.0)
+    # The kernel folds the bias correction into epsilon, eps * sqrt(1 - beta2^t),
+    # rounded to param's dtype: were that 0, an element with m = v = 0 (a zero
+    # gradient so far) would become 0 / 0 = NaN.
+    if param.dtype.type(eps * math.sqrt(1.0 - beta2**t)) == 0:
+        raise ValueError(f"eps={eps!r} is too small for {param.dtype} (with beta2={beta2}, t={t} "
+                         f"it rounds to 0); use eps >= {float(np.finfo(param.dtype).tiny) * 1e4:.1e}")
     l2 = _check_real(l2, "l2", 0.0, low_open=False)
     _check_disjoint([("param", param), ("grad", grad), ("m", m), ("v", v)])
-    _optim.adam(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
+    _optim.adam(flat(param), flat(grad), flat(m), flat(v),
                 t, lr, beta1, beta2, eps, l2)
 
 

@@ -1,4 +1,5 @@
-"""What OpenMP this build has, for cydrop's thread settings."""
+"""What OpenMP this build has, for cydrop's thread settings, and whether it is
+a debug build."""
 
 cdef extern from *:
     """
@@ -24,3 +25,20 @@ def omp_max_threads():
     """omp_get_max_threads(): honours OMP_NUM_THREADS and threadpoolctl
     limits; 1 in a build without OpenMP."""
     return cyd_omp_max_threads()
+
+
+cdef extern from *:
+    """
+    #ifdef CYDROP_DEBUG_BUILD
+    static int cyd_debug_build(void) { return 1; }
+    #else
+    static int cyd_debug_build(void) { return 0; }
+    #endif
+    """
+    int cyd_debug_build() noexcept nogil
+
+
+def debug_build():
+    """True for a build made with CYDROP_DEBUG=1 (bounds checking, -O0 -g;
+    setup.py defines CYDROP_DEBUG_BUILD): CI asserts it imported that one."""
+    return bool(cyd_debug_build())

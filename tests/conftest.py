@@ -11,6 +11,22 @@ import cydrop
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
+def _debug_build():
+    # getattr: an extension built before debug_build() existed is a release build
+    return getattr(cydrop._openmp, "debug_build", lambda: False)()
+
+
+def pytest_report_header(config):
+    return f"cydrop: {os.path.dirname(cydrop.__file__)} ({'debug' if _debug_build() else 'release'} build)"
+
+
+def pytest_configure(config):
+    # CI's debug-build run sets this, so that the run fails rather than
+    # silently testing the release build
+    if os.environ.get("CYDROP_EXPECT_DEBUG_BUILD") == "1" and not _debug_build():
+        raise pytest.UsageError(f"CYDROP_EXPECT_DEBUG_BUILD=1, but {cydrop.__file__} is not a debug build")
+
+
 @pytest.fixture
 def reset_threads():
     cydrop.set_num_threads(None)

@@ -258,3 +258,60 @@ def test_mask_constructor_checks_words():
         cydrop.Mask(None, (-1, 3), 0.5)
     with pytest.raises(ValueError, match="keep_prob"):
         cydrop.Mask(np.zeros(2, np.uint64), (65,), 0.0)
+
+
+# --- found by fuzzing (tests/_fuzz_targets.py) ---------------------------------------
+
+def unaligned(arr):
+    """arr's values in a C-contiguous array at an odd address."""
+    raw = np.zeros(arr.nbytes + arr.itemsize, np.uint8)
+    out = raw[1:1 + arr.nbytes].view(arr.dtype).reshape(arr.shape)
+    out[...] = arr
+    assert not out.flags.aligned and out.flags.c_contiguous
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unaligned_input_is_copied_unaligned_out_refused(dtype):
+    # the kernels read through typed pointers: an odd address is undefined behaviour in C
+    x = np.linspace(-1, 1, 1000, dtype=dtype)
+    expected, mask = cydrop.dropout(x, 0.5, seed=3)
+    y, _ = cydrop.dropout(unaligned(x), 0.5, seed=3)
+    np.testing.assert_array_equal(y, expected)
+    np.testing.assert_array_equal(cydrop.dropout_backward(unaligned(x), mask), cydrop.dropout_backward(x, mask))
+    gen = cydrop.Generator(3)
+    with pytest.raises(ValueError, match="out must be aligned"):
+        cydrop.dropout(x, 0.5, seed=gen, out=unaligned(np.zeros_like(x)))
+    assert gen.state["counter"] == 0
+
+
+def test_unaligned_mask_words_refused():
+    words = unaligned(np.zeros(2, np.uint64))
+    with pytest.raises(ValueError, match="aligned"):
+        cydrop.Mask(words, (100,), 0.5)
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix itself
+def test_matrix_out_is_written_not_refused_after_drawing():
+    # np.matrix.reshape(-1) stays 2-D: the kernel used to refuse it after the
+    # generator had advanced
+    x = np.linspace(-1, 1, 12).reshape(3, 4)
+    expected, _ = cydrop.dropout(x, 0.5, seed=cydrop.Generator(5))
+    out = np.asmatrix(np.zeros((3, 4)))
+    y, _ = cydrop.dropout(x, 0.5, seed=cydrop.Generator(5), out=out)
+    assert y is out
+    np.testing.assert_array_equal(np.asarray(out), expected)
+
+
+@pytest.mark.parametrize("shape, error", [((2**40, 2**40), ValueError), ((2**31, 2**31, 4), ValueError),
+                                          ((2.5,), TypeError), (("3",), TypeError), ((None,), TypeError)])
+def test_mask_shape_checked(shape, error):
+    # (2**40, 2**40) used to be accepted with np.prod wrapping its size to 0
+    with pytest.raises(error, match="shape"):
+        cydrop.Mask(np.zeros(0, np.uint64), shape, 0.5)
+    with pytest.raises(error, match="shape"):
+        cydrop.Mask.all_kept(shape, 0.5)
+
+
+def test_mask_size_is_exact():
+    assert cydrop.Mask.all_kept((2**31, 2**31)).size == 2**62

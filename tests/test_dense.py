@@ -387,3 +387,41 @@ def test_empty_dimensions(shape):
     np.testing.assert_allclose(dW, x_tilde.T @ g)  # zeros when the batch is empty
     np.testing.assert_allclose(db, g.sum(0))
     np.testing.assert_allclose(dx, (g @ W.T) * cache.mask.to_bool() / 0.5)
+
+
+# --- found by fuzzing (tests/_fuzz_targets.py) ---------------------------------------
+
+MUTATIONS = {
+    # W.shape = ... in place used to crash the deterministic-mode backward pass
+    # (it read x_tilde and wrote dx with the new n_in, past their ends)
+    "W_reshape": lambda x, W, out: setattr(W, "shape", W.shape[::-1]),
+    "x_reshape": lambda x, W, out: setattr(x, "shape", x.shape[::-1]),
+    "out_reshape": lambda x, W, out: setattr(out, "shape", (out.size,)),
+    "W_resize": lambda x, W, out: W.resize((W.shape[0] + 1, W.shape[1]), refcheck=False),
+    "out_resize": lambda x, W, out: out.resize((out.shape[0] + 1, out.shape[1]), refcheck=False),
+}
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+@pytest.mark.parametrize("mutation", MUTATIONS.values(), ids=MUTATIONS.keys())
+@pytest.mark.parametrize("keep_prob", [1.0, 0.5])
+def test_backward_refuses_cache_arrays_changed_in_place(deterministic, mutation, keep_prob):
+    x, W, b, g = make((500, 3, 2000), np.float64)
+    try:
+        cydrop.set_deterministic(deterministic)
+        out, cache = cydrop.dense_forward(x, W, b, keep_prob, seed=1)
+        mutation(x, W, out)
+        for grad_out in (g, np.ones((500, W.shape[1]))):  # the old shape and one that fits the new W
+            with pytest.raises(ValueError, match="changed in place"):
+                cydrop.dense_backward(grad_out, cache)
+    finally:
+        cydrop.set_deterministic(False)
+
+
+def test_unaligned_arrays_refused():
+    x, W, b, g = make((4, 3, 2), np.float32)
+    raw = np.zeros(x.nbytes + 4, np.uint8)
+    x_odd = raw[1:1 + x.nbytes].view(np.float32).reshape(x.shape)
+    x_odd[...] = x
+    with pytest.raises(ValueError, match="x must be aligned"):
+        cydrop.dense_forward(x_odd, W, b, 0.5, seed=0)

@@ -261,3 +261,60 @@ def test_max_norm_caps_incoming_weights():
     net.fit(X, y, epochs=5, batch_size=16, learning_rate=0.05, max_norm=0.5, progress=False)
     for W in net.weights:
         assert np.linalg.norm(W.astype(np.float64), axis=0).max() <= 0.5 * (1 + 1e-5)
+
+
+def test_pickle_and_deepcopy_carry_on_training_identically():
+    """The mask Generator's lock is not pickled, its position is: a copy
+    draws the same masks, shuffles the same way and keeps the Adam state."""
+    import copy
+    import pickle
+
+    X, y = blobs(n=120)
+    net = cydrop.MLP([6, 16, 3], keep_prob=[0.9, 0.5], seed=0)
+    net.fit(X, y, epochs=2, batch_size=32, progress=False)
+    twins = [pickle.loads(pickle.dumps(net)), copy.deepcopy(net)]
+    for n in [net, *twins]:
+        n.fit(X, y, epochs=2, batch_size=32, progress=False)
+    for twin in twins:
+        for W1, W2 in zip(net.weights, twin.weights):
+            np.testing.assert_array_equal(W1, W2)
+        assert twin._gen.state == net._gen.state
+
+
+# --- found by fuzzing (tests/_fuzz_targets.py) -------------------------------------
+
+def test_scalar_y_refused():
+    X, _ = blobs(n=10)
+    net = cydrop.MLP([6, 4, 3], seed=0)
+    for y in (3, np.array(1.5), None):
+        with pytest.raises(ValueError, match="one target per sample"):
+            net.fit(X, y, epochs=1, batch_size=5, progress=False)
+
+
+@pytest.mark.parametrize("output, n_out", [("softmax", 4), ("sigmoid", 1)])
+def test_predict_when_training_saw_fewer_classes_than_outputs(output, n_out):
+    # used to raise IndexError: argmax picked an output that has no label
+    X, _ = blobs(n=40, n_features=3)
+    net = cydrop.MLP([3, 5, n_out], output=output, seed=0)
+    net.fit(X, np.full(40, 7), epochs=1, batch_size=20, progress=False)  # one class seen
+    net.weights[-1][...] = 0
+    net.biases[-1][...] = np.arange(n_out)  # the unlabelled last output wins
+    assert net.predict(X).tolist() == [7] * 40
+
+
+def test_r2_finite_for_huge_float32_outputs():
+    # the squared float32 residuals used to overflow (R^2 = -inf) while the loss was finite
+    X = np.ones((4, 1), np.float32)
+    net = cydrop.MLP([1, 1], output="linear", seed=0)
+    net.weights[0][...] = 1e20
+    assert np.isfinite(net.score(X, np.zeros(4))) and net.score(X, np.arange(4.0)) < -1e30
+
+
+def test_unaligned_X_accepted():
+    X, y = blobs(n=30)
+    raw = np.zeros(X.nbytes + 4, np.uint8)
+    odd = raw[1:1 + X.nbytes].view(X.dtype).reshape(X.shape)
+    odd[...] = X
+    net = cydrop.MLP([6, 8, 3], seed=0)
+    net.fit(X, y, epochs=1, batch_size=10, progress=False)
+    np.testing.assert_array_equal(net.predict_proba(odd), net.predict_proba(X))

@@ -479,3 +479,42 @@ def test_numpy_scalars_accepted():
                 beta1=np.float64(0.9), l2=np.float32(0.0))
     momentum_update(a["param"], a["grad"], a["velocity"], np.float64(0.1), np.float32(0.5))
     max_norm_(a["param"], np.float32(1.0))
+
+
+# -- found by fuzzing (tests/_fuzz_targets.py) --------------------------------
+
+def test_adam_t_beyond_the_kernels_integer_refused():
+    # used to raise OverflowError from the compiled call, not naming t
+    a = arrays()
+    np.abs(a["v"], out=a["v"])  # a second moment
+    for t in (2**63, 2**70):
+        with pytest.raises(ValueError, match="t must be <="):
+            call_adam(a, t=t)
+    call_adam(a, t=2**63 - 1)
+    assert np.isfinite(a["param"]).all()
+
+
+@pytest.mark.parametrize("dtype, eps", [(np.float32, 1e-300), (np.float32, 1e-45), (np.float64, 5e-324)])
+def test_adam_eps_that_rounds_to_zero_refused(dtype, eps):
+    # the kernel folds eps * sqrt(1 - beta2^t) into one dtype constant; were it 0,
+    # an element with m = v = 0 (zero gradient so far) became 0 / 0 = NaN
+    a = arrays(dtype)
+    np.abs(a["v"], out=a["v"])  # a second moment
+    a["grad"][0, 0] = a["m"][0, 0] = a["v"][0, 0] = 0
+    snapshot = {k: x.tobytes() for k, x in a.items()}
+    with pytest.raises(ValueError, match="eps"):
+        call_adam(a, eps=eps)
+    assert_untouched(a, snapshot)
+    call_adam(a, eps=1e-30 if dtype == np.float32 else 1e-300)  # small but representable: fine
+    assert np.isfinite(a["param"]).all()
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix itself
+def test_unaligned_grad_copied_matrix_param_updated():
+    param = np.asmatrix(np.ones((2, 3)))
+    grad = np.full((2, 3), 0.5)
+    raw = np.zeros(grad.nbytes + 8, np.uint8)
+    odd = raw[1:1 + grad.nbytes].view(np.float64).reshape(2, 3)
+    odd[...] = grad
+    sgd_update(param, odd, lr=0.1)
+    np.testing.assert_array_equal(np.asarray(param), np.full((2, 3), 0.95))

@@ -68,3 +68,13 @@ def test_results_do_not_depend_on_threadpoolctl_limit(reset_threads):
     assert results[0][1] == results[1][1]
     np.testing.assert_array_equal(results[0][0].view(np.uint32), results[1][0].view(np.uint32))
 
+
+
+def test_thread_count_bounded(reset_threads):
+    # 2**31 used to reach the kernels' C int (OverflowError after the
+    # generator had advanced); OpenMP starts every thread asked for, and
+    # libgomp ends the process when the system refuses one
+    cydrop.set_num_threads(4096)
+    for n in (4097, 2**31, 10**12):
+        with pytest.raises(ValueError, match="n_threads must be <= 4096"):
+            cydrop.set_num_threads(n)

@@ -1,0 +1,311 @@
+"""The baselines cydrop is measured against, one body each.
+
+Used by ``cydrop bench`` and by the pytest-benchmark suite in ``benchmarks/``,
+so both time exactly the same code. Three families:
+
+NumPy, the course way
+    The deeplearning.ai course's dropout: ``D = np.random.rand(*A.shape) <
+    keep_prob; A = A * D / keep_prob`` (global RNG, float64 uniforms, a bool
+    mask), backprop and Adam written by hand with NumPy operations.
+NumPy, a modern Generator
+    The same with ``rng.random(shape, dtype=x.dtype) < keep_prob``: uniforms
+    drawn directly in the array's dtype (float32 halves the random bytes).
+PyTorch CPU
+    ``torch.ops.aten.native_dropout`` (what ``F.dropout`` calls),
+    ``nn.Dropout`` + ``nn.Linear`` under autograd, and the same MLP with
+    ``torch.optim.Adam``. Callers pass the ``torch`` module in, so importing
+    this file never imports PyTorch.
+
+Arrays are ``(batch, features)`` as in cydrop (the course's column layout
+transposed: ``Z = A @ W + b`` for ``Z = np.dot(W, A) + b``). Weights are
+``W (n_in, n_out)``, ``b (n_out,)``, as ``cydrop.MLP`` stores them.
+"""
+import numpy as np
+
+ADAM = dict(beta1=0.9, beta2=0.999, eps=1e-8)  # the defaults of cydrop and torch alike
+
+
+def import_torch():
+    """``(torch, None)``, or ``(None, reason)`` when PyTorch cannot be imported."""
+    try:
+        import torch
+    except ImportError as exc:
+        return None, f"PyTorch baseline skipped: torch is not importable ({exc}); pip install torch"
+    return torch, None
+
+
+# ---------------------------------------------------------------- dropout
+
+
+def numpy_course_dropout(x, keep_prob):
+    """``(A, D)``: the course's forward dropout with NumPy's global RNG."""
+    D = np.random.rand(*x.shape) < keep_prob
+    A = x * D / keep_prob
+    return A, D
+
+
+def numpy_rng_dropout(x, keep_prob, rng):
+    """``(A, D)``: uniforms in x's dtype from a ``np.random.Generator``."""
+    D = rng.random(x.shape, dtype=x.dtype) < keep_prob
+    A = x * D / keep_prob
+    return A, D
+
+
+def numpy_dropout_backward(dy, D, keep_prob):
+    """The course's backward dropout: ``dy * D / keep_prob`` with a bool ``D``."""
+    return dy * D / keep_prob
+
+
+def torch_dropout(torch, t, keep_prob):
+    """``(y, mask)`` from ``native_dropout``: F.dropout's kernel, mask kept for backward."""
+    return torch.ops.aten.native_dropout(t, 1.0 - keep_prob, True)
+
+
+def torch_dropout_backward(torch, g, mask, keep_prob):
+    return torch.ops.aten.native_dropout_backward(g, mask, 1.0 / keep_prob)
+
+
+# ---------------------------------------------------------------- one dense layer
+
+
+def gemms(x, W, g):
+    """The three GEMMs of a dense layer's forward and backward: the floor of every layer case."""
+    return x @ W, x.T @ g, g @ W.T
+
+
+def numpy_layer(x, W, b, g, keep_prob, rng=None):
+    """``relu((x * D / keep_prob) @ W + b)`` forward and backward: ``(a, dx, dW, db, D)``.
+
+    ``rng=None`` draws D the course's way (``np.random.rand``); a
+    ``np.random.Generator`` draws uniforms in x's dtype.
+    """
+    D = np.random.rand(*x.shape) < keep_prob if rng is None else rng.random(x.shape, dtype=x.dtype) < keep_prob
+    xt = x * D / keep_prob
+    z = xt @ W + b
+    a = np.maximum(z, 0)
+    dz = g * (z > 0)
+    dW = xt.T @ dz
+    db = dz.sum(0)
+    dx = (dz @ W.T) * D / keep_prob
+    return a, dx, dW, db, D
+
+
+def torch_layer_model(torch, W, b, keep_prob):
+    """``(model, (weight, bias))``: Dropout -> Linear -> ReLU in train mode, set to W and b."""
+    tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[W.dtype]
+    linear = torch.nn.Linear(*W.shape, dtype=tdtype)
+    with torch.no_grad():  # Linear stores W as (n_out, n_in)
+        linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
+        linear.bias.copy_(torch.from_numpy(b.copy()))
+    model = torch.nn.Sequential(torch.nn.Dropout(p=1 - keep_prob), linear, torch.nn.ReLU()).train()
+    return model, (linear.weight, linear.bias)
+
+
+def torch_layer(torch, model, params, x_t, g_t):
+    """Forward and backward of ``model``: ``(out, dx, dW.T, db)``.
+
+    ``torch.autograd.grad(out, ..., grad_outputs=g)`` is the gradient of
+    ``(out * g).sum()`` without timing an extra multiply and reduction that
+    no other case does.
+    """
+    x_t = x_t.detach().requires_grad_()  # a fresh leaf each call: no grads accumulate
+    out = model(x_t)
+    dx, dW_t, db = torch.autograd.grad(out, (x_t, *params), grad_outputs=g_t)
+    return out, dx, dW_t, db
+
+
+# ---------------------------------------------------------------- an MLP, the course way
+
+
+def _softmax(Z):
+    e = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def numpy_mlp_forward(X, params, keep_prob, train):
+    """The course's forward_propagation_with_dropout for any depth.
+
+    ``params`` is ``[W0, b0, W1, b1, ...]``; ``keep_prob[i]`` applies to the
+    output of hidden layer i (entry 0, the input features, is not used: the
+    course keeps every input). ReLU hidden layers, softmax output. Returns
+    ``(P, cache)`` with ``cache = [(A, D), ...]`` per hidden layer.
+    """
+    A, cache = X, []
+    n_layers = len(params) // 2
+    for i in range(n_layers - 1):
+        A = np.maximum(A @ params[2 * i] + params[2 * i + 1], 0)
+        D = None
+        if train and keep_prob[i + 1] < 1:
+            D = np.random.rand(*A.shape) < keep_prob[i + 1]
+            A = A * D / keep_prob[i + 1]
+        cache.append((A, D))
+    return _softmax(A @ params[-2] + params[-1]), cache
+
+
+def numpy_mlp_cost(P, Y):
+    """Mean softmax cross-entropy of probabilities P against one-hot Y."""
+    return -float(np.sum(Y * np.log(np.maximum(P, np.finfo(P.dtype).tiny)), dtype=np.float64)) / P.shape[0]
+
+
+def numpy_mlp_backward(X, Y, P, params, cache, keep_prob):
+    """The course's backward_propagation_with_dropout: grads in params' order."""
+    grads = [None] * len(params)
+    dZ = (P - Y) / X.shape[0]
+    for i in range(len(params) // 2 - 1, -1, -1):
+        A_in = cache[i - 1][0] if i > 0 else X
+        grads[2 * i], grads[2 * i + 1] = A_in.T @ dZ, dZ.sum(axis=0)
+        if i == 0:
+            break
+        dA = dZ @ params[2 * i].T
+        A, D = cache[i - 1]
+        if D is not None:
+            dA = dA * D / keep_prob[i]
+        dZ = dA * (A > 0)
+    return grads
+
+
+def numpy_adam(params, grads, v, s, t, learning_rate):
+    """The course's update_parameters_with_adam; returns the new parameters."""
+    beta1, beta2, eps = ADAM["beta1"], ADAM["beta2"], ADAM["eps"]
+    new = []
+    for k, (p, g) in enumerate(zip(params, grads)):
+        v[k] = beta1 * v[k] + (1 - beta1) * g
+        v_corrected = v[k] / (1 - beta1 ** t)
+        s[k] = beta2 * s[k] + (1 - beta2) * np.power(g, 2)
+        s_corrected = s[k] / (1 - beta2 ** t)
+        new.append(p - learning_rate * v_corrected / (np.sqrt(s_corrected) + eps))
+    return new
+
+
+def numpy_mlp_train(X, y, params, keep_prob, *, epochs, batch_size, learning_rate):
+    """Mini-batch Adam for ``epochs``; returns ``(params, history)`` like ``MLP.fit``.
+
+    The history has, per epoch, the mean training loss over the batches
+    (dropout on), and the cost and accuracy on the whole training set with
+    dropout off: the same work ``cydrop.MLP.fit`` does.
+    """
+    m, n_classes = X.shape[0], params[-1].shape[0]
+    Y = np.zeros((m, n_classes), dtype=X.dtype)
+    Y[np.arange(m), y] = 1
+    v = [np.zeros_like(p) for p in params]
+    s = [np.zeros_like(p) for p in params]
+    t = 0
+    history = {"loss": [], "cost": [], "train_score": []}
+    for _ in range(epochs):
+        permutation = np.random.permutation(m)  # the course's random_mini_batches
+        shuffled_X, shuffled_Y = X[permutation], Y[permutation]
+        total = 0.0
+        for start in range(0, m, batch_size):
+            Xb, Yb = shuffled_X[start:start + batch_size], shuffled_Y[start:start + batch_size]
+            P, cache = numpy_mlp_forward(Xb, params, keep_prob, train=True)
+            total += numpy_mlp_cost(P, Yb) * Xb.shape[0]
+            grads = numpy_mlp_backward(Xb, Yb, P, params, cache, keep_prob)
+            t += 1
+            params = numpy_adam(params, grads, v, s, t, learning_rate)
+        P, _ = numpy_mlp_forward(X, params, keep_prob, train=False)
+        history["loss"].append(total / m)
+        history["cost"].append(numpy_mlp_cost(P, Y))
+        history["train_score"].append(float(np.mean(P.argmax(axis=1) == y)))
+    return params, history
+
+
+def mlp_epoch_gemms(X, params, batch_size):
+    """The GEMMs of one training epoch of an MLP, and nothing else: its floor.
+
+    Per batch: the forward GEMM of every layer, the dW GEMM of every layer
+    and the dx GEMM of every layer but the first; then one forward pass over
+    the whole set (the epoch's cost with dropout off). Random stand-ins
+    replace the gradients: GEMM time does not depend on the values.
+    """
+    Ws = params[0::2]
+    for start in range(0, X.shape[0], batch_size):
+        A = [X[start:start + batch_size]]
+        for W in Ws:
+            A.append(A[-1] @ W)
+        dZ = A[-1]
+        for i in range(len(Ws) - 1, -1, -1):
+            dW = A[i].T @ dZ
+            if i > 0:
+                dZ = dZ @ Ws[i].T
+    A = X
+    for W in Ws:
+        A = A @ W
+    return A, dW
+
+
+def numpy_mlp_mc(X, params, keep_prob, mc_samples):
+    """``mc_samples`` course forward passes with dropout on: (mean, std) of the outputs."""
+    samples = np.stack([numpy_mlp_forward(X, params, keep_prob, train=True)[0] for _ in range(mc_samples)])
+    return samples.mean(axis=0), samples.std(axis=0)
+
+
+# ---------------------------------------------------------------- the same MLP in PyTorch
+
+
+def torch_mlp_model(torch, params, keep_prob):
+    """``nn.Sequential(Linear, ReLU, Dropout, ..., Linear)`` in train mode, set to ``params``."""
+    nn = torch.nn
+    n_layers = len(params) // 2
+    layers = []
+    for i in range(n_layers):
+        W, b = params[2 * i], params[2 * i + 1]
+        linear = nn.Linear(*W.shape)
+        with torch.no_grad():  # Linear stores W as (n_out, n_in)
+            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
+            linear.bias.copy_(torch.from_numpy(b.copy()))
+        layers.append(linear)
+        if i < n_layers - 1:
+            layers.append(nn.ReLU())
+            if keep_prob[i + 1] < 1:
+                layers.append(nn.Dropout(p=1 - keep_prob[i + 1]))
+    return nn.Sequential(*layers).train()
+
+
+def torch_mlp_params(model):
+    """The model's parameters as ``[W0, b0, ...]`` NumPy arrays in cydrop's layout."""
+    out = []
+    for layer in model:
+        if hasattr(layer, "weight"):
+            out += [layer.weight.detach().numpy().T, layer.bias.detach().numpy()]
+    return out
+
+
+def torch_mlp_optimizer(torch, model, learning_rate):
+    return torch.optim.Adam(model.parameters(), lr=learning_rate, betas=(ADAM["beta1"], ADAM["beta2"]),
+                            eps=ADAM["eps"])
+
+
+def torch_mlp_train(torch, model, optimizer, x_t, y_t, perm_gen, *, epochs, batch_size):
+    """Mini-batch training; returns ``(model, history)`` like ``MLP.fit``."""
+    loss_fn = torch.nn.CrossEntropyLoss()
+    n = x_t.shape[0]
+    history = {"loss": [], "cost": [], "train_score": []}
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(n, generator=perm_gen)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            xb, yb = x_t[idx], y_t[idx]
+            optimizer.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        model.eval()
+        with torch.no_grad():
+            logits = model(x_t)
+            history["cost"].append(loss_fn(logits, y_t).item())
+            history["train_score"].append((logits.argmax(dim=1) == y_t).float().mean().item())
+        history["loss"].append(total / n)
+    model.train()
+    return model, history
+
+
+def torch_mlp_mc(torch, model, x_t, mc_samples):
+    """``model.train()`` and ``mc_samples`` passes under no_grad: (mean, std) of the softmax."""
+    model.train()
+    with torch.no_grad():
+        samples = torch.stack([torch.softmax(model(x_t), dim=1) for _ in range(mc_samples)])
+        std, mean = torch.std_mean(samples, dim=0, correction=0)
+    return mean, std

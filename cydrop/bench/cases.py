@@ -1,0 +1,284 @@
+"""The cases ``cydrop bench`` times: each cydrop operation beside its floor and baselines.
+
+A :class:`Group` holds one piece of work done several ways: cydrop's, the
+physical floor where one exists (``x.copy()`` for an element-wise pass, the
+bare GEMMs for a dense layer) and the baselines of
+:mod:`cydrop.bench.baselines`. Every implementation is a no-argument callable
+built here, so the timer sees only the work; each has a cheap check that its
+result is sane, run once after the warm-up, so a broken case is reported
+instead of timed.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import cydrop
+
+from . import baselines as bl
+
+# The demo network (``cydrop demo``): 40-512-512-10, no dropout on the features,
+# keep_prob 0.5 on both hidden layers, Adam at 1e-3, batches of 100.
+MLP_SIZES = [40, 512, 512, 10]
+MLP_KEEP_PROB = [1.0, 0.5, 0.5]
+MLP_SAMPLES, MLP_BATCH, MLP_LR = 4000, 100, 1e-3
+MC_SAMPLES, MC_ROWS = 20, 1000
+
+_SEED = 20240601
+
+
+@dataclass
+class Impl:
+    """One way of doing a group's work."""
+
+    name: str      # short key: "cydrop", "floor", "numpy_course", "numpy_rng", "torch"
+    label: str     # what exactly runs
+    fn: object     # no-argument callable: the timed work
+    check: object  # callable(result) raising AssertionError on a wrong result
+
+
+@dataclass
+class Group:
+    """One piece of work, done by cydrop and by each baseline."""
+
+    name: str
+    work: float    # the amount behind ``metric``: bytes, FLOPs or samples per call
+    metric: str    # "GB/s", "GFLOP/s" or "samples/s": work / time, in these units
+    elements: int = 0  # array elements per call, for ns per element (element-wise passes)
+    impls: list = field(default_factory=list)
+    tag: str = ""  # the short name --only matches, set by build_groups' caller
+    skipped: dict = field(default_factory=dict)  # impl name -> reason
+
+
+def _normal(shape, dtype, stream):
+    return np.random.default_rng([_SEED, stream]).standard_normal(shape, dtype=np.dtype(dtype).type)
+
+
+def _check_dropout(x, keep_prob, n=8192):
+    """A check that ``(y, kept)`` is x * kept / keep_prob on the first n elements."""
+    def check(result):
+        y, kept = result
+        y, kept = np.asarray(y).reshape(-1)[:n], np.asarray(kept).reshape(-1)[:n].astype(bool)
+        xs = x.reshape(-1)[:n]
+        assert y.shape == xs.shape, f"result has {y.size} elements"
+        np.testing.assert_allclose(y, np.where(kept, xs / keep_prob, 0), rtol=1e-5, atol=0)
+        # binomial sd of the kept fraction over >= 8192 elements < 0.006
+        assert abs(kept.mean() - keep_prob) < 0.06, f"kept fraction {kept.mean():.3f}"
+    return check
+
+
+def _check_finite(*names):
+    def check(result):
+        for name, arr in zip(names, result):
+            assert np.isfinite(np.asarray(arr)).all(), f"{name} has non-finite values"
+    return check
+
+
+def dropout_forward(shape, dtype, keep_prob, torch):
+    x = _normal(shape, dtype, 0)
+    gen, rng = cydrop.Generator(1), np.random.default_rng(2)
+    check = _check_dropout(x, keep_prob)
+    head = -(-min(x.size, 8192) // 64)  # mask words behind the checked elements
+
+    def cydrop_fwd():
+        y, mask = cydrop.dropout(x, keep_prob, seed=gen)
+        return y, cydrop.Mask(np.array(mask.words[:head]), (head * 64,), keep_prob).to_bool()
+
+    group = Group(f"dropout forward {np.dtype(dtype).name} {_dims(shape)} keep_prob {keep_prob}",
+                  work=2 * x.nbytes, metric="GB/s", elements=x.size)
+    group.impls += [
+        Impl("cydrop", "cydrop.dropout(x, keep_prob, seed=Generator)", cydrop_fwd, check),
+        Impl("floor", "x.copy(): one read, one write", x.copy, lambda y: None),
+        Impl("numpy_course", "np.random.rand(*x.shape) < keep_prob; x * D / keep_prob",
+             lambda: bl.numpy_course_dropout(x, keep_prob), check),
+        Impl("numpy_rng", f"rng.random(dtype={np.dtype(dtype).name}) < keep_prob; x * D / keep_prob",
+             lambda: bl.numpy_rng_dropout(x, keep_prob, rng), check),
+    ]
+    _add_torch(group, torch, lambda t: _torch_dropout_impl(t, x, keep_prob, check))
+    return group
+
+
+def _torch_dropout_impl(torch, x, keep_prob, check):
+    t = torch.from_numpy(x)
+
+    def fwd():
+        y, mask = bl.torch_dropout(torch, t, keep_prob)
+        return y.numpy(), mask.numpy()
+    return Impl("torch", "torch.ops.aten.native_dropout (F.dropout's kernel)", fwd, check)
+
+
+def dropout_backward(shape, dtype, keep_prob, torch):
+    x, dy = _normal(shape, dtype, 0), _normal(shape, dtype, 1)
+    _, mask = cydrop.dropout(x, keep_prob, seed=cydrop.Generator(3))
+    kept = mask.to_bool()
+    check = _check_dropout(dy, keep_prob)
+    group = Group(f"dropout backward {np.dtype(dtype).name} {_dims(shape)} keep_prob {keep_prob}",
+                  work=2 * dy.nbytes, metric="GB/s", elements=dy.size)
+    group.impls += [
+        Impl("cydrop", "cydrop.dropout_backward(dy, mask)",
+             lambda: (cydrop.dropout_backward(dy, mask), kept), check),
+        Impl("floor", "dy.copy(): one read, one write", dy.copy, lambda y: None),
+        Impl("numpy_course", "dy * D / keep_prob (bool D)",
+             lambda: (bl.numpy_dropout_backward(dy, kept, keep_prob), kept), check),
+    ]
+
+    def torch_impl(torch):
+        g, mask_t = torch.from_numpy(dy), torch.from_numpy(kept)
+        return Impl("torch", "torch.ops.aten.native_dropout_backward",
+                    lambda: (bl.torch_dropout_backward(torch, g, mask_t, keep_prob).numpy(), kept), check)
+    _add_torch(group, torch, torch_impl)
+    return group
+
+
+def dense_layer(batch, n_in, n_out, dtype, keep_prob, torch):
+    """relu((x * D / keep_prob) @ W + b), forward and backward (dx, dW, db)."""
+    x, g = _normal((batch, n_in), dtype, 0), _normal((batch, n_out), dtype, 1)
+    W = _normal((n_in, n_out), dtype, 2) * (2.0 / n_in) ** 0.5  # He; a Python float keeps the dtype
+    b = _normal((n_out,), dtype, 3) * 0.1
+    gen, rng = cydrop.Generator(4), np.random.default_rng(5)
+    check = _check_finite("out", "dx", "dW", "db")
+
+    def cydrop_layer():
+        out, cache = cydrop.dense_forward(x, W, b, keep_prob, activation="relu", seed=gen)
+        return (out, *cydrop.dense_backward(g, cache))
+
+    group = Group(f"dense layer fwd+bwd {np.dtype(dtype).name} batch {batch}, {n_in}->{n_out}, "
+                  f"keep_prob {keep_prob}", work=3 * 2 * batch * n_in * n_out, metric="GFLOP/s")
+    group.impls += [
+        Impl("cydrop", "cydrop.dense_forward + dense_backward", cydrop_layer, check),
+        Impl("floor", "x @ W, x.T @ g, g @ W.T: the three GEMMs (NumPy)", lambda: bl.gemms(x, W, g),
+             _check_finite("x @ W", "x.T @ g", "g @ W.T")),
+        Impl("numpy_course", "course layer: np.random.rand < keep_prob, x * D / keep_prob, @, ...",
+             lambda: bl.numpy_layer(x, W, b, g, keep_prob), check),
+        Impl("numpy_rng", f"the same with rng.random(dtype={np.dtype(dtype).name})",
+             lambda: bl.numpy_layer(x, W, b, g, keep_prob, rng), check),
+    ]
+
+    def torch_impl(torch):
+        torch.manual_seed(6)
+        model, params = bl.torch_layer_model(torch, W, b, keep_prob)
+        x_t, g_t = torch.from_numpy(x), torch.from_numpy(g)
+        return Impl("torch", "nn.Dropout + nn.Linear + nn.ReLU, torch.autograd.grad",
+                    lambda: tuple(t.detach().numpy() for t in bl.torch_layer(torch, model, params, x_t, g_t)),
+                    check)
+    _add_torch(group, torch, torch_impl)
+    return group
+
+
+def _mlp_data(n):
+    """Synthetic 10-class data of MNIST-1D's shape: labels from a random linear teacher."""
+    X = _normal((n, MLP_SIZES[0]), np.float32, 7)
+    y = (X @ _normal((MLP_SIZES[0], MLP_SIZES[-1]), np.float32, 8)).argmax(axis=1)
+    return X, y
+
+
+def _initial_params():
+    net = cydrop.MLP(MLP_SIZES, keep_prob=MLP_KEEP_PROB, seed=0)
+    return [p.copy() for W, b in zip(net.weights, net.biases) for p in (W, b)]
+
+
+def mlp_epoch(torch):
+    """One epoch of the demo network; a fresh Adam state per call in every case."""
+    X, y = _mlp_data(MLP_SAMPLES)
+    params = _initial_params()
+    net = cydrop.MLP(MLP_SIZES, keep_prob=MLP_KEEP_PROB, seed=0)
+    train = dict(epochs=1, batch_size=MLP_BATCH)
+
+    def check(history):
+        assert all(np.isfinite(history[k]).all() for k in ("loss", "cost")), f"history {history}"
+
+    group = Group(f"MLP training epoch {'-'.join(map(str, MLP_SIZES))}, keep_prob {MLP_KEEP_PROB}, "
+                  f"Adam, batch {MLP_BATCH}, {MLP_SAMPLES} samples float32", work=MLP_SAMPLES, metric="samples/s")
+    np.random.seed(9)  # the course's global RNG: the NumPy baseline only, never the library
+    group.impls += [
+        Impl("cydrop", "cydrop.MLP.fit(epochs=1)",
+             lambda: net.fit(X, y, learning_rate=MLP_LR, progress=False, **train), check),
+        Impl("floor", "the epoch's GEMMs alone (NumPy @): 8 per batch, 3 for the cost",
+             lambda: bl.mlp_epoch_gemms(X, params, MLP_BATCH), _check_finite("output", "dW")),
+        Impl("numpy_course", "course network: backprop and Adam by hand in NumPy",
+             lambda: bl.numpy_mlp_train(X, y, params, MLP_KEEP_PROB, learning_rate=MLP_LR, **train)[1], check),
+    ]
+
+    def torch_impl(torch):
+        torch.manual_seed(10)
+        model = bl.torch_mlp_model(torch, params, MLP_KEEP_PROB)
+        x_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
+        perm = torch.Generator().manual_seed(11)
+
+        def fit():
+            optimizer = bl.torch_mlp_optimizer(torch, model, MLP_LR)
+            return bl.torch_mlp_train(torch, model, optimizer, x_t, y_t, perm, **train)[1]
+        return Impl("torch", "nn.Sequential(Linear, ReLU, Dropout) + CrossEntropyLoss + optim.Adam", fit, check)
+    _add_torch(group, torch, torch_impl)
+    return group
+
+
+def mc_predict(torch):
+    """Monte Carlo dropout: MC_SAMPLES passes with dropout on, mean and std of the outputs."""
+    X, _ = _mlp_data(MC_ROWS)
+    net = cydrop.MLP(MLP_SIZES, keep_prob=MLP_KEEP_PROB, seed=0)
+    params = _initial_params()
+    group = Group(f"MC-dropout predict_proba, {MC_SAMPLES} passes over {MC_ROWS} rows, demo network",
+                  work=MC_SAMPLES * MC_ROWS, metric="samples/s")
+
+    def check(result):
+        mean, std = (np.asarray(r) for r in result)
+        assert mean.shape == std.shape == (MC_ROWS, MLP_SIZES[-1]), f"shape {mean.shape}"
+        np.testing.assert_allclose(mean.sum(axis=1), 1.0, atol=1e-4)
+        assert float(std.mean()) > 1e-4, "no spread: dropout was off"
+
+    np.random.seed(12)
+    group.impls += [
+        Impl("cydrop", f"net.predict_proba(X, mc_samples={MC_SAMPLES})",
+             lambda: net.predict_proba(X, mc_samples=MC_SAMPLES), check),
+        Impl("numpy_course", "course forward passes, np.stack, mean, std",
+             lambda: bl.numpy_mlp_mc(X, params, MLP_KEEP_PROB, MC_SAMPLES), check),
+    ]
+
+    def torch_impl(torch):
+        model = bl.torch_mlp_model(torch, params, MLP_KEEP_PROB)
+        x_t = torch.from_numpy(X)
+        return Impl("torch", "model.train(), passes under no_grad, softmax, torch.std_mean",
+                    lambda: tuple(t.numpy() for t in bl.torch_mlp_mc(torch, model, x_t, MC_SAMPLES)), check)
+    _add_torch(group, torch, torch_impl)
+    return group
+
+
+def _add_torch(group, torch, make_impl):
+    """Add the PyTorch case, or record why it is skipped (``torch`` is the module or a reason)."""
+    if isinstance(torch, str):
+        group.skipped["torch"] = torch
+    else:
+        group.impls.append(make_impl(torch))
+
+
+def _dims(shape):
+    return "x".join(map(str, shape))
+
+
+def build_groups(full, torch):
+    """The quick subset (under a minute) or the full grid: a list of ``(tag, build)``.
+
+    ``tag`` names the group briefly (what ``--only`` matches); ``build()``
+    makes the :class:`Group`, so that each group's arrays exist only while it
+    runs. ``torch`` is the torch module, or the reason it is unavailable.
+    """
+    f32, f64 = np.float32, np.float64
+    if full:
+        shapes, dtypes = [(64, 784), (256, 1024), (1024, 4096)], [f32, f64]
+        layers = [(64, 784, 512), (256, 1024, 1024), (1024, 4096, 4096)]
+    else:
+        shapes, dtypes = [(1024, 4096)], [f32]
+        layers = [(256, 1024, 1024)]
+    builders = []
+    for dtype in dtypes:
+        name = np.dtype(dtype).name
+        for shape in shapes:
+            builders.append((f"dropout-forward-{name}-{_dims(shape)}",
+                             lambda s=shape, d=dtype: dropout_forward(s, d, 0.8, torch)))
+            builders.append((f"dropout-backward-{name}-{_dims(shape)}",
+                             lambda s=shape, d=dtype: dropout_backward(s, d, 0.8, torch)))
+        for layer in layers:
+            builders.append((f"dense-{name}-{_dims(layer)}",
+                             lambda l=layer, d=dtype: dense_layer(*l, d, 0.8, torch)))
+    builders += [("mlp-epoch", lambda: mlp_epoch(torch)), ("mc-predict", lambda: mc_predict(torch))]
+    return builders

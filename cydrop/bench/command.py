@@ -1,0 +1,133 @@
+"""``cydrop bench``: time cydrop beside plain NumPy and PyTorch on this machine."""
+import argparse
+import contextlib
+import sys
+import time
+
+import cydrop
+
+from . import cases, report
+from .timer import time_group
+
+DESCRIPTION = """\
+Times dropout forward/backward, the fused dense layer (beside its bare GEMMs),
+an MLP training epoch and MC-dropout prediction, each beside plain NumPy (the
+course's np.random.rand way and a float32 np.random.Generator) and PyTorch CPU
+when it is installed. Every case is warmed up and its result checked, then
+timed in interleaved rounds; figures are medians, ratios are taken within this
+run. The quick subset takes well under a minute; --full runs every size
+(batch 64 784->512 up to batch 1024 4096->4096, float32 and float64) and takes
+a few minutes. For pytest-benchmark's statistics use the suite in benchmarks/
+of the source tree: python -m pytest benchmarks --benchmark-only."""
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("bench", help="time cydrop beside NumPy and PyTorch on this machine",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--full", action="store_true", help="every size and dtype, not the quick subset")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="threads for cydrop, NumPy's BLAS and PyTorch alike (default: their own)")
+    p.add_argument("--rounds", type=int, default=None, metavar="N",
+                   help="timed rounds per case (default 15, or 25 with --full; fewer if a group "
+                        "exceeds its time budget)")
+    p.add_argument("--only", default=None, metavar="TEXT",
+                   help="run only the groups whose tag contains TEXT: dropout-forward, dropout-backward, "
+                        "dense, mlp-epoch, mc-predict, float32, 1024x4096, ...")
+    p.add_argument("--no-torch", action="store_true", help="leave out the PyTorch baselines")
+    p.add_argument("--json", default=None, metavar="PATH", help="write every figure as JSON")
+    p.add_argument("--plot", default=None, metavar="PATH", help="write a PNG bar chart of the ratios")
+    p.add_argument("--markdown", default=None, metavar="PATH",
+                   help="write the summary as a Markdown table (as in the README)")
+    p.set_defaults(func=run)
+    return p
+
+
+def _torch(args):
+    if args.no_torch:
+        return "PyTorch baseline left out (--no-torch)"
+    torch, reason = cases.bl.import_torch()
+    return torch if torch is not None else reason
+
+
+@contextlib.contextmanager
+def _thread_limits(n_threads, torch):
+    """Every library on ``n_threads`` threads for the run, restored afterwards."""
+    if n_threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    old_cydrop, old_torch = cydrop._threads._n_threads, None
+    cydrop.set_num_threads(n_threads)
+    if not isinstance(torch, str):
+        old_torch = torch.get_num_threads()
+        torch.set_num_threads(n_threads)
+    try:
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            yield
+    finally:
+        cydrop.set_num_threads(old_cydrop)
+        if old_torch is not None:
+            torch.set_num_threads(old_torch)
+
+
+def run(args, out=None):
+    """Run the report; 0 if every case ran and every output was written, else 1."""
+    out = sys.stdout if out is None else out
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    rounds = args.rounds if args.rounds is not None else (25 if args.full else 15)
+    if rounds < 1:
+        raise ValueError(f"--rounds must be >= 1, got {rounds}")
+    # An unwritable output is reported up front; the report still runs and prints.
+    problems = []
+    for option, path in (("--json", args.json), ("--plot", args.plot), ("--markdown", args.markdown)):
+        reason = path and report.check_writable(path, option)
+        if reason:
+            problems.append(reason)
+            print(f"cydrop bench: {reason}; the report is printed but not written there", file=sys.stderr)
+    if args.plot and not any(args.plot in p for p in problems):
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            problems.append("--plot needs matplotlib (pip install matplotlib)")
+            print(f"cydrop bench: {problems[-1]}; the report runs without the chart", file=sys.stderr)
+
+    torch = _torch(args)
+    budget = 60.0 if args.full else 4.0  # seconds of timing per group before rounds stop early
+    results, failed = [], False
+    started = time.perf_counter()
+    with _thread_limits(args.threads, torch):
+        info = report.machine_info(torch)
+        report.print_header(info, out)
+        for tag, build in cases.build_groups(args.full, torch):
+            if args.only and args.only.lower() not in tag:
+                continue
+            group = build()
+            group.tag = tag
+            timings = time_group(group, rounds, budget)
+            rows = report.group_rows(group, timings)
+            report.print_group(group, rows, out)
+            out.flush()
+            results.append((group, rows))
+            failed |= any(t.error for t in timings)
+        memory = report.mask_memory(torch)
+    report.print_memory(memory, out)
+    if not results:
+        problems.append(f"--only {args.only!r} matches no case")
+    print(f"\n{len(results)} groups in {time.perf_counter() - started:.0f} s", file=out)
+
+    options = {"full": args.full, "threads": args.threads, "rounds": rounds, "only": args.only}
+    if args.json and not any(args.json in p for p in problems):
+        report.write_json(args.json, info, options, results, memory)
+        print(f"figures written to {args.json}", file=out)
+    if args.markdown and not any(args.markdown in p for p in problems):
+        with open(args.markdown, "w") as f:
+            f.write(report.markdown(info, results, memory))
+        print(f"table written to {args.markdown}", file=out)
+    if args.plot and not any(args.plot in p or "matplotlib" in p for p in problems):
+        report.write_plot(args.plot, results)
+        print(f"chart written to {args.plot}", file=out)
+    for problem in problems:
+        print(f"cydrop bench: {problem}", file=sys.stderr)
+    return 1 if failed or problems else 0

@@ -1,0 +1,143 @@
+"""``cydrop bench``: the report runs, writes what it says, and reports problems clearly.
+
+Timing never decides an outcome here: the tests run one round of the
+smallest groups and check the report's structure, its arithmetic, and its
+handling of bad options, unwritable paths, a missing PyTorch and a broken
+case.
+"""
+import json
+import math
+import sys
+
+import numpy as np
+import pytest
+
+from cydrop import cli
+from cydrop.bench import baselines, cases
+
+# one quick group: 1024x4096 float32 dropout backward (4 cases, about 0.1 s)
+FAST = ["bench", "--only", "dropout-backward", "--rounds", "2"]
+
+
+def test_report_json_and_plot(tmp_path, capsys):
+    path_json, path_png = tmp_path / "bench.json", tmp_path / "bench.png"
+    path_md = tmp_path / "bench.md"
+    code = cli.main([*FAST, "--json", str(path_json), "--plot", str(path_png), "--markdown", str(path_md)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "dropout backward float32 1024x4096" in out and "CPU:" in out and "BLAS:" in out
+    assert "mask memory, bytes per element: cydrop 0.125" in out
+    assert path_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    report = json.loads(path_json.read_text())
+    machine = report["machine"]
+    assert machine["cydrop_threads"] >= 1 and machine["cpu"] and machine["logical_cpus"] >= 1
+    assert any(b["internal_api"] for b in machine["blas"]), "no BLAS library reported"
+    (group,) = report["groups"]
+    assert group["tag"] == "dropout-backward-float32-1024x4096" and group["metric"] == "GB/s"
+    rows = {row["impl"]: row for row in group["rows"]}
+    assert {"cydrop", "floor", "numpy_course"} <= set(rows) and "torch" in rows
+    cydrop_s = rows["cydrop"]["median_s"]
+    for name in ("cydrop", "floor", "numpy_course"):
+        row = rows[name]
+        assert row["error"] is None and row["rounds"] == 2 and row["median_s"] > 0
+        assert math.isclose(row["ratio"], row["median_s"] / cydrop_s, rel_tol=1e-12)
+        # throughput is the group's work over the median time
+        ns_per_elem, gbps = (float(part.split()[0].replace(",", "")) for part in row["throughput"].split(", "))
+        assert math.isclose(ns_per_elem, row["median_s"] / (1024 * 4096) * 1e9, rel_tol=0.01)
+        assert math.isclose(gbps, group["work"] / row["median_s"] / 1e9, rel_tol=0.06)
+    table = path_md.read_text().splitlines()
+    (line,) = [t for t in table if t.startswith("| dropout backward")]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    # two decimals: within half a unit of the last place
+    assert abs(float(cells[2]) - cydrop_s / rows["floor"]["median_s"]) <= 0.0051
+    assert abs(float(cells[3]) - rows["numpy_course"]["ratio"]) <= 0.0051
+    # cydrop's packed mask: one bit per element
+    assert report["mask_bytes_per_element"]["cydrop"] == 0.125
+    assert report["mask_bytes_per_element"]["numpy_course"] == 8
+
+
+def test_unwritable_outputs_still_print_the_report(tmp_path, capsys):
+    missing = tmp_path / "no-such-folder" / "bench.json"
+    code = cli.main([*FAST, "--json", str(missing), "--plot", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "--json" in captured.err and "does not exist" in captured.err
+    assert "--plot" in captured.err and "is a folder" in captured.err
+    assert "dropout backward float32 1024x4096" in captured.out  # the report ran anyway
+    assert not missing.parent.exists()
+
+
+def test_missing_torch_is_reported_and_the_rest_runs(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)  # "import torch" now raises ImportError
+    code = cli.main(FAST)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "torch         skipped: PyTorch baseline skipped: torch is not importable" in out
+    assert "numpy_course" in out and "PyTorch not measured" in out
+
+
+def test_a_wrong_result_is_reported_not_timed(monkeypatch, capsys):
+    # a "baseline" that forgets the mask: its check must fail, the others still run
+    monkeypatch.setattr(baselines, "numpy_dropout_backward", lambda dy, D, keep_prob: dy / keep_prob)
+    code = cli.main([*FAST, "--no-torch"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "numpy_course  FAILED: wrong result" in out
+    assert "cydrop " in out and "floor " in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--fulll"], "did you mean --full"),
+    (["bench", "--rounds", "x"], "invalid int value"),
+])
+def test_bad_options_exit_2_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--threads", "0"], "--threads must be >= 1"),
+    (["bench", "--rounds", "0"], "--rounds must be >= 1"),
+])
+def test_bad_values_exit_2_with_a_message(argv, message, capsys):
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_only_matching_nothing_is_an_error(capsys):
+    assert cli.main(["bench", "--only", "no-such-case", "--no-torch"]) == 1
+    assert "matches no case" in capsys.readouterr().err
+
+
+def test_threads_option_is_applied_and_restored(capsys):
+    import cydrop
+
+    before = cydrop.get_num_threads()
+    assert cli.main([*FAST, "--no-torch", "--threads", "1"]) == 0
+    assert "cydrop threads: 1" in capsys.readouterr().out
+    assert cydrop.get_num_threads() == before
+
+
+def test_groups_cover_the_issue_grid():
+    quick = [tag for tag, _ in cases.build_groups(False, "no torch")]
+    full = [tag for tag, _ in cases.build_groups(True, "no torch")]
+    for kind in ("dropout-forward", "dropout-backward", "dense", "mlp-epoch", "mc-predict"):
+        assert any(t.startswith(kind) for t in quick), kind
+    for tag in ("dense-float32-64x784x512", "dense-float64-1024x4096x4096",
+                "dropout-forward-float64-64x784", "dropout-backward-float32-1024x4096"):
+        assert tag in full
+
+
+@pytest.mark.parametrize("builder", [
+    lambda: cases.dropout_forward((64, 784), np.float64, 0.8, "no torch"),
+    lambda: cases.dense_layer(64, 784, 512, np.float32, 0.8, "no torch"),
+    lambda: cases.mc_predict("no torch"),
+])
+def test_every_implementation_passes_its_own_check(builder):
+    group = builder()
+    assert group.skipped == {"torch": "no torch"}
+    for impl in group.impls:
+        impl.check(impl.fn())
