@@ -1,5 +1,9 @@
 """The cases ``cydrop bench`` times: each cydrop operation beside its floor and baselines.
 
+Nothing here seeds NumPy's or PyTorch's global generators (the course code
+and ``nn.Dropout`` draw from them): timing does not need their masks to
+repeat, and ``cydrop bench`` called from a user's session must not reset them.
+
 A :class:`Group` holds one piece of work done several ways: cydrop's, the
 physical floor where one exists (``x.copy()`` for an element-wise pass, the
 bare GEMMs for a dense layer) and the baselines of
@@ -154,7 +158,6 @@ def dense_layer(batch, n_in, n_out, dtype, keep_prob, torch):
     ]
 
     def torch_impl(torch):
-        torch.manual_seed(6)
         model, params = bl.torch_layer_model(torch, W, b, keep_prob)
         x_t, g_t = torch.from_numpy(x), torch.from_numpy(g)
         return Impl("torch", "nn.Dropout + nn.Linear + nn.ReLU, torch.autograd.grad",
@@ -188,7 +191,6 @@ def mlp_epoch(torch):
 
     group = Group(f"MLP training epoch {'-'.join(map(str, MLP_SIZES))}, keep_prob {MLP_KEEP_PROB}, "
                   f"Adam, batch {MLP_BATCH}, {MLP_SAMPLES} samples float32", work=MLP_SAMPLES, metric="samples/s")
-    np.random.seed(9)  # the course's global RNG: the NumPy baseline only, never the library
     group.impls += [
         Impl("cydrop", "cydrop.MLP.fit(epochs=1)",
              lambda: net.fit(X, y, learning_rate=MLP_LR, progress=False, **train), check),
@@ -199,7 +201,6 @@ def mlp_epoch(torch):
     ]
 
     def torch_impl(torch):
-        torch.manual_seed(10)
         model = bl.torch_mlp_model(torch, params, MLP_KEEP_PROB)
         x_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
         perm = torch.Generator().manual_seed(11)
@@ -226,7 +227,6 @@ def mc_predict(torch):
         np.testing.assert_allclose(mean.sum(axis=1), 1.0, atol=1e-4)
         assert float(std.mean()) > 1e-4, "no spread: dropout was off"
 
-    np.random.seed(12)
     group.impls += [
         Impl("cydrop", f"net.predict_proba(X, mc_samples={MC_SAMPLES})",
              lambda: net.predict_proba(X, mc_samples=MC_SAMPLES), check),
