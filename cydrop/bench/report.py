@@ -79,7 +79,7 @@ def _throughput(group, seconds):
     scale = {"GB/s": 1e9, "GFLOP/s": 1e9, "samples/s": 1}[group.metric]
     text = f"{group.work / seconds / scale:,.1f} {group.metric}"
     if group.elements:
-        text = f"{seconds / group.elements * 1e9:.3f} ns/elem, " + text
+        text = f"{seconds / group.elements * 1e9:.4g} ns/elem, " + text
     return text
 
 
