@@ -141,3 +141,19 @@ def test_every_implementation_passes_its_own_check(builder):
     assert group.skipped == {"torch": "no torch"}
     for impl in group.impls:
         impl.check(impl.fn())
+
+
+def test_a_failed_write_is_reported_and_the_other_outputs_written(tmp_path, monkeypatch, capsys):
+    from cydrop.bench import report
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report, "write_json", disk_full)
+    path_json, path_md = tmp_path / "bench.json", tmp_path / "bench.md"
+    code = cli.main([*FAST, "--no-torch", "--json", str(path_json), "--markdown", str(path_md)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "--json" in captured.err and "No space left on device" in captured.err
+    assert "| dropout backward" in path_md.read_text()  # the other output was still written
+    assert not path_json.exists()

@@ -6,7 +6,7 @@ import time
 
 import cydrop
 
-from . import cases, report
+from . import baselines, cases, report
 from .timer import time_group
 
 DESCRIPTION = """\
@@ -14,8 +14,9 @@ Times dropout forward/backward, the fused dense layer (beside its bare GEMMs),
 an MLP training epoch and MC-dropout prediction, each beside plain NumPy (the
 course's np.random.rand way and a float32 np.random.Generator) and PyTorch CPU
 when it is installed. Every case is warmed up and its result checked, then
-timed in interleaved rounds; figures are medians, ratios are taken within this
-run. The quick subset takes well under a minute; --full runs every size
+timed in interleaved rounds (PyTorch's after the others': its spinning threads
+would slow whatever runs next); figures are medians, ratios are taken within
+this run. The quick subset takes well under a minute; --full runs every size
 (batch 64 784->512 up to batch 1024 4096->4096, float32 and float64) and takes
 a few minutes. For pytest-benchmark's statistics use the suite in benchmarks/
 of the source tree: python -m pytest benchmarks --benchmark-only."""
@@ -45,7 +46,7 @@ def add_parser(subparsers):
 def _torch(args):
     if args.no_torch:
         return "PyTorch baseline left out (--no-torch)"
-    torch, reason = cases.bl.import_torch()
+    torch, reason = baselines.import_torch()
     return torch if torch is not None else reason
 
 
@@ -71,6 +72,11 @@ def _thread_limits(n_threads, torch):
             torch.set_num_threads(old_torch)
 
 
+def _write_text(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def run(args, out=None):
     """Run the report; 0 if every case ran and every output was written, else 1."""
     out = sys.stdout if out is None else out
@@ -80,16 +86,19 @@ def run(args, out=None):
     if rounds < 1:
         raise ValueError(f"--rounds must be >= 1, got {rounds}")
     # An unwritable output is reported up front; the report still runs and prints.
-    problems = []
+    problems, outputs = [], {}
     for option, path in (("--json", args.json), ("--plot", args.plot), ("--markdown", args.markdown)):
         reason = path and report.check_writable(path, option)
         if reason:
             problems.append(reason)
             print(f"cydrop bench: {reason}; the report is printed but not written there", file=sys.stderr)
-    if args.plot and not any(args.plot in p for p in problems):
+        elif path:
+            outputs[option] = path
+    if "--plot" in outputs:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
+            del outputs["--plot"]
             problems.append("--plot needs matplotlib (pip install matplotlib)")
             print(f"cydrop bench: {problems[-1]}; the report runs without the chart", file=sys.stderr)
 
@@ -118,16 +127,19 @@ def run(args, out=None):
     print(f"\n{len(results)} groups in {time.perf_counter() - started:.0f} s", file=out)
 
     options = {"full": args.full, "threads": args.threads, "rounds": rounds, "only": args.only}
-    if args.json and not any(args.json in p for p in problems):
-        report.write_json(args.json, info, options, results, memory)
-        print(f"figures written to {args.json}", file=out)
-    if args.markdown and not any(args.markdown in p for p in problems):
-        with open(args.markdown, "w") as f:
-            f.write(report.markdown(info, results, memory))
-        print(f"table written to {args.markdown}", file=out)
-    if args.plot and not any(args.plot in p or "matplotlib" in p for p in problems):
-        report.write_plot(args.plot, results)
-        print(f"chart written to {args.plot}", file=out)
+    writers = {
+        "--json": ("figures", lambda path: report.write_json(path, info, options, results, memory)),
+        "--markdown": ("table", lambda path: _write_text(path, report.markdown(info, results, memory))),
+        "--plot": ("chart", lambda path: report.write_plot(path, results)),
+    }
+    for option, path in outputs.items():
+        what, write = writers[option]
+        try:
+            write(path)
+        except OSError as exc:  # e.g. the disk filled up during the run
+            problems.append(f"{option} {path!r}: {exc}")
+        else:
+            print(f"{what} written to {path}", file=out)
     for problem in problems:
         print(f"cydrop bench: {problem}", file=sys.stderr)
     return 1 if failed or problems else 0
