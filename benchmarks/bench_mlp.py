@@ -14,6 +14,8 @@ built in pytest-benchmark's ``setup`` before every round (not timed), so every
 round times the same 2 epochs from the same start and the accuracies of the
 three cases are comparable.
 
+``gemms``   the floor: the 2 epochs' GEMMs alone with NumPy ``@`` (8 per batch, 3 for
+            each epoch's cost), :func:`cydrop.bench.baselines.mlp_epoch_gemms`.
 ``cydrop``  ``cydrop.MLP(...).fit(x, y, epochs=2, batch_size=100, progress=False)``.
 ``numpy``   the deeplearning.ai course's network: forward and backward by hand,
             ``D = np.random.rand(*A.shape) < keep_prob; A = A * D / keep_prob``,
@@ -233,6 +235,19 @@ def test_train_cydrop(benchmark, mnist1d, init_params):
     params = [p for W, b in zip(net.weights, net.biases) for p in (W, b)]
     _check_history(history, init_params, params)
     _record_accuracy(benchmark, history, net.score(x_test, y_test))
+
+
+def _train_gemms(x, params):
+    return [bl.mlp_epoch_gemms(x, params, BATCH_SIZE) for _ in range(EPOCHS)]
+
+
+def test_train_gemms(benchmark, mnist1d, init_params):
+    x = mnist1d[0]
+    _group(benchmark, "mlp-train-mnist1d", "the epochs' GEMMs alone (NumPy @)", **_train_info())
+    results = benchmark.pedantic(_train_gemms, args=(x, init_params), **_PEDANTIC)
+    for out, dW in results:
+        assert out.shape == (x.shape[0], LAYER_SIZES[-1]) and dW.shape == (LAYER_SIZES[0], LAYER_SIZES[1])
+        assert np.isfinite(out).all() and np.isfinite(dW).all()
 
 
 def test_train_numpy(benchmark, mnist1d, init_params):

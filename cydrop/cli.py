@@ -9,6 +9,7 @@ import numpy as np
 import cydrop
 
 from . import search
+from .bench import baselines
 from .bench import command as bench_command
 
 
@@ -84,29 +85,18 @@ def kernels(args):
     print(f"dropout equals x * D / keep_prob:           {'yes' if ok_dropout else 'NO'}")
     print(f"fused dense layer equals NumPy's, fwd+bwd:  {'yes' if ok_dense else 'NO'}\n")
 
-    # 2. speed beside NumPy, measured in this run
-    def numpy_dropout():
-        D = np.random.rand(*x.shape) < keep_prob
-        return x * D / keep_prob
-
-    def numpy_layer():
-        D = np.random.rand(*x.shape) < keep_prob
-        xt = x * D / keep_prob
-        z = xt @ W + b
-        dz = g * (z > 0)
-        return np.maximum(z, 0), xt.T @ dz, dz.sum(0), (dz @ W.T) * D / keep_prob
-
+    # 2. speed beside NumPy (the course's code, as cydrop bench runs it), measured in this run
     def cydrop_layer():
         out, cache = cydrop.dense_forward(x, W, b, keep_prob, seed=gen)
         return cydrop.dense_backward(g, cache)
 
     rows = [
-        ("dropout forward", _median_ms(numpy_dropout, args.repeats),
+        ("dropout forward", _median_ms(lambda: baselines.numpy_course_dropout(x, keep_prob), args.repeats),
          _median_ms(lambda: cydrop.dropout(x, keep_prob, seed=gen), args.repeats)),
-        ("dense layer fwd+bwd", _median_ms(numpy_layer, args.repeats),
+        ("dense layer fwd+bwd", _median_ms(lambda: baselines.numpy_layer(x, W, b, g, keep_prob), args.repeats),
          _median_ms(cydrop_layer, args.repeats)),
     ]
-    floor = _median_ms(lambda: (x @ W, x.T @ g, g @ W.T), args.repeats)
+    floor = _median_ms(lambda: baselines.gemms(x, W, g), args.repeats)
     print(f"{'median ms':<22}{'NumPy':>10}{'cydrop':>10}{'speed-up':>10}")
     for name, t_np, t_cy in rows:
         print(f"{name:<22}{t_np:>10.3f}{t_cy:>10.3f}{t_np / t_cy:>9.1f}x")
