@@ -18,6 +18,7 @@ __all__ = ["ACTIVATIONS", "DenseCache", "dense_backward", "dense_forward"]
 
 # names of the activations and their codes in src/_dense.pyx
 ACTIVATIONS = {"linear": 0, "relu": 1, "tanh": 2, "sigmoid": 3}
+_ACTIVATION_NAMES = {code: name for name, code in ACTIVATIONS.items()}
 _NO_MASK, _DRAW, _APPLY = 0, 1, 2
 _BLAS_MAX = 2**31 - 1  # BLAS takes 32-bit int dimensions
 
@@ -192,7 +193,15 @@ def dense_forward(x, W, b, keep_prob, *, activation="relu", seed=None, mask=None
     if mask is not None:
         mask = as_mask(mask, x.shape, keep_prob)
     gen = as_generator(seed) if seed is not None else None  # validated even if unused
+    return _forward(x, W, b, keep_prob, code, gen, mask, regenerate)
 
+
+def _forward(x, W, b, keep_prob, code, gen, mask=None, regenerate=False):
+    """dense_forward after validation: the arguments as it checked them
+    (``code`` the activation's code, ``gen`` a Generator or None, ``mask`` a
+    Mask or None). cydrop.MLP calls this directly for its own layers, having
+    checked their arrays once per fit or predict call."""
+    activation = _ACTIVATION_NAMES[code]
     out = np.empty((x.shape[0], W.shape[1]), dtype=x.dtype)
     key = first_block = threshold = 0
     x_tilde = words = None
@@ -264,6 +273,12 @@ def dense_backward(grad_out, cache, *, need_dx=True):
     if not isinstance(need_dx, (bool, np.bool_)):
         raise TypeError(f"need_dx must be a bool, got {type(need_dx).__name__}")
 
+    return _backward(grad_out, cache, need_dx)
+
+
+def _backward(grad_out, cache, need_dx):
+    """dense_backward after validation (cydrop.MLP calls it directly, as _forward)."""
+    x, W = cache._x, cache._W
     dW = np.empty_like(W)
     db = np.empty(W.shape[1], dtype=x.dtype) if cache._has_bias else None
     dx = np.empty_like(x) if need_dx else None

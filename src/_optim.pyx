@@ -16,16 +16,19 @@ rounded to that dtype once, at the top of each kernel, after any arithmetic
 on them (1 - beta, Adam's bias corrections) has been done in double.
 """
 from cython cimport floating
-from libc.math cimport pow, sqrt, sqrtf
+from libc.math cimport pow, sqrt
 from libc.stdlib cimport free, malloc
 
 
-cdef inline floating root(floating v) noexcept nogil:
-    """sqrt(v) in v's own precision."""
-    if floating is float:
-        return sqrtf(v)
-    else:
-        return sqrt(v)
+cdef extern from "optim.h" nogil:
+    # param := param - step m / (sqrt(v) + eps_hat) after the moment updates
+    # with g := grad + l2 param (one pass; the adam_kernel contract below)
+    void cyd_adam_float(float *param, const float *grad, float *m, float *v, size_t n,
+                        float step, float eps_hat, float b1, float c1, float b2, float c2,
+                        float l2)
+    void cyd_adam_double(double *param, const double *grad, double *m, double *v, size_t n,
+                         double step, double eps_hat, double b1, double c1, double b2,
+                         double c2, double l2)
 
 
 cdef void sgd_kernel(floating *param, const floating *grad, Py_ssize_t n,
@@ -70,15 +73,11 @@ cdef void adam_kernel(floating *param, const floating *grad, floating *m, floati
     cdef floating b1 = <floating>beta1, c1 = <floating>(1.0 - beta1)
     cdef floating b2 = <floating>beta2, c2 = <floating>(1.0 - beta2)
     cdef floating l2_ = <floating>l2
-    cdef floating g, m_i, v_i
-    cdef Py_ssize_t i
-    for i in range(n):
-        g = grad[i] + l2_ * param[i]
-        m_i = b1 * m[i] + c1 * g          # first moment (biased)
-        v_i = b2 * v[i] + c2 * (g * g)    # second raw moment (biased)
-        m[i] = m_i
-        v[i] = v_i
-        param[i] -= step * m_i / (root(v_i) + eps_hat)
+    # the loop itself is in C for runtime CPU dispatch (optim.h says why)
+    if floating is float:
+        cyd_adam_float(param, grad, m, v, n, step, eps_hat, b1, c1, b2, c2, l2_)
+    else:
+        cyd_adam_double(param, grad, m, v, n, step, eps_hat, b1, c1, b2, c2, l2_)
 
 
 cdef void max_norm_kernel(floating *W, Py_ssize_t n_in, Py_ssize_t n_out, double c,

@@ -1,10 +1,10 @@
 /*
  * Counter-based Bernoulli mask bits for cydrop.
  *
- * Why C and not Cython: this is the one hot loop that needs explicit SIMD
- * (GNU vector extensions) and runtime CPU dispatch (GCC/Clang
- * `target_clones`: AVX-512 / AVX2 / baseline chosen when the module loads),
- * neither of which Cython can express. Everything else lives in Cython.
+ * Why C and not Cython: this hot loop needs explicit SIMD (GNU vector
+ * extensions) and runtime CPU dispatch (GCC/Clang `target_clones`, see
+ * dispatch.h), neither of which Cython can express. Only it and Adam's
+ * step (optim.h) are in C; everything else lives in Cython.
  *
  * Generator: SplitMix64 (Steele, Lea & Flood, "Fast splittable pseudorandom
  * number generators", OOPSLA 2014), which passes TestU01's BigCrush. It is
@@ -36,6 +36,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "dispatch.h"   /* CYD_DISPATCH */
+
 #define CYD_GAMMA UINT64_C(0x9e3779b97f4a7c15)
 #define CYD_WORDS_PER_BLOCK 32
 
@@ -47,18 +49,6 @@ static const uint32_t CYD_LANE_BIT[32] = {
     1u << 8,  1u << 9,  1u << 10, 1u << 11, 1u << 12, 1u << 13, 1u << 14, 1u << 15,
     1u << 16, 1u << 17, 1u << 18, 1u << 19, 1u << 20, 1u << 21, 1u << 22, 1u << 23,
     1u << 24, 1u << 25, 1u << 26, 1u << 27, 1u << 28, 1u << 29, 1u << 30, 1u << 31};
-
-/* Runtime dispatch where the toolchain supports it (ifunc needs glibc). */
-#if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute) \
-    && !defined(CYDROP_NO_DISPATCH)
-#  if __has_attribute(target_clones)
-#    define CYD_DISPATCH \
-        __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#  endif
-#endif
-#ifndef CYD_DISPATCH
-#  define CYD_DISPATCH
-#endif
 
 /* SplitMix64 finaliser (Stafford's Mix13 variant), a bijection on 64 bits. */
 static inline uint64_t cyd_mix64(uint64_t z)

@@ -318,3 +318,84 @@ def test_unaligned_X_accepted():
     net = cydrop.MLP([6, 8, 3], seed=0)
     net.fit(X, y, epochs=1, batch_size=10, progress=False)
     np.testing.assert_array_equal(net.predict_proba(odd), net.predict_proba(X))
+
+
+# -- the unchecked kernel calls of the training loop ----------------------------
+
+def test_training_step_equals_the_public_functions():
+    """MLP calls the dense and Adam kernels without their per-call checks; one
+    step must equal the same step through dense_forward, dense_backward and
+    adam_update, bit for bit (same mask stream: net._gen is Generator(seed))."""
+    from cydrop.mlp import _output_activation
+    from cydrop.optim import adam_update
+
+    X, y = blobs(n=64, n_features=6)
+    net = cydrop.MLP([6, 16, 16, 3], keep_prob=[0.9, 0.5, 0.8], seed=3)
+    weights, biases = [W.copy() for W in net.weights], [b.copy() for b in net.biases]
+    net.partial_fit(X, y, classes=[0, 1, 2], learning_rate=0.01)
+
+    gen, h, caches = cydrop.Generator(3), X, []
+    for i, (W, b) in enumerate(zip(weights, biases)):
+        h, cache = cydrop.dense_forward(h, W, b, net.keep_prob[i], seed=gen,
+                                        activation="linear" if i == 2 else "relu")
+        caches.append(cache)
+    grad = (_output_activation("softmax", h) - np.eye(3, dtype=np.float32)[y]) / len(X)
+    for i in (2, 1, 0):
+        grad, dW, db = cydrop.dense_backward(np.ascontiguousarray(grad), caches[i], need_dx=i > 0)
+        for param, g, mine in ((weights[i], dW, net.weights[i]), (biases[i], db, net.biases[i])):
+            adam_update(param, g, np.zeros_like(param), np.zeros_like(param), 1, lr=0.01)
+            np.testing.assert_array_equal(mine, param)
+
+
+@pytest.mark.parametrize("replace", [
+    lambda W: np.ascontiguousarray(W[:, :-1]),   # a column short: kernels would overrun
+    lambda W: np.zeros((W.shape[0] + 1, W.shape[1]), W.dtype),
+    lambda W: W.astype(np.float64),
+    lambda W: np.asfortranarray(W),
+    lambda W: W.tolist(),
+], ids=["narrower", "taller", "float64", "fortran", "list"])
+def test_replaced_weights_are_refused_before_any_kernel(replace):
+    X, y = blobs(n=40)
+    net = cydrop.MLP([6, 8, 3], seed=0)
+    net.fit(X, y, epochs=1, batch_size=20, progress=False)
+    net.weights[1] = replace(net.weights[1])
+    for call in (lambda: net.predict(X), lambda: net.predict_proba(X, mc_samples=2), lambda: net.cost(X, y),
+                 lambda: net.fit(X, y, epochs=1, batch_size=20, progress=False),
+                 lambda: net.partial_fit(X, y)):
+        with pytest.raises(ValueError, match=r"weights\[1\] must be a .*C-contiguous float32 array of shape \(8, 3\)"):
+            call()
+
+
+def test_a_missing_layer_is_refused():
+    X, y = blobs(n=40)
+    net = cydrop.MLP([6, 8, 3], seed=0)
+    net.biases.pop()
+    with pytest.raises(ValueError, match="2 layers but 2 weights and 1 biases"):
+        net.fit(X, y, epochs=1, batch_size=20, progress=False)
+
+
+def test_read_only_weights_predict_but_do_not_train():
+    X, y = blobs(n=40)
+    net = cydrop.MLP([6, 8, 3], seed=0)
+    net.fit(X, y, epochs=1, batch_size=20, progress=False)
+    expected = net.predict_proba(X)
+    for W in net.weights:
+        W.flags.writeable = False
+    np.testing.assert_array_equal(net.predict_proba(X), expected)
+    with pytest.raises(ValueError, match=r"weights\[0\] must be a writable"):
+        net.partial_fit(X, y)
+
+
+def test_optimizer_state_that_does_not_fit_is_made_again():
+    """The optimizer kernels run unchecked on the saved moments: a state that no
+    longer matches the parameters (here: tampered) is rebuilt, not used."""
+    X, y = blobs(n=40)
+    net = cydrop.MLP([6, 8, 3], seed=0)
+    net.fit(X, y, epochs=1, batch_size=20, progress=False)
+    bad = [np.zeros(1, np.float32)] * 3   # too few, and of the wrong shape
+    net._opt_state = ("adam", bad, bad)
+    net.fit(X, y, epochs=1, batch_size=20, progress=False)
+    _, first, second = net._opt_state
+    params = net.weights + net.biases
+    assert [m.shape for m in first] == [v.shape for v in second] == [p.shape for p in params]
+    assert all(np.any(m != 0) for m in first[:2])   # used: the moments moved from zero

@@ -99,6 +99,34 @@ def test_adam_matches_reference(dtype, shape, l2):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("l2", L2S)
+def test_adam_rounds_like_numpy_op_by_op(dtype, l2):
+    """Bit for bit the kernel's own arithmetic done one NumPy op at a time in
+    the arrays' dtype (bias corrections folded as in _optim.pyx, in double).
+
+    Every op is correctly rounded, so this holds whichever clone the CPU
+    dispatch picks (src/dispatch.h), but only if no clone fuses a * b + c into
+    an FMA: a build without -ffp-contract=off fails it on AVX2/AVX-512 CPUs.
+    4099 elements: whole 16-wide vectors and a tail."""
+    rng = np.random.default_rng(11)
+    param, m, v = rand(rng, 4099, dtype), rand(rng, 4099, dtype, 0.1), np.abs(rand(rng, 4099, dtype))
+    lr, beta1, beta2, eps = 0.01, 0.9, 0.999, 1e-8
+    for t in range(1, 4):
+        grad = rand(rng, 4099, dtype, scale=t)
+        bias1, bias2 = 1.0 - beta1**t, 1.0 - beta2**t
+        step, eps_hat = dtype(lr * np.sqrt(bias2) / bias1), dtype(eps * np.sqrt(bias2))
+        b1, c1, b2, c2 = dtype(beta1), dtype(1.0 - beta1), dtype(beta2), dtype(1.0 - beta2)
+        g = grad + dtype(l2) * param
+        exp_m = b1 * m + c1 * g
+        exp_v = b2 * v + c2 * (g * g)
+        exp_param = param - step * exp_m / (np.sqrt(exp_v) + eps_hat)
+        adam_update(param, grad, m, v, t, lr, beta1=beta1, beta2=beta2, eps=eps, l2=l2)
+        np.testing.assert_array_equal(m, exp_m)
+        np.testing.assert_array_equal(v, exp_v)
+        np.testing.assert_array_equal(param, exp_param)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("hyper", [
     dict(lr=0.1, beta1=0.0, beta2=0.0, eps=1e-3),     # no averaging: step = lr * g / (|g| + eps)
     dict(lr=1e-3, beta1=0.5, beta2=0.9, eps=1.0),     # eps dominating sqrt(v_hat)
