@@ -200,7 +200,7 @@ def _forward(x, W, b, keep_prob, code, gen, mask=None, regenerate=False):
     """dense_forward after validation: the arguments as it checked them
     (``code`` the activation's code, ``gen`` a Generator or None, ``mask`` a
     Mask or None). cydrop.MLP calls this directly for its own layers, having
-    checked their arrays once per fit or predict call."""
+    checked their arrays once per pass (MLP._check_params)."""
     activation = _ACTIVATION_NAMES[code]
     out = np.empty((x.shape[0], W.shape[1]), dtype=x.dtype)
     key = first_block = threshold = 0

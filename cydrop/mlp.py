@@ -200,9 +200,10 @@ class MLP:
                 if not (isinstance(arr, np.ndarray) and arr.dtype == self.dtype and arr.shape == expected
                         and arr.flags.c_contiguous and arr.flags.aligned
                         and (arr.flags.writeable or not writable)):
-                    raise ValueError(
-                        f"{name} must be a {'writable ' if writable else ''}C-contiguous {self.dtype} array of shape {expected}, got "
-                        f"{type(arr).__name__} {getattr(arr, 'dtype', '')} {getattr(arr, 'shape', '')}".rstrip())
+                    kind = "writable C-contiguous" if writable else "C-contiguous"
+                    got = f"{type(arr).__name__} {getattr(arr, 'dtype', '')} {getattr(arr, 'shape', '')}"
+                    raise ValueError(f"{name} must be a {kind} {self.dtype} array of shape {expected}, "
+                                     f"got {got.rstrip()}")
 
     def _forward(self, X, train):
         """Output probabilities/values and the per-layer caches. X is checked
