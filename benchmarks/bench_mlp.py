@@ -290,6 +290,43 @@ def test_train_torch(benchmark, mnist1d, init_params):
     _record_accuracy(benchmark, history, test_acc)
 
 
+# ---------------------------------------------------------------- the epoch's cost pass
+#
+# Group ``mlp-cost-mnist1d``: the cost J with dropout off on the 4000 training
+# rows, which ``fit`` computes after every epoch, with the trained weights:
+# ``net.cost`` in its default passes of ``cydrop.mlp._PREDICT_BATCH`` (1024)
+# rows, the same in one pass of all 4000 rows, and the floor, NumPy's three
+# bare GEMMs on the whole set. The figures in the comment on
+# ``_PREDICT_BATCH`` come from this group.
+
+
+@pytest.mark.parametrize("rows", ["default", "all"])
+def test_cost_cydrop(benchmark, monkeypatch, mnist1d, trained_net, rows):
+    import cydrop.mlp
+
+    x, y, _, _ = mnist1d
+    if rows == "all":
+        monkeypatch.setattr(cydrop.mlp, "_PREDICT_BATCH", x.shape[0])
+    _group(benchmark, "mlp-cost-mnist1d", f"net.cost(x, y), passes of {cydrop.mlp._PREDICT_BATCH} rows")
+    cost = benchmark(trained_net.cost, x, y)
+    assert math.isfinite(cost) and 0 < cost < _CHANCE_LOSS, f"cost {cost}"
+
+
+def test_cost_gemms(benchmark, mnist1d, trained_net):
+    x = mnist1d[0]
+    _group(benchmark, "mlp-cost-mnist1d", "the three forward GEMMs on all rows (NumPy @)")
+
+    def gemms():
+        h = x
+        for W in trained_net.weights:
+            h = h @ W
+        return h
+
+    out = benchmark(gemms)
+    assert out.shape == (x.shape[0], LAYER_SIZES[-1]) and np.isfinite(out).all()
+
+
+
 # ---------------------------------------------------------------- MC dropout
 
 

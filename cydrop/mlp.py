@@ -23,12 +23,12 @@ __all__ = ["MLP", "dropout_l2_equivalent"]
 _OUTPUTS = ("softmax", "sigmoid", "linear")
 _OPTIMIZERS = ("sgd", "momentum", "adam")
 _FORMAT, _VERSION = "cydrop-mlp", 1
-# Rows per forward pass when predicting or evaluating. 1024 rows of 512
-# float32 units are 2 MiB, so a layer's output is still in cache when the
-# bias/activation pass and the next GEMM read it. Measured on the demo
-# network (4000 rows, 2-core EPYC): the full-set cost took 10.1-10.5 ms in
-# passes of 1024 rows, against 12.9-15.3 ms in one pass of 4000 and
-# 10.4-11.1 ms for NumPy's three bare GEMMs on the whole set.
+# Rows per forward pass when predicting or evaluating: bounds the layer
+# outputs (1024 rows of 512 float32 units are 2 MiB) so that they can stay in
+# cache for the next pass. Its speed effect is not settled: on the demo
+# network's 4000-row cost, benchmarks/bench_mlp.py (group mlp-cost-mnist1d)
+# gave 11.9-16.3 ms in passes of 1024 rows and 13.5-14.8 ms in one pass,
+# against 10.9-11.5 ms for the bare GEMMs (three runs, shared machine).
 _PREDICT_BATCH = 1024
 
 
@@ -186,10 +186,9 @@ class MLP:
         """The layers' arrays as the kernels need them (writable to be trained).
 
         The passes below call the dense and optimizer kernels without their
-        per-call checks (a third of a training step's time outside the GEMMs
-        on the demo network), so the public ``weights`` and ``biases`` are
-        checked here, once per pass: an array replaced by one of another
-        shape would make a kernel read or write past its end."""
+        per-call checks, so the public ``weights`` and ``biases`` are checked
+        here, once per pass: an array replaced by one of another shape would
+        make a kernel read or write past its end."""
         n_layers = len(self.layer_sizes) - 1
         if len(self.weights) != n_layers or len(self.biases) != n_layers:
             raise ValueError(f"the network has {n_layers} layers but {len(self.weights)} weights "
@@ -197,9 +196,7 @@ class MLP:
         for i, (W, b) in enumerate(zip(self.weights, self.biases)):
             shape = (self.layer_sizes[i], self.layer_sizes[i + 1])
             for name, arr, expected in ((f"weights[{i}]", W, shape), (f"biases[{i}]", b, shape[1:])):
-                if not (isinstance(arr, np.ndarray) and arr.dtype == self.dtype and arr.shape == expected
-                        and arr.flags.c_contiguous and arr.flags.aligned
-                        and (arr.flags.writeable or not writable)):
+                if not _kernel_ready(arr, self.dtype, expected, writable):
                     kind = "writable C-contiguous" if writable else "C-contiguous"
                     got = f"{type(arr).__name__} {getattr(arr, 'dtype', '')} {getattr(arr, 'shape', '')}"
                     raise ValueError(f"{name} must be a {kind} {self.dtype} array of shape {expected}, "
@@ -396,7 +393,8 @@ class MLP:
         # the parameters, and made again if they no longer match it (a network
         # whose layers were replaced, or an unpickled state).
         if (self._opt_state is None or self._opt_state[0] != optimizer
-                or not all(len(state) == len(params) and all(map(_same_layout, state, params))
+                or not all(len(state) == len(params)
+                           and all(_kernel_ready(a, p.dtype, p.shape, True) for a, p in zip(state, params))
                            for state in self._opt_state[1:])):
             zeros = [np.zeros_like(p, order="C") for p in params]
             second = [np.zeros_like(p, order="C") for p in params]
@@ -653,10 +651,11 @@ def _check_saved_l2(l2):
     return float(l2)
 
 
-def _same_layout(state, param):
-    """True if an optimizer state array can be updated alongside param."""
-    return (isinstance(state, np.ndarray) and state.dtype == param.dtype and state.shape == param.shape
-            and state.flags.c_contiguous and state.flags.aligned and state.flags.writeable)
+def _kernel_ready(arr, dtype, shape, writable):
+    """True if the unchecked kernel calls may take arr as an array of this
+    dtype and shape (written to when writable)."""
+    return (isinstance(arr, np.ndarray) and arr.dtype == dtype and arr.shape == shape
+            and arr.flags.c_contiguous and arr.flags.aligned and (arr.flags.writeable or not writable))
 
 
 def _output_activation(output, z):

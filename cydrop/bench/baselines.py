@@ -22,7 +22,10 @@ transposed: ``Z = A @ W + b`` for ``Z = np.dot(W, A) + b``). Weights are
 """
 import numpy as np
 
-ADAM = dict(beta1=0.9, beta2=0.999, eps=1e-8)  # the defaults of cydrop and torch alike
+from .. import optim
+
+# the defaults of cydrop and torch alike
+ADAM = dict(beta1=optim.ADAM_BETA1, beta2=optim.ADAM_BETA2, eps=optim.ADAM_EPS)
 
 
 def import_torch():
