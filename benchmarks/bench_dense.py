@@ -5,7 +5,7 @@ One pytest-benchmark group per (dtype, batch, n_in[, n_out]), e.g.
 ``dense-float64-64x784x512``: batch in (64, 256, 1024) by width in
 (512, 1024, 4096) for float32, plus 64x784->512 (an MNIST-sized input layer),
 256x1024 and 1024x4096 in float64. The NumPy and PyTorch bodies are those of
-:mod:`cydrop.bench.baselines`, shared with ``cydrop bench``. Every case runs one layer ``out = relu((x * D / keep_prob) @ W + b)``
+:mod:`cydrop.apps.bench.baselines`, shared with ``cydrop bench``. Every case runs one layer ``out = relu((x * D / keep_prob) @ W + b)``
 forward and backward (``dx``, ``dW``, ``db``) at keep_prob 0.8:
 
 ``gemms``              ``x @ W``, ``x.T @ g``, ``g @ W.T`` with NumPy: the three
@@ -20,7 +20,7 @@ forward and backward (``dx``, ``dW``, ``db``) at keep_prob 0.8:
                        on cydrop's OpenMP threads (bit-identical for any thread count).
 ``numpy``              the course layer: ``D = np.random.rand(*x.shape) < keep_prob``,
                        ``xt = x * D / keep_prob``, ``z = xt @ W + b``, ..., as in
-                       :func:`cydrop.bench.baselines.numpy_layer`.
+                       :func:`cydrop.apps.bench.baselines.numpy_layer`.
 ``numpy_rng``          the same with ``rng.random(shape, dtype=x.dtype) < keep_prob``
                        (a modern ``np.random.Generator``, uniforms in float32).
 ``torch``              ``nn.Dropout(p=0.2)`` -> ``nn.Linear`` -> ReLU in the matching
@@ -66,7 +66,7 @@ import pytest
 from _common import import_torch, numpy_blas_threads
 
 import cydrop
-from cydrop.bench import baselines as bl
+from cydrop.apps.bench import baselines as bl
 
 KEEP_PROB = 0.8
 BATCHES = (64, 256, 1024)

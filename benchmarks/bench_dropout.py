@@ -17,7 +17,7 @@ backward (all cases apply the same mask)
     ``numpy``          ``dy * D / keep_prob`` with a bool ``D``.
     ``torch``          ``torch.ops.aten.native_dropout_backward(g, mask, 1 / keep_prob)``.
 
-The NumPy and PyTorch bodies are those of :mod:`cydrop.bench.baselines`,
+The NumPy and PyTorch bodies are those of :mod:`cydrop.apps.bench.baselines`,
 shared with ``cydrop bench``. keep_prob is 0.8 everywhere, plus 0.5 for the float32 1024x4096 groups.
 ``test_mask_memory`` records mask bytes per element (not a timing comparison).
 
@@ -40,7 +40,7 @@ import pytest
 from _common import import_torch
 
 import cydrop
-from cydrop.bench import baselines as bl
+from cydrop.apps.bench import baselines as bl
 
 SHAPES = [(64, 784), (256, 1024), (1024, 4096)]
 DTYPES = [np.float32, np.float64]

@@ -3,7 +3,7 @@
 The network is the one ``cydrop demo`` trains: 40-512-512-10, ReLU, softmax
 cross-entropy, keep_prob ``[1.0, 0.5, 0.5]`` (no dropout on the input
 features, dropout 0.5 on each hidden layer's output), float32, on MNIST-1D
-(``cydrop.demo.load_mnist1d()``: 4000 training and 1000 test examples).
+(``cydrop.apps.demo.load_mnist1d()``: 4000 training and 1000 test examples).
 All three implementations start from the same initial weights (those of
 ``cydrop.MLP(..., seed=SEED)``: He for the hidden layers, Glorot for the
 output layer, zero biases).
@@ -15,11 +15,11 @@ round times the same 2 epochs from the same start and the accuracies of the
 three cases are comparable.
 
 ``gemms``   the floor: the 2 epochs' GEMMs alone with NumPy ``@`` (8 per batch, 3 for
-            each epoch's cost), :func:`cydrop.bench.baselines.mlp_epoch_gemms`.
+            each epoch's cost), :func:`cydrop.apps.bench.baselines.mlp_epoch_gemms`.
 ``cydrop``  ``cydrop.MLP(...).fit(x, y, epochs=2, batch_size=100, progress=False)``.
 ``numpy``   the deeplearning.ai course's network: forward and backward by hand,
             ``D = np.random.rand(*A.shape) < keep_prob; A = A * D / keep_prob``,
-            Adam by hand with NumPy ops (:mod:`cydrop.bench.baselines`, shared with
+            Adam by hand with NumPy ops (:mod:`cydrop.apps.bench.baselines`, shared with
             ``cydrop bench``). Arrays are
             ``(batch, features)`` like cydrop's (the course's column layout
             transposed: ``Z = A @ W + b`` for ``Z = np.dot(W, A) + b``).
@@ -67,13 +67,13 @@ import pytest
 from _common import import_torch, numpy_blas_threads
 
 import cydrop
-from cydrop.bench import baselines as bl
+from cydrop.apps.bench import baselines as bl
 
 pytest.importorskip(
     "mnist1d", reason='MNIST-1D benchmarks skipped: mnist1d is not importable (pip install "cydrop[demo]")'
 )
 
-from cydrop.demo import load_mnist1d  # noqa: E402  (after the skip: it needs mnist1d)
+from cydrop.apps.demo import load_mnist1d  # noqa: E402  (after the skip: it needs mnist1d)
 
 LAYER_SIZES = [40, 512, 512, 10]
 # entry i: inputs of dense layer i; entry 0 (the features) must stay 1.0, the

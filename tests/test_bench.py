@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from cydrop import cli
-from cydrop.bench import baselines, cases
+from cydrop.apps import cli
+from cydrop.apps.bench import baselines, cases
 
 # one quick group: 1024x4096 float32 dropout backward (4 cases, about 0.1 s)
 FAST = ["bench", "--only", "dropout-backward", "--rounds", "2"]
@@ -144,7 +144,7 @@ def test_every_implementation_passes_its_own_check(builder):
 
 
 def test_a_failed_write_is_reported_and_the_other_outputs_written(tmp_path, monkeypatch, capsys):
-    from cydrop.bench import report
+    from cydrop.apps.bench import report
 
     def disk_full(*args):
         raise OSError(28, "No space left on device")

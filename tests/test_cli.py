@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from cydrop.cli import main
+from cydrop.apps.cli import main
 
 
 def test_kernels_check_passes(capsys):

@@ -15,7 +15,7 @@ from distributed import Client, LocalCluster
 from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
-from cydrop.cli import main
+from cydrop.apps.cli import main
 from cydrop.sklearn import DropoutMLPClassifier
 
 HANG_GUARD_S = 180  # a stuck cluster fails the test instead of stalling the suite; not a speed test

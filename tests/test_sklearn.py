@@ -326,7 +326,7 @@ def test_one_class_is_refused():
 # ------------------------------------------------------------ optional dependency
 
 def test_import_cydrop_does_not_import_sklearn():
-    code = ("import sys, cydrop, cydrop.cli; "
+    code = ("import sys, cydrop, cydrop.apps.cli; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'dask', 'distributed')))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr

@@ -22,7 +22,7 @@ transposed: ``Z = A @ W + b`` for ``Z = np.dot(W, A) + b``). Weights are
 """
 import numpy as np
 
-from .. import optim
+from ... import optim
 
 # the defaults of cydrop and torch alike
 ADAM = dict(beta1=optim.ADAM_BETA1, beta2=optim.ADAM_BETA2, eps=optim.ADAM_EPS)

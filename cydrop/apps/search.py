@@ -49,7 +49,7 @@ def add_parser(subparsers):
 
 def parse_keep_probs(values, n_hidden):
     """``["0.5", "0.8,0.5,0.5"]`` -> ``[0.5, (0.8, 0.5, 0.5)]``, each checked."""
-    from ._validation import check_keep_prob
+    from .._validation import check_keep_prob
 
     grid = []
     for text in values:
@@ -173,7 +173,7 @@ def run(args):
     except ImportError:
         raise ImportError('cydrop search needs scikit-learn: pip install "cydrop[sklearn]"') from None
     from .demo import load_mnist1d
-    from .sklearn import DropoutMLPClassifier
+    from ..sklearn import DropoutMLPClassifier
 
     client = None
     if args.scheduler is not None:

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from .mlp import MLP
+from ..mlp import MLP
 
 HIDDEN = [512, 512]
 
