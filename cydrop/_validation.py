@@ -104,6 +104,13 @@ def check_positive_int(value, name, minimum=1, maximum=None):
     return value
 
 
+def kernel_ready(arr, dtype, shape, writable):
+    """True if a kernel may take ``arr`` as an array of this dtype and shape
+    without copying it: C-contiguous, aligned (and writable when written to)."""
+    return (isinstance(arr, np.ndarray) and arr.dtype == dtype and arr.shape == shape
+            and arr.flags.c_contiguous and arr.flags.aligned and (arr.flags.writeable or not writable))
+
+
 def threshold_of(keep_prob):
     """T = round(keep_prob * 2^32): an element is kept iff its 32-bit uniform < T."""
     return int(round(keep_prob * 4294967296.0))

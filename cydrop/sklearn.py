@@ -27,7 +27,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from .mlp import MLP
 
@@ -59,8 +59,12 @@ _PARAMETERS = """
         Seeds the weights, the shuffling, the dropout masks and the
         early-stopping split: an int gives the same model on every fit.
     tol : float >= 0, default=1e-4
-        An epoch improves when the training loss falls by more than ``tol``
-        (the validation score rises by more than ``tol`` with ``early_stopping``).
+        An evaluation improves when the monitored cost falls by more than
+        ``tol``. The monitored cost is always measured with dropout off
+        (the training loss under dropout jumps from epoch to epoch and
+        decides nothing): the validation loss with ``early_stopping``, else
+        the cost J on the whole training set (loss plus the L2 term), one
+        extra forward pass per evaluation.
     verbose : bool or int, default=False
         Print the loss (and validation score) of every epoch.
     warm_start : bool, default=False
@@ -69,12 +73,16 @@ _PARAMETERS = """
         For ``solver="sgd"``; 0 gives plain SGD.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data (stratified for
-        classifiers), stop when its score (accuracy or R^2) has not improved
-        by ``tol`` for ``n_iter_no_change`` epochs and keep the best weights.
+        classifiers) and monitor its loss (dropout off) instead of J on the
+        training set.
     validation_fraction : float in (0, 1), default=0.1
     n_iter_no_change : int >= 1 or numpy.inf, default=10
-        Epochs without improvement before stopping; ``numpy.inf`` always
-        trains ``max_iter`` epochs, without a ``ConvergenceWarning``.
+        Training stops when more than ``n_iter_no_change`` evaluations in a
+        row did not improve the monitored cost by ``tol`` (scikit-learn's
+        count), and the weights of the best evaluation are kept, with or
+        without ``early_stopping``. ``numpy.inf`` trains ``max_iter`` epochs
+        and keeps the best weights, without a ``ConvergenceWarning`` (no
+        convergence test was asked for).
     keep_prob : float in (0, 1] or sequence of float, default=0.5
         Probability of keeping a unit. A float applies to every hidden layer's
         output (the input features keep 1.0); a sequence has one entry per
@@ -83,8 +91,13 @@ _PARAMETERS = """
     max_norm : float > 0 or None, default=None
         Cap each unit's incoming weight vector at this L2 norm after every
         update (Srivastava et al. 2014).
-    dtype : {"float32", "float64"}, default="float32"
-        Precision of the weights and of the computation.
+    dtype : {"float32", "float64"} or None, default=None
+        Precision of the weights and of the computation. None follows the
+        input as scikit-learn's MLP does: float32 data in float32, anything
+        else in float64.
+    eval_every : int >= 1, default=1
+        Epochs between two evaluations of the monitored cost; the patience
+        ``n_iter_no_change`` counts evaluations.
 """
 
 _ATTRIBUTES = """
@@ -94,16 +107,27 @@ _ATTRIBUTES = """
         Weights of each dense layer (the network's own arrays).
     intercepts_ : list of ndarray (n_out,)
     loss_ : float
-        Training loss of the last epoch (with dropout, without the L2 term).
+        Mean training loss of the last epoch (with dropout, without the L2 term).
     loss_curve_ : list of float
-        Training loss of every epoch.
-    best_loss_ : float
-        Lowest training loss (None with ``early_stopping``).
+        Mean training loss of every epoch (with dropout).
+    best_loss_ : float or None
+        Lowest cost J (dropout off) of the evaluations (None with
+        ``early_stopping``, and after ``partial_fit``).
     validation_scores_ : list of float or None
-        Held-out score of every epoch with ``early_stopping``.
+        Held-out score (accuracy or R^2, dropout off) of every evaluation
+        with ``early_stopping``.
+    cost_curve_ : list of float or None
+        Cost J on the training set (dropout off) of every evaluation without
+        ``early_stopping``: the monitored cost.
+    validation_losses_ : list of float or None
+        Held-out loss of every evaluation with ``early_stopping``: the
+        monitored cost.
     best_validation_score_ : float or None
+        Held-out score of the kept weights (those of the lowest held-out loss).
     n_iter_ : int
-        Epochs run by the last ``fit`` (1 after ``partial_fit``).
+        Epochs run: by the last ``fit``, or counted over ``partial_fit`` calls.
+    t_ : int
+        Optimizer steps taken (mini-batches) since the network was built.
     n_layers_ : int
         Layers including input and output.
     n_outputs_ : int
@@ -123,7 +147,12 @@ _REFERENCES = """
 
 
 class _BaseDropoutMLP(BaseEstimator):
-    """fit/partial_fit/predict shared by the classifier and the regressor."""
+    """fit/partial_fit/predict shared by the classifier and the regressor.
+
+    A thin face on :class:`cydrop.MLP`: ``fit`` is one call of ``MLP.fit``
+    (the one training loop, with its stopping rule), ``partial_fit`` one of
+    ``MLP.partial_fit`` (one pass over the given rows in mini-batches).
+    """
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
@@ -145,14 +174,16 @@ class _BaseDropoutMLP(BaseEstimator):
         # entries of a sequence are checked by MLP, which names keep_prob[i]
         "keep_prob": [Interval(numbers.Real, 0, 1, closed="right"), "array-like"],
         "max_norm": [None, Interval(numbers.Real, 0, None, closed="neither")],
-        "dtype": [StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
+        # anything np.dtype reads as float32/float64; MLP names a wrong one
+        "dtype": [None, str, type, np.dtype],
+        "eval_every": [Interval(numbers.Integral, 1, None, closed="left")],
     }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=1e-4,
                  batch_size="auto", learning_rate_init=1e-3, max_iter=200, shuffle=True, random_state=None,
                  tol=1e-4, verbose=False, warm_start=False, momentum=0.9, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, keep_prob=0.5, max_norm=None,
-                 dtype="float32"):
+                 dtype=None, eval_every=1):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -172,11 +203,12 @@ class _BaseDropoutMLP(BaseEstimator):
         self.keep_prob = keep_prob
         self.max_norm = max_norm
         self.dtype = dtype
+        self.eval_every = eval_every
 
     # ------------------------------------------------------------ subclass hooks
 
-    def _encode_targets(self, y, first_pass, classes=None):
-        """Targets as cydrop.MLP takes them; sets classes_ or n_outputs_ on the first pass."""
+    def _check_targets(self, y, first_pass, classes=None):
+        """Checks y; sets classes_ or n_outputs_ on the first pass."""
         raise NotImplementedError
 
     def _output(self):
@@ -186,14 +218,17 @@ class _BaseDropoutMLP(BaseEstimator):
     # ------------------------------------------------------------ fitting
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
-        """Train for up to ``max_iter`` epochs (fewer with tol or early_stopping), dropout on.
+    def fit(self, X, y, sample_weight=None):
+        """Train for up to ``max_iter`` epochs, dropout on, stopping on a cost measured with dropout off.
 
         Parameters
         ----------
         X : array-like (n_samples, n_features)
         y : array-like (n_samples,) of class labels (classifier), or
             (n_samples,) / (n_samples, n_outputs) of values (regressor)
+        sample_weight : array-like (n_samples,) or None
+            Weights of the samples in the loss (``sum w_i l_i / sum w_i`` per
+            batch), in the stopping rule's cost and in the scores.
 
         Returns
         -------
@@ -204,7 +239,7 @@ class _BaseDropoutMLP(BaseEstimator):
         ValueError
             A bad parameter (named) or bad data.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False)
 
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -215,66 +250,99 @@ class _BaseDropoutMLP(BaseEstimator):
         return [int(size) for size in sizes]
 
     def _training_options(self):
-        """Keyword arguments of MLP.fit for this estimator's solver settings."""
+        """Keyword arguments of MLP.fit / MLP.partial_fit for this estimator's solver settings."""
         if self.solver == "adam":
             optimizer = "adam"
         else:
             optimizer = "momentum" if self.momentum > 0 else "sgd"
         return dict(optimizer=optimizer, learning_rate=self.learning_rate_init, l2=self.alpha,
-                    max_norm=self.max_norm, momentum=self.momentum)
+                    max_norm=self.max_norm, momentum=self.momentum, shuffle=self.shuffle)
 
-    def _fit(self, X, y, incremental, classes=None):
+    def _fit(self, X, y, sample_weight, incremental, classes=None):
         first_pass = not hasattr(self, "_net") or not (self.warm_start or incremental)
         if incremental and self.early_stopping:
-            raise ValueError("early_stopping=True is not supported by partial_fit (one epoch per call)")
+            raise ValueError("early_stopping=True is not supported by partial_fit (one pass per call)")
         hidden = self._hidden_sizes()  # before the data: a bad parameter is named first
-        dtype = np.dtype(self.dtype) if first_pass else self._net.dtype
-        X, y = validate_data(self, X, y, reset=first_pass, dtype=dtype, order="C",
-                             multi_output=isinstance(self, RegressorMixin), y_numeric=isinstance(self, RegressorMixin))
-        Y = self._encode_targets(y, first_pass, classes)
-        rng = check_random_state(self.random_state)
         if first_pass:
+            dtype = (np.float64, np.float32) if self.dtype is None else _network_dtype(self.dtype)
+        else:
+            dtype = self._net.dtype
+            self._check_same_network(hidden)
+        regressor = isinstance(self, RegressorMixin)
+        X, y = validate_data(self, X, y, reset=first_pass, dtype=dtype, order="C",
+                             multi_output=regressor, y_numeric=regressor)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        self._check_targets(y, first_pass, classes)
+        if first_pass:
+            self._random_state = check_random_state(self.random_state)
             output, n_out = self._output()
             # one draw seeds weights, shuffling and masks alike, so an int
             # random_state gives the same model on every fit
-            seed = int(rng.randint(np.iinfo(np.int32).max))
+            seed = int(self._random_state.randint(np.iinfo(np.int32).max))
             net = MLP([X.shape[1], *hidden, n_out], keep_prob=self.keep_prob, activation=_ACTIVATIONS[self.activation],
-                      output=output, dtype=dtype, seed=seed)
-            if output != "linear":
-                # set, not learnt from y: a partial_fit part need not hold every class
-                net.classes_ = self.classes_
-            self._net, self._architecture = net, (hidden, self.keep_prob, self.activation)
+                      output=output, dtype=X.dtype, seed=seed,
+                      classes=None if output == "linear" else self.classes_)
+            self._net, self._architecture = net, (hidden, self.keep_prob, self.activation, self.dtype)
             self.coefs_, self.intercepts_ = net.weights, net.biases  # the net's arrays, updated in place
             self.n_layers_, self.n_outputs_ = len(net.layer_sizes), n_out
             self.out_activation_ = {"softmax": "softmax", "sigmoid": "logistic", "linear": "identity"}[output]
-            self.loss_curve_, self.best_loss_ = [], np.inf
-        else:
-            self._check_same_network(hidden, dtype)
-        options = self._training_options()
-        X_val = Y_val = None
-        self.validation_scores_ = self.best_validation_score_ = None
-        if self.early_stopping:
-            stratify = Y if isinstance(self, ClassifierMixin) else None
-            X, X_val, Y, Y_val = train_test_split(X, Y, test_size=self.validation_fraction, random_state=rng,
-                                                  stratify=stratify)
-            if X_val.shape[0] < 2:
-                raise ValueError(f"validation_fraction={self.validation_fraction} leaves {X_val.shape[0]} "
-                                 "validation sample(s); increase it or give more data")
-            self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
-        elif not incremental or self.best_loss_ is None:
-            self.best_loss_ = np.inf  # each fit judges its own progress; partial_fit keeps the running best
-        if not incremental:
-            self._no_improvement_count = 0
+            self.loss_curve_, self.n_iter_, self.t_ = [], 0, 0
         batch_size = self._batch_size(X.shape[0])
-        self._run_epochs(X, Y, 1 if incremental else self.max_iter, batch_size, options, X_val, Y_val,
-                         incremental)
+        steps_per_epoch = -(-X.shape[0] // batch_size)
+        if incremental:
+            self.loss_ = self._net.partial_fit(X, y, batch_size=batch_size, sample_weight=sample_weight,
+                                               **self._training_options())
+            self.loss_curve_.append(self.loss_)
+            self.n_iter_ += 1
+            self.t_ += steps_per_epoch
+            self.best_loss_ = self.validation_scores_ = self.validation_losses_ = None
+            self.best_validation_score_ = self.cost_curve_ = None
+            return self
+        validation = None
+        if self.early_stopping:
+            X, y, sample_weight, validation = self._validation_split(X, y, sample_weight)
+        # scikit-learn stops when the count of evaluations without
+        # improvement exceeds n_iter_no_change: patience n_iter_no_change + 1
+        patience = self.n_iter_no_change + 1
+        history = self._net.fit(X, y, epochs=self.max_iter, batch_size=batch_size, sample_weight=sample_weight,
+                                validation_data=validation, early_stopping=patience, tol=self.tol,
+                                eval_every=self.eval_every, progress=False, verbose=bool(self.verbose),
+                                **self._training_options())
+        epochs = len(history["loss"])
+        self.n_iter_ = epochs
+        self.t_ += epochs * steps_per_epoch
+        self.loss_ = history["loss"][-1]
+        self.loss_curve_ += history["loss"]
+        if validation is not None:
+            self.validation_scores_, self.validation_losses_ = history["val_score"], history["val_loss"]
+            best = history["eval_epoch"].index(history["best_epoch"])
+            self.best_validation_score_, self.best_loss_, self.cost_curve_ = history["val_score"][best], None, None
+        else:
+            self.validation_scores_ = self.validation_losses_ = self.best_validation_score_ = None
+            self.cost_curve_, self.best_loss_ = history["cost"], min(history["cost"])
+        if not history["stopped"] and self.n_iter_no_change != np.inf:
+            warnings.warn(f"Maximum iterations ({self.max_iter}) reached and the optimization hasn't converged yet.",
+                          ConvergenceWarning, stacklevel=3)
         return self
 
-    def _check_same_network(self, hidden, dtype):
+    def _validation_split(self, X, y, sample_weight):
+        """(X_train, y_train, w_train, (X_val, y_val[, w_val])) for early_stopping."""
+        stratify = y if isinstance(self, ClassifierMixin) else None
+        arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+        parts = train_test_split(*arrays, test_size=self.validation_fraction, random_state=self._random_state,
+                                 stratify=stratify)
+        train, val = parts[0::2], parts[1::2]
+        if val[0].shape[0] < 2:
+            raise ValueError(f"validation_fraction={self.validation_fraction} leaves {val[0].shape[0]} "
+                             "validation sample(s); increase it or give more data")
+        return train[0], train[1], (train[2] if sample_weight is not None else None), tuple(val)
+
+    def _check_same_network(self, hidden):
         """warm_start and partial_fit go on with the fitted network: refuse a changed architecture."""
-        old_hidden, old_keep_prob, old_activation = self._architecture
+        old_hidden, old_keep_prob, old_activation, old_dtype = self._architecture
         for name, old, new in (("hidden_layer_sizes", old_hidden, hidden), ("activation", old_activation, self.activation),
-                               ("dtype", self._net.dtype, np.dtype(self.dtype))):
+                               ("dtype", old_dtype, self.dtype)):
             if old != new:
                 raise ValueError(f"{name} changed from {old!r} to {new!r} since the network was built; "
                                  "warm_start and partial_fit continue that network (refit with warm_start=False)")
@@ -287,55 +355,8 @@ class _BaseDropoutMLP(BaseEstimator):
             return min(_AUTO_BATCH, n_samples)
         if self.batch_size > n_samples:
             warnings.warn(f"batch_size={self.batch_size} is larger than the {n_samples} training samples; "
-                          f"clipped to {n_samples}", UserWarning, stacklevel=5)
+                          f"clipped to {n_samples}", UserWarning, stacklevel=4)
         return min(self.batch_size, n_samples)
-
-    def _run_epochs(self, X, Y, epochs, batch_size, options, X_val, Y_val, incremental):
-        """scikit-learn's stopping rule around one-epoch calls of MLP.fit.
-
-        MLP.fit keeps optimizer state, shuffling generator and mask generator
-        between calls, so ``epochs`` calls of one epoch train exactly as one
-        call of ``epochs`` epochs; the loop adds the tol/n_iter_no_change test.
-        """
-        net = self._net
-        best_weights = None
-        self.n_iter_ = 0
-        for _ in range(epochs):
-            history = net.fit(X, Y, epochs=1, batch_size=batch_size, shuffle=self.shuffle, progress=False, **options)
-            self.n_iter_ += 1
-            self.loss_ = history["loss"][0]
-            self.loss_curve_.append(self.loss_)
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-            if incremental:
-                self.best_loss_ = min(self.best_loss_, self.loss_)
-                return
-            if X_val is not None:
-                score = net.score(X_val, Y_val)
-                self.validation_scores_.append(score)
-                if self.verbose:
-                    print(f"Validation score: {score:f}")
-                improved = score >= self.best_validation_score_ + self.tol
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    best_weights = [p.copy() for p in net.weights + net.biases]
-            else:
-                improved = self.loss_ <= self.best_loss_ - self.tol
-                self.best_loss_ = min(self.best_loss_, self.loss_)
-            self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
-            if self._no_improvement_count > self.n_iter_no_change:
-                if self.verbose:
-                    print(f"No improvement by more than tol={self.tol} for {self.n_iter_no_change} "
-                          "consecutive epochs: stopping.")
-                break
-        else:
-            if self.n_iter_no_change == np.inf:
-                return  # no convergence test was asked for: max_iter epochs is the plan, not a failure
-            warnings.warn(f"Maximum iterations ({self.max_iter}) reached and the optimization hasn't converged yet.",
-                          ConvergenceWarning, stacklevel=5)
-        if best_weights is not None:
-            for param, best in zip(net.weights + net.biases, best_weights):
-                param[...] = best  # in place: coefs_ and intercepts_ are these arrays
 
     def _check_X_predict(self, X):
         check_is_fitted(self)
@@ -345,6 +366,17 @@ class _BaseDropoutMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
+
+
+def _network_dtype(dtype):
+    """The dtype parameter as np.dtype, ValueError naming it otherwise."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be None, float32 or float64 (anything numpy.dtype reads as one), got {dtype!r}")
+    return resolved
 
 
 class DropoutMLPClassifier(ClassifierMixin, _BaseDropoutMLP):
@@ -366,15 +398,20 @@ class DropoutMLPClassifier(ClassifierMixin, _BaseDropoutMLP):
     """
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None):
-        """One epoch over (X, y) in mini-batches, for data that arrives in parts.
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One pass over (X, y) in mini-batches of ``batch_size``, for data that arrives in parts.
+
+        As scikit-learn's ``MLPClassifier.partial_fit``: shuffled when
+        ``shuffle``, no stopping rule, no validation split.
 
         Parameters
         ----------
         X : array-like (n_samples, n_features)
         y : array-like (n_samples,)
+        sample_weight : array-like (n_samples,) or None
         classes : array-like (n_classes,), needed on the first call
-            Every label the stream will contain: one part need not hold them all.
+            Every label the stream will contain: one part need not hold them
+            all. Later calls must give the same classes or none.
 
         Returns
         -------
@@ -386,9 +423,9 @@ class DropoutMLPClassifier(ClassifierMixin, _BaseDropoutMLP):
         if hasattr(self, "_net") and classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(f"classes {np.unique(classes).tolist()} differ from classes_ {self.classes_.tolist()} "
                              "of the first partial_fit call")
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
-    def _encode_targets(self, y, first_pass, classes=None):
+    def _check_targets(self, y, first_pass, classes=None):
         check_classification_targets(y)
         if first_pass:
             labels = np.unique(y) if classes is None else np.unique(np.asarray(classes))
@@ -398,7 +435,7 @@ class DropoutMLPClassifier(ClassifierMixin, _BaseDropoutMLP):
         elif self.warm_start and classes is None and not np.array_equal(np.unique(y), self.classes_):
             raise ValueError(f"warm_start needs y to have the classes of the previous fit, {self.classes_.tolist()}; "
                              f"y has {np.unique(y).tolist()}")
-        return y  # MLP refuses labels outside its classes_, which are these
+        # MLP refuses labels outside its classes, which are these
 
     def _output(self):
         n_classes = len(self.classes_)
@@ -435,6 +472,20 @@ class DropoutMLPClassifier(ClassifierMixin, _BaseDropoutMLP):
             proba = np.hstack([1 - proba, proba])
         return proba
 
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba` (as scikit-learn's MLPClassifier computes it).
+
+        Parameters
+        ----------
+        X : array-like (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray (n_samples, n_classes)
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
 
 class DropoutMLPRegressor(RegressorMixin, _BaseDropoutMLP):
     __doc__ = f"""Multi-layer perceptron regressor with inverted dropout, on :class:`cydrop.MLP`.
@@ -454,27 +505,30 @@ class DropoutMLPRegressor(RegressorMixin, _BaseDropoutMLP):
     """
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
-        """One epoch over (X, y) in mini-batches, for data that arrives in parts.
+    def partial_fit(self, X, y, sample_weight=None):
+        """One pass over (X, y) in mini-batches of ``batch_size``, for data that arrives in parts.
+
+        As scikit-learn's ``MLPRegressor.partial_fit``: shuffled when
+        ``shuffle``, no stopping rule, no validation split.
 
         Parameters
         ----------
         X : array-like (n_samples, n_features)
         y : array-like (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like (n_samples,) or None
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
-    def _encode_targets(self, y, first_pass, classes=None):
+    def _check_targets(self, y, first_pass, classes=None):
         n_outputs = 1 if y.ndim == 1 else y.shape[1]
         if first_pass:
             self.n_outputs_ = n_outputs
         elif n_outputs != self.n_outputs_:
             raise ValueError(f"y has {n_outputs} output(s), the fitted network has {self.n_outputs_}")
-        return y
 
     def _output(self):
         return "linear", self.n_outputs_

@@ -40,7 +40,7 @@ TRAIN_SCRIPT = textwrap.dedent("""
     net.fit(X, y, epochs=2, batch_size=256, optimizer="adam", learning_rate=1e-3, l2=1e-3,
             max_norm=3.0, progress=False)
     # the masks of one more training pass, and MC dropout (masks drawn at inference)
-    _, caches = net._forward(X[:256], train=True)
+    _, caches = net.forward(X[:256], train=True)
     mean, std = net.predict_proba(X[:64], mc_samples=3)
     arrays = {f"W{i}": W for i, W in enumerate(net.weights)}
     arrays.update({f"b{i}": b for i, b in enumerate(net.biases)})

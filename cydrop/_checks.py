@@ -1,0 +1,92 @@
+"""The debugging recipe of dropout nets: J must fall with dropout off, and backprop must match
+central differences. Both run on a float64 copy of the network with dropout off."""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _outputs
+from ._optimizers import make_optimizer
+
+__all__ = ["CheckReport", "check", "gradient_check"]
+
+
+@dataclass
+class CheckReport:
+    """What :meth:`cydrop.MLP.check` found.
+
+    Attributes
+    ----------
+    costs : list of float
+        J (dropout off) before each of the ``iterations`` steps of full-batch
+        gradient descent, and after the last.
+    monotonic : bool
+        Whether J fell on every iteration.
+    gradient_error : float
+        :meth:`cydrop.MLP.gradient_check`'s relative difference (below 1e-7 is right).
+    learning_rate : float
+    iterations : int
+    """
+
+    costs: list = field(repr=False)
+    monotonic: bool
+    gradient_error: float
+    learning_rate: float
+    iterations: int
+
+    def __str__(self):
+        rises = [i + 1 for i, (a, b) in enumerate(zip(self.costs, self.costs[1:])) if not b < a]
+        verdict = "fell on every iteration" if self.monotonic else f"did not fall at iterations {rises[:10]}"
+        grad = "right" if self.gradient_error < 1e-7 else "WRONG (above 1e-7)"
+        return (f"J with dropout off, {self.iterations} iterations of full-batch gradient descent at "
+                f"learning_rate {self.learning_rate:g}: {self.costs[0]:.6g} -> {self.costs[-1]:.6g}, {verdict}\n"
+                f"gradient check: relative difference {self.gradient_error:.3g} ({grad})")
+
+
+def check(net, X, Y, *, iterations, learning_rate, eps, max_checks):
+    """CheckReport of ``net`` on checked data X, encoded targets Y."""
+    twin = net._float64_twin()
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    n = X64.shape[0]
+    sgd = make_optimizer("sgd", twin.params, learning_rate)
+    order = np.arange(n)
+    costs = [twin.objective(X64, Y64, net.l2)]
+    for _ in range(iterations):
+        # one full batch through the training step itself: what is checked is what trains
+        twin.train_epoch(sgd, X64, Y64, None, order, n, net.l2, None)
+        costs.append(twin.objective(X64, Y64, net.l2))
+    monotonic = all(b < a for a, b in zip(costs, costs[1:]))
+    error = gradient_check(net, X, Y, eps=eps, max_checks=max_checks, seed=0)
+    return CheckReport(costs, monotonic, error, learning_rate, iterations)
+
+
+def gradient_check(net, X, Y, *, eps, max_checks, seed):
+    """``||num - grad|| / (||num|| + ||grad||)`` over ``max_checks`` random parameters."""
+    twin = net._float64_twin()
+    X, Y = X.astype(np.float64), Y.astype(np.float64)
+    n = X.shape[0]
+
+    def J():
+        return twin.objective(X, Y, net.l2)
+
+    P, caches = twin.forward(X, train=False)
+    grads = twin.backward(_outputs.loss_grad(P, Y), caches)
+    params = twin.params
+    analytic = [g + (net.l2 / n) * W for (g, _), W in zip(grads, twin.weights)] + [db for _, db in grads]
+    slots = [(k, i) for k, p in enumerate(params) for i in range(p.size)]
+    rng = np.random.default_rng(seed)
+    if len(slots) > max_checks:
+        slots = [slots[j] for j in rng.choice(len(slots), max_checks, replace=False)]
+    num, ana = [], []
+    for k, i in slots:
+        flat = params[k].reshape(-1)
+        old = flat[i]
+        flat[i] = old + eps
+        plus = J()
+        flat[i] = old - eps
+        minus = J()
+        flat[i] = old
+        num.append((plus - minus) / (2 * eps))
+        ana.append(analytic[k].reshape(-1)[i])
+    num, ana = np.array(num), np.array(ana)
+    denom = np.linalg.norm(num) + np.linalg.norm(ana)
+    return float(np.linalg.norm(num - ana) / denom) if denom else 0.0

@@ -1,0 +1,257 @@
+"""The network of cydrop.MLP: its layers, forward and backward passes, one training step.
+
+Arrays only: targets arrive encoded (one-hot, a 0/1 column or values, see
+``cydrop/_targets.py``) and checked; the face (``cydrop/mlp.py``) checks data,
+the epoch loop (``cydrop/_training.py``) decides what to run when.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from . import _outputs, dense
+from ._generator import Generator
+from ._validation import check_keep_prob, check_positive_int, kernel_ready
+from .dense import ACTIVATIONS
+from .optim import max_norm_
+
+__all__ = ["Network"]
+
+# Rows per forward pass when predicting or evaluating: bounds each layer's
+# output (1024 rows of 512 float32 units are 2 MiB) so it can stay in cache
+# for the next layer (benchmarks/bench_mlp.py, group mlp-cost-mnist1d).
+PREDICT_BATCH = 1024
+
+
+def _check_dtype(dtype):
+    """np.dtype of anything NumPy reads as float32 or float64 ("f8", np.float64, ...)."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if isinstance(dtype, (bool, np.bool_)) or resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64 (e.g. 'float32', np.float64, 'f8'), got {dtype!r}")
+    return resolved
+
+
+class Network:
+    """Dense layers with per-layer inverted dropout (see :class:`cydrop.MLP`)."""
+
+    def __init__(self, layer_sizes, keep_prob=1.0, activation="relu", output="softmax",
+                 dtype="float32", seed=None):
+        if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
+            raise TypeError("layer_sizes must be a sequence of ints such as [40, 512, 10]")
+        if len(layer_sizes) < 2:
+            raise ValueError(f"layer_sizes needs at least an input and an output size, got {list(layer_sizes)}")
+        self.layer_sizes = [check_positive_int(n, "layer_sizes") for n in layer_sizes]
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if output not in _outputs.OUTPUTS:
+            raise ValueError(f"output must be one of {list(_outputs.OUTPUTS)}, got {output!r}")
+        if output == "sigmoid" and self.layer_sizes[-1] != 1:
+            raise ValueError(f"output='sigmoid' needs one output unit, layer_sizes ends with {self.layer_sizes[-1]}")
+        self.activation, self.output = activation, output
+        self.dtype = _check_dtype(dtype)
+        self.keep_prob = keep_prob
+        if seed is not None:
+            Generator(seed)  # validates
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)  # initial weights, then shuffling
+        self._gen = Generator(None if seed is None else int(seed))  # dropout masks
+        self.weights, self.biases = self._init_params()
+
+    # ------------------------------------------------------------ set-up
+
+    @property
+    def keep_prob(self):
+        """Keep probability of each dense layer's input (entry 0: the features).
+
+        Assign a float (every hidden layer's output; the features keep 1.0)
+        or one entry per dense layer; checked on assignment."""
+        return list(self._keep_prob)
+
+    @keep_prob.setter
+    def keep_prob(self, keep_prob):
+        n_layers = len(self.layer_sizes) - 1
+        if isinstance(keep_prob, numbers.Real) and not isinstance(keep_prob, (bool, np.bool_)):
+            kp = check_keep_prob(keep_prob)
+            self._keep_prob = [1.0] + [kp] * (n_layers - 1)
+            return
+        if isinstance(keep_prob, (str, bytes)) or not hasattr(keep_prob, "__len__"):
+            raise TypeError(f"keep_prob must be a float or a sequence of floats, got {type(keep_prob).__name__}")
+        if len(keep_prob) != n_layers:
+            raise ValueError(f"keep_prob must have one entry per dense layer ({n_layers}), got {len(keep_prob)}")
+        self._keep_prob = [check_keep_prob(p, f"keep_prob[{i}]") for i, p in enumerate(keep_prob)]
+
+    def _init_params(self):
+        weights, biases = [], []
+        for i, (n_in, n_out) in enumerate(zip(self.layer_sizes, self.layer_sizes[1:])):
+            hidden = i < len(self.layer_sizes) - 2
+            # He for ReLU layers, Glorot otherwise
+            gain = 2.0 / n_in if hidden and self.activation == "relu" else 2.0 / (n_in + n_out)
+            W = self._rng.standard_normal((n_in, n_out)) * math.sqrt(gain)
+            weights.append(np.ascontiguousarray(W, dtype=self.dtype))
+            biases.append(np.zeros(n_out, dtype=self.dtype))
+        return weights, biases
+
+    @property
+    def params(self):
+        """Weights then biases: the arrays an optimizer updates."""
+        return self.weights + self.biases
+
+    def check_params(self, writable=False):
+        """The layers' arrays as the kernels need them (writable to be trained).
+
+        The passes below call the dense and optimizer kernels without their
+        per-call checks, so the public ``weights`` and ``biases`` (which a
+        user may replace) are checked here, once per pass: an array of
+        another shape would make a kernel read or write past its end."""
+        n_layers = len(self.layer_sizes) - 1
+        if len(self.weights) != n_layers or len(self.biases) != n_layers:
+            raise ValueError(f"the network has {n_layers} layers but {len(self.weights)} weights "
+                             f"and {len(self.biases)} biases")
+        for i, (W, b) in enumerate(zip(self.weights, self.biases)):
+            shape = (self.layer_sizes[i], self.layer_sizes[i + 1])
+            for name, arr, expected in ((f"weights[{i}]", W, shape), (f"biases[{i}]", b, shape[1:])):
+                _check_param(arr, name, self.dtype, expected, writable)
+
+    # ------------------------------------------------------------ passes
+
+    def forward(self, X, train):
+        """Outputs (probabilities or values) and the per-layer caches, dropout
+        on when ``train``. X: (batch, layer_sizes[0]) of the network's dtype, C order."""
+        self.check_params()
+        h, caches = X, []
+        last = len(self.weights) - 1
+        hidden = ACTIVATIONS[self.activation]
+        for i, (W, b) in enumerate(zip(self.weights, self.biases)):
+            kp = self._keep_prob[i] if train else 1.0
+            code = ACTIVATIONS["linear"] if i == last else hidden
+            h, cache = dense._forward(h, W, b, kp, code, self._gen if kp < 1 else None)
+            caches.append(cache)
+        return _outputs.activate(self.output, h), caches
+
+    def backward(self, grad, caches):
+        """[(dW, db) per layer] from dL/dz of the last layer."""
+        grads = []
+        for i in reversed(range(len(caches))):
+            grad = np.ascontiguousarray(grad, dtype=self.dtype)
+            if grad.shape != caches[i]._out.shape:  # the check dense_backward would make
+                raise ValueError(f"gradient of layer {i} has shape {grad.shape}, its output {caches[i]._out.shape}")
+            grad, dW, db = dense._backward(grad, caches[i], i > 0)
+            grads.append((dW, db))
+        grads.reverse()
+        return grads
+
+    def predict_output(self, X, train=False):
+        """Outputs for all rows of X, in passes of PREDICT_BATCH rows."""
+        return np.concatenate([self.forward(X[s:s + PREDICT_BATCH], train)[0]
+                               for s in range(0, X.shape[0], PREDICT_BATCH)])
+
+    def evaluate(self, X, Y, sample_weight=None):
+        """(mean data loss, score) with dropout off."""
+        P = self.predict_output(X)
+        return _outputs.loss(self.output, P, Y, sample_weight), _outputs.score(self.output, P, Y, sample_weight)
+
+    def l2_term(self, l2, total_weight):
+        """``l2 / (2 * total_weight) * sum ||W||^2`` (weights only): the penalty of J."""
+        if not l2:
+            return 0.0
+        return 0.5 * l2 / total_weight * sum(float(np.sum(W.astype(np.float64) ** 2)) for W in self.weights)
+
+    def objective(self, X, Y, l2=0.0, sample_weight=None):
+        """J with dropout off: mean data loss plus the L2 term."""
+        total = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
+        return self.evaluate(X, Y, sample_weight)[0] + self.l2_term(l2, total)
+
+    def mc_moments(self, X, mc_samples):
+        """Mean and (population) std over ``mc_samples`` passes with dropout on, in float64."""
+        total = np.zeros((X.shape[0], self.layer_sizes[-1]), dtype=np.float64)
+        total_sq = np.zeros_like(total)
+        for _ in range(mc_samples):
+            P = self.predict_output(X, train=True).astype(np.float64)
+            total += P
+            total_sq += P * P
+        mean = total / mc_samples
+        std = np.sqrt(np.maximum(total_sq / mc_samples - mean * mean, 0))
+        if all(kp == 1.0 for kp in self._keep_prob):
+            std[...] = 0  # every pass is the same; round-off aside
+        return mean, std
+
+    # ------------------------------------------------------------ training
+
+    def train_epoch(self, optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm):
+        """One pass over the rows of X in ``order``, one update per mini-batch.
+
+        Returns the mean training loss under dropout over the pass (each
+        batch's loss weighted by its rows, or its sample weights)."""
+        self.check_params(writable=True)
+        total = weight = 0.0
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            wb = None if sample_weight is None else sample_weight[idx]
+            loss = self._train_step(optimizer, X[idx], Y[idx], wb, l2, max_norm)
+            n = len(idx) if wb is None else float(np.sum(wb))
+            total += loss * n
+            weight += n
+        return total / weight if weight else 0.0
+
+    def _train_step(self, optimizer, Xb, Yb, wb, l2, max_norm):
+        P, caches = self.forward(Xb, train=True)
+        loss = _outputs.loss(self.output, P, Yb, wb)
+        grads = self.backward(_outputs.loss_grad(P, Yb, wb), caches)
+        # J's penalty is l2 / (2 * batch weight) * ||W||^2; none on biases
+        decay = l2 / (Xb.shape[0] if wb is None else float(np.sum(wb)))
+        optimizer.update(self.params, [g for g, _ in grads] + [g for _, g in grads],
+                         [decay] * len(self.weights) + [0.0] * len(self.biases))
+        if max_norm is not None:
+            for W in self.weights:
+                max_norm_(W, max_norm)
+        return loss
+
+    def params_finite(self):
+        """All parameters finite, and the weights' squared norm too (in
+        float64): finite weights whose L2 term overflows have diverged."""
+        return (all(np.isfinite(b).all() for b in self.biases)
+                and math.isfinite(sum(float(np.square(W, dtype=np.float64).sum()) for W in self.weights)))
+
+    def snapshot(self):
+        return [p.copy() for p in self.params]
+
+    def restore(self, snapshot):
+        for dst, src in zip(self.params, snapshot):
+            dst[...] = src  # in place: callers (the estimators' coefs_) hold these arrays
+
+    # ------------------------------------------------------------ copies
+
+    def __getstate__(self):
+        # pickle (and so copy.deepcopy, joblib, Dask) refuses the Generator's
+        # lock; its position is all it takes to go on drawing the same masks
+        state = self.__dict__.copy()
+        state["_gen"] = self._gen.state
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state, _gen=Generator.from_state(state["_gen"]))
+        self.__dict__.update(state)
+
+
+def _check_param(arr, name, dtype, shape, writable):
+    """ValueError naming ``name`` unless arr is what the unchecked kernel
+    calls may take: an ndarray of this dtype and shape, C-contiguous and
+    aligned (writable to be trained)."""
+    if kernel_ready(arr, dtype, shape, writable):
+        return
+    if not isinstance(arr, np.ndarray):
+        problem = f"is a {type(arr).__name__}, not a numpy.ndarray"
+    elif arr.dtype != dtype:
+        problem = f"has dtype {arr.dtype}"
+    elif arr.shape != shape:
+        problem = f"has shape {arr.shape}"
+    elif not arr.flags.c_contiguous:
+        problem = "is not C-contiguous"
+    elif not arr.flags.aligned:
+        problem = "is not aligned"
+    else:
+        problem = "is read-only (it cannot be trained)"
+    raise ValueError(f"{name} {problem}; it must be a C-contiguous {dtype} array of shape {shape}")

@@ -1,0 +1,84 @@
+"""The output table: each output layer's activation, loss, gradient and score.
+
+Like scikit-learn's ``neural_network/_base.py``: one place that says what
+``"softmax"``, ``"sigmoid"`` and ``"linear"`` mean, for training, for the cost
+J and for scoring. Losses are means over the rows, weighted by
+``sample_weight`` when given (``sum_i w_i l_i / sum_i w_i``, as
+scikit-learn's MLP since 1.7), so all-ones weights equal none.
+"""
+import numpy as np
+
+__all__ = ["OUTPUTS", "activate", "loss", "loss_grad", "score"]
+
+OUTPUTS = ("softmax", "sigmoid", "linear")
+
+
+def activate(output, z):
+    """Output activation of the last layer's pre-activations ``z`` (batch, n_out)."""
+    if output == "linear":
+        return z
+    if output == "sigmoid":
+        # written so that neither branch overflows for large |z|
+        e = np.exp(-np.abs(z))
+        return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    shifted = z - z.max(axis=1, keepdims=True)  # large logits stay finite
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _row_losses(output, P, Y):
+    """Per-row data loss, accumulated in float64."""
+    if output == "linear":
+        diff = P.astype(np.float64) - Y
+        return 0.5 * np.sum(diff * diff, axis=1)
+    eps = np.finfo(P.dtype).tiny  # log(0) stays finite
+    if output == "softmax":
+        return -np.sum(Y * np.log(np.maximum(P, eps)), axis=1, dtype=np.float64)
+    return -np.sum(Y * np.log(np.maximum(P, eps)) + (1 - Y) * np.log(np.maximum(1 - P, eps)),
+                   axis=1, dtype=np.float64)
+
+
+def loss(output, P, Y, sample_weight=None):
+    """Mean data loss of outputs ``P`` against encoded targets ``Y``.
+
+    ``linear``: ``0.5 * ||p - y||^2`` per row (squared error summed over the
+    outputs); ``softmax``: cross-entropy; ``sigmoid``: binary cross-entropy.
+    """
+    rows = _row_losses(output, P, Y)
+    if sample_weight is None:
+        return float(rows.mean())
+    return float(np.dot(rows, sample_weight) / np.sum(sample_weight, dtype=np.float64))
+
+
+def loss_grad(P, Y, sample_weight=None):
+    """dL/dz of the last layer for :func:`loss`: ``(P - Y) * w / sum(w)``.
+
+    The same expression for all three outputs: each activation is paired
+    with its canonical loss (identity/squared error, softmax/cross-entropy,
+    sigmoid/binary cross-entropy)."""
+    grad = P - Y
+    if sample_weight is None:
+        grad /= P.shape[0]
+    else:
+        grad *= (sample_weight / np.sum(sample_weight, dtype=np.float64)).astype(P.dtype)[:, None]
+    return grad
+
+
+def score(output, P, Y, sample_weight=None):
+    """Accuracy (classification) or R^2 averaged uniformly over the outputs
+    (``sklearn.metrics.r2_score``'s default), dropout off."""
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if output == "linear":
+        # in float64 from the start: squares of float32 residuals overflow past 1.8e19
+        Y, P = Y.astype(np.float64), P.astype(np.float64)
+        mean = np.average(Y, axis=0, weights=w)
+        ss_res = np.average((Y - P) ** 2, axis=0, weights=w)
+        ss_tot = np.average((Y - mean) ** 2, axis=0, weights=w)
+        # r2_score's conventions for a constant target: 1 if predicted exactly, else 0
+        r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), np.where(ss_res == 0, 1.0, 0.0))
+        return float(r2.mean())
+    if output == "sigmoid":
+        right = (P[:, 0] > 0.5) == (Y[:, 0] > 0.5)
+    else:
+        right = P.argmax(axis=1) == Y.argmax(axis=1)
+    return float(np.average(right, weights=w))
