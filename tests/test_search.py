@@ -74,7 +74,7 @@ def test_grid_search_on_dask_matches_the_local_run(cluster):
 
 # ------------------------------------------------------------ cydrop search
 
-TINY = ["--hidden", "16", "--epochs", "2", "--n-train", "300", "--cv", "2", "--seed", "1"]
+TINY = ["--hidden", "16", "--max-epochs", "4", "--patience", "1", "--n-train", "300", "--cv", "2", "--seed", "1"]
 
 
 def _read_outputs(tmp_path, name):
@@ -101,12 +101,37 @@ def test_search_command_writes_a_consistent_ranked_table(tmp_path, capsys):
         assert jrow["keep_prob"] == row["keep_prob"] and jrow["mean_cv_accuracy"] == float(row["mean_cv_accuracy"])
         # the printed table holds the same line
         line = [row["rank"], row["keep_prob"], f"{float(row['mean_cv_accuracy']):.3f}", "±",
-                f"{float(row['std_cv_accuracy']):.3f}", f"{float(row['mean_fit_s']):.1f}"]
+                f"{float(row['std_cv_accuracy']):.3f}", f"{float(row['mean_best_epoch']):.0f}",
+                f"{float(row['mean_fit_s']):.1f}"]
         assert line in [printed.split() for printed in out.splitlines()], out
+        assert 1 <= float(row["mean_best_epoch"]) <= 4  # --max-epochs is a cap
     means = [float(row["mean_cv_accuracy"]) for row in rows]
     assert means == sorted(means, reverse=True) and rows[0]["rank"] == "1"
     assert data["best"]["keep_prob"] == rows[0]["keep_prob"] and 0 <= data["best"]["test_accuracy"] <= 1
+    assert data["best"]["refit_epochs"] == round(float(rows[0]["mean_best_epoch"]))
     assert data["settings"]["n_train"] == 300 and data["settings"]["scheduler"] is None
+
+
+def test_search_fits_stop_on_the_held_out_loss_and_the_plot_is_written(tmp_path):
+    pytest.importorskip("matplotlib")
+    argv = ["search", "--hidden", "64", "--max-epochs", "400", "--patience", "2", "--n-train", "300", "--cv", "2",
+            "--keep-prob", "1.0", "--n-jobs", "1", "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "p.png")]
+    assert main(argv) == 0
+    with open(tmp_path / "r.json") as f:
+        rows = json.load(f)["results"]
+    # a fit's best epoch is where its held-out loss was lowest, before the cap
+    assert 1 <= rows[0]["mean_best_epoch"] < 400
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_small_n_train_warns_once(capfd):
+    """Issue 15: --n-train 30 warned once per fold (batch_size clipped in every fit).
+    A fold of 150 samples trains on 90 after its hold-out: one warning, here."""
+    assert main(["search", "--hidden", "8", "--max-epochs", "2", "--n-train", "150", "--cv", "3", "--n-jobs", "2",
+                 "--keep-prob", "1.0", "0.5"]) == 0
+    err = capfd.readouterr().err
+    assert err.count("batch size 90 instead of 100") == 1, err
+    assert "larger than the" not in err  # no per-fit clipping warning from the workers
 
 
 def test_search_command_on_dask_gives_the_local_table(cluster, tmp_path, capsys):
@@ -151,8 +176,11 @@ def test_scheduler_without_workers_fails_cleanly(capsys):
     (["--keep-prob", "0.8,0,0.5"], "--keep-prob '0.8,0,0.5'"),
     (["--hidden", "64,0"], "--hidden"),
     (["--cv", "1"], "--cv"),
-    (["--epochs", "0"], "--epochs"),
+    (["--max-epochs", "0"], "--max-epochs"),
+    (["--patience", "0"], "--patience"),
+    (["--plot", "/nonexistent-folder/p.png"], "--plot"),
     (["--n-train", "5000"], "--n-train"),
+    (["--n-train", "30"], "use --n-train >= 137"),  # 137 - ceil(137/3) = 91 rows, ceil(9.1) = 10 held out
     (["--n-jobs", "0"], "--n-jobs"),
     (["--timeout", "0"], "--timeout"),
     (["--csv", "/nonexistent-folder/r.csv"], "--csv"),
