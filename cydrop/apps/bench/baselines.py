@@ -184,8 +184,8 @@ def numpy_mlp_train(X, y, params, keep_prob, *, epochs, batch_size, learning_rat
     """Mini-batch Adam for ``epochs``; returns ``(params, history)`` like ``MLP.fit``.
 
     The history has, per epoch, the mean training loss over the batches
-    (dropout on), and the cost and accuracy on the whole training set with
-    dropout off: the same work ``cydrop.MLP.fit`` does.
+    (dropout on): the same work ``cydrop.MLP.fit`` does by default, with no
+    evaluation pass over the training set.
     """
     m, n_classes = X.shape[0], params[-1].shape[0]
     Y = np.zeros((m, n_classes), dtype=X.dtype)
@@ -193,7 +193,7 @@ def numpy_mlp_train(X, y, params, keep_prob, *, epochs, batch_size, learning_rat
     v = [np.zeros_like(p) for p in params]
     s = [np.zeros_like(p) for p in params]
     t = 0
-    history = {"loss": [], "cost": [], "train_score": []}
+    history = {"loss": []}
     for _ in range(epochs):
         permutation = np.random.permutation(m)  # the course's random_mini_batches
         shuffled_X, shuffled_Y = X[permutation], Y[permutation]
@@ -205,10 +205,7 @@ def numpy_mlp_train(X, y, params, keep_prob, *, epochs, batch_size, learning_rat
             grads = numpy_mlp_backward(Xb, Yb, P, params, cache, keep_prob)
             t += 1
             params = numpy_adam(params, grads, v, s, t, learning_rate)
-        P, _ = numpy_mlp_forward(X, params, keep_prob, train=False)
         history["loss"].append(total / m)
-        history["cost"].append(numpy_mlp_cost(P, Y))
-        history["train_score"].append(float(np.mean(P.argmax(axis=1) == y)))
     return params, history
 
 
@@ -216,9 +213,9 @@ def mlp_epoch_gemms(X, params, batch_size):
     """The GEMMs of one training epoch of an MLP, and nothing else: its floor.
 
     Per batch: the forward GEMM of every layer, the dW GEMM of every layer
-    and the dx GEMM of every layer but the first; then one forward pass over
-    the whole set (the epoch's cost with dropout off). Random stand-ins
-    replace the gradients: GEMM time does not depend on the values.
+    and the dx GEMM of every layer but the first (no evaluation pass: see
+    :func:`mlp_cost_gemms`). Random stand-ins replace the gradients: GEMM
+    time does not depend on the values.
     """
     Ws = params[0::2]
     for start in range(0, X.shape[0], batch_size):
@@ -230,10 +227,15 @@ def mlp_epoch_gemms(X, params, batch_size):
             dW = A[i].T @ dZ
             if i > 0:
                 dZ = dZ @ Ws[i].T
+    return A[-1], dW
+
+
+def mlp_cost_gemms(X, params):
+    """The forward GEMMs on all rows: the floor of one evaluation of J with dropout off."""
     A = X
-    for W in Ws:
+    for W in params[0::2]:
         A = A @ W
-    return A, dW
+    return A
 
 
 def numpy_mlp_mc(X, params, keep_prob, mc_samples):
@@ -279,10 +281,11 @@ def torch_mlp_optimizer(torch, model, learning_rate):
 
 
 def torch_mlp_train(torch, model, optimizer, x_t, y_t, perm_gen, *, epochs, batch_size):
-    """Mini-batch training; returns ``(model, history)`` like ``MLP.fit``."""
+    """Mini-batch training, no evaluation pass; returns ``(model, history)`` like ``MLP.fit``."""
     loss_fn = torch.nn.CrossEntropyLoss()
     n = x_t.shape[0]
-    history = {"loss": [], "cost": [], "train_score": []}
+    history = {"loss": []}
+    model.train()
     for _ in range(epochs):
         model.train()
         order = torch.randperm(n, generator=perm_gen)
@@ -295,13 +298,7 @@ def torch_mlp_train(torch, model, optimizer, x_t, y_t, perm_gen, *, epochs, batc
             loss.backward()
             optimizer.step()
             total += loss.item() * len(idx)
-        model.eval()
-        with torch.no_grad():
-            logits = model(x_t)
-            history["cost"].append(loss_fn(logits, y_t).item())
-            history["train_score"].append((logits.argmax(dim=1) == y_t).float().mean().item())
         history["loss"].append(total / n)
-    model.train()
     return model, history
 
 
