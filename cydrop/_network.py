@@ -29,7 +29,8 @@ def _check_dtype(dtype):
         resolved = np.dtype(dtype)
     except TypeError:
         resolved = None
-    if isinstance(dtype, (bool, np.bool_)) or resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
+    # (resolved is None first: np.dtype(None) is float64, so None compares equal to it)
+    if isinstance(dtype, (bool, np.bool_)) or resolved is None or resolved not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64 (e.g. 'float32', np.float64, 'f8'), got {dtype!r}")
     return resolved
 

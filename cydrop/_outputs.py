@@ -57,10 +57,10 @@ def loss_grad(P, Y, sample_weight=None):
     with its canonical loss (identity/squared error, softmax/cross-entropy,
     sigmoid/binary cross-entropy)."""
     grad = P - Y
-    if sample_weight is None:
-        grad /= P.shape[0]
-    else:
-        grad *= (sample_weight / np.sum(sample_weight, dtype=np.float64)).astype(P.dtype)[:, None]
+    if sample_weight is not None:
+        grad *= sample_weight.astype(P.dtype)[:, None]
+    # all-ones weights divide by the same number as none: the same bits
+    grad /= P.shape[0] if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
     return grad
 
 

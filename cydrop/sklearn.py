@@ -374,7 +374,7 @@ def _network_dtype(dtype):
         resolved = np.dtype(dtype)
     except TypeError:
         resolved = None
-    if resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if resolved is None or resolved not in (np.float32, np.float64):  # np.dtype(None) == float64
         raise ValueError(f"dtype must be None, float32 or float64 (anything numpy.dtype reads as one), got {dtype!r}")
     return resolved
 

@@ -398,3 +398,140 @@ def test_optimizer_state_that_does_not_fit_is_made_again():
     params = net.weights + net.biases
     assert [m.shape for m in first] == [v.shape for v in second] == [p.shape for p in params]
     assert all(np.any(m != 0) for m in first[:2])   # used: the moments moved from zero
+
+
+# -- issue 15: what a user meets in the first hour ---------------------------------
+
+def test_r2_of_several_outputs_is_uniform_as_scikit_learns():
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3))
+    Y = np.column_stack([1000 * X[:, 0], 0.01 * rng.standard_normal(200)])  # very different scales
+    net = cydrop.MLP([3, 16, 2], output="linear", dtype="float64", seed=0)
+    net.fit(X, Y, epochs=20, batch_size=20, learning_rate=0.05, progress=False)
+    assert net.score(X, Y) == pytest.approx(r2_score(Y, net.predict(X)), rel=1e-12)
+    w = rng.uniform(0.5, 2, 200)
+    assert net.score(X, Y, sample_weight=w) == pytest.approx(r2_score(Y, net.predict(X), sample_weight=w), rel=1e-12)
+
+
+def test_a_refused_fit_changes_nothing():
+    X, y = blobs(n=40)
+    net = cydrop.MLP([6, 8, 3], seed=0)
+    before = net.predict_proba(X)
+    with pytest.raises(ValueError, match="epochs"):
+        net.fit(X, np.array(["a", "b", "c"])[y], epochs=0, batch_size=16, progress=False)
+    assert net.classes_.tolist() == [0, 1, 2] and not net._trained
+    np.testing.assert_array_equal(net.predict_proba(X), before)
+    net.fit(X, y + 10, epochs=1, batch_size=16, progress=False)  # other labels: still free to learn
+    assert net.classes_.tolist() == [10, 11, 12]
+
+
+def test_partial_fit_with_other_classes_is_refused():
+    X, y = blobs(n=40)
+    net = cydrop.MLP([6, 8, 3], seed=0)
+    net.partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match=r"classes \[5, 6, 7\] differ"):
+        net.partial_fit(X, y + 5, classes=[5, 6, 7])
+    net.partial_fit(X, y, classes=[2, 1, 0])  # the same set in another order is the same classes
+
+
+@pytest.mark.parametrize("value, exc, match", [
+    ([1.0, 0.0], ValueError, r"keep_prob\[1\] must be in \(0, 1\]"),
+    ([1.0, -0.5], ValueError, r"keep_prob\[1\] must be in \(0, 1\]"),
+    ([1.0], ValueError, "one entry per dense layer"),
+    ("0.5", TypeError, "keep_prob"),
+])
+def test_keep_prob_is_checked_when_assigned(value, exc, match):
+    net = cydrop.MLP([6, 8, 3], seed=0)
+    with pytest.raises(exc, match=match):
+        net.keep_prob = value
+    assert net.keep_prob == [1.0, 1.0]
+    net.keep_prob = 0.5  # a float, as the constructor takes it
+    assert net.keep_prob == [1.0, 0.5]
+
+
+@pytest.mark.parametrize("dtype", [np.dtype("float64"), "f8", np.float64, "float64"])
+def test_dtype_accepts_what_numpy_reads_as_float64(dtype):
+    assert cydrop.MLP([2, 3], dtype=dtype).dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", ["f2", "int64", True, "nonsense"])
+def test_other_dtypes_are_refused(dtype):
+    with pytest.raises(ValueError, match="dtype must be float32 or float64"):
+        cydrop.MLP([2, 3], dtype=dtype)
+
+
+def test_column_vector_labels_are_ravelled_with_a_warning():
+    from sklearn.exceptions import DataConversionWarning
+
+    X, y = blobs(n=40)
+    net = cydrop.MLP([6, 8, 3], seed=0)
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        net.fit(X, y.reshape(-1, 1), epochs=1, batch_size=20, progress=False)
+    assert net.score(X, y) == net.score(X, y.reshape(-1, 1))
+
+
+def test_pandas_nullable_columns():
+    pd = pytest.importorskip("pandas")
+    X, y = blobs(n=40)
+    frame = pd.DataFrame(X).astype("Float64")
+    labels = pd.Series(y, dtype="Int64")
+    net = cydrop.MLP([6, 8, 3], seed=0)
+    net.fit(frame, labels, epochs=2, batch_size=20, progress=False)
+    np.testing.assert_array_equal(net.predict(frame), net.predict(X))
+    with pytest.raises(ValueError, match="y contains NaN"):
+        net.score(frame, pd.Series([*y[:-1], None], dtype="Int64"))
+    with pytest.raises(ValueError, match="X contains NaN"):
+        net.predict(frame.mask(frame > 2))
+
+
+@pytest.mark.parametrize("case, match", [
+    ("nan_label", "y contains NaN"),
+    ("huge_x", "values too large for float32"),
+    ("fortran_weight", r"weights\[0\] is not C-contiguous"),
+])
+def test_error_messages_say_what_is_wrong(case, match):
+    X, y = blobs(n=20)
+    net = cydrop.MLP([6, 8, 3], seed=0)
+    with pytest.raises(ValueError, match=match):
+        if case == "nan_label":
+            net.fit(X, np.where(np.arange(20) == 3, np.nan, y.astype(float)), epochs=1, batch_size=5, progress=False)
+        elif case == "huge_x":
+            net.predict(np.where(np.arange(6) == 2, 1e39, X.astype(np.float64)))  # finite in float64
+        else:
+            net.weights[0] = np.asfortranarray(net.weights[0])
+            net.predict(X)
+
+
+def test_save_and_load_take_file_objects_and_training_continues_exactly(tmp_path):
+    import io
+
+    X, y = blobs(n=120)
+    labels = np.array([3, 7, 9], dtype=np.int32)[y]
+    net = cydrop.MLP([6, 16, 16, 3], keep_prob=[0.9, 0.5, 0.5], seed=5)
+    net.fit(X, labels, epochs=2, batch_size=32, l2=0.01, max_norm=3.0, progress=False)
+    buffer = io.BytesIO()
+    net.save(buffer)
+    buffer.seek(0)
+    loaded = cydrop.MLP.load(buffer)
+    assert loaded.classes_.dtype == np.int32 and loaded.seed == 5
+    assert loaded.l2 == 0.01 and loaded.max_norm == 3.0 and loaded._optimizer.t == net._optimizer.t
+    with open(tmp_path / "net.npz", "wb") as f:  # a file object written, a path read
+        net.save(f)
+    from_path = cydrop.MLP.load(tmp_path / "net.npz")
+    runs = [n.fit(X, labels, epochs=2, batch_size=32, l2=0.01, max_norm=3.0, progress=False)["loss"]
+            for n in (net, loaded, from_path)]
+    assert runs[0] == runs[1] == runs[2]  # same shuffles, masks and Adam moments
+    for W, W1, W2 in zip(net.weights, loaded.weights, from_path.weights):
+        np.testing.assert_array_equal(W, W1)
+        np.testing.assert_array_equal(W, W2)
+
+
+def test_string_classes_keep_their_dtype_through_a_file(tmp_path):
+    X, y = blobs(n=60)
+    net = cydrop.MLP([6, 8, 3], seed=0)
+    net.fit(X, np.array(["ant", "bee", "cow"])[y], epochs=1, batch_size=20, progress=False)
+    net.save(tmp_path / "n.npz")
+    loaded = cydrop.MLP.load(tmp_path / "n.npz")
+    assert loaded.classes_.dtype == net.classes_.dtype and loaded.classes_.tolist() == ["ant", "bee", "cow"]

@@ -357,3 +357,97 @@ def test_import_cydrop_does_not_import_sklearn():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------ issue 15: conformance
+
+def test_sample_weight_weights_the_loss():
+    X, y = blobs()
+    kwargs = dict(hidden_layer_sizes=(16,), max_iter=30, learning_rate_init=0.01, n_iter_no_change=np.inf,
+                  random_state=0)
+    plain = DropoutMLPClassifier(**kwargs).fit(X, y)
+    ones = DropoutMLPClassifier(**kwargs).fit(X, y, sample_weight=np.ones(len(y)))
+    for W1, W2 in zip(plain.coefs_, ones.coefs_):
+        np.testing.assert_array_equal(W1, W2)  # all-ones weights are no weights, to the bit
+    w = np.where(y == 0, 10.0, 0.1)
+    weighted = DropoutMLPClassifier(**kwargs).fit(X, y, sample_weight=w)
+    assert not np.array_equal(weighted.coefs_[0], plain.coefs_[0])
+    # class 0 counts a hundred times more: it is given more probability
+    assert weighted.predict_proba(X)[:, 0].mean() > plain.predict_proba(X)[:, 0].mean() + 0.05
+    reg = DropoutMLPRegressor(**kwargs).fit(X, X[:, 0], sample_weight=w)
+    assert np.isfinite(reg.predict(X)).all()
+
+
+def test_zero_weights_are_removed_samples_in_partial_fit_too():
+    X, y = blobs(n=200)
+    w = (np.arange(200) % 2).astype(float)
+    a = DropoutMLPRegressor((8,), keep_prob=1.0, batch_size=200, random_state=0)
+    b = DropoutMLPRegressor((8,), keep_prob=1.0, batch_size=100, random_state=0)
+    a.partial_fit(X, X[:, 0], sample_weight=w)
+    b.partial_fit(X[w == 1], X[w == 1, 0])  # one full batch each: the same gradient
+    np.testing.assert_allclose(a.coefs_[0], b.coefs_[0], rtol=1e-6, atol=1e-9)
+
+
+def test_sample_weight_through_metadata_routing():
+    import sklearn
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = blobs()
+    w = np.where(y == 0, 10.0, 0.1)
+    with sklearn.config_context(enable_metadata_routing=True):
+        clf = DropoutMLPClassifier((16,), max_iter=10, n_iter_no_change=np.inf, random_state=0)
+        clf.set_fit_request(sample_weight=True).set_score_request(sample_weight=False)
+        pipe = make_pipeline(StandardScaler().set_fit_request(sample_weight=False), clf)
+        routed = pipe.fit(X, y, sample_weight=w)[-1]
+        direct = clone(clf).fit(StandardScaler().fit_transform(X), y, sample_weight=w)
+        np.testing.assert_array_equal(routed.coefs_[0], direct.coefs_[0])
+        cv = StratifiedKFold(3, shuffle=True, random_state=0)
+        weighted = cross_val_score(clf, X, y, cv=cv, params={"sample_weight": w})
+        unweighted = cross_val_score(clf, X, y, cv=cv)
+    assert not np.allclose(weighted, unweighted)  # the weights reached fit
+
+
+def test_predict_log_proba():
+    X, y = blobs()
+    clf = DropoutMLPClassifier((16,), max_iter=5, random_state=0).fit(X, y)
+    np.testing.assert_allclose(clf.predict_log_proba(X), np.log(clf.predict_proba(X)), rtol=1e-12)
+    binary = DropoutMLPClassifier((16,), max_iter=5, random_state=0).fit(X, y == 0)
+    assert binary.predict_log_proba(X).shape == (len(X), 2)
+
+
+@pytest.mark.parametrize("X_dtype, dtype, expected", [
+    (np.float64, None, np.float64), (np.float32, None, np.float32), (np.int64, None, np.float64),
+    (np.float64, "float32", np.float32), (np.float32, np.dtype("float64"), np.float64), (np.float32, "f8", np.float64),
+])
+def test_dtype_follows_the_input_as_scikit_learns_mlp(X_dtype, dtype, expected):
+    X, y = blobs(n=60)
+    X = (X * 10).astype(X_dtype)
+    clf = DropoutMLPClassifier((4,), max_iter=2, dtype=dtype, random_state=0).fit(X, y)
+    assert clf.coefs_[0].dtype == expected and clf._net.dtype == expected
+
+
+def test_bad_dtype_is_named():
+    X, y = blobs(n=30)
+    with pytest.raises(ValueError, match="dtype must be None, float32 or float64"):
+        DropoutMLPClassifier((4,), dtype="f2").fit(X, y)
+
+
+def test_regressor_r2_is_scikit_learns_uniform_average():
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 3))
+    Y = np.column_stack([1000 * X[:, 0], 0.01 * rng.standard_normal(300)])
+    reg = DropoutMLPRegressor((16,), keep_prob=1.0, max_iter=30, early_stopping=True, random_state=0).fit(X, Y)
+    assert reg.score(X, Y) == pytest.approx(r2_score(Y, reg.predict(X)), rel=1e-9)
+    # the recorded validation scores are the same R^2 (not variance-weighted):
+    # the hold-out is re-made from the same random_state draws as fit made it
+    from sklearn.model_selection import train_test_split
+    from sklearn.utils import check_random_state
+
+    rs = check_random_state(0)
+    rs.randint(np.iinfo(np.int32).max)  # fit's first draw seeds the network
+    _, X_val, _, Y_val = train_test_split(X, Y, test_size=0.1, random_state=rs)
+    assert reg.best_validation_score_ == pytest.approx(r2_score(Y_val, reg.predict(X_val)), rel=1e-6)
