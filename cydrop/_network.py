@@ -118,10 +118,12 @@ class Network:
 
     # ------------------------------------------------------------ passes
 
-    def forward(self, X, train):
+    def forward(self, X, train, *, params_checked=False):
         """Outputs (probabilities or values) and the per-layer caches, dropout
-        on when ``train``. X: (batch, layer_sizes[0]) of the network's dtype, C order."""
-        self.check_params()
+        on when ``train``. X: (batch, layer_sizes[0]) of the network's dtype,
+        C order. ``params_checked``: the caller has just run check_params."""
+        if not params_checked:
+            self.check_params()
         h, caches = X, []
         last = len(self.weights) - 1
         hidden = ACTIVATIONS[self.activation]
@@ -198,7 +200,7 @@ class Network:
         return total / weight if weight else 0.0
 
     def _train_step(self, optimizer, Xb, Yb, wb, l2, max_norm):
-        P, caches = self.forward(Xb, train=True)
+        P, caches = self.forward(Xb, train=True, params_checked=True)  # by train_epoch: nothing replaces them meanwhile
         loss = _outputs.loss(self.output, P, Yb, wb)
         grads = self.backward(_outputs.loss_grad(P, Yb, wb), caches)
         # J's penalty is l2 / (2 * batch weight) * ||W||^2; none on biases

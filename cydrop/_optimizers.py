@@ -8,9 +8,9 @@ parameter array through :mod:`cydrop.optim`'s kernels.
 
 import numpy as np
 
-from . import optim
+from . import _optim
 from ._validation import kernel_ready
-from .optim import _check_real
+from .optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, _check_real
 
 __all__ = ["OPTIMIZERS", "make_optimizer"]
 
@@ -40,26 +40,34 @@ class _Optimizer:
         """One step on every parameter: ``params[k] -= step(grads[k] + l2[k] * params[k])``.
 
         The arrays are the network's own, checked once per pass by the
-        network; the state arrays are laid out like them (:meth:`fits`)."""
+        network; the state arrays are laid out like them (:meth:`fits`), and
+        the kernels check every length they are given."""
         self.t += 1
-        first = self.state[0] if self.n_state > 0 else [None] * len(params)
-        second = self.state[1] if self.n_state > 1 else [None] * len(params)
-        for p, g, m, v, decay in zip(params, grads, first, second, l2):
-            optim._update_unchecked(self.name, p, g, m, v, self.t, self.learning_rate, self.momentum, decay)
+        for k, (p, g, decay) in enumerate(zip(params, grads, l2)):
+            self._step(p.reshape(-1), g.reshape(-1), [state[k].reshape(-1) for state in self.state], decay)
 
 
 class _SGD(_Optimizer):
     name = "sgd"
 
+    def _step(self, p, g, state, decay):
+        _optim.sgd(p, g, self.learning_rate, decay)
+
 
 class _Momentum(_Optimizer):
     name = "momentum"
-    n_state = 1
+    n_state = 1  # the velocity
+
+    def _step(self, p, g, state, decay):
+        _optim.momentum(p, g, state[0], self.learning_rate, self.momentum, decay)
 
 
 class _Adam(_Optimizer):
     name = "adam"
-    n_state = 2
+    n_state = 2  # first and second moments
+
+    def _step(self, p, g, state, decay):
+        _optim.adam(p, g, state[0], state[1], self.t, self.learning_rate, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, decay)
 
 
 _CLASSES = {cls.name: cls for cls in (_SGD, _Momentum, _Adam)}

@@ -961,7 +961,7 @@ def fuzz_mlp(data):
     if exc is not None:
         return
     assert all(np.isfinite(W).all() for W in net.weights + net.biases), "fit returned with non-finite weights"
-    assert all(math.isfinite(v) for values in history.values() for v in values)
+    assert all(math.isfinite(v) for values in history.values() if isinstance(values, list) for v in values)
     X_arr = np.asarray(X)
     P = net.predict_proba(X_arr)
     with np.errstate(all="ignore"):

@@ -35,7 +35,7 @@ def train_pair(keep_prob, epochs, seed, progress=True, batch_size=100, learning_
         net = MLP([x.shape[1], *HIDDEN, 10], keep_prob=keep, seed=seed)
         start = time.perf_counter()
         history = net.fit(x, y, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                          validation_data=(x_test, y_test), progress=progress)
+                          validation_data=(x_test, y_test), track_cost=True, progress=progress)  # the curves
         elapsed = time.perf_counter() - start
         train_acc, test_acc = net.score(x, y), net.score(x_test, y_test)
         results[name] = dict(keep_prob=keep, train=train_acc, test=test_acc, gap=train_acc - test_acc,
