@@ -1,8 +1,51 @@
 # The one BLAS route of cydrop: a row-major GEMM over SciPy's cython_blas
 # (the pattern of scikit-learn's sklearn/utils/_cython_blas.pyx).
+#
+# sgemm and dgemm are fetched from scipy.linalg.cython_blas on first use
+# (load_blas), not cimported: a cimport imports scipy.linalg when the module
+# loads, which was two thirds of `import cydrop`, while only the deterministic
+# mode of the dense layer calls this BLAS (the default goes through NumPy's).
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython cimport floating
 from cython.parallel cimport prange
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+cdef extern from *:
+    """
+    /* SciPy's cython_blas signatures (scipy/linalg/cython_blas.pxd) */
+    typedef void (*cydrop_sgemm_t)(char *, char *, int *, int *, int *, float *, float *, int *,
+                                   float *, int *, float *, float *, int *);
+    typedef void (*cydrop_dgemm_t)(char *, char *, int *, int *, int *, double *, double *, int *,
+                                   double *, int *, double *, double *, int *);
+    /* static: one copy per extension module that cimports blas.pxd */
+    static cydrop_sgemm_t cydrop_sgemm = NULL;
+    static cydrop_dgemm_t cydrop_dgemm = NULL;
+    """
+    ctypedef void (*cydrop_sgemm_t)(char *, char *, int *, int *, int *, float *, float *, int *,
+                                    float *, int *, float *, float *, int *) noexcept nogil
+    ctypedef void (*cydrop_dgemm_t)(char *, char *, int *, int *, int *, double *, double *, int *,
+                                    double *, int *, double *, double *, int *) noexcept nogil
+    cydrop_sgemm_t cydrop_sgemm
+    cydrop_dgemm_t cydrop_dgemm
+
+
+cdef inline void *_capi_pointer(object capi, str name) except NULL:
+    """The C function behind entry ``name`` of a Cython module's __pyx_capi__
+    (how a cimport finds it)."""
+    capsule = capi[name]
+    return PyCapsule_GetPointer(capsule, PyCapsule_GetName(capsule))
+
+
+cdef inline int load_blas() except -1:
+    """Fetch sgemm and dgemm from scipy.linalg.cython_blas, once. Every entry
+    point that can reach gemm calls it (with the GIL) before its nogil code."""
+    global cydrop_sgemm, cydrop_dgemm
+    if cydrop_dgemm != NULL:
+        return 0
+    from scipy.linalg import cython_blas
+    capi = cython_blas.__pyx_capi__
+    cydrop_sgemm = <cydrop_sgemm_t>_capi_pointer(capi, "sgemm")
+    cydrop_dgemm = <cydrop_dgemm_t>_capi_pointer(capi, "dgemm")  # last: it marks "loaded"
+    return 0
 
 cdef enum Trans:
     NO_TRANS = 110   # 'n'
@@ -13,6 +56,7 @@ cdef inline void gemm(Trans ta, Trans tb, int m, int n, int k, floating alpha,
                       const floating *A, int lda, const floating *B, int ldb,
                       floating beta, floating *C, int ldc) noexcept nogil:
     """C := alpha * op(A) op(B) + beta * C, all row-major; op(A) is (m, k), op(B) (k, n).
+    Needs load_blas() first.
 
     A row-major matrix is its column-major transpose, so this computes
     C^T = op(B)^T op(A)^T with the column-major routine: operands swapped.
@@ -30,11 +74,11 @@ cdef inline void gemm(Trans ta, Trans tb, int m, int n, int k, floating alpha,
         return
     # SciPy's declarations are not const-qualified: the casts only drop const
     if floating is float:
-        sgemm(&tb_, &ta_, &n, &m, &k, &alpha, <float *>B, &ldb, <float *>A, &lda,
-              &beta, C, &ldc)
+        cydrop_sgemm(&tb_, &ta_, &n, &m, &k, &alpha, <float *>B, &ldb, <float *>A, &lda,
+                     &beta, C, &ldc)
     else:
-        dgemm(&tb_, &ta_, &n, &m, &k, &alpha, <double *>B, &ldb, <double *>A, &lda,
-              &beta, C, &ldc)
+        cydrop_dgemm(&tb_, &ta_, &n, &m, &k, &alpha, <double *>B, &ldb, <double *>A, &lda,
+                     &beta, C, &ldc)
 
 
 # Block geometry of gemm_blocked: at most MAX_BLOCKS blocks of at least
