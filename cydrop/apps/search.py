@@ -13,6 +13,8 @@ import os
 import sys
 import time
 
+from ._paths import check_output_path
+
 DEFAULT_KEEP_PROBS = ["1.0", "0.8", "0.5", "0.8,0.5,0.5"]
 BATCH_SIZE = 100
 
@@ -106,7 +108,7 @@ def _check_args(args):
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     for option, path in (("--csv", args.csv), ("--json", args.json)):
         if path is not None:
-            _check_output_path(path, option)
+            check_output_path(path, option)
     return hidden, grid
 
 
