@@ -109,7 +109,8 @@ def test_bad_options_exit_2_with_a_message(argv, message, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["bench", "--threads", "0"], "--threads must be >= 1"),
+    (["bench", "--threads", "0"], "--threads must be in [1, 4096], got 0"),
+    (["bench", "--threads", "5000"], "--threads must be in [1, 4096], got 5000"),
     (["bench", "--rounds", "0"], "--rounds must be >= 1"),
 ])
 def test_bad_values_exit_2_with_a_message(argv, message, capsys):

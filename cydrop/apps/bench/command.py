@@ -5,6 +5,7 @@ import time
 
 import cydrop
 
+from ..._threads import MAX_THREADS
 from .._paths import check_output_path
 from . import baselines, cases, report
 from .timer import time_group
@@ -81,8 +82,8 @@ def check_args(args):
     """Every option checked before any work begins (ValueError or ImportError
     naming the option); returns (rounds, outputs, tags): the timed rounds per
     case, {option: path} of the files to write, the tags of the groups to run."""
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise ValueError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
     rounds = args.rounds if args.rounds is not None else (25 if args.full else 15)
     if rounds < 1:
         raise ValueError(f"--rounds must be >= 1, got {rounds}")
