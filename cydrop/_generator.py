@@ -38,10 +38,12 @@ class Generator:
     thread gets which range depends on timing; give each thread its own
     Generator when the assignment must be reproducible.
 
-    Pickling and copying (``pickle``, ``copy.copy``, ``copy.deepcopy``,
-    joblib) carry the seed and the position, like ``numpy.random.Generator``:
-    the copy continues the same stream independently of the original, so two
-    processes handed the same Generator draw the same masks.
+    Pickling and deep-copying (``pickle``, ``copy.deepcopy``, joblib, Dask)
+    carry the seed and the position, as for ``numpy.random.Generator``: the
+    copy continues the same stream independently of the original, so two
+    processes handed the same Generator draw the same masks. ``copy.copy``
+    does the same (a Generator is its own bit generator, and copies like
+    ``numpy.random.PCG64``).
 
     Examples
     --------
