@@ -61,6 +61,7 @@ def test_demo_out_names_the_file_it_writes(given, expected, tmp_path, monkeypatc
 
 @pytest.mark.parametrize("name", ["curves.docx", "curves.", "curves.png.bak"])
 def test_demo_refuses_an_unsupported_extension_before_training(name, tmp_path, capsys, no_training):
+    pytest.importorskip("mnist1d", reason="the demo checks first that its dependencies are there")
     pytest.importorskip("matplotlib", reason="--out is checked against matplotlib's formats")
     assert main(["demo", "--out", str(tmp_path / name)]) == 2
     captured = capsys.readouterr()
@@ -74,7 +75,6 @@ def test_demo_refuses_an_unsupported_extension_before_training(name, tmp_path, c
     (["demo", "--epochs", "0"], "--epochs must be >= 1, got 0"),
     (["demo", "--seed", "-1"], "--seed must be in [0, 2**64), got -1"),
     (["demo", "--seed", str(2**64)], "--seed must be in [0, 2**64)"),
-    (["demo", "--out", "/nonexistent-folder/x.png"], "--out '/nonexistent-folder/x.png': folder"),
     (["demo", "--out", "/nonexistent-folder/x.png", "--no-plot", "--seed", "-2"], "--seed"),
     (["kernels", "--batch", "0"], "--batch must be >= 1"),
     (["kernels", "--width", "-3"], "--width must be >= 1"),
@@ -87,6 +87,15 @@ def test_bad_options_are_refused_before_any_work(argv, message, capsys, no_train
     captured = capsys.readouterr()
     assert captured.out == ""  # no banner, no data, no training
     assert captured.err.startswith(f"cydrop {argv[0]}: ") and message in captured.err
+
+
+def test_demo_out_in_a_missing_folder_is_refused_before_any_work(capsys, no_training):
+    pytest.importorskip("mnist1d", reason="the demo checks first that its dependencies are there")
+    pytest.importorskip("matplotlib", reason="--out is checked against matplotlib's formats")
+    assert main(["demo", "--out", "/nonexistent-folder/x.png"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "--out '/nonexistent-folder/x.png': folder '/nonexistent-folder' does not exist" in captured.err
 
 
 def _without(monkeypatch, package):
