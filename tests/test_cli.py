@@ -178,3 +178,20 @@ def test_unknown_option_is_refused():
     res = subprocess.run([sys.executable, "-m", "cydrop", "demo", "--bogus"], capture_output=True,
                          text=True, timeout=60, env=dict(os.environ))
     assert res.returncode == 2 and "--bogus" in res.stderr
+
+
+def test_output_path_check(tmp_path):
+    from cydrop.apps._paths import check_output_path
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for path, message in [(tmp_path, "--x '{}' is a folder, expected a file path"),
+                          (tmp_path / "missing" / "out.json", "folder '{}' does not exist"),
+                          (a_file / "out.json", "folder '{}' is a file, not a folder")]:
+        shown = path if path == tmp_path else path.parent
+        with pytest.raises(ValueError) as exc:
+            check_output_path(str(path), "--x")
+        assert str(exc.value).startswith(f"--x '{path}'") and message.format(shown) in str(exc.value)
+    check_output_path(str(tmp_path / "new.json"), "--x")
+    check_output_path(str(a_file), "--x")  # an existing file is overwritten
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing created
