@@ -37,7 +37,8 @@ def add_parser(subparsers):
                         "dense, mlp-epoch, mc-predict, float32, 1024x4096, ... (default: every group)")
     p.add_argument("--no-torch", action="store_true", help="leave out the PyTorch baselines")
     p.add_argument("--json", default=None, metavar="PATH", help="write every figure as JSON (default: not written)")
-    p.add_argument("--plot", default=None, metavar="PATH", help="write a PNG bar chart of the ratios (needs matplotlib; default: not written)")
+    p.add_argument("--plot", default=None, metavar="PATH",
+                   help="write a PNG bar chart of the ratios (needs matplotlib; default: not written)")
     p.add_argument("--markdown", default=None, metavar="PATH",
                    help="write the summary as a Markdown table, as in the README (default: not written)")
     p.set_defaults(func=run)
