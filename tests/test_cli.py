@@ -134,7 +134,8 @@ def _subparsers(parser):
 
 
 def test_every_command_is_covered():
-    assert {name for name, _ in _parsers()} == {"cydrop", "cydrop demo", "cydrop kernels", "cydrop bench",
+    # the help tests below run over every command _parsers() finds
+    assert {name for name, _ in _parsers()} >= {"cydrop", "cydrop demo", "cydrop kernels", "cydrop bench",
                                                 "cydrop search"}
 
 
