@@ -282,8 +282,3 @@ def build_groups(full, torch):
                              lambda l=layer, d=dtype: dense_layer(*l, d, 0.8, torch)))
     builders += [("mlp-epoch", lambda: mlp_epoch(torch)), ("mc-predict", lambda: mc_predict(torch))]
     return builders
-
-
-def group_tags(full):
-    """The tags of :func:`build_groups`, in order (they do not depend on torch)."""
-    return [tag for tag, _ in build_groups(full, "not needed for the tags")]

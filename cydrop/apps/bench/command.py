@@ -80,9 +80,9 @@ def _write_text(path, text):
 
 
 def check_args(args):
-    """Every option checked before any work begins (ValueError or ImportError
-    naming the option); returns (rounds, outputs, tags): the timed rounds per
-    case, {option: path} of the files to write, the tags of the groups to run."""
+    """The options checked before any work begins (ValueError or ImportError
+    naming the option); returns (rounds, outputs): the timed rounds per case
+    and {option: path} of the files to write."""
     if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
         raise ValueError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
     rounds = args.rounds if args.rounds is not None else (25 if args.full else 15)
@@ -98,28 +98,34 @@ def check_args(args):
             import matplotlib  # noqa: F401
         except ImportError:
             raise ImportError("--plot needs matplotlib: pip install matplotlib") from None
-    tags = [tag for tag in cases.group_tags(args.full) if not args.only or args.only.lower() in tag]
-    if not tags:
+    return rounds, outputs
+
+
+def select_groups(args, torch):
+    """The ``(tag, build)`` pairs that ``--only`` selects; ValueError if none.
+    (Which groups exist can depend on whether torch is there.)"""
+    builders = cases.build_groups(args.full, torch)
+    selected = [(tag, build) for tag, build in builders if not args.only or args.only.lower() in tag]
+    if not selected:
         raise ValueError(f"--only {args.only!r} matches no group{' of --full' if args.full else ''}; the groups "
-                         f"are {', '.join(cases.group_tags(args.full))}")
-    return rounds, outputs, tags
+                         f"are {', '.join(tag for tag, _ in builders)}")
+    return selected
 
 
 def run(args, out=None):
     """Run the report; 0 if every case ran and every output was written, else 1."""
     out = sys.stdout if out is None else out
-    rounds, outputs, tags = check_args(args)
-    problems = []
+    rounds, outputs = check_args(args)
     torch = _torch(args)
+    groups = select_groups(args, torch)  # before the header: a typo costs a message, not a run
+    problems = []
     budget = 60.0 if args.full else 4.0  # seconds of timing per group before rounds stop early
     results, failed = [], False
     started = time.perf_counter()
     with _thread_limits(args.threads, torch):
         info = report.machine_info(torch)
         report.print_header(info, out)
-        for tag, build in cases.build_groups(args.full, torch):
-            if tag not in tags:
-                continue
+        for tag, build in groups:
             group = build()
             group.tag = tag
             timings = time_group(group, rounds, budget)
