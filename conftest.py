@@ -44,11 +44,11 @@ class _SkippedModule(pytest.Module):
         pytest.skip(f"{relative} needs {_missing_dependency(self.path)}, which is not installed")
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(hookwrapper=True)  # old-style: also in the pytest 7 the test extra allows
 def pytest_collect_file(file_path, parent):
-    collectors = yield
+    outcome = yield
+    collectors = outcome.get_result()
     if os.path.commonpath([str(file_path), _PACKAGE]) != _PACKAGE:
-        return [c for c in collectors if not isinstance(c, DoctestModule)]
-    if file_path.suffix == ".py" and _missing_dependency(file_path) is not None:
-        return [_SkippedModule.from_parent(parent, path=file_path)]
-    return collectors
+        outcome.force_result([c for c in collectors if not isinstance(c, DoctestModule)])
+    elif file_path.suffix == ".py" and _missing_dependency(file_path) is not None:
+        outcome.force_result([_SkippedModule.from_parent(parent, path=file_path)])
