@@ -35,7 +35,8 @@ class CheckReport:
 
     def __str__(self):
         rises = [i + 1 for i, (a, b) in enumerate(zip(self.costs, self.costs[1:])) if not b < a]
-        verdict = "fell on every iteration" if self.monotonic else f"did not fall at iterations {rises[:10]}"
+        verdict = ("fell on every iteration" if self.monotonic else
+                   f"did not fall at iterations {rises[:10]} (with a right gradient: try a smaller learning_rate)")
         grad = "right" if self.gradient_error < 1e-7 else "WRONG (above 1e-7)"
         return (f"J with dropout off, {self.iterations} iterations of full-batch gradient descent at "
                 f"learning_rate {self.learning_rate:g}: {self.costs[0]:.6g} -> {self.costs[-1]:.6g}, {verdict}\n"

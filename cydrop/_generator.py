@@ -38,6 +38,13 @@ class Generator:
     thread gets which range depends on timing; give each thread its own
     Generator when the assignment must be reproducible.
 
+    Pickling and deep-copying (``pickle``, ``copy.deepcopy``, joblib, Dask)
+    carry the seed and the position, as for ``numpy.random.Generator``: the
+    copy continues the same stream independently of the original, so two
+    processes handed the same Generator draw the same masks. ``copy.copy``
+    does the same (a Generator is its own bit generator, and copies like
+    ``numpy.random.PCG64``).
+
     Examples
     --------
     >>> import numpy as np, cydrop
@@ -50,13 +57,7 @@ class Generator:
     """
 
     def __init__(self, seed=None):
-        if seed is None:
-            seed = int.from_bytes(os.urandom(8), "little")
-        elif isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-            raise TypeError(f"seed must be an int in [0, 2**64) or None, got {type(seed).__name__} {seed!r}")
-        seed = int(seed)
-        if not 0 <= seed < 1 << 64:
-            raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+        seed = int.from_bytes(os.urandom(8), "little") if seed is None else _check_seed(seed)
         self._seed = seed
         self._key = int(_dropout.key_from_seed(seed))
         self._counter = 0
@@ -91,6 +92,25 @@ class Generator:
         gen._seed = None
         return gen
 
+    def __getstate__(self):
+        # The lock cannot be pickled and is no part of the stream: the seed
+        # and the position travel (as numpy.random.Generator pickles its bit
+        # generator's state), and __setstate__ makes a fresh lock. pickle,
+        # copy.copy and copy.deepcopy all go through this pair, so a copy
+        # continues the stream independently of the original.
+        with self._lock:
+            return {"seed": self._seed, "state": {"generator": _STATE_NAME, "key": self._key,
+                                                  "counter": self._counter}}
+
+    def __setstate__(self, pickled):
+        if not isinstance(pickled, dict) or "state" not in pickled:
+            raise TypeError(f"cannot unpickle a cydrop.Generator from {type(pickled).__name__}")
+        key, counter = _check_state(pickled["state"])
+        seed = pickled.get("seed")
+        self._seed = None if seed is None else _check_seed(seed)
+        self._key, self._counter = key, counter
+        self._lock = threading.Lock()
+
     def _reserve(self, n_elements):
         """Claim the counter range of a draw of n_elements; return (key, first block)."""
         n_blocks = -(-n_elements // 64)
@@ -103,6 +123,16 @@ class Generator:
 
     def __repr__(self):
         return f"cydrop.Generator(key={self._key:#018x}, counter={self._counter})"
+
+
+def _check_seed(seed):
+    """A seed as a Python int in [0, 2**64)."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int in [0, 2**64) or None, got {type(seed).__name__} {seed!r}")
+    seed = int(seed)
+    if not 0 <= seed < 1 << 64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    return seed
 
 
 def _check_state(state):

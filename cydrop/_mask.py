@@ -123,9 +123,21 @@ class Mask:
 
     __hash__ = None
 
+    def __reduce__(self):
+        # Rebuilt through the constructor, which checks the words again and
+        # makes them read-only: the default slot-state pickle would hand back
+        # a writable array (numpy unpickles arrays writable).
+        return _unpickle_mask, (self._words, self._shape, self._keep_prob)
+
     def __repr__(self):
         return (f"cydrop.Mask(shape={self._shape}, keep_prob={self._keep_prob}, "
                 f"kept={self.count_kept()}/{self.size}, nbytes={self.nbytes})")
+
+
+def _unpickle_mask(words, shape, keep_prob):
+    """A Mask from pickled words: copied, so it owns them (an out-of-band
+    pickle buffer may still be written to by whoever provided it)."""
+    return Mask(None if words is None else np.array(words, dtype=_WORD, copy=True), shape, keep_prob)
 
 
 def _check_shape(shape):

@@ -382,14 +382,15 @@ class MLP(Network):
         X, Y, _, _ = self._check_data(X, y, None)
         return _checks.gradient_check(self, X, Y, eps=eps, max_checks=max_checks, seed=seed)
 
-    def check(self, X, y, *, iterations=50, learning_rate=0.1, eps=1e-6, max_checks=200):
+    def check(self, X, y, *, iterations=50, learning_rate=0.05, eps=1e-6, max_checks=200):
         """The debugging recipe for dropout nets, in one call.
 
         On a float64 copy of the network with dropout off (this network and
         its keep_prob are left untouched): runs ``iterations`` steps of
         full-batch gradient descent at ``learning_rate``, recording J at the
-        start and after every step; says whether J fell on every iteration;
-        and runs :meth:`gradient_check`.
+        start and after every step; says whether J fell on every iteration
+        (a J that rises with a correct gradient asks for a smaller
+        ``learning_rate``); and runs :meth:`gradient_check`.
 
         Returns
         -------

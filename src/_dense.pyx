@@ -18,7 +18,7 @@ from cython cimport floating
 from libc.math cimport exp, expf, tanh, tanhf
 from libc.stdint cimport uint64_t
 
-from blas cimport NO_TRANS, TRANS, gemm_blocked
+from blas cimport NO_TRANS, TRANS, gemm_blocked, load_blas
 from cython.parallel cimport prange
 
 from dropout cimport apply_mask_parallel, draw_and_apply_parallel
@@ -179,6 +179,8 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[:
     cdef const floating *bias = &b[0] if b is not None and n_out else NULL
     cdef const floating *W_ptr = &W[0, 0] if n_in * n_out else NULL
     cdef floating *out_ptr = &out[0, 0] if batch * n_out else NULL
+    if matmul is None:
+        load_blas()
     if mask_mode != NO_MASK and src != NULL:
         xt, w = &x_tilde[0, 0], <uint64_t *>&words[0]
     with nogil:
@@ -222,6 +224,8 @@ def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
     cdef floating *dW_ptr = &dW[0, 0] if n_in * n_out else NULL
     cdef floating *db_ptr = &db[0] if db is not None and n_out else NULL
     cdef floating *dx_ptr = &dx[0, 0] if dx is not None and batch * n_in else NULL
+    if matmul is None:
+        load_blas()
     with nogil:
         if redraw and xt != NULL:
             draw_and_apply_parallel(&x[0, 0], xt, w, batch * n_in, key, block0, threshold,

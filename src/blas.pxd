@@ -1,8 +1,83 @@
 # The one BLAS route of cydrop: a row-major GEMM over SciPy's cython_blas
 # (the pattern of scikit-learn's sklearn/utils/_cython_blas.pyx).
+#
+# sgemm and dgemm are fetched from scipy.linalg.cython_blas on first use, not
+# cimported: a cimport imports scipy.linalg when the module loads, which was
+# two thirds of `import cydrop`, while only the deterministic mode of the
+# dense layer calls this BLAS (the default goes through NumPy's). An entry
+# point calls load_blas() before its nogil code, so that a broken SciPy is an
+# ImportError; gemm loads them itself (under the GIL) if it was not called.
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython cimport floating
 from cython.parallel cimport prange
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+from libc.stdlib cimport abort
+
+cdef extern from *:
+    """
+    /* SciPy's cython_blas signatures (scipy/linalg/cython_blas.pxd) */
+    typedef void (*cydrop_sgemm_t)(char *, char *, int *, int *, int *, float *, float *, int *,
+                                   float *, int *, float *, float *, int *);
+    typedef void (*cydrop_dgemm_t)(char *, char *, int *, int *, int *, double *, double *, int *,
+                                   double *, int *, double *, double *, int *);
+    /* static: one copy per extension module that cimports blas.pxd. Set once
+       under the GIL, read by OpenMP threads without it: acquire/release, so a
+       thread that sees a pointer also sees the library it points into. */
+    static cydrop_sgemm_t cydrop_sgemm_ptr = NULL;
+    static cydrop_dgemm_t cydrop_dgemm_ptr = NULL;
+    #if defined(__GNUC__) || defined(__clang__)
+    static cydrop_sgemm_t cydrop_get_sgemm(void) { return __atomic_load_n(&cydrop_sgemm_ptr, __ATOMIC_ACQUIRE); }
+    static cydrop_dgemm_t cydrop_get_dgemm(void) { return __atomic_load_n(&cydrop_dgemm_ptr, __ATOMIC_ACQUIRE); }
+    static void cydrop_set_gemm(cydrop_sgemm_t s, cydrop_dgemm_t d) {
+        __atomic_store_n(&cydrop_sgemm_ptr, s, __ATOMIC_RELEASE);
+        __atomic_store_n(&cydrop_dgemm_ptr, d, __ATOMIC_RELEASE);
+    }
+    #else  /* MSVC: aligned pointer-sized volatile accesses are atomic and, on x86/x64, ordered */
+    static cydrop_sgemm_t cydrop_get_sgemm(void) { return *(cydrop_sgemm_t volatile *)&cydrop_sgemm_ptr; }
+    static cydrop_dgemm_t cydrop_get_dgemm(void) { return *(cydrop_dgemm_t volatile *)&cydrop_dgemm_ptr; }
+    static void cydrop_set_gemm(cydrop_sgemm_t s, cydrop_dgemm_t d) {
+        *(cydrop_sgemm_t volatile *)&cydrop_sgemm_ptr = s;
+        *(cydrop_dgemm_t volatile *)&cydrop_dgemm_ptr = d;
+    }
+    #endif
+    """
+    ctypedef void (*cydrop_sgemm_t)(char *, char *, int *, int *, int *, float *, float *, int *,
+                                    float *, int *, float *, float *, int *) noexcept nogil
+    ctypedef void (*cydrop_dgemm_t)(char *, char *, int *, int *, int *, double *, double *, int *,
+                                    double *, int *, double *, double *, int *) noexcept nogil
+    cydrop_sgemm_t cydrop_get_sgemm() noexcept nogil
+    cydrop_dgemm_t cydrop_get_dgemm() noexcept nogil
+    void cydrop_set_gemm(cydrop_sgemm_t s, cydrop_dgemm_t d) noexcept nogil
+
+
+cdef inline void *_capi_pointer(object capi, str name) except NULL:
+    """The C function behind entry ``name`` of a Cython module's __pyx_capi__
+    (how a cimport finds it)."""
+    capsule = capi[name]
+    return PyCapsule_GetPointer(capsule, PyCapsule_GetName(capsule))
+
+
+cdef inline int load_blas() except -1:
+    """Fetch sgemm and dgemm from scipy.linalg.cython_blas, once (needs the GIL)."""
+    if cydrop_get_dgemm() != NULL:
+        return 0
+    from scipy.linalg import cython_blas
+    capi = cython_blas.__pyx_capi__
+    cydrop_set_gemm(<cydrop_sgemm_t>_capi_pointer(capi, "sgemm"), <cydrop_dgemm_t>_capi_pointer(capi, "dgemm"))
+    return 0
+
+
+cdef inline void _load_blas_from_kernel() noexcept nogil:
+    """load_blas() for gemm, when its entry point did not call it. A GEMM has
+    no way to fail, and skipping it would return a wrong result: if SciPy's
+    BLAS cannot be loaded, the traceback is printed and the process aborts."""
+    with gil:
+        try:
+            load_blas()
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+            abort()
+
 
 cdef enum Trans:
     NO_TRANS = 110   # 'n'
@@ -19,6 +94,8 @@ cdef inline void gemm(Trans ta, Trans tb, int m, int n, int k, floating alpha,
     """
     cdef char ta_ = ta, tb_ = tb
     cdef Py_ssize_t i, j
+    cdef cydrop_sgemm_t sgemm
+    cdef cydrop_dgemm_t dgemm
     if m == 0 or n == 0:
         return
     if k == 0:
@@ -30,11 +107,17 @@ cdef inline void gemm(Trans ta, Trans tb, int m, int n, int k, floating alpha,
         return
     # SciPy's declarations are not const-qualified: the casts only drop const
     if floating is float:
-        sgemm(&tb_, &ta_, &n, &m, &k, &alpha, <float *>B, &ldb, <float *>A, &lda,
-              &beta, C, &ldc)
+        sgemm = cydrop_get_sgemm()
+        if sgemm == NULL:
+            _load_blas_from_kernel()
+            sgemm = cydrop_get_sgemm()
+        sgemm(&tb_, &ta_, &n, &m, &k, &alpha, <float *>B, &ldb, <float *>A, &lda, &beta, C, &ldc)
     else:
-        dgemm(&tb_, &ta_, &n, &m, &k, &alpha, <double *>B, &ldb, <double *>A, &lda,
-              &beta, C, &ldc)
+        dgemm = cydrop_get_dgemm()
+        if dgemm == NULL:
+            _load_blas_from_kernel()
+            dgemm = cydrop_get_dgemm()
+        dgemm(&tb_, &ta_, &n, &m, &k, &alpha, <double *>B, &ldb, <double *>A, &lda, &beta, C, &ldc)
 
 
 # Block geometry of gemm_blocked: at most MAX_BLOCKS blocks of at least

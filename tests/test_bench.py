@@ -57,15 +57,25 @@ def test_report_json_and_plot(tmp_path, capsys):
     assert report["mask_bytes_per_element"]["numpy_course"] == 8
 
 
-def test_unwritable_outputs_still_print_the_report(tmp_path, capsys):
-    missing = tmp_path / "no-such-folder" / "bench.json"
-    code = cli.main([*FAST, "--json", str(missing), "--plot", str(tmp_path)])
+@pytest.mark.parametrize("option, where, message", [
+    ("--json", "no-such-folder/bench.json", "does not exist"),
+    ("--markdown", "no-such-folder/bench.md", "does not exist"),
+    ("--plot", ".", "is a folder"),
+])
+def test_unwritable_outputs_are_refused_before_the_report(option, where, message, tmp_path, capsys):
+    path = tmp_path / where
+    assert cli.main([*FAST, option, str(path)]) == 2
     captured = capsys.readouterr()
-    assert code == 1
-    assert "--json" in captured.err and "does not exist" in captured.err
-    assert "--plot" in captured.err and "is a folder" in captured.err
-    assert "dropout backward float32 1024x4096" in captured.out  # the report ran anyway
-    assert not missing.parent.exists()
+    assert captured.out == ""  # the report did not run
+    assert captured.err.startswith(f"cydrop bench: {option} ") and message in captured.err
+    assert not (tmp_path / "no-such-folder").exists()
+
+
+def test_plot_without_matplotlib_is_refused_before_the_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # "import matplotlib" now raises ImportError
+    assert cli.main([*FAST, "--plot", str(tmp_path / "bench.png")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--plot needs matplotlib" in captured.err
 
 
 def test_missing_torch_is_reported_and_the_rest_runs(monkeypatch, capsys):
@@ -99,7 +109,8 @@ def test_bad_options_exit_2_with_a_message(argv, message, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["bench", "--threads", "0"], "--threads must be >= 1"),
+    (["bench", "--threads", "0"], "--threads must be in [1, 4096], got 0"),
+    (["bench", "--threads", "5000"], "--threads must be in [1, 4096], got 5000"),
     (["bench", "--rounds", "0"], "--rounds must be >= 1"),
 ])
 def test_bad_values_exit_2_with_a_message(argv, message, capsys):
@@ -107,9 +118,14 @@ def test_bad_values_exit_2_with_a_message(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_only_matching_nothing_is_an_error(capsys):
-    assert cli.main(["bench", "--only", "no-such-case", "--no-torch"]) == 1
-    assert "matches no case" in capsys.readouterr().err
+@pytest.mark.parametrize("full", [False, True])
+def test_only_matching_nothing_is_refused_before_the_report(full, capsys):
+    assert cli.main(["bench", "--only", "no-such-case", "--no-torch", *(["--full"] if full else [])]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("cydrop bench: --only 'no-such-case' matches no group")
+    # the message lists the groups there are
+    assert all(tag in captured.err for tag, _ in cases.build_groups(full, "no torch"))
 
 
 def test_threads_option_is_applied_and_restored(capsys):

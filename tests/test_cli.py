@@ -1,11 +1,15 @@
 """The cydrop command: demo and kernels, options and errors."""
+import argparse
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
-from cydrop.apps.cli import main
+import cydrop
+from cydrop.apps import demo
+from cydrop.apps.cli import build_parser, main
 
 
 def test_kernels_check_passes(capsys):
@@ -15,28 +19,195 @@ def test_kernels_check_passes(capsys):
     assert "fused dense layer equals NumPy's, fwd+bwd:  yes" in out
 
 
-def test_demo_runs_and_writes_the_plot(tmp_path, capsys):
+def test_demo_runs_and_writes_the_plot_into_a_folder(tmp_path, capsys):
     pytest.importorskip("mnist1d", reason="the demo needs mnist1d (pip install 'cydrop[demo]')")
     pytest.importorskip("matplotlib", reason="the plot needs matplotlib")
-    png = tmp_path / "curves.png"
-    assert main(["demo", "--epochs", "2", "--quiet", "--out", str(png)]) == 0
+    assert main(["demo", "--epochs", "2", "--quiet", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "no dropout" in out and "dropout 0.5" in out and "test acc" in out
+    png = tmp_path / "cydrop-demo.png"
+    assert f"curves written to {png}" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["demo", "--keep-prob", "0"], "keep_prob"),
-    (["demo", "--epochs", "0"], "--epochs"),
-    (["demo", "--out", "/nonexistent-folder/x.png"], "--out"),
-    (["kernels", "--batch", "0"], "--batch"),
+@pytest.fixture
+def no_training(monkeypatch):
+    """Make the demo's training fail the test: a refused call must not get there."""
+    def train_pair(*args, **kwargs):
+        raise AssertionError("the demo started training")
+
+    monkeypatch.setattr(demo, "train_pair", train_pair)
+
+
+@pytest.mark.parametrize("given, expected", [
+    ("curves", "curves.png"),
+    ("curves.pdf", "curves.pdf"),
+    ("curves.SVG", "curves.SVG"),
+    ("run.1/curves", "run.1/curves.png"),
+    (".", os.path.join(".", "cydrop-demo.png")),
+    ("run.1", os.path.join("run.1", "cydrop-demo.png")),
+    ("new/", None),  # a folder that does not exist
 ])
-def test_bad_options_give_a_clear_message(argv, message, capsys):
+def test_demo_out_names_the_file_it_writes(given, expected, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib", reason="--out is checked against matplotlib's formats")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run.1").mkdir()
+    if expected is None:
+        with pytest.raises(ValueError, match="--out .*does not exist"):
+            demo.output_path(given)
+    else:
+        assert demo.output_path(given) == expected
+
+
+@pytest.mark.parametrize("name", ["curves.docx", "curves.", "curves.png.bak"])
+def test_demo_refuses_an_unsupported_extension_before_training(name, tmp_path, capsys, no_training):
+    pytest.importorskip("mnist1d", reason="the demo checks first that its dependencies are there")
+    pytest.importorskip("matplotlib", reason="--out is checked against matplotlib's formats")
+    assert main(["demo", "--out", str(tmp_path / name)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # not even the banner
+    assert "--out" in captured.err and "matplotlib cannot write" in captured.err and ".png" in captured.err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--keep-prob", "0"], "--keep-prob must be in (0, 1]"),
+    (["demo", "--keep-prob", "nan"], "--keep-prob must be in (0, 1]"),
+    (["demo", "--epochs", "0"], "--epochs must be >= 1, got 0"),
+    (["demo", "--seed", "-1"], "--seed must be in [0, 2**64), got -1"),
+    (["demo", "--seed", str(2**64)], "--seed must be in [0, 2**64)"),
+    (["demo", "--out", "/nonexistent-folder/x.png", "--no-plot", "--seed", "-2"], "--seed"),
+    (["kernels", "--batch", "0"], "--batch must be >= 1"),
+    (["kernels", "--width", "-3"], "--width must be >= 1"),
+    (["kernels", "--repeats", "0"], "--repeats must be >= 1"),
+    (["kernels", "--keep-prob", "2"], "--keep-prob must be in (0, 1]"),
+    (["kernels", "--seed", "-1"], "--seed must be in [0, 2**64)"),
+])
+def test_bad_options_are_refused_before_any_work(argv, message, capsys, no_training):
     assert main(argv) == 2
-    assert message in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no banner, no data, no training
+    assert captured.err.startswith(f"cydrop {argv[0]}: ") and message in captured.err
+
+
+def test_demo_out_in_a_missing_folder_is_refused_before_any_work(capsys, no_training):
+    pytest.importorskip("mnist1d", reason="the demo checks first that its dependencies are there")
+    pytest.importorskip("matplotlib", reason="--out is checked against matplotlib's formats")
+    assert main(["demo", "--out", "/nonexistent-folder/x.png"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "--out '/nonexistent-folder/x.png': folder '/nonexistent-folder' does not exist" in captured.err
+
+
+def _without(monkeypatch, package):
+    """Make ``import package`` fail as if it were not installed; forget mnist1d,
+    so that the demo imports it again (and with it matplotlib)."""
+    for name in list(sys.modules):
+        if name == "mnist1d" or name.startswith("mnist1d."):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, package, None)
+
+
+@pytest.mark.parametrize("no_plot", [False, True])
+def test_demo_without_matplotlib_names_matplotlib(no_plot, monkeypatch, capsys, no_training):
+    pytest.importorskip("mnist1d", reason="this checks the message when mnist1d is there")
+    _without(monkeypatch, "matplotlib")
+    assert main(["demo", "--epochs", "1", *(["--no-plot"] if no_plot else [])]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "the demo needs matplotlib" in captured.err and "mnist1d package" not in captured.err
+
+
+def test_demo_without_mnist1d_names_mnist1d(monkeypatch, capsys, no_training):
+    _without(monkeypatch, "mnist1d")
+    assert main(["demo", "--no-plot"]) == 2
+    assert "the demo needs the mnist1d package" in capsys.readouterr().err
+
+
+def _parsers():
+    parser = build_parser()
+    return [("cydrop", parser)] + [(f"cydrop {name}", p) for name, p in _subparsers(parser)]
+
+
+def _subparsers(parser):
+    return [(name, p) for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+            for name, p in a.choices.items()]
+
+
+def test_every_command_is_covered():
+    # the help tests below run over every command _parsers() finds
+    assert {name for name, _ in _parsers()} >= {"cydrop", "cydrop demo", "cydrop kernels", "cydrop bench",
+                                                "cydrop search"}
+
+
+@pytest.mark.parametrize("prog, parser", _parsers(), ids=[name for name, _ in _parsers()])
+def test_every_option_has_help_and_shows_its_default(prog, parser):
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        assert action.help, f"{prog} {action.option_strings} has no help text"
+        shown = " ".join(formatter._expand_help(action).split())
+        if action.default is None or action.nargs == 0:
+            continue  # a flag, or an option whose help says what happens without it
+        if isinstance(action.default, list):
+            forms = {" ".join(action.default)}
+        elif isinstance(action.default, float):
+            forms = {str(action.default), f"{action.default:g}"}
+        else:
+            forms = {str(action.default)}
+        assert "default" in shown and any(f in shown for f in forms), f"{prog} {action.option_strings}: {shown!r}"
+
+
+MARKUP = re.compile(r"``|:(func|class|meth|mod|attr|obj|data):`")
+
+
+@pytest.mark.parametrize("prog, parser", _parsers(), ids=[name for name, _ in _parsers()])
+def test_help_has_no_docstring_markup(prog, parser):
+    text = parser.format_help()
+    assert prog in text
+    assert not MARKUP.search(text), text
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"cydrop {cydrop.__version__}\n"
 
 
 def test_unknown_option_is_refused():
     res = subprocess.run([sys.executable, "-m", "cydrop", "demo", "--bogus"], capture_output=True,
                          text=True, timeout=60, env=dict(os.environ))
     assert res.returncode == 2 and "--bogus" in res.stderr
+
+
+def test_output_path_check(tmp_path):
+    from cydrop.apps._paths import check_output_path
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for path, message in [(tmp_path, "--x '{}' is a folder, expected a file path"),
+                          (tmp_path / "missing" / "out.json", "folder '{}' does not exist"),
+                          (a_file / "out.json", "folder '{}' is a file, not a folder")]:
+        shown = path if path == tmp_path else path.parent
+        with pytest.raises(ValueError) as exc:
+            check_output_path(str(path), "--x")
+        assert str(exc.value).startswith(f"--x '{path}'") and message.format(shown) in str(exc.value)
+    check_output_path(str(tmp_path / "new.json"), "--x")
+    check_output_path(str(a_file), "--x")  # an existing file is overwritten
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing created
+
+
+def test_demo_check_prints_the_report_and_plots_j(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("mnist1d", reason="the demo needs mnist1d")
+    pytest.importorskip("matplotlib", reason="the plot needs matplotlib")
+    from cydrop.apps import demo as mnist_demo
+
+    monkeypatch.setattr(mnist_demo, "CHECK_ROWS", 100)  # the recipe's passes on a smaller sample
+    png = tmp_path / "j.png"
+    assert main(["demo", "--check", "--check-iterations", "5", "--out", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "5 iterations of full-batch gradient descent" in out and "fell on every iteration" in out
+    assert "gradient check: relative difference" in out and "(right)" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["demo", "--check", "--check-iterations", "0"]) == 2

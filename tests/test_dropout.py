@@ -4,8 +4,10 @@ Values are compared bit for bit with ``reference_dropout`` given the same
 mask: the contract is ``y = x * (D * s)``, ``s = dtype(1 / keep_prob)``,
 exactly. The mask itself is compared with the reference generator.
 """
+import copy
 import hashlib
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -352,6 +354,54 @@ def test_mask_words_cannot_be_made_writable():
     except ValueError:
         pass
     np.testing.assert_array_equal(mask.words, before)
+
+
+@pytest.mark.parametrize("how", ["pickle", "copy", "deepcopy"])
+@pytest.mark.parametrize("make", ["drawn", "packed", "all_kept", "empty"])
+def test_copied_mask_stays_immutable(make, how):
+    mask = {"drawn": lambda: cydrop.dropout(np.ones((7, 30)), 0.5, seed=3)[1],
+            "packed": lambda: cydrop.Mask.from_bool(np.eye(7, 30, dtype=bool), 0.25),
+            "all_kept": lambda: cydrop.Mask.all_kept((7, 30)),
+            "empty": lambda: cydrop.Mask.from_bool(np.ones((0, 3), bool), 0.5)}[make]()
+    clone = {"pickle": lambda m: pickle.loads(pickle.dumps(m)), "copy": copy.copy,
+             "deepcopy": copy.deepcopy}[how](mask)
+    assert clone == mask and clone.shape == mask.shape and clone.keep_prob == mask.keep_prob
+    np.testing.assert_array_equal(clone.to_bool(), mask.to_bool())
+    if clone.words is None:
+        assert mask.words is None
+        return
+    assert not clone.words.flags.writeable
+    with pytest.raises(ValueError):
+        clone.words[0] = 0
+    with pytest.raises(ValueError):
+        clone.words.flags.writeable = True
+    with pytest.raises(AttributeError):
+        clone.shape = (210,)
+
+
+def test_unpickled_mask_owns_its_words():
+    # out-of-band buffers (pickle protocol 5) stay with whoever provided them
+    mask = cydrop.Mask.from_bool(np.eye(5, 70, dtype=bool), 0.5)
+    buffers = []
+    data = pickle.dumps(mask, protocol=5, buffer_callback=buffers.append)
+    assert buffers, "numpy sent the words in-band: the test would prove nothing"
+    raw = [bytearray(b.raw()) for b in buffers]
+    clone = pickle.loads(data, buffers=raw)
+    for buf in raw:
+        buf[:] = bytes(len(buf))
+    assert clone == mask
+
+
+def test_corrupt_pickled_mask_refused():
+    # a pickle that sets a bit past the last element is checked like the constructor
+    mask = cydrop.Mask.from_bool(np.ones(10, bool), 0.5)
+    func, (words, shape, keep_prob) = mask.__reduce__()
+    bad = words.copy()
+    bad[0] = ~np.uint64(0)
+    with pytest.raises(ValueError, match="past the last element"):
+        func(bad, shape, keep_prob)
+    with pytest.raises(ValueError, match="keep_prob"):
+        func(words, shape, 0.0)
 
 
 def test_bool_mask_is_copied_not_referenced():

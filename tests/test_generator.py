@@ -1,4 +1,6 @@
 """cydrop.Generator and the mask bits it draws, against tests/reference.py."""
+import copy
+import pickle
 import threading
 
 import numpy as np
@@ -326,3 +328,111 @@ def test_concurrent_draws_get_disjoint_counter_ranges():
     key = key_from_seed(8)
     expected = sorted(words_of(reference_mask(key, c * size // 64, size, 0.5)).tobytes() for c in range(n_draws))
     assert drawn == expected
+
+
+# --- pickling and copying, as numpy.random.Generator ---------------------------------
+
+def _pickled(protocol):
+    return lambda obj: pickle.loads(pickle.dumps(obj, protocol=protocol))
+
+
+COPIES = {f"pickle-{p}": _pickled(p) for p in range(2, pickle.HIGHEST_PROTOCOL + 1)}
+COPIES.update({"copy": copy.copy, "deepcopy": copy.deepcopy})
+
+
+def _numpy_draw(rng):
+    return rng.random(300) < 0.5
+
+
+def _cydrop_draw(gen):
+    return draw(gen, (300,), 0.5).to_bool()
+
+
+# numpy.random.Generator's copy.copy shares its bit generator (a shallow copy
+# of a wrapper); cydrop.Generator is its own bit generator and copies like one
+# (numpy.random.PCG64, random.Random): independently.
+NUMPY_COPIES = [how for how in COPIES if how != "copy"]
+NUMPY_CASE = (np.random.default_rng, _numpy_draw)
+CYDROP_CASE = (cydrop.Generator, _cydrop_draw)
+
+
+@pytest.mark.parametrize(("make", "draw_bools", "how"),
+                         [(*NUMPY_CASE, how) for how in NUMPY_COPIES]
+                         + [(*CYDROP_CASE, how) for how in COPIES]
+                         + [(lambda seed: np.random.PCG64(seed), lambda bg: _numpy_draw(np.random.Generator(bg)),
+                             "copy")],
+                         ids=[f"numpy-{how}" for how in NUMPY_COPIES] + [f"cydrop-{how}" for how in COPIES]
+                         + ["numpy-PCG64-copy"])
+def test_copy_continues_the_stream_independently(make, draw_bools, how):
+    # The behaviour numpy defines, checked on numpy itself and on cydrop: the
+    # copy goes on where the original was, and the two then draw the same
+    # values without moving each other.
+    gen = make(2024)
+    draw_bools(gen)  # move off the start
+    clone = COPIES[how](gen)
+    assert clone is not gen
+    from_clone = [draw_bools(clone) for _ in range(3)]
+    from_original = [draw_bools(gen) for _ in range(3)]
+    for a, b in zip(from_clone, from_original):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(from_clone[0], from_clone[1])
+
+
+@pytest.mark.parametrize("how", COPIES)
+def test_unpickled_generator_is_at_the_same_position(how):
+    gen = generator_at(77, 12345)
+    gen._seed = 77  # a seed travels with the position
+    clone = COPIES[how](gen)
+    assert clone.state == gen.state and clone.seed == 77
+    assert clone._lock is not gen._lock
+    mask = draw(clone, (1000,), 0.8)
+    assert_mask_is_reference(mask, reference_mask_for_seed(77, (1000,), 0.8, 12345))
+    assert gen.state["counter"] == 12345  # the original did not move
+    assert COPIES[how](cydrop.Generator.from_state(gen.state)).seed is None
+
+
+def test_unpickled_generator_has_a_working_lock():
+    # the lock is recreated, not shared or missing: threads drawing from the
+    # copy still get disjoint counter ranges
+    clone = pickle.loads(pickle.dumps(cydrop.Generator(8)))
+    words = []
+    threads = [threading.Thread(target=lambda: words.append(draw(clone, (640,), 0.5).words.tobytes()))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    key = key_from_seed(8)
+    expected = sorted(words_of(reference_mask(key, c * 10, 640, 0.5)).tobytes() for c in range(4))
+    assert sorted(words) == expected
+
+
+@pytest.mark.parametrize(("pickled", "error"), [
+    ({"seed": 1, "state": {"generator": "other", "key": 1, "counter": 0}}, ValueError),
+    ({"seed": 1, "state": {"generator": STATE_NAME, "key": 1, "counter": -1}}, ValueError),
+    ({"seed": -1, "state": {"generator": STATE_NAME, "key": 1, "counter": 0}}, ValueError),
+    ({"seed": "1", "state": {"generator": STATE_NAME, "key": 1, "counter": 0}}, TypeError),
+    ({"seed": 1}, TypeError),
+    ([1, 2], TypeError),
+])
+def test_corrupt_pickled_state_refused(pickled, error):
+    gen = cydrop.Generator.__new__(cydrop.Generator)
+    with pytest.raises(error):
+        gen.__setstate__(pickled)
+
+
+def _masks_of(gen, n_draws):
+    return [draw(gen, (500,), 0.5).words.tobytes() for _ in range(n_draws)]
+
+
+def test_joblib_processes_take_generators():
+    joblib = pytest.importorskip("joblib")
+    gens = [cydrop.Generator(seed) for seed in range(4)]
+    parallel = joblib.Parallel(n_jobs=2, backend="loky")(joblib.delayed(_masks_of)(g, 3) for g in gens)
+    assert parallel == [_masks_of(cydrop.Generator(seed), 3) for seed in range(4)]
+    # as with numpy.random.Generator, each process gets a copy of the caller's
+    # generator: the same Generator handed to two calls draws the same masks
+    same = cydrop.Generator(9)
+    first, second = joblib.Parallel(n_jobs=2, backend="loky")(joblib.delayed(_masks_of)(same, 2) for _ in range(2))
+    assert first == second == _masks_of(cydrop.Generator(9), 2)
+    assert same.state["counter"] == 0

@@ -8,9 +8,11 @@ import numpy as np
 
 import cydrop
 
+from .._validation import check_keep_prob
 from . import search
 from .bench import baselines
 from .bench import command as bench_command
+from .demo import DEFAULT_OUT as DEMO_OUT
 
 
 def _median_ms(fn, repeats):
@@ -23,42 +25,63 @@ def _median_ms(fn, repeats):
     return 1e3 * float(np.median(times))
 
 
+def _check_at_least(option, value, low):
+    if value < low:
+        raise ValueError(f"{option} must be >= {low}, got {value}")
+
+
+def _check_seed(value):
+    # the MLP and the Generator take seeds in [0, 2**64)
+    if not 0 <= value < 1 << 64:
+        raise ValueError(f"--seed must be in [0, 2**64), got {value}")
+
+
 def demo(args):
     """Train on MNIST-1D with and without dropout; table and curves."""
     from . import demo as mnist_demo
 
-    keep_prob = cydrop.ops.check_keep_prob(args.keep_prob)
-    if args.epochs < 1:
-        raise ValueError("--epochs must be >= 1")
-    if not args.no_plot:
-        _check_writable(args.out)
+    # every option and dependency checked before the banner: nothing runs on bad input
+    keep_prob = check_keep_prob(args.keep_prob, "--keep-prob")
+    _check_at_least("--epochs", args.epochs, 1)
+    _check_at_least("--check-iterations", args.check_iterations, 1)
+    _check_seed(args.seed)
+    mnist_demo.check_dependencies(plot=not args.no_plot)
+    out = None if args.no_plot else mnist_demo.output_path(args.out)
+    if args.check:
+        return _demo_check(mnist_demo, keep_prob, args, out)
     print(f"cydrop {cydrop.__version__}: MNIST-1D (4000 train / 1000 test), 40-512-512-10 MLP, "
           f"Adam, batch 100, {args.epochs} epochs, seed {args.seed}, {cydrop.get_num_threads()} thread(s)")
     results = mnist_demo.train_pair(keep_prob, args.epochs, args.seed, progress=not args.quiet)
     print()
     mnist_demo.print_table(results)
     print("\npublished MLP reference (Greydanus 2020): 68% test accuracy")
-    if not args.no_plot:
-        mnist_demo.plot(results, args.out)
-        print(f"curves written to {args.out}")
+    if out is not None:
+        mnist_demo.plot(results, out)
+        print(f"curves written to {out}")
     return 0
 
 
-def _check_writable(path):
-    import os
-
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise ValueError(f"--out {path!r}: folder {folder!r} does not exist or is not writable")
+def _demo_check(mnist_demo, keep_prob, args, out):
+    """``cydrop demo --check``: the debugging recipe on the demo network, before any training."""
+    report = mnist_demo.check_network(keep_prob, args.seed, args.check_iterations)
+    print(f"cydrop {cydrop.__version__}: the debugging recipe on the 40-512-512-10 demo network "
+          f"(keep_prob 1, {', '.join(f'{p:g}' for p in [keep_prob] * 2)} when training), dropout off, "
+          f"on the first {mnist_demo.CHECK_ROWS} MNIST-1D training samples\n")
+    print(report)
+    if out is not None:
+        mnist_demo.plot_check(report, out)
+        print(f"J per iteration written to {out}")
+    return 0 if report.monotonic and report.gradient_error < 1e-7 else 1
 
 
 def kernels(args):
     """Dropout and a fused dropout+dense layer on realistic sizes: checked
     against plain NumPy given the same mask, then timed beside NumPy."""
-    gen = cydrop.Generator(args.seed)  # validates the seed
-    keep_prob = cydrop.ops.check_keep_prob(args.keep_prob)
-    if args.batch < 1 or args.width < 1 or args.repeats < 1:
-        raise ValueError("--batch, --width and --repeats must be >= 1")
+    keep_prob = check_keep_prob(args.keep_prob, "--keep-prob")
+    for option, value in (("--batch", args.batch), ("--width", args.width), ("--repeats", args.repeats)):
+        _check_at_least(option, value, 1)
+    _check_seed(args.seed)
+    gen = cydrop.Generator(args.seed)
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.batch, args.width), dtype=np.float32)
     W = (rng.standard_normal((args.width, args.width)) / np.sqrt(args.width)).astype(np.float32)
@@ -105,26 +128,62 @@ def kernels(args):
     return 0 if ok_dropout and ok_dense else 1
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Each option's default after its help, unless the help already says it
+    or there is none to say (a flag, or None: then the help tells what
+    happens without the option)."""
+
+    def _get_help_string(self, action):
+        help = action.help or ""
+        if (action.default is not None and action.default is not argparse.SUPPRESS and action.nargs != 0
+                and "default" not in help):
+            help += " (default: %(default)s)"
+        return help
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="cydrop", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="train on MNIST-1D with and without dropout")
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--keep-prob", type=float, default=0.5, help="keep_prob of the hidden layers")
-    p.add_argument("--out", default="cydrop-demo.png", help="PNG of the train/test curves")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-plot", action="store_true")
+    parser = argparse.ArgumentParser(
+        prog="cydrop", formatter_class=HelpFormatter,
+        description="cydrop: fast inverted dropout for NumPy training loops. The commands train the "
+                    "MNIST-1D demo, check and time the kernels, benchmark cydrop beside NumPy and "
+                    "PyTorch, and search keep_prob by cross-validation. Run cydrop COMMAND --help "
+                    "for a command's options.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {cydrop.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("demo", help="train on MNIST-1D with and without dropout",
+                       description="Train a 40-512-512-10 MLP on MNIST-1D (4000 train / 1000 test) with "
+                                   "and without dropout; print train and test accuracy, the gap and the "
+                                   "time, and plot the train/test curves.")
+    p.add_argument("--epochs", type=int, default=200, help="epochs of each training run")
+    p.add_argument("--keep-prob", type=float, default=0.5,
+                   help="keep_prob of the hidden layers of the dropout network (its inputs keep 1.0)")
+    p.add_argument("--out", default=DEMO_OUT, metavar="PATH",
+                   help="where to write the curves: a file (png, pdf, svg, ...: any format matplotlib "
+                        "writes; no extension means .png) or a folder (cydrop-demo.png inside it)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the dropout masks")
+    p.add_argument("--no-plot", action="store_true", help="do not plot (then --out is not used)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--check", action="store_true",
+                   help="instead of training, run the debugging recipe on the network: with dropout off, "
+                        "full-batch gradient descent must lower J on every iteration, and backprop must "
+                        "match central differences; prints the report and plots J per iteration to --out "
+                        "(exit 1 if either check fails)")
+    p.add_argument("--check-iterations", type=int, default=50, metavar="N",
+                   help="iterations of gradient descent for --check")
     p.set_defaults(func=demo)
-    p = sub.add_parser("kernels", help="check and time dropout and the fused dense layer")
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--width", type=int, default=1024)
-    p.add_argument("--keep-prob", type=float, default=0.8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--repeats", type=int, default=20)
+    p = sub.add_parser("kernels", help="check and time dropout and the fused dense layer",
+                       description="Check dropout and the fused dropout+dense layer against plain NumPy "
+                                   "given the same mask, then time them beside NumPy.")
+    p.add_argument("--batch", type=int, default=256, help="rows of the input")
+    p.add_argument("--width", type=int, default=1024, help="features of the input and units of the layer")
+    p.add_argument("--keep-prob", type=float, default=0.8, help="keep_prob of the dropout")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and the masks")
+    p.add_argument("--repeats", type=int, default=20, help="timed calls per case (the median is shown)")
     p.set_defaults(func=kernels)
     bench_command.add_parser(sub)
     search.add_parser(sub)
+    for command in _subparsers(parser):
+        command.formatter_class = HelpFormatter
     return parser
 
 

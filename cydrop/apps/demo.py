@@ -5,21 +5,68 @@ Trains the same network on MNIST-1D (Greydanus 2020; generated offline by the
 reports train and test accuracy, the generalisation gap and the time. The
 paper's MLP reaches 68% test accuracy.
 """
+import os
 import time
 
 import numpy as np
 
 from ..mlp import MLP
+from ._paths import check_output_path
 
 HIDDEN = [512, 512]
+DEFAULT_OUT = "cydrop-demo.png"
+CHECK_ROWS = 1000  # the recipe needs a sample, not the whole set: it runs many full-batch passes
+
+
+def _missing(exc):
+    """The message for an ImportError met while importing what the demo needs:
+    the package that is really missing (mnist1d imports matplotlib, so
+    without matplotlib ``import mnist1d`` fails too)."""
+    package = (exc.name or "mnist1d").split(".")[0]
+    if package == "mnist1d":
+        return 'the demo needs the mnist1d package: pip install "cydrop[demo]"'
+    return f'the demo needs {package} (the MNIST-1D generator imports it): pip install "cydrop[demo]"'
+
+
+def check_dependencies(plot):
+    """Import what the demo needs, so that a missing package is named before
+    any work begins (ImportError)."""
+    try:
+        import mnist1d.data  # noqa: F401
+        if plot:
+            import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(_missing(exc)) from None
+
+
+def output_path(path):
+    """The file that ``--out path`` writes, checked (ValueError naming --out).
+
+    A folder (existing, or written with a trailing slash) gets
+    ``cydrop-demo.png`` inside it; a name without an extension gets ``.png``;
+    any other extension must be a format matplotlib writes.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
+        path = os.path.join(path, DEFAULT_OUT)
+    ext = os.path.splitext(path)[1]
+    if not ext:
+        path, ext = path + ".png", ".png"
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if ext[1:].lower() not in formats:
+        raise ValueError(f"--out {path!r}: matplotlib cannot write {ext!r} files; give a name ending in "
+                         f"{', '.join('.' + f for f in sorted(formats))}")
+    check_output_path(path, "--out")
+    return path
 
 
 def load_mnist1d(seed=42):
     """MNIST-1D as float32 arrays (x, y, x_test, y_test), made offline."""
     try:
         from mnist1d.data import get_dataset_args, make_dataset
-    except ImportError:
-        raise ImportError('the demo needs the mnist1d package: pip install "cydrop[demo]"') from None
+    except ImportError as exc:
+        raise ImportError(_missing(exc)) from None
     args = get_dataset_args()
     args.seed = seed
     data = make_dataset(args)
@@ -66,6 +113,33 @@ def plot(results, path):
     ax.set_ylabel("accuracy")
     ax.set_title("MNIST-1D, 40-512-512-10 MLP (cydrop)")
     ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def check_network(keep_prob, seed, iterations):
+    """MLP.check on the demo network (built with ``keep_prob`` on its hidden
+    layers, which the check turns off) and the first CHECK_ROWS samples."""
+    x, y, _, _ = load_mnist1d()
+    net = MLP([x.shape[1], *HIDDEN, 10], keep_prob=[1.0] + [keep_prob] * len(HIDDEN), seed=seed)
+    return net.check(x[:CHECK_ROWS], y[:CHECK_ROWS], iterations=iterations)
+
+
+def plot_check(report, path):
+    """J per iteration of a CheckReport."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(range(len(report.costs)), report.costs, "o-", ms=3)
+    ax.set_xlabel("iteration of full-batch gradient descent")
+    ax.set_ylabel("cost J (dropout off)")
+    verdict = "falls on every iteration" if report.monotonic else "does NOT fall on every iteration"
+    ax.set_title(f"J {verdict}; gradient check {report.gradient_error:.1e}", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

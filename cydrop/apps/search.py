@@ -22,6 +22,8 @@ import os
 import sys
 import time
 
+from ._paths import check_output_path
+
 DEFAULT_KEEP_PROBS = ["1.0", "0.8", "0.5", "0.8,0.5,0.5"]
 BATCH_SIZE = 100
 VALIDATION_FRACTION = 0.1
@@ -98,17 +100,6 @@ def _parse_hidden(text):
     return tuple(sizes)
 
 
-def _check_output_path(path, option):
-    """Refuse an output path that cannot be written, before hours of search."""
-    if os.path.isdir(path):
-        raise ValueError(f"{option} {path!r} is a folder, expected a file path")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise ValueError(f"{option} {path!r}: folder {folder!r} does not exist or is not writable")
-    if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise ValueError(f"{option} {path!r} exists and is not writable")
-
-
 def _check_args(args):
     hidden = _parse_hidden(args.hidden)
     grid = parse_keep_probs(args.keep_prob, len(hidden))
@@ -129,7 +120,7 @@ def _check_args(args):
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     for option, path in (("--csv", args.csv), ("--json", args.json), ("--plot", args.plot)):
         if path is not None:
-            _check_output_path(path, option)
+            check_output_path(path, option)
     if args.plot is not None:
         try:
             import matplotlib  # noqa: F401

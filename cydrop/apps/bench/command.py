@@ -1,11 +1,12 @@
 """``cydrop bench``: time cydrop beside plain NumPy and PyTorch on this machine."""
-import argparse
 import contextlib
 import sys
 import time
 
 import cydrop
 
+from ..._threads import MAX_THREADS
+from .._paths import check_output_path
 from . import baselines, cases, report
 from .timer import time_group
 
@@ -24,7 +25,7 @@ of the source tree: python -m pytest benchmarks --benchmark-only."""
 
 def add_parser(subparsers):
     p = subparsers.add_parser("bench", help="time cydrop beside NumPy and PyTorch on this machine",
-                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=DESCRIPTION)
     p.add_argument("--full", action="store_true", help="every size and dtype, not the quick subset")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="threads for cydrop, NumPy's BLAS and PyTorch alike (default: their own)")
@@ -33,12 +34,13 @@ def add_parser(subparsers):
                         "exceeds its time budget)")
     p.add_argument("--only", default=None, metavar="TEXT",
                    help="run only the groups whose tag contains TEXT: dropout-forward, dropout-backward, "
-                        "dense, mlp-epoch, mc-predict, float32, 1024x4096, ...")
+                        "dense, mlp-epoch, mc-predict, float32, 1024x4096, ... (default: every group)")
     p.add_argument("--no-torch", action="store_true", help="leave out the PyTorch baselines")
-    p.add_argument("--json", default=None, metavar="PATH", help="write every figure as JSON")
-    p.add_argument("--plot", default=None, metavar="PATH", help="write a PNG bar chart of the ratios")
+    p.add_argument("--json", default=None, metavar="PATH", help="write every figure as JSON (default: not written)")
+    p.add_argument("--plot", default=None, metavar="PATH",
+                   help="write a PNG bar chart of the ratios (needs matplotlib; default: not written)")
     p.add_argument("--markdown", default=None, metavar="PATH",
-                   help="write the summary as a Markdown table (as in the README)")
+                   help="write the summary as a Markdown table, as in the README (default: not written)")
     p.set_defaults(func=run)
     return p
 
@@ -77,41 +79,53 @@ def _write_text(path, text):
         f.write(text)
 
 
-def run(args, out=None):
-    """Run the report; 0 if every case ran and every output was written, else 1."""
-    out = sys.stdout if out is None else out
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+def check_args(args):
+    """The options checked before any work begins (ValueError or ImportError
+    naming the option); returns (rounds, outputs): the timed rounds per case
+    and {option: path} of the files to write."""
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise ValueError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
     rounds = args.rounds if args.rounds is not None else (25 if args.full else 15)
     if rounds < 1:
         raise ValueError(f"--rounds must be >= 1, got {rounds}")
-    # An unwritable output is reported up front; the report still runs and prints.
-    problems, outputs = [], {}
+    outputs = {}
     for option, path in (("--json", args.json), ("--plot", args.plot), ("--markdown", args.markdown)):
-        reason = path and report.check_writable(path, option)
-        if reason:
-            problems.append(reason)
-            print(f"cydrop bench: {reason}; the report is printed but not written there", file=sys.stderr)
-        elif path:
+        if path is not None:
+            check_output_path(path, option)
             outputs[option] = path
     if "--plot" in outputs:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            del outputs["--plot"]
-            problems.append("--plot needs matplotlib (pip install matplotlib)")
-            print(f"cydrop bench: {problems[-1]}; the report runs without the chart", file=sys.stderr)
+            raise ImportError("--plot needs matplotlib: pip install matplotlib") from None
+    return rounds, outputs
 
+
+def select_groups(args, torch):
+    """The ``(tag, build)`` pairs that ``--only`` selects; ValueError if none.
+    (Which groups exist can depend on whether torch is there.)"""
+    builders = cases.build_groups(args.full, torch)
+    selected = [(tag, build) for tag, build in builders if not args.only or args.only.lower() in tag]
+    if not selected:
+        raise ValueError(f"--only {args.only!r} matches no group{' of --full' if args.full else ''}; the groups "
+                         f"are {', '.join(tag for tag, _ in builders)}")
+    return selected
+
+
+def run(args, out=None):
+    """Run the report; 0 if every case ran and every output was written, else 1."""
+    out = sys.stdout if out is None else out
+    rounds, outputs = check_args(args)
     torch = _torch(args)
+    groups = select_groups(args, torch)  # before the header: a typo costs a message, not a run
+    problems = []
     budget = 60.0 if args.full else 4.0  # seconds of timing per group before rounds stop early
     results, failed = [], False
     started = time.perf_counter()
     with _thread_limits(args.threads, torch):
         info = report.machine_info(torch)
         report.print_header(info, out)
-        for tag, build in cases.build_groups(args.full, torch):
-            if args.only and args.only.lower() not in tag:
-                continue
+        for tag, build in groups:
             group = build()
             group.tag = tag
             timings = time_group(group, rounds, budget)
@@ -122,8 +136,6 @@ def run(args, out=None):
             failed |= any(t.error for t in timings)
         memory = report.mask_memory(torch)
     report.print_memory(memory, out)
-    if not results:
-        problems.append(f"--only {args.only!r} matches no case")
     print(f"\n{len(results)} groups in {time.perf_counter() - started:.0f} s", file=out)
 
     options = {"full": args.full, "threads": args.threads, "rounds": rounds, "only": args.only}

@@ -132,18 +132,6 @@ def print_memory(memory, out):
     print("\nmask memory, bytes per element: " + ", ".join(parts), file=out)
 
 
-def check_writable(path, option):
-    """None if ``path`` can be written, else the reason (the file is not created)."""
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    if os.path.isdir(path):
-        return f"{option} {path!r} is a folder"
-    if not os.path.isdir(folder):
-        return f"{option} {path!r}: folder {folder!r} does not exist"
-    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        return f"{option} {path!r} is not writable"
-    return None
-
-
 def write_json(path, info, options, results, memory):
     payload = {"machine": info, "options": options, "mask_bytes_per_element": memory,
                "groups": [{"tag": g.tag, "name": g.name, "metric": g.metric, "work": g.work, "rows": rows}
