@@ -18,7 +18,6 @@ import contextlib
 import csv
 import json
 import math
-import os
 import sys
 import time
 
