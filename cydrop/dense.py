@@ -10,7 +10,7 @@ import numpy as np
 from . import _dense
 from ._blas_threads import single_threaded_blas
 from ._generator import as_generator, draw_mask
-from ._mask import _WORD, Mask, as_mask, packed_words
+from ._mask import _WORD, Mask, as_mask, n_words, packed_words
 from ._threads import get_deterministic, get_num_threads
 from ._validation import check_float_dtype, check_keep_prob, threshold_of
 
@@ -217,7 +217,7 @@ def _forward(x, W, b, keep_prob, code, gen, mask=None, regenerate=False):
         # a regenerating cache keeps no x_tilde: draw it into a work buffer
         x_tilde = _scratch_buffer("x_tilde", x.shape, x.dtype) if regenerate else np.empty_like(x)
         mode = _DRAW
-        words = np.empty(-(-x.size // 64), dtype=_WORD)
+        words = np.empty(n_words(x.size), dtype=_WORD)
     _run(_dense.forward, x, W, b, x_tilde, words, mode, key, first_block, threshold,
          1.0 / keep_prob, code, out)
 
@@ -289,7 +289,7 @@ def _backward(grad_out, cache, need_dx):
         key, first_block = cache._origin
         threshold = threshold_of(cache.keep_prob)
         x_tilde = _scratch_buffer("x_tilde", x.shape, x.dtype)
-        words = np.empty(-(-x.size // 64), dtype=_WORD)
+        words = np.empty(n_words(x.size), dtype=_WORD)
     else:
         x_tilde = cache._x_tilde
         words = None if x_tilde is x else packed_words(cache._mask)
