@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from . import optim
+from . import _optim, optim
 from ._generator import Generator
 from ._model_file import read_model_file
 from ._validation import check_keep_prob, check_positive_int
@@ -414,10 +414,16 @@ class MLP:
         flat_grads = [g for g, _ in grads] + [g for _, g in grads]
         for k, (p, g) in enumerate(zip(params, flat_grads)):
             decay = l2 if k < len(self.weights) else 0.0  # no penalty on biases
-            # p was checked by _forward, g is the kernels' own output, and the
-            # state arrays are laid out like p (_set_training)
-            optim._update_unchecked(name, p, g, first[k], second[k], self._step, self.learning_rate,
-                                    self.momentum, decay)
+            # straight into the kernels, which check the arrays' lengths
+            # themselves (optim's public functions add the friendly messages)
+            p_, g_ = p.reshape(-1), g.reshape(-1)
+            if name == "sgd":
+                _optim.sgd(p_, g_, self.learning_rate, decay)
+            elif name == "momentum":
+                _optim.momentum(p_, g_, first[k].reshape(-1), self.learning_rate, self.momentum, decay)
+            else:
+                _optim.adam(p_, g_, first[k].reshape(-1), second[k].reshape(-1), self._step,
+                            self.learning_rate, optim.ADAM_BETA1, optim.ADAM_BETA2, optim.ADAM_EPS, decay)
         if self.max_norm is not None:
             for W in self.weights:
                 optim.max_norm_(W, self.max_norm)
