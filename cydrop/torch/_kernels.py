@@ -43,21 +43,34 @@ def _flat(t):
     return t.detach().numpy().reshape(-1)
 
 
+def _empty(shape, dtype):
+    """(tensor, its flat NumPy view): allocated by NumPy and shared, which
+    costs less per call than torch.empty followed by .numpy()."""
+    arr = np.empty(shape, dtype=dtype)
+    return torch.from_numpy(arr), arr.reshape(-1)
+
+
+_NP_DTYPE = {torch.float32: np.float32, torch.float64: np.float64}
+
+
 def dropout_forward(x, keep_prob, key, block, noise_shape, out=None):
     """(y, words): y = x * D / keep_prob with D drawn at (key, block), the
     mask of noise_shape (x's shape when empty) broadcast over x. ``out`` may
     be x itself (contiguous) for in-place work."""
     x = x.contiguous()
-    y = torch.empty_like(x, memory_format=torch.contiguous_format) if out is None else out
-    n_mask = mask_numel(x.shape, noise_shape)
-    words = torch.empty(n_words(n_mask), dtype=torch.int64)
-    w = words.numpy().view(np.uint64)
+    if out is None:
+        y, y_flat = _empty(tuple(x.shape), _NP_DTYPE[x.dtype])
+    else:
+        y, y_flat = out, _flat(out)
+    n_mask = mask_numel(x.shape, noise_shape) if noise_shape else x.numel()
+    words, w = _empty(n_words(n_mask), np.int64)
+    w = w.view(np.uint64)
     threshold, scale = threshold_of(keep_prob), 1.0 / keep_prob
     if not noise_shape or list(noise_shape) == list(x.shape):
-        _dropout.forward(_flat(x), _flat(y), w, key, block, threshold, scale, kernel_threads(x.numel()))
+        _dropout.forward(_flat(x), y_flat, w, key, block, threshold, scale, kernel_threads(x.numel()))
     else:
         _dropout.draw_words(key, block, threshold, w, n_mask)
-        _dropout.apply_broadcast(_flat(x), w, tuple(x.shape), tuple(noise_shape), scale, _flat(y),
+        _dropout.apply_broadcast(_flat(x), w, tuple(x.shape), tuple(noise_shape), scale, y_flat,
                                  kernel_threads(x.numel()))
     return y, words
 
@@ -66,12 +79,12 @@ def apply_mask(grad, words, keep_prob, noise_shape):
     """grad * D / keep_prob for the packed mask ``words`` (noise_shape as in
     dropout_forward): the backward pass of dropout, and its own backward."""
     grad = grad.contiguous()
-    out = torch.empty_like(grad, memory_format=torch.contiguous_format)
+    out, out_flat = _empty(tuple(grad.shape), _NP_DTYPE[grad.dtype])
     w = words.detach().contiguous().numpy().view(np.uint64)
     scale = 1.0 / keep_prob
     if not noise_shape or list(noise_shape) == list(grad.shape):
-        _dropout.apply(_flat(grad), w, scale, _flat(out), kernel_threads(grad.numel()))
+        _dropout.apply(_flat(grad), w, scale, out_flat, kernel_threads(grad.numel()))
     else:
         _dropout.apply_broadcast(_flat(grad), w, tuple(grad.shape), tuple(noise_shape), scale,
-                                 _flat(out), kernel_threads(grad.numel()))
+                                 out_flat, kernel_threads(grad.numel()))
     return out
