@@ -3,9 +3,11 @@
 Groups (each cydrop case beside its torch twin, ratios in one run):
 
 ``torch-dropout-fwd-<shape>`` / ``torch-dropout-fwdbwd-<shape>``
-    ``cydrop.torch.Dropout(p=0.2)`` against ``nn.Dropout(p=0.2)``, float32,
-    1024x4096 and 64x784, module call overhead included; fwdbwd on an input
-    that requires grad, ``out.backward(g)``.
+    ``cydrop.torch.Dropout(p=0.2)`` (``cydrop``, the eager path) and the bare
+    custom op ``cydrop::dropout`` (``cydrop_op``, the path torch.compile
+    takes, dispatcher included) against ``nn.Dropout(p=0.2)``, float32,
+    1024x4096 and 64x784, call overhead included; fwdbwd on an input that
+    requires grad, ``out.backward(g)``.
 ``torch-epoch``
     One epoch of the demo network (40-512-512-10, p = 0.5 after each hidden
     layer, Adam 1e-3, batch 100) on MNIST-1D (``load_mnist1d``): nn.Dropout,
@@ -53,10 +55,17 @@ def _check_dropout(x, y, p=P, n=8192):
 
 
 def _module(kind, p=P):
+    """cydrop.torch.Dropout (eager path), the bare custom op (the path
+    torch.compile takes, dispatcher included), or nn.Dropout."""
+    if kind == "cydrop_op":
+        from cydrop.torch import _ops
+
+        position = torch.tensor([12345, 0])
+        return lambda x: _ops.dropout_op(x, 1 - p, position, [])[0]
     return (ct.Dropout(p) if kind == "cydrop" else torch.nn.Dropout(p)).train()
 
 
-@pytest.mark.parametrize("kind", ["cydrop", "torch"])
+@pytest.mark.parametrize("kind", ["cydrop", "cydrop_op", "torch"])
 @pytest.mark.parametrize("shape", [(1024, 4096), (64, 784)], ids=["1024x4096", "64x784"])
 def test_dropout_forward(benchmark, shape, kind):
     benchmark.group = f"torch-dropout-fwd-{shape[0]}x{shape[1]}"
@@ -66,7 +75,7 @@ def test_dropout_forward(benchmark, shape, kind):
     _check_dropout(x, y)
 
 
-@pytest.mark.parametrize("kind", ["cydrop", "torch"])
+@pytest.mark.parametrize("kind", ["cydrop", "cydrop_op", "torch"])
 @pytest.mark.parametrize("shape", [(1024, 4096), (64, 784)], ids=["1024x4096", "64x784"])
 def test_dropout_forward_backward(benchmark, shape, kind):
     benchmark.group = f"torch-dropout-fwdbwd-{shape[0]}x{shape[1]}"
