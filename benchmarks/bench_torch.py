@@ -18,10 +18,13 @@ Groups (each cydrop case beside its torch twin, ratios in one run):
 ``torch-linear``
     ``DropoutLinear(1024, 1024, p=0.2)`` forward + backward at batch 256
     against ``nn.Linear`` alone and nn.Dropout + nn.Linear.
-``torch-threads``
-    The two OpenMP runtimes: a torch training step (dropout on a 1024x1024
-    input, Linear 1024->256, backward, SGD) with cydrop's kernels on torch's
-    thread count (the default policy) or on the calling thread only.
+``torch-threads-step`` / ``torch-threads-after-gemm``
+    The two OpenMP runtimes: a torch training step (Linear 1024->1024,
+    dropout on its 1024x1024 output, Linear 1024->256, backward, SGD), and
+    Dropout fwd+bwd at 1024x4096 right after a torch GEMM (torch's workers
+    still spinning), with cydrop's kernels on the calling thread (the
+    default: ``calling``) or on torch's thread count
+    (``cydrop.set_num_threads(torch.get_num_threads())``: ``torch``).
 
 Every case checks its result (zeros where dropped, kept values scaled,
 gradients finite, losses finite), so ``--benchmark-disable`` runs each body
@@ -151,9 +154,13 @@ def test_dropout_linear(benchmark, kind):
     assert out.shape == (256, 1024) and torch.isfinite(dx).all()
 
 
+def _set_policy(threads):
+    cydrop.set_num_threads(torch.get_num_threads() if threads == "torch" else None)
+
+
 @pytest.mark.parametrize("threads", ["torch", "calling"])
 def test_thread_policy_in_a_training_step(benchmark, threads, reset_cydrop_threads):
-    benchmark.group = "torch-threads"
+    benchmark.group = "torch-threads-step"
     benchmark.extra_info["cydrop threads"] = threads
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1024, 1024, generator=gen)
@@ -161,7 +168,7 @@ def test_thread_policy_in_a_training_step(benchmark, threads, reset_cydrop_threa
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(1024, 1024), ct.Dropout(P), torch.nn.Linear(1024, 256))
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-    cydrop.set_num_threads(1 if threads == "calling" else None)
+    _set_policy(threads)
 
     def step():
         optimizer.zero_grad()
@@ -171,6 +178,25 @@ def test_thread_policy_in_a_training_step(benchmark, threads, reset_cydrop_threa
         return loss.item()
 
     assert np.isfinite(benchmark(step))
+
+
+@pytest.mark.parametrize("threads", ["torch", "calling"])
+def test_thread_policy_after_a_torch_gemm(benchmark, threads, reset_cydrop_threads):
+    benchmark.group = "torch-threads-after-gemm"
+    benchmark.extra_info["cydrop threads"] = threads
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1024, 4096, generator=gen).requires_grad_()
+    g = torch.randn(1024, 4096, generator=gen)
+    a = torch.randn(512, 512, generator=gen)
+    m = ct.Dropout(P)
+    _set_policy(threads)
+
+    def gemm_then_dropout():
+        a @ a           # torch's pool has just worked, as between two layers
+        return bl.torch_fwd_bwd(m, x, g)
+
+    y, dx = benchmark(gemm_then_dropout)
+    _check_dropout(x.detach(), y.detach())
 
 
 @pytest.fixture
