@@ -6,7 +6,7 @@ import threading
 import numpy as np
 
 from . import _dropout
-from ._mask import _WORD, Mask
+from ._mask import _WORD, Mask, n_words
 from ._validation import threshold_of
 
 # Block counters stay below 2^59 so that stream word indices (block * 32 + j)
@@ -113,7 +113,7 @@ class Generator:
 
     def _reserve(self, n_elements):
         """Claim the counter range of a draw of n_elements; return (key, first block)."""
-        n_blocks = -(-n_elements // 64)
+        n_blocks = n_words(n_elements)  # one 64-element block per mask word
         with self._lock:
             first = self._counter
             if first + n_blocks > _MAX_BLOCKS:
@@ -151,7 +151,7 @@ def draw_mask(key, first_block, shape, keep_prob):
     """The Mask a draw at generator position (key, first_block) produced,
     drawn again (as a regenerating backward pass does)."""
     size = int(np.prod(shape, dtype=np.int64))
-    words = np.empty(-(-size // 64), dtype=_WORD)
+    words = np.empty(n_words(size), dtype=_WORD)
     _dropout.draw_words(key, first_block, threshold_of(keep_prob), words, size)
     return Mask(words, shape, keep_prob)
 

@@ -10,6 +10,11 @@ from ._validation import check_keep_prob
 _WORD = np.dtype("<u8")
 
 
+def n_words(n_elements):
+    """Words of a packed mask of n_elements elements: ceil(n / 64)."""
+    return -(-n_elements // 64)
+
+
 class Mask:
     """A dropout mask of a given shape, packed one bit per element.
 
@@ -41,12 +46,12 @@ class Mask:
         self._shape = shape
         self._keep_prob = check_keep_prob(keep_prob)
         if words is not None:
-            n_words = -(-self.size // 64)
+            n_words_ = n_words(self.size)
             # aligned: the kernels read the words as uint64 through a pointer
-            if (not isinstance(words, np.ndarray) or words.dtype != _WORD or words.shape != (n_words,)
+            if (not isinstance(words, np.ndarray) or words.dtype != _WORD or words.shape != (n_words_,)
                     or not words.flags.c_contiguous or not words.flags.aligned):
                 got = f"dtype {words.dtype} shape {words.shape}" if isinstance(words, np.ndarray) else type(words).__name__
-                raise ValueError(f"words must be a contiguous, aligned 1-D uint64 array of length {n_words} "
+                raise ValueError(f"words must be a contiguous, aligned 1-D uint64 array of length {n_words_} "
                                  f"for shape {shape}, got {got}")
             if self.size % 64 and words[-1] >> np.uint64(self.size % 64):
                 raise ValueError("words has bits set past the last element")
@@ -73,7 +78,7 @@ class Mask:
             got = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
             raise TypeError(f"arr must be a bool ndarray (True = kept), got {got}")
         bytes_ = np.packbits(arr.reshape(-1), bitorder="little")
-        padded = np.zeros(-(-arr.size // 64) * 8, dtype=np.uint8)
+        padded = np.zeros(n_words(arr.size) * 8, dtype=np.uint8)
         padded[: bytes_.size] = bytes_
         return cls(padded.view(_WORD), arr.shape, keep_prob)
 
@@ -153,6 +158,38 @@ def _check_shape(shape):
     return shape
 
 
+def check_noise_shape(noise_shape, shape, name="noise_shape"):
+    """Return ``noise_shape`` as a tuple of ints for data of ``shape``.
+
+    Keras's rule: one entry per axis of the data, each equal to the data's
+    size on that axis (or None, meaning that size) or 1, the mask then being
+    broadcast along that axis.
+    """
+    shape = tuple(shape)
+    try:
+        entries = tuple(noise_shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of ints or None, got {type(noise_shape).__name__}") from None
+    if len(entries) != len(shape):
+        raise ValueError(f"{name} must have one entry per axis of the data {shape}, got {noise_shape!r}")
+    result = []
+    for size, entry in zip(shape, entries):
+        if entry is None:
+            result.append(size)
+            continue
+        try:
+            if isinstance(entry, (bool, np.bool_)):
+                raise TypeError
+            entry = operator.index(entry)
+        except TypeError:
+            raise TypeError(f"{name} entries must be ints or None, got {entry!r}") from None
+        if entry not in (1, size):
+            raise ValueError(f"{name} must equal the data's shape {shape} or be 1 on each axis, "
+                             f"got {tuple(entries)}")
+        result.append(entry)
+    return tuple(result)
+
+
 def as_mask(mask, shape, keep_prob, name="mask", data_name="x"):
     """Check an explicit ``mask`` argument against the data it is applied to."""
     if isinstance(mask, np.ndarray):
@@ -175,7 +212,7 @@ def packed_words(mask):
     all-ones words with the padding bits past the last element clear."""
     if mask.words is not None:
         return mask.words
-    words = np.full(-(-mask.size // 64), ~np.uint64(0), dtype=_WORD)
+    words = np.full(n_words(mask.size), ~np.uint64(0), dtype=_WORD)
     if mask.size % 64:
         words[-1] = np.uint64((1 << (mask.size % 64)) - 1)
     return words

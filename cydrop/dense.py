@@ -10,14 +10,14 @@ import numpy as np
 from . import _dense
 from ._blas_threads import single_threaded_blas
 from ._generator import as_generator, draw_mask
-from ._mask import _WORD, Mask, as_mask, packed_words
+from ._mask import _WORD, Mask, as_mask, n_words, packed_words
 from ._threads import get_deterministic, get_num_threads
 from ._validation import check_float_dtype, check_keep_prob, threshold_of
 
 __all__ = ["ACTIVATIONS", "DenseCache", "dense_backward", "dense_forward"]
 
-# names of the activations and their codes in src/_dense.pyx
-ACTIVATIONS = {"linear": 0, "relu": 1, "tanh": 2, "sigmoid": 3}
+# names of the activations and their codes, read from src/_dense.pyx's enum
+ACTIVATIONS = {member.name.lower(): int(member) for member in _dense.Activation}
 _ACTIVATION_NAMES = {code: name for name, code in ACTIVATIONS.items()}
 _NO_MASK, _DRAW, _APPLY = 0, 1, 2
 _BLAS_MAX = 2**31 - 1  # BLAS takes 32-bit int dimensions
@@ -197,10 +197,12 @@ def dense_forward(x, W, b, keep_prob, *, activation="relu", seed=None, mask=None
 
 
 def _forward(x, W, b, keep_prob, code, gen, mask=None, regenerate=False):
-    """dense_forward after validation: the arguments as it checked them
-    (``code`` the activation's code, ``gen`` a Generator or None, ``mask`` a
-    Mask or None). cydrop.MLP calls this directly for its own layers, having
-    checked their arrays once per pass (MLP._check_params)."""
+    """dense_forward's work after its argument checks: buffers, the mask
+    draw, the kernel call and the cache (``code`` the activation's code,
+    ``gen`` a Generator or None, ``mask`` a Mask or None). cydrop.MLP calls
+    it for its own layers. The kernel checks every buffer's shape itself, so
+    a wrong array here raises ValueError/TypeError from the kernel (with a
+    terser message than dense_forward's) instead of touching memory."""
     activation = _ACTIVATION_NAMES[code]
     out = np.empty((x.shape[0], W.shape[1]), dtype=x.dtype)
     key = first_block = threshold = 0
@@ -217,7 +219,7 @@ def _forward(x, W, b, keep_prob, code, gen, mask=None, regenerate=False):
         # a regenerating cache keeps no x_tilde: draw it into a work buffer
         x_tilde = _scratch_buffer("x_tilde", x.shape, x.dtype) if regenerate else np.empty_like(x)
         mode = _DRAW
-        words = np.empty(-(-x.size // 64), dtype=_WORD)
+        words = np.empty(n_words(x.size), dtype=_WORD)
     _run(_dense.forward, x, W, b, x_tilde, words, mode, key, first_block, threshold,
          1.0 / keep_prob, code, out)
 
@@ -277,7 +279,8 @@ def dense_backward(grad_out, cache, *, need_dx=True):
 
 
 def _backward(grad_out, cache, need_dx):
-    """dense_backward after validation (cydrop.MLP calls it directly, as _forward)."""
+    """dense_backward's work after its argument checks (cydrop.MLP calls it,
+    as _forward; the kernel checks the buffers' shapes itself)."""
     x, W = cache._x, cache._W
     dW = np.empty_like(W)
     db = np.empty(W.shape[1], dtype=x.dtype) if cache._has_bias else None
@@ -289,7 +292,7 @@ def _backward(grad_out, cache, need_dx):
         key, first_block = cache._origin
         threshold = threshold_of(cache.keep_prob)
         x_tilde = _scratch_buffer("x_tilde", x.shape, x.dtype)
-        words = np.empty(-(-x.size // 64), dtype=_WORD)
+        words = np.empty(n_words(x.size), dtype=_WORD)
     else:
         x_tilde = cache._x_tilde
         words = None if x_tilde is x else packed_words(cache._mask)

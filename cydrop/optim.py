@@ -261,20 +261,6 @@ def adam_update(param, grad, m, v, t, lr=1e-3, beta1=ADAM_BETA1, beta2=ADAM_BETA
                 t, lr, beta1, beta2, eps, l2)
 
 
-def _update_unchecked(optimizer, param, grad, first, second, t, lr, momentum, l2):
-    """One step of ``optimizer`` on ``param`` with Adam's default betas and eps,
-    without the checks above: for cydrop.MLP, which owns these arrays and
-    checks them once per pass (``MLP._check_params``) rather than on each of
-    the two updates per layer and step."""
-    p, g = param.reshape(-1), grad.reshape(-1)
-    if optimizer == "sgd":
-        _optim.sgd(p, g, lr, l2)
-    elif optimizer == "momentum":
-        _optim.momentum(p, g, first.reshape(-1), lr, momentum, l2)
-    else:
-        _optim.adam(p, g, first.reshape(-1), second.reshape(-1), t, lr, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, l2)
-
-
 def max_norm_(W, max_norm):
     """Max-norm constraint in place: cap each unit's incoming weight norm.
 

@@ -1,10 +1,14 @@
 """Fused dense-layer kernels: dropout mask, 1/keep_prob scale, GEMM, bias and
 activation in one call forward, and their gradients in one call backward.
 
-Called only from ``cydrop.dense`` after validation: every 2-D view is
-C-contiguous with matching shapes, all arrays share one dtype, and
-``words`` holds ceil(x.size / 64) words. Row-major, examples in rows:
-x (batch, n_in), W (n_in, n_out), b (n_out,), out (batch, n_out).
+``cydrop.dense`` validates every argument and words its errors. Each entry
+point here still checks the facts its nogil code relies on (the shapes of
+every buffer it reads or writes, the length of the mask words, the mode and
+activation codes; the typed memoryviews refuse other dtypes, non-contiguous
+arrays, and read-only arrays where they write), so that no caller (the NumPy
+API, the MLP, the PyTorch front end) can make a kernel touch memory out of
+bounds. Row-major, examples in rows: x (batch, n_in), W (n_in, n_out),
+b (n_out,), out (batch, n_out).
 
 Threads (see README, "Threads and BLAS"): by default the GEMMs go through
 ``matmul`` (numpy.matmul, NumPy's BLAS threads) and the element-wise passes
@@ -23,8 +27,9 @@ from cython.parallel cimport prange
 
 from dropout cimport apply_mask_parallel, draw_and_apply_parallel
 
-# Activation codes (cydrop.ops.ACTIVATIONS maps names to these).
-cdef enum:
+# Activation codes: cydrop.dense builds its name table from this enum
+# (``Activation`` in Python), so the numbers are written only here.
+cpdef enum Activation:
     LINEAR = 0
     RELU = 1
     TANH = 2
@@ -151,6 +156,27 @@ cdef void activation_grad(const floating *grad_out, const floating *a, floating 
                               batch, min(COLUMN_BLOCK, n_out - j0), n_out, activation)
 
 
+cdef inline Py_ssize_t n_words(Py_ssize_t n_elements) noexcept nogil:
+    """Words of a packed mask of n_elements elements: ceil(n / 64)."""
+    return (n_elements + 63) // 64
+
+
+cdef int check_shape(str name, object shape, tuple expected) except -1:
+    """A buffer's shape (memoryview.shape, padded to 8 entries) against
+    the expected (rows, columns) or (length,)."""
+    if tuple(shape[:len(expected)]) != expected:
+        raise ValueError(f"{name} must have shape {expected}, got {tuple(shape[:len(expected)])}")
+    return 0
+
+
+cdef int check_codes(int mask_mode, int activation) except -1:
+    if mask_mode not in (NO_MASK, DRAW, APPLY):
+        raise ValueError(f"mask_mode must be 0, 1 or 2, got {mask_mode}")
+    if activation not in (LINEAR, RELU, TANH, SIGMOID):
+        raise ValueError(f"activation code must be one of {[int(a) for a in Activation]}, got {activation}")
+    return 0
+
+
 cdef void mask_input(const floating *x, floating *x_tilde, uint64_t *words,
                      Py_ssize_t n, int mask_mode, uint64_t key, uint64_t block0,
                      uint64_t threshold, floating scale, int n_threads) noexcept nogil:
@@ -162,7 +188,7 @@ cdef void mask_input(const floating *x, floating *x_tilde, uint64_t *words,
 
 
 def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[::1] b,
-            floating[:, ::1] x_tilde, const uint64_t[::1] words, int mask_mode,
+            floating[:, ::1] x_tilde, object words, int mask_mode,
             uint64_t key, uint64_t block0, uint64_t threshold, double scale,
             int activation, floating[:, ::1] out, int n_threads, object matmul):
     """x_tilde := x * D * scale (x_tilde is None for NO_MASK: x is used as is);
@@ -170,19 +196,37 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[:
     (numpy.matmul: NumPy's BLAS and its threads) or, when it is None, through
     gemm_blocked on n_threads threads (bit-identical for any thread count).
 
-    words are read for APPLY (a Mask's read-only words) and written for DRAW
-    (then the caller passes a fresh writable buffer)."""
+    words (uint64, ceil(x.size / 64) of them) are read for APPLY (a Mask's
+    read-only words) and written for DRAW (then they must be writable)."""
     cdef Py_ssize_t batch = x.shape[0], n_in = x.shape[1], n_out = W.shape[1]
+    cdef const uint64_t[::1] words_read
+    cdef uint64_t[::1] words_written
     cdef const floating *src = &x[0, 0] if batch * n_in else NULL
     cdef floating *xt = NULL
     cdef uint64_t *w = NULL
-    cdef const floating *bias = &b[0] if b is not None and n_out else NULL
+    cdef const floating *bias = NULL
     cdef const floating *W_ptr = &W[0, 0] if n_in * n_out else NULL
-    cdef floating *out_ptr = &out[0, 0] if batch * n_out else NULL
+    cdef floating *out_ptr = NULL
+    check_codes(mask_mode, activation)
+    check_shape("W", W.shape, (n_in, W.shape[1]))
+    check_shape("out", out.shape, (batch, n_out))
+    if b is not None:
+        check_shape("b", b.shape, (n_out,))
+        bias = &b[0] if n_out else NULL
+    out_ptr = &out[0, 0] if batch * n_out else NULL
     if matmul is None:
         load_blas()
-    if mask_mode != NO_MASK and src != NULL:
-        xt, w = &x_tilde[0, 0], <uint64_t *>&words[0]
+    if mask_mode != NO_MASK:
+        check_shape("x_tilde", x_tilde.shape, (batch, n_in))
+        if mask_mode == DRAW:
+            words_written = words   # refuses a read-only buffer
+            words_read = words_written
+        else:
+            words_read = words
+        if words_read.shape[0] < n_words(batch * n_in):
+            raise ValueError(f"words has {words_read.shape[0]} words, x needs {n_words(batch * n_in)}")
+        if src != NULL:
+            xt, w = &x_tilde[0, 0], <uint64_t *>&words_read[0]
     with nogil:
         if xt != NULL:
             mask_input(src, xt, w, batch * n_in, mask_mode, key, block0, threshold,
@@ -191,6 +235,7 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[:
     if out_ptr == NULL:
         return
     if matmul is not None:
+        # numpy.matmul checks the shapes of what it multiplies
         matmul(x.base if xt == NULL else x_tilde.base, W.base, out=out.base)
     with nogil:
         if matmul is None:
@@ -201,7 +246,7 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[:
 
 def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
              const floating[:, ::1] x, const floating[:, ::1] x_tilde,
-             const floating[:, ::1] W, const uint64_t[::1] words, bint redraw,
+             const floating[:, ::1] W, object words, bint redraw,
              uint64_t key, uint64_t block0, uint64_t threshold, double scale,
              int activation, floating[:, ::1] dz, floating[:, ::1] dW,
              floating[::1] db, floating[:, ::1] dx, int n_threads, object matmul):
@@ -211,15 +256,45 @@ def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
     (if dx; D and scale omitted when words is None).
 
     x_tilde and words are read-only views of the cache, except when redraw:
-    then the caller passes fresh writable buffers for them. GEMMs as in
-    forward (matmul or gemm_blocked)."""
+    then the caller passes fresh writable buffers for them (and x). GEMMs as
+    in forward (matmul or gemm_blocked)."""
     cdef Py_ssize_t batch = grad_out.shape[0], n_out = grad_out.shape[1]
     cdef Py_ssize_t n_in = W.shape[0], j
+    cdef const uint64_t[::1] words_read
+    cdef uint64_t[::1] words_written
+    cdef floating[:, ::1] x_tilde_written
+    cdef uint64_t *w = NULL
+    check_codes(NO_MASK, activation)
+    check_shape("W", W.shape, (n_in, n_out))
+    check_shape("a", a.shape, (batch, n_out))
+    check_shape("x_tilde", x_tilde.shape, (batch, n_in))
+    check_shape("dz", dz.shape, (batch, n_out))
+    check_shape("dW", dW.shape, (n_in, n_out))
+    if db is not None:
+        check_shape("db", db.shape, (n_out,))
+    if dx is not None:
+        check_shape("dx", dx.shape, (batch, n_in))
+    if redraw:
+        if x is None or words is None:
+            raise ValueError("redraw needs x and a words buffer")
+        check_shape("x", x.shape, (batch, n_in))
+        x_tilde_written = x_tilde.base   # the array itself: refuses a read-only one
+        words_written = words
+        words_read = words_written
+    elif words is not None:
+        words_read = words
+    if words is not None:
+        if words_read.shape[0] < n_words(batch * n_in):
+            raise ValueError(f"words has {words_read.shape[0]} words, x needs {n_words(batch * n_in)}")
+        if batch * n_in:
+            w = <uint64_t *>&words_read[0]
     cdef const floating *g_ptr = &grad_out[0, 0] if batch * n_out else NULL
     cdef const floating *a_ptr = &a[0, 0] if batch * n_out else NULL
-    cdef floating *xt = <floating *>&x_tilde[0, 0] if batch * n_in else NULL
+    # written only when redraw, then through the writable view
+    cdef floating *xt = NULL
+    if batch * n_in:
+        xt = &x_tilde_written[0, 0] if redraw else <floating *>&x_tilde[0, 0]
     cdef const floating *W_ptr = &W[0, 0] if n_in * n_out else NULL
-    cdef uint64_t *w = <uint64_t *>&words[0] if words is not None and batch * n_in else NULL
     cdef floating *dz_ptr = &dz[0, 0] if batch * n_out else NULL
     cdef floating *dW_ptr = &dW[0, 0] if n_in * n_out else NULL
     cdef floating *db_ptr = &db[0] if db is not None and n_out else NULL

@@ -1,10 +1,13 @@
 """Fused parameter updates: SGD, classical momentum, Adam, max-norm.
 
-Called only from ``cydrop.optim`` after validation: the element-wise entry
-points take 1-D C-contiguous views (``arr.reshape(-1)``) of arrays of one
-dtype and one length, the updated ones writable and not overlapping any
-other; ``max_norm`` takes a 2-D C-contiguous writable W (n_in, n_out). Every
-scalar has been range-checked (lr > 0, 0 <= beta < 1, t >= 1, ...).
+``cydrop.optim`` validates every argument and words its errors (aliasing,
+scalar ranges: lr > 0, 0 <= beta < 1, t >= 1, ...). Each entry point here
+still checks what its nogil loop relies on: the element-wise ones take 1-D
+C-contiguous views (``arr.reshape(-1)``) of arrays of one dtype (the typed
+memoryviews refuse anything else, and read-only arrays where they write) and
+check that every array has param's length, so no caller (the public
+functions, the MLP) can make a kernel write out of bounds; ``max_norm``
+takes a 2-D C-contiguous writable W (n_in, n_out).
 
 Each element-wise kernel is one pass: every element of param (and of its
 state) is read once and written once. All run on the calling thread: the
@@ -115,8 +118,15 @@ cdef void max_norm_kernel(floating *W, Py_ssize_t n_in, Py_ssize_t n_out, double
             row[j] = <floating>(row[j] * scale[j])
 
 
+cdef int check_length(Py_ssize_t n, Py_ssize_t n_param, str name) except -1:
+    if n != n_param:
+        raise ValueError(f"{name} has {n} elements, param has {n_param}")
+    return 0
+
+
 def sgd(floating[::1] param, const floating[::1] grad, double lr, double l2):
     """param := param - lr * (grad + l2 * param)."""
+    check_length(grad.shape[0], param.shape[0], "grad")
     if param.shape[0] == 0:
         return
     with nogil:
@@ -126,6 +136,8 @@ def sgd(floating[::1] param, const floating[::1] grad, double lr, double l2):
 def momentum(floating[::1] param, const floating[::1] grad, floating[::1] velocity,
              double lr, double momentum, double l2):
     """velocity := momentum * velocity - lr * (grad + l2 * param); param += velocity."""
+    check_length(grad.shape[0], param.shape[0], "grad")
+    check_length(velocity.shape[0], param.shape[0], "velocity")
     if param.shape[0] == 0:
         return
     with nogil:
@@ -135,6 +147,9 @@ def momentum(floating[::1] param, const floating[::1] grad, floating[::1] veloci
 def adam(floating[::1] param, const floating[::1] grad, floating[::1] m, floating[::1] v,
          long long t, double lr, double beta1, double beta2, double eps, double l2):
     """One bias-corrected Adam step t >= 1 on param, m and v (see adam_kernel)."""
+    check_length(grad.shape[0], param.shape[0], "grad")
+    check_length(m.shape[0], param.shape[0], "m")
+    check_length(v.shape[0], param.shape[0], "v")
     if param.shape[0] == 0:
         return
     with nogil:

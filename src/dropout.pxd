@@ -94,3 +94,75 @@ cdef inline void apply_mask_parallel(const floating *x, const uint64_t *words, f
     for c in prange(n_chunks, schedule="dynamic", chunksize=PARALLEL_GRAB, num_threads=n_threads):
         start = c * chunk
         apply_mask(x + start, words + start // BLOCK, scale, min(chunk, n - start), y + start)
+
+
+cdef inline void apply_mask_at(const floating *x, const uint64_t *words, Py_ssize_t bit0,
+                               floating scale, Py_ssize_t n, floating *y) noexcept nogil:
+    """y[e] := x[e] * (D[bit0 + e] * scale), e < n: apply_mask from an arbitrary
+    bit of the mask (a row of a broadcast mask rarely starts on a word)."""
+    cdef Py_ssize_t h, l, p, base, q, r
+    cdef uint32_t half
+    cdef Py_ssize_t n_halves = n // 32
+    if bit0 % BLOCK == 0:
+        apply_mask(x, words + bit0 // BLOCK, scale, n, y)
+        return
+    for h in range(n_halves):
+        # the 32 bits from p on, taken from one word or straddling two
+        p = bit0 + h * 32
+        q = p >> 6
+        r = p & 63
+        if r <= 32:
+            half = <uint32_t>(words[q] >> r)
+        else:
+            half = <uint32_t>((words[q] >> r) | (words[q + 1] << (64 - r)))
+        base = h * 32
+        for l in range(32):
+            y[base + l] = x[base + l] * (scale if half & CYD_LANE_BIT[l] else 0)
+    for l in range(n_halves * 32, n):
+        p = bit0 + l
+        y[l] = x[l] * (scale if (words[p >> 6] >> (p & 63)) & 1 else 0)
+
+
+cdef inline void apply_broadcast_row(const floating *x, const uint64_t *words,
+                                     const Py_ssize_t *sizes, const Py_ssize_t *x_strides,
+                                     const Py_ssize_t *m_strides, int ndim, Py_ssize_t row,
+                                     floating scale, floating *y) noexcept nogil:
+    """Row `row` (C order over sizes[0 .. ndim-2]) of a broadcast apply:
+    y[i] := x[i] * (D[m(i)] * scale) along the last axis, where m(i) is the
+    mask position sum_k i_k * m_strides[k] (m_strides[k] == 0 on a broadcast
+    axis). The last axis either follows the mask (m_stride 1) or is broadcast
+    (m_stride 0: the whole row is scaled by one bit)."""
+    cdef Py_ssize_t k, i, rest = row, x_off = 0, m_off = 0
+    cdef Py_ssize_t n = sizes[ndim - 1]
+    cdef floating s
+    for k in range(ndim - 2, -1, -1):
+        i = rest % sizes[k]
+        rest = rest // sizes[k]
+        x_off += i * x_strides[k]
+        m_off += i * m_strides[k]
+    if m_strides[ndim - 1] == 0:
+        s = scale if (words[m_off >> 6] >> (m_off & 63)) & 1 else 0
+        for i in range(n):
+            y[x_off + i] = x[x_off + i] * s
+    else:
+        apply_mask_at(x + x_off, words, m_off, scale, n, y + x_off)
+
+
+cdef inline void apply_broadcast_parallel(const floating *x, const uint64_t *words,
+                                          const Py_ssize_t *sizes, const Py_ssize_t *x_strides,
+                                          const Py_ssize_t *m_strides, int ndim,
+                                          floating scale, floating *y,
+                                          int n_threads) noexcept nogil:
+    """y := x * D[m(.)] * scale over the collapsed shape `sizes` (see
+    apply_broadcast_row), rows spread over n_threads when the array is large."""
+    cdef Py_ssize_t n_rows = 1, r, k
+    for k in range(ndim - 1):
+        n_rows *= sizes[k]
+    if n_threads <= 1 or n_rows < 2 or n_rows * sizes[ndim - 1] <= BLOCK * CHUNK_BLOCKS * PARALLEL_GRAB:
+        for r in range(n_rows):
+            apply_broadcast_row(x, words, sizes, x_strides, m_strides, ndim, r, scale, y)
+        return
+    # each row is written by one thread and its bits depend only on position,
+    # so the split over threads cannot change the result
+    for r in prange(n_rows, schedule="static", num_threads=n_threads):
+        apply_broadcast_row(x, words, sizes, x_strides, m_strides, ndim, r, scale, y)

@@ -502,3 +502,148 @@ def test_forward_property(x, keep_prob, seed):
     np.testing.assert_array_equal(mask.to_bool(), expected_mask)
     assert_bits_equal(y, reference_dropout(x, expected_mask, keep_prob))
     assert_bits_equal(cydrop.dropout_backward(x, mask), y)
+
+
+# --- noise_shape: a mask broadcast over axes of size 1 (Keras semantics) ----
+
+NOISE_CASES = [
+    ((4, 3, 5, 7), (4, 3, 1, 1)),      # Dropout2d: whole channels
+    ((4, 3, 5, 7), (1, 3, 5, 7)),      # one mask for the whole batch
+    ((4, 3, 5, 7), (4, 1, 5, 1)),      # alternating kinds, rows off word boundaries
+    ((4, 3, 5, 7), (1, 1, 1, 1)),      # one bit for everything
+    ((4, 3, 5, 7), (4, 3, 1, 7)),
+    ((2, 70, 130), (2, 1, 130)),       # rows of 130 bits straddle words
+    ((3, 1, 200), (1, 1, 200)),        # size-1 axes of x belong to neither kind
+    ((0, 3), (1, 3)),
+    ((5, 0), (5, 1)),
+]
+
+
+def broadcast_reference(x, seed, noise_shape, keep_prob):
+    """The expected (y, mask) of dropout(x, ..., seed=seed, noise_shape=...):
+    the reference mask of noise_shape, broadcast to x by NumPy."""
+    mask = reference_mask_for_seed(seed, noise_shape, keep_prob)
+    return reference_dropout(x, np.broadcast_to(mask, x.shape), keep_prob), mask
+
+
+@pytest.mark.parametrize("keep_prob", [0.5, 0.86, 0.1])
+@pytest.mark.parametrize("shape, noise_shape", NOISE_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_noise_shape_matches_reference(dtype, shape, noise_shape, keep_prob):
+    x = data(shape, dtype)
+    y, mask = cydrop.dropout(x, keep_prob, seed=11, noise_shape=noise_shape)
+    expected_y, expected_mask = broadcast_reference(x, 11, noise_shape, keep_prob)
+    assert mask.shape == noise_shape and mask.keep_prob == keep_prob
+    np.testing.assert_array_equal(mask.to_bool(), expected_mask)
+    assert_bits_equal(y, expected_y)
+    # backward applies the same broadcast mask
+    dy = data(shape, dtype, seed=1)
+    assert_bits_equal(cydrop.dropout_backward(dy, mask),
+                      reference_dropout(dy, np.broadcast_to(expected_mask, shape), keep_prob))
+
+
+def test_noise_shape_stores_only_its_own_bits():
+    x = np.ones((64, 256, 8, 8), dtype=np.float32)
+    _, mask = cydrop.dropout(x, 0.5, seed=0, noise_shape=(64, 256, 1, 1))
+    assert mask.nbytes == 64 * 256 // 8
+
+
+def test_noise_shape_none_entries_and_full_shape():
+    x = data((3, 4, 5), np.float32)
+    y1, m1 = cydrop.dropout(x, 0.7, seed=2, noise_shape=(None, 4, 1))
+    assert m1.shape == (3, 4, 1)
+    y2, m2 = cydrop.dropout(x, 0.7, seed=2, noise_shape=(3, 1, 1))
+    expected, _ = broadcast_reference(x, 2, (3, 4, 1), 0.7)
+    assert_bits_equal(y1, expected)
+    # noise_shape == x.shape is plain dropout, bit for bit
+    y3, m3 = cydrop.dropout(x, 0.7, seed=2, noise_shape=x.shape)
+    y4, m4 = cydrop.dropout(x, 0.7, seed=2)
+    assert_bits_equal(y3, y4)
+    assert m3 == m4
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_noise_shape_in_place_out_and_keep_prob_one(dtype):
+    x = data((6, 5, 9), dtype)
+    expected, _ = broadcast_reference(x, 4, (6, 5, 1), 0.6)
+    out = np.empty_like(x)
+    y, _ = cydrop.dropout(x, 0.6, seed=4, noise_shape=(6, 5, 1), out=out)
+    assert y is out
+    assert_bits_equal(out, expected)
+    x2 = x.copy()
+    cydrop.dropout(x2, 0.6, seed=4, noise_shape=(6, 5, 1), out=x2)
+    assert_bits_equal(x2, expected)
+    y, mask = cydrop.dropout(x, 1.0, seed=4, noise_shape=(6, 5, 1))
+    assert_bits_equal(y, x)
+    assert mask.shape == (6, 5, 1) and mask.count_kept() == 30
+
+
+def test_noise_shape_explicit_mask():
+    x = data((4, 3, 5), np.float64)
+    channels = np.array([[True, False, True]] * 4).reshape(4, 3, 1)
+    y, mask = cydrop.dropout(x, 0.5, mask=channels, noise_shape=(4, 3, 1))
+    assert_bits_equal(y, reference_dropout(x, np.broadcast_to(channels, x.shape), 0.5))
+    assert mask.shape == (4, 3, 1)
+    with pytest.raises(ValueError, match="mask must have shape"):
+        cydrop.dropout(x, 0.5, mask=channels)   # without noise_shape the mask is x's shape
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    ((4, 3), ValueError, "one entry per axis"),
+    ((4, 3, 5, 1), ValueError, "one entry per axis"),
+    ((4, 2, 5), ValueError, "equal the data's shape"),
+    ((4, 3, 0), ValueError, "equal the data's shape"),
+    ((4, 3, 5.0), TypeError, "ints or None"),
+    ((4, True, 5), TypeError, "ints or None"),
+    (7, TypeError, "sequence"),
+])
+def test_noise_shape_refused(bad, error, match):
+    x = data((4, 3, 5), np.float32)
+    x_before = x.copy()
+    gen = cydrop.Generator(0)
+    with pytest.raises(error, match=match):
+        cydrop.dropout(x, 0.5, seed=gen, noise_shape=bad)
+    assert gen.state["counter"] == 0 and bits_equal(x, x_before)
+
+
+def test_backward_refuses_a_mask_that_does_not_broadcast():
+    _, mask = cydrop.dropout(np.ones((4, 3, 1)), 0.5, seed=0)
+    with pytest.raises(ValueError, match="mask.shape"):
+        cydrop.dropout_backward(np.ones((4, 2, 5)), mask)
+    with pytest.raises(ValueError, match="mask.shape"):
+        cydrop.dropout_backward(np.ones((4, 3)), mask)
+
+
+@pytest.mark.parametrize("shape, noise_shape", [((64, 96, 33, 9), (64, 96, 1, 1)),
+                                                ((64, 96, 33, 9), (1, 96, 33, 9)),
+                                                ((64, 96, 33, 9), (64, 1, 33, 9))])
+def test_noise_shape_same_on_one_and_two_threads(shape, noise_shape, reset_threads):
+    # 1.8M elements: the row-parallel path of the broadcast apply runs on 2 threads
+    x = data(shape, np.float32)
+    results = []
+    for n_threads in (1, 2):
+        cydrop.set_num_threads(n_threads)
+        y, mask = cydrop.dropout(x, 0.8, seed=9, noise_shape=noise_shape)
+        results.append((y, mask, cydrop.dropout_backward(x, mask)))
+    (y1, m1, dx1), (y2, m2, dx2) = results
+    assert m1 == m2
+    assert_bits_equal(y1, y2)
+    assert_bits_equal(dx1, dx2)
+    expected, _ = broadcast_reference(x, 9, noise_shape, 0.8)
+    assert_bits_equal(y2, expected)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=9),
+       pattern=st.integers(0, 15), keep_prob=st.sampled_from([0.5, 0.3, 1.0]),
+       seed=st.integers(0, 2**64 - 1))
+def test_noise_shape_property(shape, pattern, keep_prob, seed):
+    noise_shape = tuple(1 if pattern >> i & 1 else d for i, d in enumerate(shape))
+    x = data(shape, np.float32)
+    y, mask = cydrop.dropout(x, keep_prob, seed=seed, noise_shape=noise_shape)
+    if keep_prob == 1.0:
+        assert_bits_equal(y, x)
+        return
+    expected, _ = broadcast_reference(x, seed, noise_shape, keep_prob)
+    assert_bits_equal(y, expected)
+    assert_bits_equal(cydrop.dropout_backward(x, mask), expected)

@@ -309,3 +309,47 @@ def torch_mlp_mc(torch, model, x_t, mc_samples):
         samples = torch.stack([torch.softmax(model(x_t), dim=1) for _ in range(mc_samples)])
         std, mean = torch.std_mean(samples, dim=0, correction=0)
     return mean, std
+
+
+# ---------------------------------------------------------------- cydrop.torch beside torch.nn
+
+# The ways the demo network's dropout is done in torch (torch_demo_model's ``kind``):
+TORCH_DEMO_KINDS = {
+    "nn": "nn.Dropout",
+    "replace": "replace_dropout(model): cydrop.torch.Dropout",
+    "linear": "cydrop.torch.DropoutLinear for the Linear after each dropout",
+    "identity": "nn.Identity in nn.Dropout's place (no dropout: the limit)",
+}
+
+
+def torch_demo_model(torch, params, keep_prob, kind):
+    """The demo network in torch, set to ``params``, its dropout done the ``kind`` way."""
+    import cydrop.torch as ct
+
+    model = torch_mlp_model(torch, params, keep_prob)
+    if kind == "replace":
+        return ct.replace_dropout(model)
+    if kind == "identity":
+        return torch.nn.Sequential(*[torch.nn.Identity() if isinstance(m, torch.nn.Dropout) else m
+                                     for m in model]).train()
+    if kind == "linear":
+        layers, pending_p = [], None
+        for m in model:
+            if isinstance(m, torch.nn.Dropout):
+                pending_p = m.p
+                continue
+            if isinstance(m, torch.nn.Linear) and pending_p is not None:
+                fused = ct.DropoutLinear(m.in_features, m.out_features, p=pending_p)
+                fused.load_state_dict(m.state_dict())
+                m, pending_p = fused, None
+            layers.append(m)
+        return torch.nn.Sequential(*layers).train()
+    return model
+
+
+def torch_fwd_bwd(module, x_t, g_t):
+    """``module(x)`` and its backward with ``g``: (output, x.grad)."""
+    x_t.grad = None
+    out = module(x_t)
+    out.backward(g_t)
+    return out, x_t.grad

@@ -262,6 +262,136 @@ def mc_predict(torch):
     return group
 
 
+# ---------------------------------------------------------------- the torch group
+# cydrop.torch's modules against torch.nn in eager PyTorch (needs torch: the
+# group is left out without it). "floor" is the same work without dropout
+# where there is one (nn.Identity in the epoch, nn.Linear alone).
+TORCH_P = 0.2
+
+
+def _check_torch_dropout(torch, x, p, n=8192):
+    def check(result):
+        y = result[0] if isinstance(result, tuple) else result
+        xs, ys = x.detach().reshape(-1)[:n], y.detach().reshape(-1)[:n]
+        kept = ys != 0
+        torch.testing.assert_close(ys, torch.where(kept, xs / (1 - p), 0.0), rtol=1e-5, atol=0)
+        assert abs(kept.float().mean().item() - (1 - p)) < 0.06, "kept fraction"
+    return check
+
+
+def torch_dropout(torch, shape, backward):
+    """cydrop.torch.Dropout against nn.Dropout, p = 0.2, float32, module call included."""
+    import cydrop.torch as ct
+
+    gen = torch.Generator().manual_seed(_SEED)
+    x = torch.randn(shape, generator=gen)
+    g = torch.randn(shape, generator=gen)
+    if backward:
+        x.requires_grad_()
+    check = _check_torch_dropout(torch, x, TORCH_P)
+    name = "fwd+bwd" if backward else "forward"
+    group = Group(f"torch Dropout {name} float32 {_dims(shape)} p {TORCH_P}",
+                  work=(4 if backward else 2) * x.numel() * 4, metric="GB/s", elements=x.numel())
+    for impl, module, label in (("cydrop", ct.Dropout(TORCH_P), "cydrop.torch.Dropout"),
+                                ("torch", torch.nn.Dropout(TORCH_P), "torch.nn.Dropout")):
+        fn = (lambda m=module: bl.torch_fwd_bwd(m, x, g)) if backward else (lambda m=module: m(x))
+        group.impls.append(Impl(impl, label + (" forward + backward(g)" if backward else ""), fn, check))
+    return group
+
+
+def _torch_demo(torch):
+    X, y = _mlp_data(MLP_SAMPLES)
+    return torch.from_numpy(X), torch.from_numpy(y), _initial_params()
+
+
+def torch_epoch(torch, cydrop_kind):
+    """One demo-network epoch in torch: cydrop's dropout (``cydrop_kind``:
+    "replace" or "linear") against nn.Dropout, nn.Identity as the floor."""
+    x_t, y_t, params = _torch_demo(torch)
+
+    def check(history):
+        assert np.isfinite(history["loss"]).all(), f"history {history}"
+
+    group = Group(f"torch epoch {'-'.join(map(str, MLP_SIZES))} p 0.5 hidden, Adam, batch {MLP_BATCH}, "
+                  f"{MLP_SAMPLES} samples: {bl.TORCH_DEMO_KINDS[cydrop_kind]}", work=MLP_SAMPLES, metric="samples/s")
+    for impl, kind in (("cydrop", cydrop_kind), ("floor", "identity"), ("torch", "nn")):
+        torch.manual_seed(0)
+        model = bl.torch_demo_model(torch, params, MLP_KEEP_PROB, kind)
+        perm = torch.Generator().manual_seed(11)
+
+        def fit(model=model, perm=perm):
+            optimizer = bl.torch_mlp_optimizer(torch, model, MLP_LR)
+            return bl.torch_mlp_train(torch, model, optimizer, x_t, y_t, perm, epochs=1,
+                                      batch_size=MLP_BATCH)[1]
+        group.impls.append(Impl(impl, bl.TORCH_DEMO_KINDS[kind], fit, check))
+    return group
+
+
+def torch_mc(torch):
+    """MC dropout, MC_SAMPLES passes over MC_ROWS rows under mc_dropout and no_grad."""
+    import cydrop.torch as ct
+
+    x_t, _, params = _torch_demo(torch)
+    rows = x_t[:MC_ROWS]
+    group = Group(f"torch MC dropout, {MC_SAMPLES} passes over {MC_ROWS} rows, demo network",
+                  work=MC_SAMPLES * MC_ROWS, metric="samples/s")
+
+    def check(result):
+        std, mean = result
+        assert mean.shape == (MC_ROWS, MLP_SIZES[-1]) and float(std.mean()) > 1e-4
+
+    for impl, kind in (("cydrop", "replace"), ("torch", "nn")):
+        model = bl.torch_demo_model(torch, params, MLP_KEEP_PROB, kind).eval()
+
+        def mc(model=model):
+            with ct.mc_dropout(model), torch.no_grad():
+                samples = torch.stack([torch.softmax(model(rows), dim=1) for _ in range(MC_SAMPLES)])
+            return torch.std_mean(samples, dim=0, correction=0)
+        group.impls.append(Impl(impl, f"mc_dropout(model), {bl.TORCH_DEMO_KINDS[kind]}", mc, check))
+    return group
+
+
+def torch_linear(torch, batch=256, n=1024):
+    """DropoutLinear forward + backward against nn.Linear alone (the floor) and nn.Dropout + nn.Linear."""
+    import cydrop.torch as ct
+
+    gen = torch.Generator().manual_seed(_SEED)
+    x = torch.randn(batch, n, generator=gen).requires_grad_()
+    g = torch.randn(batch, n, generator=gen)
+    group = Group(f"torch DropoutLinear fwd+bwd batch {batch}, {n}->{n}, p {TORCH_P}",
+                  work=3 * 2 * batch * n * n, metric="GFLOP/s")
+
+    def check(result):
+        out, dx = result
+        assert out.shape == (batch, n) and torch.isfinite(dx).all()
+
+    torch.manual_seed(0)
+    for impl, model, label in (
+            ("cydrop", ct.DropoutLinear(n, n, p=TORCH_P), "cydrop.torch.DropoutLinear"),
+            ("floor", torch.nn.Linear(n, n), "nn.Linear alone (no dropout)"),
+            ("torch", torch.nn.Sequential(torch.nn.Dropout(TORCH_P), torch.nn.Linear(n, n)),
+             "nn.Dropout + nn.Linear")):
+        group.impls.append(Impl(impl, label, lambda m=model: bl.torch_fwd_bwd(m, x, g), check))
+    return group
+
+
+def torch_builders(full, torch):
+    """The torch group's ``(tag, build)`` pairs; none without torch."""
+    if isinstance(torch, str):
+        return []
+    shapes = [(64, 784), (1024, 4096)] if full else [(1024, 4096)]
+    builders = []
+    for shape in shapes:
+        for backward in (False, True):
+            builders.append((f"torch-dropout-{'fwdbwd' if backward else 'forward'}-{_dims(shape)}",
+                             lambda s=shape, b=backward: torch_dropout(torch, s, b)))
+    builders += [("torch-epoch-replace", lambda: torch_epoch(torch, "replace")),
+                 ("torch-epoch-linear", lambda: torch_epoch(torch, "linear")),
+                 ("torch-mc", lambda: torch_mc(torch)),
+                 ("torch-linear", lambda: torch_linear(torch))]
+    return builders
+
+
 def _add_torch(group, torch, make_impl):
     """Add the PyTorch case, or record why it is skipped (``torch`` is the module or a reason)."""
     if isinstance(torch, str):
@@ -301,4 +431,4 @@ def build_groups(full, torch):
                              lambda l=layer, d=dtype: dense_layer(*l, d, 0.8, torch)))
     builders += [("mlp-epoch", lambda: mlp_epoch(torch)), ("mlp-cost", mlp_cost),
                  ("mc-predict", lambda: mc_predict(torch))]
-    return builders
+    return builders + torch_builders(full, torch)

@@ -1,0 +1,205 @@
+"""cydrop.torch beside torch.nn, in eager PyTorch CPU loops.
+
+Groups (each cydrop case beside its torch twin, ratios in one run):
+
+``torch-dropout-fwd-<shape>`` / ``torch-dropout-fwdbwd-<shape>``
+    ``cydrop.torch.Dropout(p=0.2)`` (``cydrop``, the eager path) and the bare
+    custom op ``cydrop::dropout`` (``cydrop_op``, the path torch.compile
+    takes, dispatcher included) against ``nn.Dropout(p=0.2)``, float32,
+    1024x4096 and 64x784, call overhead included; fwdbwd on an input that
+    requires grad, ``out.backward(g)``.
+``torch-epoch``
+    One epoch of the demo network (40-512-512-10, p = 0.5 after each hidden
+    layer, Adam 1e-3, batch 100) on MNIST-1D (``load_mnist1d``): nn.Dropout,
+    replace_dropout, DropoutLinear, and nn.Identity (the limit).
+``torch-mc``
+    Monte Carlo dropout, 20 passes over 1000 test rows under ``mc_dropout``
+    and no_grad: cydrop's modules against nn.Dropout.
+``torch-linear``
+    ``DropoutLinear(1024, 1024, p=0.2)`` forward + backward at batch 256
+    against ``nn.Linear`` alone and nn.Dropout + nn.Linear.
+``torch-threads-step`` / ``torch-threads-after-gemm``
+    The two OpenMP runtimes: a torch training step (Linear 1024->1024,
+    dropout on its 1024x1024 output, Linear 1024->256, backward, SGD), and
+    Dropout fwd+bwd at 1024x4096 right after a torch GEMM (torch's workers
+    still spinning), with cydrop's kernels on the calling thread (the
+    default: ``calling``) or on torch's thread count
+    (``cydrop.set_num_threads(torch.get_num_threads())``: ``torch``).
+
+Every case checks its result (zeros where dropped, kept values scaled,
+gradients finite, losses finite), so ``--benchmark-disable`` runs each body
+once as a test. Run::
+
+    python -m pytest benchmarks/bench_torch.py --benchmark-only \\
+        --benchmark-columns=median,iqr,rounds --benchmark-sort=name -q
+"""
+import numpy as np
+import pytest
+from _common import import_torch
+
+import cydrop
+from cydrop.apps.bench import baselines as bl
+from cydrop.apps.bench.cases import MC_ROWS, MC_SAMPLES, MLP_BATCH, MLP_KEEP_PROB, MLP_LR, MLP_SIZES
+
+torch = import_torch()
+import cydrop.torch as ct  # noqa: E402
+
+pytestmark = pytest.mark.benchmark(warmup=True, warmup_iterations=3)
+
+P = 0.2
+
+
+def _check_dropout(x, y, p=P, n=8192):
+    """The first n elements: zero where dropped, x / (1 - p) where kept."""
+    x, y = x.reshape(-1)[:n], y.reshape(-1)[:n]
+    kept = y != 0
+    torch.testing.assert_close(y, torch.where(kept, x / (1 - p), 0.0), rtol=1e-6, atol=0)
+    assert abs(kept.float().mean().item() - (1 - p)) < 0.05
+
+
+def _module(kind, p=P):
+    """cydrop.torch.Dropout (eager path), the bare custom op (the path
+    torch.compile takes, dispatcher included), or nn.Dropout."""
+    if kind == "cydrop_op":
+        from cydrop.torch import _ops
+
+        position = torch.tensor([12345, 0])
+        return lambda x: _ops.dropout_op(x, 1 - p, position, [])[0]
+    return (ct.Dropout(p) if kind == "cydrop" else torch.nn.Dropout(p)).train()
+
+
+@pytest.mark.parametrize("kind", ["cydrop", "cydrop_op", "torch"])
+@pytest.mark.parametrize("shape", [(1024, 4096), (64, 784)], ids=["1024x4096", "64x784"])
+def test_dropout_forward(benchmark, shape, kind):
+    benchmark.group = f"torch-dropout-fwd-{shape[0]}x{shape[1]}"
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    m = _module(kind)
+    y = benchmark(m, x)
+    _check_dropout(x, y)
+
+
+@pytest.mark.parametrize("kind", ["cydrop", "cydrop_op", "torch"])
+@pytest.mark.parametrize("shape", [(1024, 4096), (64, 784)], ids=["1024x4096", "64x784"])
+def test_dropout_forward_backward(benchmark, shape, kind):
+    benchmark.group = f"torch-dropout-fwdbwd-{shape[0]}x{shape[1]}"
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen).requires_grad_()
+    g = torch.randn(shape, generator=gen)
+    m = _module(kind)
+    y, dx = benchmark(bl.torch_fwd_bwd, m, x, g)
+    _check_dropout(x.detach(), y.detach())
+    n = 8192
+    torch.testing.assert_close(dx.reshape(-1)[:n], torch.where(y.reshape(-1)[:n] != 0, g.reshape(-1)[:n] / (1 - P), 0.0))
+
+
+@pytest.fixture(scope="module")
+def demo():
+    """MNIST-1D as tensors, and the demo network's initial parameters."""
+    from cydrop.apps.demo import load_mnist1d
+
+    x, y, x_test, y_test = load_mnist1d()
+    net = cydrop.MLP(MLP_SIZES, keep_prob=MLP_KEEP_PROB, seed=0)
+    params = [p.copy() for W, b in zip(net.weights, net.biases) for p in (W, b)]
+    return [torch.from_numpy(a) for a in (x, y, x_test, y_test)], params
+
+
+@pytest.mark.parametrize("kind", list(bl.TORCH_DEMO_KINDS))
+def test_demo_epoch(benchmark, demo, kind):
+    benchmark.group = "torch-epoch"
+    benchmark.extra_info["model"] = bl.TORCH_DEMO_KINDS[kind]
+    (x, y, _, _), params = demo
+    if benchmark.disabled:     # the untimed test run: a tenth of the epoch
+        x, y = x[:400], y[:400]
+    torch.manual_seed(0)
+    model = bl.torch_demo_model(torch, params, MLP_KEEP_PROB, kind)
+    optimizer = bl.torch_mlp_optimizer(torch, model, MLP_LR)
+    perm = torch.Generator().manual_seed(1)
+    _, history = benchmark(bl.torch_mlp_train, torch, model, optimizer, x, y, perm,
+                           epochs=1, batch_size=MLP_BATCH)
+    assert np.isfinite(history["loss"]).all() and history["train_score"][-1] > 0.12
+
+
+@pytest.mark.parametrize("kind", ["replace", "linear", "nn"])
+def test_mc_dropout(benchmark, demo, kind):
+    benchmark.group = "torch-mc"
+    benchmark.extra_info["model"] = bl.TORCH_DEMO_KINDS[kind]
+    (_, _, x_test, _), params = demo
+    model = bl.torch_demo_model(torch, params, MLP_KEEP_PROB, kind).eval()
+    rows, passes = (x_test[:100], 3) if benchmark.disabled else (x_test[:MC_ROWS], MC_SAMPLES)
+
+    def mc():
+        with ct.mc_dropout(model), torch.no_grad():
+            samples = torch.stack([torch.softmax(model(rows), dim=1) for _ in range(passes)])
+        return torch.std_mean(samples, dim=0, correction=0)
+
+    std, mean = benchmark(mc)
+    assert mean.shape == (rows.shape[0], MLP_SIZES[-1]) and float(std.mean()) > 1e-4
+    assert not model.training
+
+
+@pytest.mark.parametrize("kind", ["cydrop", "torch_linear", "torch_dropout_linear"])
+def test_dropout_linear(benchmark, kind):
+    benchmark.group = "torch-linear"
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 1024, generator=gen).requires_grad_()
+    g = torch.randn(256, 1024, generator=gen)
+    torch.manual_seed(0)
+    if kind == "cydrop":
+        model = ct.DropoutLinear(1024, 1024, p=P)
+    elif kind == "torch_linear":
+        model = torch.nn.Linear(1024, 1024)
+    else:
+        model = torch.nn.Sequential(torch.nn.Dropout(P), torch.nn.Linear(1024, 1024))
+    out, dx = benchmark(bl.torch_fwd_bwd, model, x, g)
+    assert out.shape == (256, 1024) and torch.isfinite(dx).all()
+
+
+def _set_policy(threads):
+    cydrop.set_num_threads(torch.get_num_threads() if threads == "torch" else None)
+
+
+@pytest.mark.parametrize("threads", ["torch", "calling"])
+def test_thread_policy_in_a_training_step(benchmark, threads, reset_cydrop_threads):
+    benchmark.group = "torch-threads-step"
+    benchmark.extra_info["cydrop threads"] = threads
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1024, 1024, generator=gen)
+    target = torch.randn(1024, 256, generator=gen)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(1024, 1024), ct.Dropout(P), torch.nn.Linear(1024, 256))
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    _set_policy(threads)
+
+    def step():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), target)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    assert np.isfinite(benchmark(step))
+
+
+@pytest.mark.parametrize("threads", ["torch", "calling"])
+def test_thread_policy_after_a_torch_gemm(benchmark, threads, reset_cydrop_threads):
+    benchmark.group = "torch-threads-after-gemm"
+    benchmark.extra_info["cydrop threads"] = threads
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1024, 4096, generator=gen).requires_grad_()
+    g = torch.randn(1024, 4096, generator=gen)
+    a = torch.randn(512, 512, generator=gen)
+    m = ct.Dropout(P)
+    _set_policy(threads)
+
+    def gemm_then_dropout():
+        a @ a           # torch's pool has just worked, as between two layers
+        return bl.torch_fwd_bwd(m, x, g)
+
+    y, dx = benchmark(gemm_then_dropout)
+    _check_dropout(x.detach(), y.detach())
+
+
+@pytest.fixture
+def reset_cydrop_threads():
+    yield
+    cydrop.set_num_threads(None)

@@ -1,0 +1,24 @@
+"""cydrop's dropout inside PyTorch CPU training and inference loops.
+
+``import cydrop.torch`` needs torch (``pip install "cydrop[torch]"``);
+``import cydrop`` alone never imports it.
+
+Dropout, Dropout1d, Dropout2d, Dropout3d
+    Subclasses of their torch.nn namesakes on cydrop's kernels.
+DropoutLinear
+    ``nn.Linear`` with dropout on its inputs.
+replace_dropout, mc_dropout
+    Swap a model's dropout modules; Monte Carlo dropout at inference.
+functional
+    dropout, dropout1d, dropout2d, dropout3d with an optional ``seed``.
+
+``p`` is the drop probability, as in PyTorch (cydrop's NumPy API takes
+``keep_prob = 1 - p``). Calls cydrop cannot compute (CUDA, MPS, float16,
+bfloat16, other dtypes) run torch's own op.
+"""
+from . import functional
+from ._swap import mc_dropout, replace_dropout
+from .modules import Dropout, Dropout1d, Dropout2d, Dropout3d, DropoutLinear
+
+__all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "DropoutLinear", "functional",
+           "mc_dropout", "replace_dropout"]

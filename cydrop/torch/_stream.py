@@ -1,0 +1,41 @@
+"""Where the masks of cydrop.torch come from: keys derived from torch's
+default generator, so that ``torch.manual_seed(s)`` makes a program draw the
+same masks again, on any thread count, CPU or OS.
+
+A module's stream is an int64 tensor ``[key, block]``: the key fixed when
+the module is built, the block counter advanced by each draw (by
+``ceil(mask elements / 64)``). It is a plain tensor attribute, not a buffer:
+it stays out of ``state_dict`` (weights load both ways with torch's
+modules) and DistributedDataParallel does not broadcast it, so each rank
+keeps its own key.
+"""
+import torch
+
+from .. import _dropout
+
+_U64 = 1 << 64
+_GAMMA = 0x9E3779B97F4A7C15   # rng.h's CYD_GAMMA: spreads ranks over the seed space
+
+
+def _rank():
+    """This process's rank under torch.distributed, 0 when it is not initialized."""
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def signed(value):
+    """A 64-bit unsigned int as the int64 a tensor stores."""
+    return value - _U64 if value >= 1 << 63 else value
+
+
+def draw_seed():
+    """A 63-bit seed from torch's default CPU generator (one draw)."""
+    return int(torch.randint(0, (1 << 63) - 1, (), dtype=torch.int64).item())
+
+
+def module_stream():
+    """A new module's stream: key = mix64(s + rank * GAMMA + GAMMA), s drawn
+    from torch's default generator now (one draw per module, in construction
+    order), rank the torch.distributed rank at this moment (0 outside it)."""
+    seed = (draw_seed() + _rank() * _GAMMA) % _U64
+    return torch.tensor([signed(int(_dropout.key_from_seed(seed))), 0], dtype=torch.int64)

@@ -1,0 +1,26 @@
+"""How cydrop's OpenMP threads share the cores with torch's: by default they
+do not run at all, the kernels run on the calling thread.
+
+torch's CPU wheel brings its own OpenMP runtime (and MKL/oneDNN threads),
+cydrop links the system's libgomp: two pools, each of whose threads spin a
+while after its parallel region before sleeping. Measured inside torch
+loops (/README "PyTorch", benchmarks/bench_torch.py group torch-threads):
+right after a torch op, a 2-thread cydrop pass over 1024x4096 took 5x as
+long as the same pass on the calling thread, because torch's workers were
+still spinning on the cores; the calling-thread pass is still some 30x
+faster than nn.Dropout. So cydrop.torch passes n_threads = 1, unless the
+user asked for threads with ``cydrop.set_num_threads(n)``: then
+min(n, torch.get_num_threads()) (worth it with OMP_WAIT_POLICY=PASSIVE,
+which makes both runtimes sleep at once; masks are the same either way).
+"""
+import torch
+
+from .. import _threads
+
+
+def kernel_threads(n_elements):
+    """Threads for a kernel over n_elements (the kernels run small arrays on
+    the calling thread whatever this says)."""
+    if _threads._n_threads is None:      # not set by the user: the calling thread
+        return 1
+    return max(1, min(_threads.get_num_threads(), torch.get_num_threads()))

@@ -1,0 +1,169 @@
+"""cydrop's dropout with torch.nn.functional's signatures.
+
+``p`` is the probability of *dropping* an element, as everywhere in
+PyTorch; cydrop's NumPy API takes ``keep_prob = 1 - p``.
+
+Each function runs cydrop's kernels on CPU float32/float64 tensors and falls
+back to torch's function of the same name for everything else (CUDA, MPS,
+float16, bfloat16, other dtypes, tensor subclasses), so a model keeps
+working wherever it runs.
+"""
+import math
+import numbers
+
+import torch
+import torch.nn.functional as F
+
+from .. import _generator
+from . import _eager, _kernels, _ops
+from ._stream import draw_seed, signed
+
+__all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d"]
+
+_DTYPES = (torch.float32, torch.float64)
+
+
+def check_p(p):
+    """p as a float in [0, 1]; ValueError naming p otherwise (NaN, strings, bools included)."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"dropout probability p has to be a number between 0 and 1, but got {p!r}")
+    return float(p)
+
+
+def _cydrop_can_run(x):
+    """True when cydrop's kernels compute this call; else torch's op does."""
+    return (type(x) is torch.Tensor or isinstance(x, torch.nn.Parameter)) and x.device.type == "cpu" \
+        and x.dtype in _DTYPES and x.layout == torch.strided
+
+
+def _position(source, n_mask):
+    """(key, block) for an eager draw of n_mask elements from ``source``: a
+    module (its stream tensor, advanced here), None (a fresh key from
+    torch's default generator), an int seed or a cydrop.Generator."""
+    if isinstance(source, torch.nn.Module):
+        stream = source._stream.numpy()
+        key, block = int(stream[0]) % (1 << 64), int(stream[1])
+        stream[1] += -(-n_mask // 64)
+        return key, block
+    if source is None:
+        return _generator.Generator(draw_seed())._key, 0
+    return _generator.as_generator(source)._reserve(n_mask)
+
+
+def _compiled_position(source, n_mask):
+    """The position tensor for the custom op under torch.compile, and the
+    stream advanced by a traceable in-place add."""
+    if isinstance(source, torch.nn.Module):
+        position = source._stream.clone()
+        source._stream[1] += -(-n_mask // 64)
+        return position
+    key, block = _position(source, n_mask)
+    return torch.tensor([signed(key), block], dtype=torch.int64)
+
+
+def _dropout(x, p, training, inplace, noise_shape, source):
+    """The common body: x * D / (1 - p), D of noise_shape ([] for x's shape)."""
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        # torch's own p = 1: a product with zero (NaN and inf give NaN, as there)
+        return x.mul_(0.0) if inplace else x * 0.0
+    keep_prob = 1.0 - p
+    n_mask = math.prod(noise_shape) if noise_shape else x.numel()
+    if torch.compiler.is_compiling():
+        y, _ = _ops.dropout_op(x, keep_prob, _compiled_position(source, n_mask), noise_shape)
+        return x.copy_(y) if inplace else y
+    key, block = _position(source, n_mask)
+    if torch.is_grad_enabled() and x.requires_grad:
+        y = _eager.DropoutFunction.apply(x, keep_prob, key, block, noise_shape)
+        return x.copy_(y) if inplace else y   # copy_ raises torch's error on a leaf
+    if inplace and x.is_contiguous():
+        _kernels.dropout_forward(x, keep_prob, key, block, noise_shape, out=x)
+        return x
+    y, _ = _kernels.dropout_forward(x, keep_prob, key, block, noise_shape)
+    return x.copy_(y) if inplace else y
+
+
+def _channels(x, lead):
+    """noise_shape of channel dropout: x's first ``lead`` axes (batch and
+    channel, or channel alone when unbatched), 1 on the others."""
+    return [*x.shape[:lead]] + [1] * (x.dim() - lead)
+
+
+def dropout(input, p=0.5, training=True, inplace=False, *, seed=None):
+    """Inverted dropout, as ``torch.nn.functional.dropout``.
+
+    Parameters
+    ----------
+    input : Tensor
+        Any shape. CPU float32/float64 tensors run cydrop's kernels; others
+        go to ``torch.nn.functional.dropout``.
+    p : float in [0, 1]
+        Probability of zeroing an element (``keep_prob = 1 - p``). ``0`` is
+        an exact identity (the input is returned), ``1`` gives zeros.
+    training : bool
+        False returns ``input`` unchanged.
+    inplace : bool
+        Write the result into ``input`` (torch's error for a leaf that
+        requires grad).
+    seed : None, int or cydrop.Generator, keyword-only
+        None: a fresh mask from torch's default generator (reproducible after
+        ``torch.manual_seed``); an int: the same mask on every call; a
+        Generator: advanced by each call.
+
+    Returns
+    -------
+    Tensor
+        ``input * D / (1 - p)``; backward multiplies by the same mask, saved
+        packed (one bit per element).
+
+    Raises
+    ------
+    ValueError
+        ``p`` not a number in [0, 1] (NaN included).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cydrop.torch import functional as cf
+    >>> y = cf.dropout(torch.ones(2, 8), p=0.5, seed=0)
+    >>> sorted(set(y.flatten().tolist())) in ([0.0, 2.0], [2.0], [0.0])
+    True
+    """
+    p = check_p(p)
+    if not _cydrop_can_run(input):
+        return F.dropout(input, p, training, inplace)
+    return _dropout(input, p, training, inplace, [], seed)
+
+
+def _feature_dropout(input, p, training, inplace, seed, batched_dims, unbatched_dims, torch_fn):
+    """Channel dropout for inputs of batched_dims (N, C, ...) or
+    unbatched_dims (C, ...) dimensions; any other rank goes to torch_fn, which
+    raises or warns exactly as torch does."""
+    p = check_p(p)
+    if not _cydrop_can_run(input) or input.dim() not in (batched_dims, unbatched_dims):
+        return torch_fn(input, p, training, inplace)
+    lead = 2 if input.dim() == batched_dims else 1
+    return _dropout(input, p, training, inplace, _channels(input, lead), seed)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False, *, seed=None):
+    """Channel dropout of (N, C, L) or unbatched (C, L) inputs, as
+    ``torch.nn.functional.dropout1d``: each channel is zeroed whole with
+    probability ``p``. Other arguments as :func:`dropout`; other ranks raise
+    torch's RuntimeError."""
+    return _feature_dropout(input, p, training, inplace, seed, 3, 2, F.dropout1d)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False, *, seed=None):
+    """Channel dropout of (N, C, H, W) inputs, as
+    ``torch.nn.functional.dropout2d``. A 3-D input goes to torch's function,
+    which warns and treats it as (N, C, L), as torch does; other ranks too."""
+    return _feature_dropout(input, p, training, inplace, seed, 4, 4, F.dropout2d)
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False, *, seed=None):
+    """Channel dropout of (N, C, D, H, W) or unbatched (C, D, H, W) inputs, as
+    ``torch.nn.functional.dropout3d``; other ranks go to torch's function
+    (which warns)."""
+    return _feature_dropout(input, p, training, inplace, seed, 5, 4, F.dropout3d)

@@ -1,0 +1,116 @@
+"""Drop-in replacements for torch.nn's dropout modules, and DropoutLinear.
+
+Each is a subclass of its torch.nn namesake (same constructor, attributes,
+repr and ``isinstance``), whose forward runs cydrop's kernels
+(``functional``). Each module owns a stream of masks whose key is drawn from
+torch's default generator when the module is built (see ``_stream``).
+"""
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from . import functional as cf
+from ._stream import module_stream
+
+__all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "DropoutLinear"]
+
+
+class _CydropDropout:
+    """What the four dropout modules share: p checked (NaN refused, unlike
+    torch), and their own stream of masks."""
+
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__(cf.check_p(p), inplace)
+        self._stream = module_stream()
+
+
+class Dropout(_CydropDropout, nn.Dropout):
+    """``torch.nn.Dropout`` on cydrop's kernels: zeroes each element with
+    probability ``p`` in training and scales the others by ``1 / (1 - p)``;
+    the identity in ``eval()``.
+
+    Parameters
+    ----------
+    p : float in [0, 1], default 0.5
+        Probability of dropping an element (PyTorch's convention;
+        ``keep_prob = 1 - p``).
+    inplace : bool, default False
+
+    Examples
+    --------
+    >>> import torch, cydrop.torch as ct
+    >>> m = ct.Dropout(p=0.2)
+    >>> m(torch.ones(4, 5)).shape
+    torch.Size([4, 5])
+    """
+
+    def forward(self, input):
+        if not cf._cydrop_can_run(input):
+            return F.dropout(input, self.p, self.training, self.inplace)
+        return cf._dropout(input, self.p, self.training, self.inplace, [], self)
+
+
+class Dropout1d(_CydropDropout, nn.Dropout1d):
+    """``torch.nn.Dropout1d`` on cydrop's kernels: zeroes whole channels of
+    (N, C, L) or (C, L) inputs, one mask bit per channel."""
+
+    def forward(self, input):
+        return cf._feature_dropout(input, self.p, self.training, self.inplace, self, 3, 2, F.dropout1d)
+
+
+class Dropout2d(_CydropDropout, nn.Dropout2d):
+    """``torch.nn.Dropout2d`` on cydrop's kernels: zeroes whole channels of
+    (N, C, H, W) inputs (3-D inputs go to torch, which treats them as
+    (N, C, L) with a warning)."""
+
+    def forward(self, input):
+        return cf._feature_dropout(input, self.p, self.training, self.inplace, self, 4, 4, F.dropout2d)
+
+
+class Dropout3d(_CydropDropout, nn.Dropout3d):
+    """``torch.nn.Dropout3d`` on cydrop's kernels: zeroes whole channels of
+    (N, C, D, H, W) or (C, D, H, W) inputs."""
+
+    def forward(self, input):
+        return cf._feature_dropout(input, self.p, self.training, self.inplace, self, 5, 4, F.dropout3d)
+
+
+class DropoutLinear(nn.Linear):
+    """``y = dropout(x, p) @ weight.T + bias``: dropout on the inputs of a linear layer.
+
+    A subclass of ``torch.nn.Linear``: the same parameters (``weight``
+    (out_features, in_features), ``bias`` (out_features,)), the same
+    initialisation (the same draws from torch's generator, made before the
+    stream's) and the same ``state_dict``, so weights load both ways. Inputs
+    may have leading batch dimensions, ``(*, in_features)``.
+
+    The mask is drawn, scaled and applied in one cydrop pass and saved
+    packed; the product and bias are one ``torch.addmm`` on torch's BLAS,
+    the pool the rest of a torch loop uses. Backward: ``dW = dy^T x_tilde``,
+    ``db = sum dy``, ``dx = (dy W) * D / (1 - p)``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool, default True
+    p : float in [0, 1], default 0.5
+        Probability of dropping an input element.
+    device, dtype
+        As for ``torch.nn.Linear``.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, p=0.5, device=None, dtype=None):
+        p = cf.check_p(p)
+        super().__init__(in_features, out_features, bias, device, dtype)
+        self.p = p
+        self._stream = module_stream()
+
+    def forward(self, input):
+        if cf._cydrop_can_run(input):
+            x = cf._dropout(input, self.p, self.training, False, [], self)
+        else:
+            x = F.dropout(input, self.p, self.training)
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, p={self.p}"

@@ -1,0 +1,123 @@
+"""The compiled entry points defend themselves: a caller that skips the
+Python API's checks (the MLP, the PyTorch ops) gets ValueError/TypeError,
+never an out-of-bounds read or write. Each case is run on arrays whose
+neighbours would be overwritten if a kernel trusted the wrong size."""
+import numpy as np
+import pytest
+
+from cydrop import _dense, _dropout, _optim
+from cydrop.dense import ACTIVATIONS
+
+F = np.float32
+
+
+def test_activation_codes_come_from_the_extension():
+    assert ACTIVATIONS == {"linear": 0, "relu": 1, "tanh": 2, "sigmoid": 3}
+    assert {m.name.lower(): int(m) for m in _dense.Activation} == ACTIVATIONS
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: _dropout.forward(np.ones(100, F), np.empty(99, F), np.empty(2, "<u8"), 1, 0, 2**31, 2.0, 1), "y has"),
+    (lambda: _dropout.forward(np.ones(129, F), np.empty(129, F), np.empty(2, "<u8"), 1, 0, 2**31, 2.0, 1), "words has"),
+    (lambda: _dropout.apply(np.ones(100, F), np.zeros(1, "<u8"), 2.0, np.empty(100, F), 1), "words has"),
+    (lambda: _dropout.apply(np.ones(100, F), np.zeros(2, "<u8"), 2.0, np.empty(101, F), 1), "y has"),
+    (lambda: _dropout.draw_words(1, 0, 2**31, np.empty(1, "<u8"), 65), "words has"),
+    (lambda: _dropout.draw_words(1, 0, 2**31, np.empty(1, "<u8"), -1), "n_elements"),
+    (lambda: _dropout.apply_broadcast(np.ones(12, F), np.zeros(1, "<u8"), (3, 4), (3, 2), 2.0,
+                                      np.empty(12, F), 1), "mask_shape"),
+    (lambda: _dropout.apply_broadcast(np.ones(12, F), np.zeros(1, "<u8"), (3, 4), (3,), 2.0,
+                                      np.empty(12, F), 1), "mask_shape"),
+    (lambda: _dropout.apply_broadcast(np.ones(12, F), np.zeros(1, "<u8"), (3, 5), (3, 1), 2.0,
+                                      np.empty(12, F), 1), "x has"),
+    (lambda: _dropout.apply_broadcast(np.ones(6400, F), np.zeros(1, "<u8"), (100, 64), (100, 1), 2.0,
+                                      np.empty(6400, F), 1), "words has"),
+    (lambda: _optim.sgd(np.zeros(10, F), np.ones(9, F), 0.1, 0.0), "grad has"),
+    (lambda: _optim.momentum(np.zeros(10, F), np.ones(10, F), np.zeros(9, F), 0.1, 0.9, 0.0), "velocity has"),
+    (lambda: _optim.adam(np.zeros(10, F), np.ones(10, F), np.zeros(10, F), np.zeros(11, F), 1, 1e-3,
+                         0.9, 0.999, 1e-8, 0.0), "v has"),
+])
+def test_wrong_lengths_refused(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_kernels_refuse_read_only_outputs_and_dtype_mixes():
+    ro = np.zeros(10, F)
+    ro.flags.writeable = False
+    with pytest.raises((ValueError, TypeError)):
+        _optim.sgd(ro, np.ones(10, F), 0.1, 0.0)
+    with pytest.raises((ValueError, TypeError)):
+        _optim.sgd(np.zeros(10, F), np.ones(10, np.float64), 0.1, 0.0)
+
+
+def dense_args(batch=4, n_in=5, n_out=3, **change):
+    args = dict(x=np.ones((batch, n_in), F), W=np.ones((n_in, n_out), F), b=np.zeros(n_out, F),
+                x_tilde=np.empty((batch, n_in), F), words=np.empty(1, "<u8"), mask_mode=1,
+                key=1, block0=0, threshold=2**31, scale=2.0, activation=1,
+                out=np.empty((batch, n_out), F), n_threads=1, matmul=None)
+    args.update(change)
+    return list(args.values())
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(W=np.ones((6, 3), F)), "W must have shape"),
+    (dict(b=np.zeros(4, F)), "b must have shape"),
+    (dict(out=np.empty((4, 4), F)), "out must have shape"),
+    (dict(out=np.empty((3, 3), F)), "out must have shape"),
+    (dict(x_tilde=np.empty((4, 4), F)), "x_tilde must have shape"),
+    (dict(words=np.empty(0, "<u8")), "words has"),
+    (dict(mask_mode=7), "mask_mode"),
+    (dict(activation=9), "activation code"),
+])
+def test_dense_forward_kernel_checks(change, match):
+    with pytest.raises(ValueError, match=match):
+        _dense.forward(*dense_args(**change))
+
+
+def test_dense_forward_kernel_refuses_read_only_words_to_draw_into():
+    words = np.empty(1, "<u8")
+    words.flags.writeable = False
+    with pytest.raises((ValueError, BufferError)):
+        _dense.forward(*dense_args(words=words))
+    # reading a read-only mask (APPLY) is fine
+    words = np.full(1, 2**64 - 1, dtype="<u8")
+    words.flags.writeable = False
+    out = np.empty((4, 3), F)
+    _dense.forward(*dense_args(words=words, mask_mode=2, out=out, activation=0))
+    np.testing.assert_array_equal(out, np.full((4, 3), 10.0, F))   # 5 inputs of 1 * 2, no bias
+
+
+def backward_args(batch=4, n_in=5, n_out=3, **change):
+    args = dict(grad_out=np.ones((batch, n_out), F), a=np.ones((batch, n_out), F),
+                x=None, x_tilde=np.ones((batch, n_in), F), W=np.ones((n_in, n_out), F),
+                words=None, redraw=False, key=0, block0=0, threshold=0, scale=1.0, activation=1,
+                dz=np.empty((batch, n_out), F), dW=np.empty((n_in, n_out), F), db=np.empty(n_out, F),
+                dx=np.empty((batch, n_in), F), n_threads=1, matmul=None)
+    args.update(change)
+    return list(args.values())
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(a=np.ones((4, 4), F)), "a must have shape"),
+    (dict(x_tilde=np.ones((3, 5), F)), "x_tilde must have shape"),
+    (dict(W=np.ones((5, 4), F)), "W must have shape"),
+    (dict(dz=np.empty((4, 2), F)), "dz must have shape"),
+    (dict(dW=np.empty((5, 2), F)), "dW must have shape"),
+    (dict(db=np.empty(4, F)), "db must have shape"),
+    (dict(dx=np.empty((4, 6), F)), "dx must have shape"),
+    (dict(words=np.zeros(0, "<u8")), "words has"),
+    (dict(redraw=True), "redraw needs"),
+    (dict(redraw=True, x=np.ones((4, 6), F), words=np.zeros(1, "<u8")), "x must have shape"),
+    (dict(activation=-1), "activation code"),
+])
+def test_dense_backward_kernel_checks(change, match):
+    with pytest.raises(ValueError, match=match):
+        _dense.backward(*backward_args(**change))
+
+
+def test_dense_backward_redraw_refuses_a_read_only_x_tilde():
+    x_tilde = np.ones((4, 5), F)
+    x_tilde.flags.writeable = False
+    with pytest.raises((ValueError, BufferError)):
+        _dense.backward(*backward_args(redraw=True, x=np.ones((4, 5), F), x_tilde=x_tilde,
+                                       words=np.zeros(1, "<u8")))

@@ -1,0 +1,408 @@
+"""cydrop.torch against NumPy references given the same mask, torch's own
+modules, and torch's operator and gradient checkers."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import cydrop  # noqa: E402
+import cydrop.torch as ct  # noqa: E402
+from cydrop.torch import _ops  # noqa: E402
+from cydrop.torch import functional as cf  # noqa: E402
+from reference import reference_dropout, reference_mask, reference_mask_for_seed  # noqa: E402
+
+DTYPES = [torch.float32, torch.float64]
+
+
+def data(shape, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+
+
+def stream_of(module):
+    """(key, block) of a module's stream, as unsigned ints."""
+    key, block = module._stream.tolist()
+    return key % (1 << 64), block
+
+
+def expected(x, mask, p):
+    """reference_dropout on the NumPy side: x * (D * s), the mask broadcast."""
+    xn = x.detach().numpy()
+    return torch.from_numpy(reference_dropout(xn, np.broadcast_to(mask, xn.shape), 1.0 - p))
+
+
+# --- values against the reference -----------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(64, 784), (3, 5, 7), (1,), (0, 4), (130,)])
+def test_functional_seed_matches_reference(dtype, shape):
+    x = data(shape, dtype)
+    y = cf.dropout(x, 0.3, seed=7)
+    mask = reference_mask_for_seed(7, shape, 0.7)
+    assert y.dtype == dtype and y.shape == x.shape
+    torch.testing.assert_close(y, expected(x, mask, 0.3), rtol=0, atol=0)
+    # an int seed gives the same mask every call
+    torch.testing.assert_close(cf.dropout(x, 0.3, seed=7), y, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_module_draws_its_stream_and_backward_uses_the_same_mask(dtype):
+    torch.manual_seed(0)
+    m = ct.Dropout(0.2)
+    key, block = stream_of(m)
+    assert block == 0
+    x = data((33, 129), dtype).requires_grad_()
+    n_blocks = math.ceil(x.numel() / 64)
+    for step in range(2):
+        y = m(x)
+        mask = reference_mask(key, step * n_blocks, x.numel(), 0.8).reshape(x.shape)
+        torch.testing.assert_close(y, expected(x, mask, 0.2), rtol=0, atol=0)
+        g = data(x.shape, dtype, seed=1)
+        x.grad = None
+        y.backward(g)
+        torch.testing.assert_close(x.grad, expected(g, mask, 0.2), rtol=0, atol=0)
+    assert stream_of(m) == (key, 2 * n_blocks)
+
+
+def test_generator_seed_advances_like_cydrop_dropout():
+    x = data((10, 100))
+    gen_a, gen_b = cydrop.Generator(3), cydrop.Generator(3)
+    for _ in range(2):
+        y = cf.dropout(x, 0.5, seed=gen_a)
+        y_np, _ = cydrop.dropout(x.numpy(), 0.5, seed=gen_b)
+        torch.testing.assert_close(y, torch.from_numpy(y_np), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cls, shape, noise", [
+    (ct.Dropout1d, (4, 6, 50), (4, 6, 1)),
+    (ct.Dropout1d, (6, 50), (6, 1)),                  # unbatched (C, L)
+    (ct.Dropout2d, (4, 6, 5, 7), (4, 6, 1, 1)),
+    (ct.Dropout3d, (2, 6, 3, 4, 5), (2, 6, 1, 1, 1)),
+    (ct.Dropout3d, (6, 3, 4, 5), (6, 1, 1, 1)),       # unbatched (C, D, H, W)
+])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_channel_dropout_matches_reference(cls, shape, noise, dtype):
+    torch.manual_seed(1)
+    m = cls(0.5)
+    key, _ = stream_of(m)
+    x = data(shape, dtype).requires_grad_()
+    y = m(x)
+    mask = reference_mask(key, 0, math.prod(noise), 0.5).reshape(noise)
+    torch.testing.assert_close(y, expected(x, mask, 0.5), rtol=0, atol=0)
+    g = data(shape, dtype, seed=2)
+    y.backward(g)
+    torch.testing.assert_close(x.grad, expected(g, mask, 0.5), rtol=0, atol=0)
+    assert stream_of(m)[1] == math.ceil(math.prod(noise) / 64)
+
+
+def test_functional_channel_variants_match_modules():
+    x = data((4, 6, 5, 7))
+    y = cf.dropout2d(x, 0.4, seed=5)
+    _, mask = cydrop.dropout(x.numpy(), 0.6, seed=5, noise_shape=(4, 6, 1, 1))
+    torch.testing.assert_close(y, expected(x, mask.to_bool(), 0.4), rtol=0, atol=0)
+    y1 = cf.dropout1d(x[0], 0.4, seed=5)
+    _, mask = cydrop.dropout(x[0].numpy(), 0.6, seed=5, noise_shape=(6, 5, 1))
+    torch.testing.assert_close(y1, expected(x[0], mask.to_bool(), 0.4), rtol=0, atol=0)
+    y3 = cf.dropout3d(x, 0.4, seed=5)    # 4-D: unbatched (C, D, H, W)
+    _, mask = cydrop.dropout(x.numpy(), 0.6, seed=5, noise_shape=(4, 1, 1, 1))
+    torch.testing.assert_close(y3, expected(x, mask.to_bool(), 0.4), rtol=0, atol=0)
+
+
+def test_non_contiguous_input_is_its_logical_tensor():
+    x = data((20, 30)).t()
+    y = cf.dropout(x, 0.5, seed=1)
+    torch.testing.assert_close(y, cf.dropout(x.contiguous(), 0.5, seed=1), rtol=0, atol=0)
+
+
+# --- identities, in place, modes ---------------------------------------------
+
+def test_eval_p0_and_p1():
+    x = data((8, 9))
+    m = ct.Dropout(0.5).eval()
+    assert m(x) is x
+    assert ct.Dropout(0.0)(x) is x
+    assert cf.dropout(x, 0.7, training=False) is x
+    y = ct.Dropout(1.0)(x)
+    assert torch.equal(y, torch.zeros_like(x))
+    assert torch.equal(y, nn.Dropout(1.0)(x))
+
+
+def test_inplace():
+    x = data((16, 70))
+    x0 = x.clone()
+    y = cf.dropout(x, 0.5, inplace=True, seed=4)
+    assert y is x
+    torch.testing.assert_close(x, cf.dropout(x0, 0.5, seed=4), rtol=0, atol=0)
+    # a leaf that requires grad: torch's error, as nn.Dropout(inplace=True) gives
+    leaf = data((4, 4)).requires_grad_()
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        ct.Dropout(0.5, inplace=True)(leaf)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        nn.Dropout(0.5, inplace=True)(leaf)
+    # a non-leaf in place keeps the gradient right
+    a = data((4, 64)).requires_grad_()
+    h = a * 1.0
+    out = cf.dropout(h, 0.5, inplace=True, seed=9)
+    out.sum().backward()
+    mask = reference_mask_for_seed(9, (4, 64), 0.5)
+    torch.testing.assert_close(a.grad, torch.from_numpy(mask * 2.0).float(), rtol=0, atol=0)
+
+
+# --- reproducibility -----------------------------------------------------------
+
+def test_manual_seed_reproduces_and_modules_get_distinct_streams():
+    x = data((32, 64))
+    torch.manual_seed(123)
+    a1, b1 = ct.Dropout(0.5), ct.Dropout(0.5)
+    torch.manual_seed(123)
+    a2 = ct.Dropout(0.5)
+    b2 = ct.Dropout(0.5)
+    assert torch.equal(a1(x), a2(x)) and torch.equal(a1(x), a2(x))   # and again, advanced alike
+    assert torch.equal(b1(x), b2(x))     # the second module built gets the second key
+    assert stream_of(a1)[0] != stream_of(b1)[0]
+    assert not torch.equal(a1(x), b1(x))
+    # the functional default draws its key from torch's generator
+    torch.manual_seed(5)
+    y1 = cf.dropout(x, 0.5)
+    torch.manual_seed(5)
+    assert torch.equal(cf.dropout(x, 0.5), y1)
+
+
+def test_masks_do_not_depend_on_thread_counts(reset_threads):
+    x = data((1024, 1024))
+    results = []
+    torch_threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            cydrop.set_num_threads(n)
+            torch.manual_seed(0)
+            results.append(ct.Dropout(0.3)(x))
+    finally:
+        torch.set_num_threads(torch_threads)
+    assert torch.equal(results[0], results[1])
+
+
+# --- fallbacks to torch's ops -----------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("cls, torch_fn, shape", [
+    (ct.Dropout, F.dropout, (8, 50)),
+    (ct.Dropout2d, F.dropout2d, (2, 6, 3, 3)),
+])
+def test_half_precision_falls_back_to_torch(dtype, cls, torch_fn, shape):
+    x = data(shape).to(dtype)
+    m = cls(0.4)
+    torch.manual_seed(0)
+    y = m(x)
+    torch.manual_seed(0)
+    assert y.dtype == dtype
+    assert torch.equal(y, torch_fn(x, 0.4, True, False))
+
+
+def test_functional_and_linear_fall_back_for_bfloat16():
+    x = data((8, 16)).to(torch.bfloat16)
+    torch.manual_seed(1)
+    y = cf.dropout(x, 0.3)
+    torch.manual_seed(1)
+    assert torch.equal(y, F.dropout(x, 0.3))
+    lin = ct.DropoutLinear(16, 4, p=0.3, dtype=torch.bfloat16)
+    torch.manual_seed(2)
+    out = lin(x)
+    torch.manual_seed(2)
+    assert torch.equal(out, F.linear(F.dropout(x, 0.3), lin.weight, lin.bias))
+
+
+def test_other_ranks_go_to_torch():
+    with pytest.raises(RuntimeError, match="dropout1d: Expected 2D or 3D input"):
+        ct.Dropout1d(0.5)(data((2, 3, 4, 5)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y = ct.Dropout2d(0.5)(data((3, 4, 5)))   # torch: treated as (N, C, L), with a warning
+    assert y.shape == (3, 4, 5)
+    assert any("dropout2d" in str(w.message) for w in caught)
+
+
+def test_integer_input_gets_torchs_error():
+    with pytest.raises(RuntimeError) as ours:
+        ct.Dropout(0.5)(torch.ones(4, dtype=torch.int64))
+    with pytest.raises(RuntimeError) as theirs:
+        nn.Dropout(0.5)(torch.ones(4, dtype=torch.int64))
+    assert str(ours.value) == str(theirs.value)
+
+
+# --- bad input ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan"), float("inf"), "0.5", None, True])
+def test_bad_p_is_a_value_error_naming_p(p):
+    for make in (ct.Dropout, ct.Dropout1d, ct.Dropout2d, ct.Dropout3d,
+                 lambda p: ct.DropoutLinear(3, 2, p=p)):
+        with pytest.raises(ValueError, match="probability p"):
+            make(p)
+    with pytest.raises(ValueError, match="probability p"):
+        cf.dropout(torch.ones(3), p)
+    with pytest.raises(ValueError, match="probability p"):
+        cf.dropout2d(torch.ones(1, 2, 3, 3), p)
+
+
+def test_bad_seed_and_position():
+    with pytest.raises(TypeError, match="seed"):
+        cf.dropout(torch.ones(3), 0.5, seed="x")
+    with pytest.raises(ValueError, match="position"):
+        _ops.dropout_op(torch.ones(3), 0.5, torch.tensor([1, -1]), [])
+    with pytest.raises(ValueError, match="position"):
+        _ops.dropout_op(torch.ones(3), 0.5, torch.tensor([1.0, 0.0]), [])
+    with pytest.raises(ValueError, match="mask_shape"):
+        _ops.dropout_op(torch.ones(3, 4), 0.5, torch.tensor([1, 0]), [3, 2])
+
+
+# --- operator and gradient checks -----------------------------------------------------
+
+@pytest.mark.parametrize("shape, noise", [((6, 70), []), ((4, 3, 5), [4, 3, 1]), ((0, 3), [])])
+def test_opcheck(shape, noise):
+    x = data(shape).requires_grad_()
+    position = torch.tensor([12345, 3])
+    torch.library.opcheck(_ops.dropout_op, (x, 0.7, position, noise))
+    _, words = _ops.dropout_op(x, 0.7, position, noise)
+    torch.library.opcheck(_ops.apply_mask_op, (data(shape).requires_grad_(), words, 0.7, noise))
+
+
+def test_gradcheck_float64():
+    x = data((5, 70), torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: cf.dropout(t, 0.3, seed=11), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: cf.dropout(t, 0.3, seed=11), (x,))
+    position = torch.tensor([99, 0])
+    assert torch.autograd.gradcheck(lambda t: _ops.dropout_op(t, 0.6, position, [5, 1])[0], (x,))
+    assert torch.autograd.gradgradcheck(lambda t: _ops.dropout_op(t, 0.6, position, [5, 1])[0], (x,))
+    lin = ct.DropoutLinear(70, 3, p=0.25, dtype=torch.float64)
+    key, _ = stream_of(lin)
+
+    def replayed(t):
+        lin._stream[1] = 0     # the same mask on every evaluation
+        return lin(t)
+    assert torch.autograd.gradcheck(replayed, (x,))
+
+
+def test_eager_path_and_custom_op_agree():
+    x = data((7, 90)).requires_grad_()
+    position = torch.tensor([777, 5])
+    y_op, words = _ops.dropout_op(x, 0.65, position, [])
+    y_eager = cf._eager.DropoutFunction.apply(x, 0.65, 777, 5, [])
+    assert torch.equal(y_op, y_eager)
+    g = data((7, 90), seed=3)
+    (gx_op,) = torch.autograd.grad(y_op, x, g)
+    (gx_eager,) = torch.autograd.grad(y_eager, x, g)
+    assert torch.equal(gx_op, gx_eager)
+    assert words.dtype == torch.int64 and words.numel() == math.ceil(7 * 90 / 64)
+
+
+# --- DropoutLinear ------------------------------------------------------------------
+
+def test_dropout_linear_is_an_nn_linear():
+    torch.manual_seed(4)
+    ref = nn.Linear(20, 7)
+    torch.manual_seed(4)
+    lin = ct.DropoutLinear(20, 7, p=0.5)
+    assert isinstance(lin, nn.Linear)
+    assert torch.equal(lin.weight, ref.weight) and torch.equal(lin.bias, ref.bias)   # same init
+    assert lin.state_dict().keys() == ref.state_dict().keys()
+    other = nn.Linear(20, 7)
+    lin.load_state_dict(other.state_dict())
+    ref.load_state_dict(lin.state_dict())
+    assert torch.equal(ref.weight, other.weight)
+    x = data((3, 20))
+    assert torch.equal(lin.eval()(x), other(x))
+    assert "p=0.5" in repr(lin)
+    assert ct.DropoutLinear(3, 2, bias=False).bias is None
+
+
+def test_dropout_linear_values_and_grads_with_leading_dims():
+    torch.manual_seed(0)
+    lin = ct.DropoutLinear(10, 4, p=0.3, dtype=torch.float64)
+    key, _ = stream_of(lin)
+    x = data((2, 3, 10), torch.float64).requires_grad_()
+    out = lin(x)
+    assert out.shape == (2, 3, 4)
+    mask = reference_mask(key, 0, x.numel(), 0.7).reshape(x.shape)
+    x_tilde = expected(x, mask, 0.3)
+    torch.testing.assert_close(out, x_tilde @ lin.weight.detach().T + lin.bias.detach())
+    g = data((2, 3, 4), torch.float64, seed=1)
+    out.backward(g)
+    torch.testing.assert_close(lin.weight.grad, g.reshape(-1, 4).T @ x_tilde.reshape(-1, 10))
+    torch.testing.assert_close(lin.bias.grad, g.reshape(-1, 4).sum(0))
+    torch.testing.assert_close(x.grad, expected(g @ lin.weight.detach(), mask, 0.3))
+
+
+# --- replace_dropout and mc_dropout ------------------------------------------------
+
+def make_net():
+    return nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.3),
+                         nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.2, inplace=True), nn.AlphaDropout(0.1)),
+                         nn.Linear(8, 2))
+
+
+def test_replace_dropout():
+    net = make_net()
+    net.eval()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    out = ct.replace_dropout(net)
+    assert out is net
+    assert type(net[3]) is ct.Dropout and net[3].p == 0.3 and not net[3].training
+    assert type(net[4][1]) is ct.Dropout and net[4][1].inplace
+    assert type(net[4][2]) is nn.AlphaDropout
+    assert net.state_dict().keys() == state.keys()
+    assert ct.replace_dropout(net) is net     # idempotent
+    assert type(ct.replace_dropout(nn.Dropout2d(0.1))) is ct.Dropout2d
+    with pytest.raises(TypeError, match="model"):
+        ct.replace_dropout("net")
+
+
+def test_mc_dropout_keeps_batchnorm_in_eval():
+    torch.manual_seed(0)
+    net = ct.replace_dropout(make_net())
+    net[4].append(nn.Dropout(0.5))          # torch's own dropout is switched on too
+    net.train()
+    net(torch.randn(16, 6))                  # some running statistics
+    net[1].training = True
+    stats = (net[1].running_mean.clone(), net[1].running_var.clone(), int(net[1].num_batches_tracked))
+    x = torch.randn(5, 6)
+    with ct.mc_dropout(net), torch.no_grad():
+        assert not net[1].training and net[3].training and net[4][3].training
+        samples = torch.stack([net(x) for _ in range(10)])
+    assert net.training and net[1].training          # restored
+    assert samples.std(0).sum() > 0                   # the passes differ
+    assert torch.equal(net[1].running_mean, stats[0]) and torch.equal(net[1].running_var, stats[1])
+    assert int(net[1].num_batches_tracked) == stats[2]
+    with pytest.raises(KeyError), ct.mc_dropout(net):
+        raise KeyError
+    assert net[1].training
+
+
+# --- torch.compile ----------------------------------------------------------------
+
+def test_compiled_training_fullgraph_matches_eager():
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), ct.Dropout(0.5), ct.DropoutLinear(16, 4, p=0.25))
+    twin = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), ct.Dropout(0.5), ct.DropoutLinear(16, 4, p=0.25))
+    twin.load_state_dict(net.state_dict())
+    for a, b in zip((net[2], net[3]), (twin[2], twin[3])):
+        b._stream = a._stream.clone()
+    compiled = torch.compile(net, fullgraph=True)
+    x, target = torch.randn(32, 8), torch.randint(0, 4, (32,))
+    opt_c = torch.optim.SGD(net.parameters(), lr=0.1)
+    opt_e = torch.optim.SGD(twin.parameters(), lr=0.1)
+    for _ in range(3):
+        for model, opt in ((compiled, opt_c), (twin, opt_e)):
+            loss = F.cross_entropy(model(x), target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        torch.testing.assert_close(net[0].weight, twin[0].weight)
+    assert torch.equal(net[2]._stream, twin[2]._stream)
+    assert net[2]._stream[1] == 3 * math.ceil(32 * 16 / 64)
