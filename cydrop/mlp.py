@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from . import optim
+from . import _small_net, optim
 from ._generator import Generator
 from ._model_file import read_model_file
 from ._validation import check_keep_prob, check_positive_int
@@ -96,6 +96,9 @@ class MLP:
         self.weights, self.biases = self._init_params()
         self.classes_ = None
         self.l2 = 0.0
+        # small networks train one compiled call per epoch (cydrop._small_net);
+        # False forces the per-layer path (kept for comparison and tests)
+        self.compiled_training = True
         self._opt_state = None
         self._step = 0
 
@@ -309,14 +312,20 @@ class MLP:
             history.update(val_loss=[], val_score=[])
         bar = _progress(epochs, progress)
         best = (math.inf, None, 0)
+        compiled = self._compiled_trainer(batch_size)
         try:
             for epoch in range(1, epochs + 1):
                 order = self._rng.permutation(X.shape[0]) if shuffle else np.arange(X.shape[0])
-                losses = []
-                for start in range(0, X.shape[0], batch_size):
-                    idx = order[start:start + batch_size]
-                    losses.append((self._train_step(X[idx], Y[idx]), len(idx)))
-                loss = sum(l * n for l, n in losses) / X.shape[0]
+                if compiled is not None:
+                    # every batch of the epoch in one compiled call (cydrop._small_net)
+                    loss_sum, self._step = _small_net.train_epoch(compiled, self._gen, X, Y, order, self._step)
+                    loss = loss_sum / X.shape[0]
+                else:
+                    losses = []
+                    for start in range(0, X.shape[0], batch_size):
+                        idx = order[start:start + batch_size]
+                        losses.append((self._train_step(X[idx], Y[idx]), len(idx)))
+                    loss = sum(l * n for l, n in losses) / X.shape[0]
                 cost, score = self._evaluate(X, Y)
                 cost += self._l2_term(self.l2, X.shape[0])
                 # the weights too: a tanh or sigmoid layer turns infinite weights
@@ -403,6 +412,18 @@ class MLP:
         self.optimizer, self.learning_rate, self.l2 = optimizer, float(learning_rate), float(l2)
         self.max_norm, self.momentum = max_norm, float(momentum)
 
+    def _compiled_trainer(self, batch_size):
+        """The compiled epoch (cydrop._small_net) for this network and the
+        settings of _set_training, or None when the network does not qualify
+        (more than 8 layers or a layer wider than 256 units) or
+        ``compiled_training`` was set to False."""
+        if not getattr(self, "compiled_training", True) or not _small_net.qualifies(self.layer_sizes):
+            return None
+        _, first, second = self._opt_state
+        return _small_net.trainer(self.weights, self.biases, self.keep_prob, self.activation, self.output,
+                                  batch_size, self.optimizer, first, second, self.learning_rate,
+                                  self.momentum, self.l2, self.max_norm)
+
     def _train_step(self, Xb, Yb):
         P, caches = self._forward(Xb, train=True)
         loss, grad = self._loss_and_grad(P, Yb)
@@ -444,26 +465,60 @@ class MLP:
 
     # ------------------------------------------------------------ inference
 
-    def predict_proba(self, X, *, mc_samples=None):
+    def predict_proba(self, X, *, mc_samples=None, return_samples=False):
         """Output probabilities (or values for output="linear"), dropout off.
 
         With ``mc_samples=T``, Monte Carlo dropout (Gal & Ghahramani 2016):
-        T passes with dropout on, returning ``(mean, std)`` over them.
+        T passes with dropout on, returning ``(mean, std)`` over them (for
+        output="linear" the predictive mean and the spread of the passes,
+        without any observation noise). Small networks
+        (cydrop._small_net.qualifies) run all T passes in one compiled call;
+        the masks are the same either way.
+
+        Parameters
+        ----------
+        X : array (n_samples, n_features)
+        mc_samples : int >= 1 or None
+        return_samples : bool
+            With ``mc_samples``, also return every pass's outputs, an array
+            (T, n_samples, n_outputs) of the network's dtype (what a
+            predictive log-likelihood needs, cydrop.uncertainty).
+
+        Returns
+        -------
+        P : ndarray (n_samples, n_outputs), without ``mc_samples``
+        (mean, std) or (mean, std, samples), with ``mc_samples``
         """
         X = self._check_X(X)
         if mc_samples is None:
+            if return_samples:
+                raise ValueError("return_samples needs mc_samples")
             return self._predict_batches(X, train=False)
         T = check_positive_int(mc_samples, "mc_samples")
-        total = np.zeros((X.shape[0], self.layer_sizes[-1]), dtype=np.float64)
-        total_sq = np.zeros_like(total)
-        for _ in range(T):
-            P = self._predict_batches(X, train=True).astype(np.float64)
-            total += P
-            total_sq += P * P
+        if not isinstance(return_samples, (bool, np.bool_)):
+            raise TypeError(f"return_samples must be a bool, got {type(return_samples).__name__}")
+        if getattr(self, "compiled_training", True) and _small_net.qualifies(self.layer_sizes):
+            self._check_params()
+            total, total_sq, samples = _small_net.mc_passes(
+                self.weights, self.biases, self.keep_prob, self.activation, self.output, X, T, self._gen,
+                samples=return_samples, rows=_PREDICT_BATCH)
+        else:
+            total = np.zeros((X.shape[0], self.layer_sizes[-1]), dtype=np.float64)
+            total_sq = np.zeros_like(total)
+            samples = np.empty((T,) + total.shape, dtype=self.dtype) if return_samples else None
+            for t in range(T):
+                P = self._predict_batches(X, train=True)
+                if samples is not None:
+                    samples[t] = P
+                P = P.astype(np.float64)
+                total += P
+                total_sq += P * P
         mean = total / T
         std = np.sqrt(np.maximum(total_sq / T - mean * mean, 0))
         if all(kp == 1.0 for kp in self.keep_prob):
             std[...] = 0  # every pass is the same; round-off aside
+        if return_samples:
+            return mean.astype(self.dtype), std.astype(self.dtype), samples
         return mean.astype(self.dtype), std.astype(self.dtype)
 
     def _predict_batches(self, X, train):
