@@ -12,7 +12,7 @@ from ._blas_threads import single_threaded_blas
 from .dense import ACTIVATIONS
 from .optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS
 
-__all__ = ["MAX_WIDTH", "mc_passes", "qualifies", "train_epoch", "trainer"]
+__all__ = ["MAX_WIDTH", "mc_passes", "predict", "predictor", "qualifies", "train_epoch", "trainer"]
 
 # The widest layer the compiled path takes. Past it a layer's GEMMs cost more
 # than the per-layer path's Python calls, and the per-layer path spreads
@@ -85,6 +85,20 @@ def mc_passes(weights, biases, keep_prob, activation, output, X, n_passes, gen, 
     with single_threaded_blas:
         net.mc_passes(X, n_passes, key, block0, total, total_sq, out)
     return total, total_sq, out
+
+
+def predictor(weights, biases, activation, output, rows=1024):
+    """A ``_fused_net.Net`` for plain (dropout off) passes of these arrays,
+    in chunks of ``rows`` rows (:func:`predict`)."""
+    return _fused_net.Net(list(weights), list(biases), [1.0] * len(weights), ACTIVATIONS[activation],
+                          OUTPUTS[output], rows)
+
+
+def predict(net, X):
+    """The outputs of ``net`` (from :func:`predictor`) on the rows of X, in its dtype."""
+    total = np.zeros((X.shape[0], net.layer_sizes[-1]))
+    net.mc_passes(X, 1, 0, 0, total, np.empty_like(total))   # one pass, no mask: the outputs
+    return total.astype(net.dtype)
 
 
 def _reserve(gen, n_blocks):

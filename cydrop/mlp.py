@@ -313,6 +313,9 @@ class MLP:
         bar = _progress(epochs, progress)
         best = (math.inf, None, 0)
         compiled = self._compiled_trainer(batch_size)
+        # and the per-epoch cost and scores in compiled passes
+        evaluator = None if compiled is None else _small_net.predictor(
+            self.weights, self.biases, self.activation, self.output, min(X.shape[0], _PREDICT_BATCH))
         try:
             for epoch in range(1, epochs + 1):
                 order = self._rng.permutation(X.shape[0]) if shuffle else np.arange(X.shape[0])
@@ -326,7 +329,7 @@ class MLP:
                         idx = order[start:start + batch_size]
                         losses.append((self._train_step(X[idx], Y[idx]), len(idx)))
                     loss = sum(l * n for l, n in losses) / X.shape[0]
-                cost, score = self._evaluate(X, Y)
+                cost, score = self._evaluate(X, Y, evaluator)
                 cost += self._l2_term(self.l2, X.shape[0])
                 # the weights too: a tanh or sigmoid layer turns infinite weights
                 # into a finite loss
@@ -340,7 +343,7 @@ class MLP:
                 history["train_score"].append(score)
                 monitor = history["cost"][-1]
                 if val is not None:
-                    vloss, vscore = self._evaluate(*val)
+                    vloss, vscore = self._evaluate(*val, evaluator)
                     history["val_loss"].append(vloss)
                     history["val_score"].append(vscore)
                     monitor = vloss
@@ -444,8 +447,12 @@ class MLP:
                 optim.max_norm_(W, self.max_norm)
         return loss
 
-    def _evaluate(self, X, Y):
-        """(mean data loss, score) with dropout off, in batches."""
+    def _evaluate(self, X, Y, evaluator=None):
+        """(mean data loss, score) with dropout off, in batches; in compiled
+        passes with an ``evaluator`` (cydrop._small_net.predictor)."""
+        if evaluator is not None:
+            P = _small_net.predict(evaluator, X)
+            return self._loss_and_grad(P, Y)[0], _score(self.output, P, Y)
         total, n = 0.0, X.shape[0]
         preds = []
         for start in range(0, n, _PREDICT_BATCH):

@@ -479,20 +479,46 @@ class DropoutMLPRegressor(RegressorMixin, _BaseDropoutMLP):
     def _output(self):
         return "linear", self.n_outputs_
 
-    def predict(self, X):
-        """Predicted values, dropout off.
+    def predict(self, X, return_std=False, *, tau=None, mc_samples=1000):
+        """Predicted values, dropout off; with ``return_std``, MC dropout
+        mean and predictive standard deviation.
 
         Parameters
         ----------
         X : array-like (n_samples, n_features)
+        return_std : bool, default False
+            Return ``(mean, std)`` as ``GaussianProcessRegressor.predict``
+            does: the mean of ``mc_samples`` passes with dropout on (Gal &
+            Ghahramani 2016), and ``std = sqrt(var_passes + 1 / tau)``, the
+            spread of the passes plus the observation noise.
+        tau : float > 0, keyword-only
+            Model precision (inverse noise variance, on the scale of y); needed
+            with ``return_std``. Choose it on validation data (the largest
+            :func:`cydrop.uncertainty.predictive_log_likelihood`), or derive it
+            from the weight decay with
+            ``cydrop.uncertainty.tau_from_weight_decay(alpha, keep_prob,
+            n_samples, batch_size)`` (Gal & Ghahramani's relation).
+        mc_samples : int >= 1, keyword-only, default 1000
 
         Returns
         -------
-        ndarray (n_samples,) or (n_samples, n_outputs) of float64
+        y_pred : ndarray (n_samples,) or (n_samples, n_outputs) of float64
+        y_std : ndarray of y_pred's shape, only with ``return_std``
         """
         # float64 like every scikit-learn regressor, whatever the network's dtype
         X = self._check_X_predict(X)
-        return self._net.predict(X).astype(np.float64)
+        if not return_std:
+            return self._net.predict(X).astype(np.float64)
+        if tau is None:
+            raise ValueError("return_std=True needs tau, the model precision (see the docstring)")
+        from .uncertainty import _check_tau
+
+        tau = _check_tau(tau)
+        mean, std = self._net.predict_proba(X, mc_samples=mc_samples)
+        mean, std = mean.astype(np.float64), np.sqrt(std.astype(np.float64) ** 2 + 1.0 / tau)
+        if mean.shape[1] == 1:
+            mean, std = mean[:, 0], std[:, 0]
+        return mean, std
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -8,7 +8,7 @@ import numpy as np
 
 import cydrop
 
-from . import search
+from . import search, uci
 from .bench import baselines
 from .bench import command as bench_command
 
@@ -125,6 +125,7 @@ def build_parser():
     p.set_defaults(func=kernels)
     bench_command.add_parser(sub)
     search.add_parser(sub)
+    uci.add_parser(sub)
     return parser
 
 
