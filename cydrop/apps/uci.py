@@ -174,11 +174,12 @@ def _dataset_folders(data_dir, names):
         raise ValueError(f"--data-dir {root}: not a folder")
     if os.path.isfile(os.path.join(root, "data.txt")) and not names:
         return [root]   # a dataset folder itself
-    available = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    available = sorted(d for d in os.listdir(root)
+                       if os.path.isdir(os.path.join(root, d)) and not d.startswith((".", "_")))
     if not names:
-        names = [d for d in available if os.path.isfile(os.path.join(root, d, "data.txt"))]
+        names = available   # each is checked by load_dataset: a missing data.txt is named
         if not names:
-            raise ValueError(f"{root}: no dataset folders (folders with a data.txt)")
+            raise ValueError(f"{root}: no dataset folders")
     for name in names:
         if name not in available:
             raise ValueError(f"{os.path.join(root, name)}: no such dataset folder "
@@ -227,10 +228,12 @@ def run(args):
             mc_samples=args.mc_samples, n_hidden=ds["n_hidden"], extended=args.extended, seed=args.seed,
             n_jobs=args.jobs, progress=not args.quiet, keep_samples=args.plot is not None and not results)
         results.append((ds, res))
+        _print_table(results[-1:], args.extended, legend=False)
+        if args.json:   # after each dataset, so that a long run keeps what it finished
+            with open(args.json, "w") as f:
+                json.dump({"datasets": [_json_entry(d, r, args) for d, r in results]}, f, indent=1)
     _print_table(results, args.extended)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"datasets": [_json_entry(ds, res, args) for ds, res in results]}, f, indent=1)
         print(f"results written to {args.json}")
     if args.plot:
         _plot(*results[0], args.plot)
@@ -254,7 +257,7 @@ def _pm(mean, se, digits):
     return f"{mean:.{digits}f} ± {se:.{digits}f}"
 
 
-def _print_table(results, extended):
+def _print_table(results, extended, legend=True):
     head = f"\n{'dataset':<18}{'MC RMSE':>16}{'published':>16}{'test LL':>16}{'published':>16}"
     if extended:
         head += f"{'RMSE (ext.)':>16}{'LL (ext.)':>16}"
@@ -270,7 +273,8 @@ def _print_table(results, extended):
             line += (f"{_pm(res['rmse_extended'], res['rmse_extended_se'], digits):>16}"
                      f"{_pm(res['test_ll_extended'], res['test_ll_extended_se'], 2):>16}")
         print(line + f"{res['n_splits']:>8}{res['seconds']:>9.1f}")
-    print("(mean ± standard error over the splits; published: Gal & Ghahramani 2016, 20 splits)")
+    if legend:
+        print("(mean ± standard error over the splits; published: Gal & Ghahramani 2016, 20 splits)")
 
 
 def _plot(ds, res, path):

@@ -34,7 +34,7 @@ _SEED = 20240601
 class Impl:
     """One way of doing a group's work."""
 
-    name: str      # short key: "cydrop", "floor", "numpy_course", "numpy_rng", "torch"
+    name: str      # short key: "cydrop", "floor", "numpy_course", "numpy_rng", "torch", "cydrop_per_layer"
     label: str     # what exactly runs
     fn: object     # no-argument callable: the timed work
     check: object  # callable(result) raising AssertionError on a wrong result
@@ -243,6 +243,87 @@ def mc_predict(torch):
     return group
 
 
+# The network of the UCI protocol (``cydrop uci``): 8-50-1, dropout 0.05 on the
+# hidden layer, squared error, Adam, batch 128, on 5242 rows; MC dropout with
+# 10,000 passes over 200 rows (issue 13's figures).
+SMALL_SIZES, SMALL_KEEP_PROB, SMALL_SAMPLES, SMALL_BATCH = [8, 50, 1], [1.0, 0.95], 5242, 128
+SMALL_MC_SAMPLES, SMALL_MC_ROWS = 10_000, 200
+
+
+def _small_net():
+    net = cydrop.MLP(SMALL_SIZES, keep_prob=SMALL_KEEP_PROB, output="linear", seed=0)
+    net._set_training("adam", MLP_LR, 0.0, None, 0.9)
+    X = _normal((SMALL_SAMPLES, SMALL_SIZES[0]), np.float32, 9)
+    Y = (X @ _normal((SMALL_SIZES[0], 1), np.float32, 10)).astype(np.float32)
+    params = [p.copy() for W, b in zip(net.weights, net.biases) for p in (W, b)]
+    return net, X, Y, params
+
+
+def small_net_epoch(torch):
+    """One epoch of the small network without a cost pass: per-step cost."""
+    from ..._small_net import train_epoch
+
+    net, X, Y, params = _small_net()
+    trainer = net._compiled_trainer(SMALL_BATCH)
+    order = np.random.default_rng(0).permutation(SMALL_SAMPLES)
+    steps = -(-SMALL_SAMPLES // SMALL_BATCH)
+
+    def compiled():
+        loss, net._step = train_epoch(trainer, net._gen, X, Y, order, net._step)
+        return loss / SMALL_SAMPLES
+
+    per_layer_net = _small_net()[0]
+
+    def per_layer():
+        return bl.per_layer_epoch(per_layer_net, X, Y, order, SMALL_BATCH)
+
+    def check(loss):
+        assert np.isfinite(loss) and loss < 100, f"loss {loss}"
+
+    group = Group(f"small-network training epoch {'-'.join(map(str, SMALL_SIZES))}, keep_prob {SMALL_KEEP_PROB}, "
+                  f"Adam, batch {SMALL_BATCH}, {SMALL_SAMPLES} samples float32 ({steps} steps)",
+                  work=SMALL_SAMPLES, metric="samples/s")
+    group.impls += [
+        Impl("cydrop", "one compiled call per epoch (cydrop._small_net.train_epoch)", compiled, check),
+        Impl("cydrop_per_layer", "cydrop's per-layer path: MLP._train_step per batch", per_layer, check),
+    ]
+
+    def torch_impl(torch):
+        model = bl.torch_mlp_model(torch, params, SMALL_KEEP_PROB)
+        optimizer = bl.torch_mlp_optimizer(torch, model, MLP_LR)
+        x_t, y_t, order_t = torch.from_numpy(X), torch.from_numpy(Y), torch.from_numpy(order)
+        return Impl("torch", "nn.Sequential + MSELoss + optim.Adam, one epoch",
+                    lambda: bl.torch_regression_epoch(torch, model, optimizer, x_t, y_t, order_t, SMALL_BATCH),
+                    check)
+    _add_torch(group, torch, torch_impl)
+    return group
+
+
+def small_net_mc(torch):
+    """MC dropout of the small network: SMALL_MC_SAMPLES passes over SMALL_MC_ROWS rows."""
+    net, X, _, params = _small_net()
+    X = np.ascontiguousarray(X[:SMALL_MC_ROWS])
+
+    def check(result):
+        mean, std = (np.asarray(r) for r in result)
+        assert mean.shape == std.shape == (SMALL_MC_ROWS, 1), f"shape {mean.shape}"
+        assert np.isfinite(mean).all() and float(std.mean()) > 1e-4, "no spread: dropout was off"
+
+    group = Group(f"MC dropout, {SMALL_MC_SAMPLES} passes over {SMALL_MC_ROWS} rows, "
+                  f"{'-'.join(map(str, SMALL_SIZES))} keep_prob {SMALL_KEEP_PROB}",
+                  work=SMALL_MC_SAMPLES * SMALL_MC_ROWS, metric="samples/s")
+    group.impls.append(Impl("cydrop", f"net.predict_proba(X, mc_samples={SMALL_MC_SAMPLES}): one compiled call",
+                            lambda: net.predict_proba(X, mc_samples=SMALL_MC_SAMPLES), check))
+
+    def torch_impl(torch):
+        model = bl.torch_mlp_model(torch, params, SMALL_KEEP_PROB)
+        x_t = torch.from_numpy(X)
+        return Impl("torch", "model.train(), the rows repeated 500x per batch under no_grad",
+                    lambda: bl.torch_mc_large_batch(torch, model, x_t, SMALL_MC_SAMPLES, 500), check)
+    _add_torch(group, torch, torch_impl)
+    return group
+
+
 def _add_torch(group, torch, make_impl):
     """Add the PyTorch case, or record why it is skipped (``torch`` is the module or a reason)."""
     if isinstance(torch, str):
@@ -280,5 +361,6 @@ def build_groups(full, torch):
         for layer in layers:
             builders.append((f"dense-{name}-{_dims(layer)}",
                              lambda l=layer, d=dtype: dense_layer(*l, d, 0.8, torch)))
-    builders += [("mlp-epoch", lambda: mlp_epoch(torch)), ("mc-predict", lambda: mc_predict(torch))]
+    builders += [("mlp-epoch", lambda: mlp_epoch(torch)), ("mc-predict", lambda: mc_predict(torch)),
+                 ("small-net-epoch", lambda: small_net_epoch(torch)), ("small-net-mc", lambda: small_net_mc(torch))]
     return builders
