@@ -3,12 +3,12 @@ do not run at all, the kernels run on the calling thread.
 
 torch's CPU wheel brings its own OpenMP runtime (and MKL/oneDNN threads),
 cydrop links the system's libgomp: two pools, each of whose threads spin a
-while after its parallel region before sleeping. Measured inside torch
-loops (/README "PyTorch", benchmarks/bench_torch.py group torch-threads):
-right after a torch op, a 2-thread cydrop pass over 1024x4096 took 5x as
-long as the same pass on the calling thread, because torch's workers were
-still spinning on the cores; the calling-thread pass is still some 30x
-faster than nn.Dropout. So cydrop.torch passes n_threads = 1, unless the
+while after its parallel region before sleeping. Measured inside
+torch loops (benchmarks/bench_torch.py, groups torch-threads-after-gemm and
+torch-threads-step; figures in the README, "PyTorch"): right after a torch
+op, a 2-thread cydrop pass is slower than the same pass on the calling
+thread, torch's workers still spinning on the cores, and the calling-thread
+pass is still many times faster than nn.Dropout. So cydrop.torch passes n_threads = 1, unless the
 user asked for threads with ``cydrop.set_num_threads(n)``: then
 min(n, torch.get_num_threads()) (worth it with OMP_WAIT_POLICY=PASSIVE,
 which makes both runtimes sleep at once; masks are the same either way).
