@@ -26,7 +26,7 @@ Every array a kernel touches is checked here before any nogil code runs
 caller can make them read or write out of bounds.
 """
 from cython cimport floating
-from libc.math cimport exp, expf, log, sqrt
+from libc.math cimport INFINITY as INF, exp, expf, log, sqrt
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
@@ -388,10 +388,10 @@ cdef class Net:
                 raise ValueError(f"{name} must be a list of {2 * L} optimizer state arrays "
                                  f"(weights then biases), got {type(state).__name__}")
             states.append(state if needed else None)
-        for name, value, lo, hi in (("lr", lr, 0.0, 1e300), ("momentum", momentum, 0.0, 1.0),
+        for name, value, lo, hi in (("lr", lr, 0.0, INF), ("momentum", momentum, 0.0, 1.0),
                                     ("beta1", beta1, 0.0, 1.0), ("beta2", beta2, 0.0, 1.0),
-                                    ("eps", eps, 0.0, 1e300), ("l2", l2, 0.0, 1e300),
-                                    ("max_norm", max_norm, 0.0, 1e300)):
+                                    ("eps", eps, 0.0, INF), ("l2", l2, 0.0, INF),
+                                    ("max_norm", max_norm, 0.0, INF)):
             if not (lo <= value < hi):   # false for NaN
                 raise ValueError(f"{name} must be in [{lo}, {hi}), got {value!r}")
         if optimizer != OPT_NONE and lr <= 0:
