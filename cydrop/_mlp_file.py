@@ -36,7 +36,7 @@ def save(net, file):
               "keep_prob": net.keep_prob, "activation": net.activation, "output": net.output,
               "dtype": net.dtype.name, "seed": net.seed, "classes": classes, "classes_dtype": classes_dtype,
               "classes_given": net._classes_given, "trained": net._trained,
-              "l2": net.l2, "max_norm": getattr(net, "max_norm", None),
+              "l2": net.l2, "max_norm": net.max_norm,
               "optimizer": None if opt is None else {"name": opt.name, "learning_rate": opt.learning_rate,
                                                      "momentum": opt.momentum, "t": opt.t},
               "mask_generator": net._gen.state, "shuffle_generator": net._rng.bit_generator.state}

@@ -10,7 +10,6 @@ loop (``_training.py``). Imports neither scikit-learn, tqdm nor matplotlib at
 import time.
 """
 import math
-import numbers
 import warnings
 
 import numpy as np

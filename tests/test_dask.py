@@ -7,7 +7,6 @@ over the block in mini-batches, as scikit-learn's.
 """
 import logging
 
-import numpy as np
 import pytest
 
 da = pytest.importorskip("dask.array")

@@ -42,7 +42,7 @@ def _rule_stops_at(values, tol, patience):
 def test_finding1_dropout_classifier_no_longer_stops_on_the_noisy_loss():
     """keep_prob 0.7 stopped after 17 epochs at training accuracy 0.60: the rule
     compared the training loss under dropout. It now watches J with dropout off."""
-    sklearn = pytest.importorskip("sklearn")  # noqa: F841
+    pytest.importorskip("sklearn")
     from cydrop.sklearn import DropoutMLPClassifier
 
     X, y = separable()
