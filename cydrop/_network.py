@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _outputs, dense
 from ._generator import Generator
-from ._validation import check_keep_prob, check_positive_int, kernel_ready
+from ._validation import check_keep_prob, check_network_dtype, check_positive_int, kernel_ready
 from .dense import ACTIVATIONS
 from .optim import max_norm_
 
@@ -21,18 +21,6 @@ __all__ = ["Network"]
 # output (1024 rows of 512 float32 units are 2 MiB) so it can stay in cache
 # for the next layer (benchmarks/bench_mlp.py, group mlp-cost-mnist1d).
 PREDICT_BATCH = 1024
-
-
-def _check_dtype(dtype):
-    """np.dtype of anything NumPy reads as float32 or float64 ("f8", np.float64, ...)."""
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError:
-        resolved = None
-    # (resolved is None first: np.dtype(None) is float64, so None compares equal to it)
-    if isinstance(dtype, (bool, np.bool_)) or resolved is None or resolved not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64 (e.g. 'float32', np.float64, 'f8'), got {dtype!r}")
-    return resolved
 
 
 class Network:
@@ -52,7 +40,7 @@ class Network:
         if output == "sigmoid" and self.layer_sizes[-1] != 1:
             raise ValueError(f"output='sigmoid' needs one output unit, layer_sizes ends with {self.layer_sizes[-1]}")
         self.activation, self.output = activation, output
-        self.dtype = _check_dtype(dtype)
+        self.dtype = check_network_dtype(dtype)
         self.keep_prob = keep_prob
         if seed is not None:
             Generator(seed)  # validates

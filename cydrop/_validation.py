@@ -91,6 +91,30 @@ def check_out(out, like, name="out", inputs=()):
     return out
 
 
+def check_network_dtype(dtype, allow_none=False):
+    """np.dtype of anything NumPy reads as float32 or float64 ("f8", np.float64, ...);
+    None passes through when ``allow_none``. ValueError naming ``dtype`` otherwise."""
+    if dtype is None and allow_none:
+        return None
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    # resolved is None first: np.dtype(None) is float64, so None compares equal to it
+    if isinstance(dtype, (bool, np.bool_)) or resolved is None or resolved not in FLOAT_DTYPES:
+        allowed = "None, float32 or float64" if allow_none else "float32 or float64"
+        raise ValueError(f"dtype must be {allowed} (anything numpy.dtype reads as one, e.g. 'float32', "
+                         f"np.float64, 'f8'), got {dtype!r}")
+    return resolved
+
+
+def check_bool(value, name):
+    """Refuse anything but a bool (1, "yes" and None are not flags)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
 def check_positive_int(value, name, minimum=1, maximum=None):
     """Return ``value`` as an int in [minimum, maximum] (no upper bound when
     maximum is None; give one when the value reaches a C int)."""

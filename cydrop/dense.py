@@ -12,7 +12,7 @@ from ._blas_threads import single_threaded_blas
 from ._generator import as_generator, draw_mask
 from ._mask import _WORD, Mask, as_mask, n_words, packed_words
 from ._threads import get_deterministic, get_num_threads
-from ._validation import check_float_dtype, check_keep_prob, threshold_of
+from ._validation import check_bool, check_float_dtype, check_keep_prob, threshold_of
 
 __all__ = ["ACTIVATIONS", "DenseCache", "dense_backward", "dense_forward"]
 
@@ -184,8 +184,7 @@ def dense_forward(x, W, b, keep_prob, *, activation="relu", seed=None, mask=None
             raise ValueError(f"b must have shape (n_out,) = ({W.shape[1]},), got {b.shape}")
     keep_prob = check_keep_prob(keep_prob)
     code = _activation_code(activation)
-    if not isinstance(regenerate, (bool, np.bool_)):
-        raise TypeError(f"regenerate must be a bool, got {type(regenerate).__name__}")
+    check_bool(regenerate, "regenerate")
     if mask is not None and seed is not None:
         raise ValueError("give either seed or mask, not both")
     if mask is not None and regenerate:
@@ -272,8 +271,7 @@ def dense_backward(grad_out, cache, *, need_dx=True):
     expected = (x.shape[0], W.shape[1])
     if grad_out.shape != expected:
         raise ValueError(f"grad_out must have the forward output's shape {expected}, got {grad_out.shape}")
-    if not isinstance(need_dx, (bool, np.bool_)):
-        raise TypeError(f"need_dx must be a bool, got {type(need_dx).__name__}")
+    check_bool(need_dx, "need_dx")
 
     return _backward(grad_out, cache, need_dx)
 

@@ -17,7 +17,7 @@ import numpy as np
 from . import _checks, _mlp_file, _training
 from ._network import Network
 from ._optimizers import make_optimizer
-from ._validation import check_keep_prob, check_positive_int
+from ._validation import check_bool, check_keep_prob, check_positive_int
 from .optim import _check_real
 
 __all__ = ["MLP", "dropout_l2_equivalent"]
@@ -252,7 +252,7 @@ class MLP(Network):
             early_stopping = check_positive_int(early_stopping, "early_stopping")
         for name, value in (("track_cost", track_cost), ("shuffle", shuffle), ("progress", progress),
                             ("verbose", verbose)):
-            _check_bool(value, name)
+            check_bool(value, name)
         X, Y, w, classes = self._check_data(X, y, sample_weight, learn_classes=self._may_learn_classes())
         validation = self._check_validation(validation_data, classes)
         settings = self._training_settings(optimizer, learning_rate, l2, max_norm, momentum)
@@ -277,7 +277,7 @@ class MLP(Network):
         """
         X = self._check_X(X)
         batch_size = X.shape[0] if batch_size is None else check_positive_int(batch_size, "batch_size")
-        _check_bool(shuffle, "shuffle")
+        check_bool(shuffle, "shuffle")
         given = None
         if classes is not None:
             if self.output == "linear":
@@ -471,11 +471,6 @@ def _as_labels(data, name):
 def _check_finite(arr, name):
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains {'NaN' if np.isnan(arr).any() else 'infinity'}")
-
-
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
 
 
 def _check_sample_weight(sample_weight, n, name="sample_weight"):

@@ -29,6 +29,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._validation import check_network_dtype
 from .mlp import MLP
 
 __all__ = ["DropoutMLPClassifier", "DropoutMLPRegressor"]
@@ -264,7 +265,7 @@ class _BaseDropoutMLP(BaseEstimator):
             raise ValueError("early_stopping=True is not supported by partial_fit (one pass per call)")
         hidden = self._hidden_sizes()  # before the data: a bad parameter is named first
         if first_pass:
-            dtype = (np.float64, np.float32) if self.dtype is None else _network_dtype(self.dtype)
+            dtype = check_network_dtype(self.dtype, allow_none=True) or (np.float64, np.float32)
         else:
             dtype = self._net.dtype
             self._check_same_network(hidden)
@@ -366,17 +367,6 @@ class _BaseDropoutMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
-
-
-def _network_dtype(dtype):
-    """The dtype parameter as np.dtype, ValueError naming it otherwise."""
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError:
-        resolved = None
-    if resolved is None or resolved not in (np.float32, np.float64):  # np.dtype(None) == float64
-        raise ValueError(f"dtype must be None, float32 or float64 (anything numpy.dtype reads as one), got {dtype!r}")
-    return resolved
 
 
 class DropoutMLPClassifier(ClassifierMixin, _BaseDropoutMLP):
