@@ -19,21 +19,19 @@ passes on the same threads, cut so that each output element is computed by
 one thread in a fixed order: results do not depend on the thread count.
 """
 from cython cimport floating
-from libc.math cimport exp, expf, tanh, tanhf
 from libc.stdint cimport uint64_t
 
 from blas cimport NO_TRANS, TRANS, gemm_blocked, load_blas
 from cython.parallel cimport prange
 
+from activations cimport LINEAR, RELU, SIGMOID, TANH, activation_grad_block, bias_activation_block
 from dropout cimport apply_mask_parallel, draw_and_apply_parallel
 
-# Activation codes: cydrop.dense builds its name table from this enum
-# (``Activation`` in Python), so the numbers are written only here.
-cpdef enum Activation:
-    LINEAR = 0
-    RELU = 1
-    TANH = 2
-    SIGMOID = 3
+import enum
+
+# The activation codes of activations.pxd by name, for Python: cydrop.dense
+# builds its name table from this, so the numbers are written only there.
+Activation = enum.IntEnum("Activation", {"LINEAR": LINEAR, "RELU": RELU, "TANH": TANH, "SIGMOID": SIGMOID})
 
 # Width of the column blocks of the parallel element-wise passes.
 cdef enum:
@@ -44,83 +42,6 @@ cdef enum:
     NO_MASK = 0   # keep_prob == 1: x is used as is, no mask work
     DRAW = 1      # draw words from (key, block0) and apply: x_tilde := x * D * scale
     APPLY = 2     # apply the given words: x_tilde := x * D * scale
-
-
-cdef inline floating sigmoid(floating v) noexcept nogil:
-    """1 / (1 + e^-v), in a form that never overflows."""
-    cdef floating e
-    if floating is float:
-        e = expf(-v if v >= 0 else v)
-    else:
-        e = exp(-v if v >= 0 else v)
-    return 1 / (1 + e) if v >= 0 else e / (1 + e)
-
-
-cdef void bias_activation_block(floating *z, const floating *b, Py_ssize_t batch,
-                                Py_ssize_t width, Py_ssize_t ldz, int activation) noexcept nogil:
-    """z[i, j] := act(z[i, j] + b[j]) in place for j < width, rows ldz apart;
-    b may be NULL (no bias)."""
-    cdef Py_ssize_t i, j
-    cdef floating v
-    cdef floating *row
-    for i in range(batch):
-        row = z + i * ldz
-        if b != NULL:
-            for j in range(width):
-                row[j] += b[j]
-        # one loop per activation so that each vectorizes on its own
-        if activation == RELU:
-            for j in range(width):
-                v = row[j]
-                row[j] = 0 if v < 0 else v   # NaN stays NaN
-        elif activation == TANH:
-            for j in range(width):
-                if floating is float:
-                    row[j] = tanhf(row[j])
-                else:
-                    row[j] = tanh(row[j])
-        elif activation == SIGMOID:
-            for j in range(width):
-                row[j] = sigmoid(row[j])
-
-
-cdef void activation_grad_block(const floating *grad_out, const floating *a, floating *dz,
-                                floating *db, Py_ssize_t batch, Py_ssize_t width,
-                                Py_ssize_t ld, int activation) noexcept nogil:
-    """dz := grad_out * act'(z) for j < width, rows ld apart, with act' written
-    in terms of the output a (relu: [a > 0], tanh: 1 - a^2, sigmoid: a (1 - a));
-    db[j] := sum_i dz[i, j] (in row order) when db is not NULL."""
-    cdef Py_ssize_t i, j
-    cdef floating v
-    cdef const floating *g
-    cdef const floating *ar
-    cdef floating *d
-    if db != NULL:
-        for j in range(width):
-            db[j] = 0
-    for i in range(batch):
-        g = grad_out + i * ld
-        ar = a + i * ld
-        d = dz + i * ld
-        if activation == RELU:
-            for j in range(width):
-                # load before selecting: a load inside the branch keeps GCC
-                # from turning it into a vector blend (random branches cost
-                # 4x the whole pass)
-                v = g[j]
-                d[j] = v if ar[j] > 0 else 0
-        elif activation == TANH:
-            for j in range(width):
-                d[j] = g[j] * (1 - ar[j] * ar[j])
-        elif activation == SIGMOID:
-            for j in range(width):
-                d[j] = g[j] * (ar[j] * (1 - ar[j]))
-        else:
-            for j in range(width):
-                d[j] = g[j]
-        if db != NULL:
-            for j in range(width):
-                db[j] += d[j]
 
 
 cdef inline int column_threads(Py_ssize_t batch, Py_ssize_t n_out, int n_threads) noexcept nogil:

@@ -1,0 +1,558 @@
+"""A small MLP in one compiled call: a whole training epoch, or all the
+Monte Carlo dropout passes of a prediction.
+
+Why: on a features-50-1 network with batch 128 the arithmetic of a layer is
+about a microsecond, less than a Python call per layer and kernel costs. So
+``Net.train_epoch`` runs, for every mini-batch of an epoch, the forward pass
+(masks drawn from the counter-based generator, src/rng.h), the loss, the
+backward pass and the optimizer update of every layer, with rows gathered
+into buffers allocated once (``Net.__cinit__``), and ``Net.mc_passes`` runs T
+dropout passes with their running sums.
+
+Same arithmetic as the per-layer path (cydrop.MLP._train_step on
+cydrop.dense and cydrop.optim): the activation kernels (activations.pxd), the
+optimizer kernels (optim.pxd) and the mask kernels (dropout.pxd) are the same
+inlined functions; GEMMs go through the one BLAS route (blas.pxd), on the
+calling thread (the Python face keeps SciPy's BLAS to one thread).
+
+Same masks: for each step, and each layer i whose keep_prob < 1 in layer
+order, the per-layer path reserves ceil(rows * n_in_i / 64) generator blocks
+and draws its mask there. These kernels draw the same blocks in the same
+order from the first block of one reservation for the whole call
+(``blocks_per_epoch``, ``blocks_per_mc``), so both paths give the same masks.
+
+Every array a kernel touches is checked here before any nogil code runs
+(dtype, shape, C order, alignment, writability, row indices in range): no
+caller can make them read or write out of bounds.
+"""
+from cython cimport floating
+from libc.math cimport INFINITY as INF, exp, expf, log, sqrt
+from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
+
+cimport numpy as cnp
+import numpy as np
+
+from activations cimport LINEAR, SIGMOID, activation_grad_block, bias_activation_block, sigmoid
+from blas cimport NO_TRANS, TRANS, gemm
+from dropout cimport apply_mask, draw_and_apply
+from optim cimport adam_kernel, max_norm_kernel, momentum_kernel, sgd_kernel
+
+cnp.import_array()
+
+# The widest network these kernels take, in layers (the struct below holds
+# one Layer per dense layer).
+DEF MAX_LAYERS = 8
+MAX_DENSE_LAYERS = MAX_LAYERS
+
+# Loss of the output layer (cydrop.MLP's output names map to these).
+cpdef enum Output:
+    OUT_LINEAR = 0     # identity, squared error / 2
+    OUT_SIGMOID = 1    # sigmoid, binary cross-entropy
+    OUT_SOFTMAX = 2    # softmax, cross-entropy
+
+cpdef enum Optimizer:
+    OPT_NONE = 0       # prediction only: no gradients, no update
+    OPT_SGD = 1
+    OPT_MOMENTUM = 2
+    OPT_ADAM = 3
+
+
+ctypedef struct Layer:
+    Py_ssize_t n_in, n_out
+    bint dropout           # keep_prob < 1: a mask on the layer's input
+    uint64_t threshold     # round(keep_prob * 2^32), rng.h
+    double scale           # 1 / keep_prob
+    char *W                # (n_in, n_out) weights
+    char *b                # (n_out,) bias
+    char *W1               # optimizer state of W (momentum velocity, Adam's m) or NULL
+    char *W2               # Adam's v of W or NULL
+    char *b1               # the same for b
+    char *b2
+    char *dW               # (n_in, n_out) gradient scratch
+    char *db               # (n_out,) gradient scratch
+    char *x_tilde          # (rows, n_in) dropped-out input, or the input itself
+    char *a                # (rows, n_out) output
+    uint64_t *words        # packed mask of the input, ceil(rows * n_in / 64) words
+
+
+ctypedef struct NetC:
+    int n_layers, activation, output, optimizer
+    Py_ssize_t rows        # rows of every buffer (the batch size)
+    Layer layers[MAX_LAYERS]
+    char *x0               # (rows, n_features) gathered input rows
+    char *y                # (rows, n_outputs) gathered targets
+    char *grad             # (rows, widest layer) gradient w.r.t. a layer output
+    char *dz               # (rows, widest layer) gradient w.r.t. a pre-activation
+    double *norm_scratch   # (widest layer,) for max-norm
+    double lr, momentum, beta1, beta2, eps, l2, max_norm
+
+
+cdef inline Py_ssize_t n_blocks(Py_ssize_t n_elements) noexcept nogil:
+    """Generator blocks of a draw of n_elements (64 elements per block)."""
+    return (n_elements + 63) // 64
+
+
+cdef void forward(NetC *net, floating *x0, Py_ssize_t n, uint64_t key, uint64_t *block,
+                  int first_layer, int end_layer) noexcept nogil:
+    """For layers first_layer <= i < end_layer: x_tilde_i := h_i * D_i / keep_prob_i (D_i
+    drawn at *block, which advances by the draw), a_i := act(x_tilde_i W_i + b_i)
+    with h_0 = x0 and h_i = a_{i-1}; the last layer's act is the identity (the
+    output's own function is applied by the caller). n <= net.rows."""
+    cdef Layer *ly
+    cdef floating *h
+    cdef floating *xt
+    cdef int i
+    for i in range(first_layer, end_layer):
+        ly = &net.layers[i]
+        h = x0 if i == 0 else <floating *>net.layers[i - 1].a
+        xt = h
+        if ly.dropout:
+            xt = <floating *>ly.x_tilde
+            draw_and_apply(h, xt, ly.words, 0, n * ly.n_in, key, block[0], ly.threshold,
+                           <floating>ly.scale)
+            block[0] += n_blocks(n * ly.n_in)
+        # (n, n_out) := (n, n_in) (n_in, n_out)
+        gemm(NO_TRANS, NO_TRANS, <int>n, <int>ly.n_out, <int>ly.n_in, 1, xt, <int>ly.n_in,
+             <floating *>ly.W, <int>ly.n_out, 0, <floating *>ly.a, <int>ly.n_out)
+        bias_activation_block(<floating *>ly.a, <floating *>ly.b, n, ly.n_out, ly.n_out,
+                              net.activation if i < net.n_layers - 1 else LINEAR)
+
+
+cdef void output_activation(int output, floating *z, Py_ssize_t n, Py_ssize_t width) noexcept nogil:
+    """z := the output function of z in place, row by row (cydrop.mlp._output_activation)."""
+    cdef Py_ssize_t r, j
+    cdef floating m, s
+    cdef floating *row
+    if output == OUT_SIGMOID:
+        for r in range(n * width):
+            z[r] = sigmoid(z[r])
+    elif output == OUT_SOFTMAX:
+        for r in range(n):
+            row = z + r * width
+            m = row[0]
+            for j in range(1, width):
+                if row[j] > m:
+                    m = row[j]
+            s = 0
+            for j in range(width):
+                # shifted so that large logits stay finite
+                if floating is float:
+                    row[j] = expf(row[j] - m)
+                else:
+                    row[j] = exp(row[j] - m)
+                s += row[j]
+            for j in range(width):
+                row[j] = row[j] / s
+
+
+cdef double loss_and_grad(int output, const floating *P, const floating *Y, floating *grad,
+                          Py_ssize_t n, Py_ssize_t width, double tiny) noexcept nogil:
+    """grad := (P - Y) / n (for each output with its matching loss, the
+    gradient of the mean loss w.r.t. the last pre-activation); returns the
+    summed loss of the n rows in double (cydrop.MLP._loss_and_grad)."""
+    cdef Py_ssize_t e
+    cdef double total = 0, p, y, d
+    cdef floating diff
+    for e in range(n * width):
+        diff = P[e] - Y[e]
+        grad[e] = diff / <floating>n
+        if output == OUT_LINEAR:
+            d = <double>diff
+            total += 0.5 * d * d
+        else:
+            p, y = <double>P[e], <double>Y[e]
+            if output == OUT_SOFTMAX:
+                total -= y * log(p if p > tiny else tiny)
+            else:
+                total -= y * log(p if p > tiny else tiny) + (1 - y) * log(1 - p if 1 - p > tiny else tiny)
+    return total
+
+
+cdef void update(NetC *net, floating *param, const floating *grad, floating *first,
+                 floating *second, Py_ssize_t size, long long t, double l2) noexcept nogil:
+    """One optimizer step on a parameter array (cydrop.optim._update_unchecked)."""
+    if net.optimizer == OPT_SGD:
+        sgd_kernel(param, grad, size, net.lr, l2)
+    elif net.optimizer == OPT_MOMENTUM:
+        momentum_kernel(param, grad, first, size, net.lr, net.momentum, l2)
+    elif net.optimizer == OPT_ADAM:
+        adam_kernel(param, grad, first, second, size, t, net.lr, net.beta1, net.beta2, net.eps, l2)
+
+
+cdef double train_epoch_kernel(NetC *net, const floating *X, const floating *Y,
+                               Py_ssize_t n_features, Py_ssize_t n_outputs,
+                               const Py_ssize_t *order, Py_ssize_t n_rows, uint64_t key,
+                               uint64_t block, long long *t, double tiny) noexcept nogil:
+    """For each mini-batch of net.rows rows of X (rows order[start:start + rows]):
+    forward with dropout, J's gradient backward, one update of every layer
+    (weights with L2 l2 / batch, biases without), then max-norm. Returns the
+    summed training loss of the rows; *t is the optimizer step count."""
+    cdef Py_ssize_t start, r, n, i
+    cdef Layer *ly
+    cdef floating *g
+    cdef floating *out
+    cdef int L = net.n_layers
+    cdef double total = 0
+    cdef floating *x0 = <floating *>net.x0
+    cdef floating *y = <floating *>net.y
+    start = 0
+    while start < n_rows:
+        n = min(net.rows, n_rows - start)
+        # gather the batch's rows
+        for r in range(n):
+            memcpy(x0 + r * n_features, X + order[start + r] * n_features, n_features * sizeof(floating))
+            memcpy(y + r * n_outputs, Y + order[start + r] * n_outputs, n_outputs * sizeof(floating))
+        forward(net, x0, n, key, &block, 0, L)
+        out = <floating *>net.layers[L - 1].a
+        output_activation(net.output, out, n, n_outputs)
+        g = <floating *>net.grad
+        total += loss_and_grad(net.output, out, y, g, n, n_outputs, tiny)
+        # backward: grad holds dJ/da_i; dz := grad * act'; dW := x_tilde^T dz;
+        # db := sum_rows dz; grad := (dz W^T) * D / keep_prob for layer i - 1
+        for i in range(L - 1, -1, -1):
+            ly = &net.layers[i]
+            activation_grad_block(g, <floating *>ly.a, <floating *>net.dz, <floating *>ly.db, n,
+                                  ly.n_out, ly.n_out, net.activation if i < L - 1 else LINEAR)
+            gemm(TRANS, NO_TRANS, <int>ly.n_in, <int>ly.n_out, <int>n, 1,
+                 <floating *>(ly.x_tilde if ly.dropout else (net.x0 if i == 0 else net.layers[i - 1].a)),
+                 <int>ly.n_in, <floating *>net.dz, <int>ly.n_out, 0, <floating *>ly.dW, <int>ly.n_out)
+            if i > 0:
+                gemm(NO_TRANS, TRANS, <int>n, <int>ly.n_in, <int>ly.n_out, 1, <floating *>net.dz,
+                     <int>ly.n_out, <floating *>ly.W, <int>ly.n_out, 0, g, <int>ly.n_in)
+                if ly.dropout:
+                    apply_mask(g, ly.words, <floating>ly.scale, n * ly.n_in, g)
+        t[0] += 1
+        for i in range(L):
+            ly = &net.layers[i]
+            update(net, <floating *>ly.W, <floating *>ly.dW, <floating *>ly.W1, <floating *>ly.W2,
+                   ly.n_in * ly.n_out, t[0], net.l2 / n)
+            update(net, <floating *>ly.b, <floating *>ly.db, <floating *>ly.b1, <floating *>ly.b2,
+                   ly.n_out, t[0], 0.0)   # no penalty on biases
+        if net.max_norm > 0:
+            for i in range(L):
+                ly = &net.layers[i]
+                max_norm_kernel(<floating *>ly.W, ly.n_in, ly.n_out, net.max_norm, net.norm_scratch)
+        start += n
+    return total
+
+
+cdef void mc_kernel(NetC *net, const floating *X, Py_ssize_t n_rows, Py_ssize_t n_features,
+                    Py_ssize_t n_outputs, long long n_passes, uint64_t key, uint64_t block0,
+                    double *total, double *total_sq, floating *samples) noexcept nogil:
+    """For pass p < n_passes and each chunk of net.rows rows: forward with
+    dropout, the output function, total += P, total_sq += P^2 (in double),
+    and samples[p, rows, :] := P when samples is not NULL. Pass p's masks
+    start at block0 + p * (blocks of one pass), chunk after chunk, layer after
+    layer, as n_passes calls of the per-layer prediction draw them.
+
+    A first layer without input dropout gives the same output in every pass:
+    it is computed once per chunk."""
+    cdef Py_ssize_t start, n, e, i
+    cdef long long p
+    cdef uint64_t done = 0, per_pass = 0, block
+    cdef int L = net.n_layers, first
+    cdef floating *out = <floating *>net.layers[L - 1].a
+    cdef floating *x0
+    cdef floating v
+    start = 0
+    while start < n_rows:
+        n = min(net.rows, n_rows - start)
+        for i in range(L):
+            if net.layers[i].dropout:
+                per_pass += n_blocks(n * net.layers[i].n_in)
+        start += n
+    start = 0
+    while start < n_rows:
+        n = min(net.rows, n_rows - start)
+        x0 = <floating *>X + start * n_features
+        first = 0
+        if L > 1 and not net.layers[0].dropout:
+            forward(net, x0, n, key, &done, 0, 1)   # draws nothing
+            first = 1
+        for p in range(n_passes):
+            # `done`: the blocks the chunks before this one draw in a pass
+            block = block0 + <uint64_t>p * per_pass + done
+            forward(net, x0, n, key, &block, first, L)
+            output_activation(net.output, out, n, n_outputs)
+            for e in range(n * n_outputs):
+                v = out[e]
+                total[start * n_outputs + e] += v
+                total_sq[start * n_outputs + e] += <double>v * v
+            if samples != NULL:
+                memcpy(samples + (p * n_rows + start) * n_outputs, out, n * n_outputs * sizeof(floating))
+        for i in range(L):
+            if net.layers[i].dropout:
+                done += n_blocks(n * net.layers[i].n_in)
+        start += n
+
+
+# ---------------------------------------------------------------- Python face
+
+cdef char *_data(object arr, str name, object dtype, tuple shape, bint writable) except NULL:
+    """The data pointer of arr after checking that the kernels may use it as a
+    C-ordered, aligned array of this dtype and shape (written when writable)."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(arr).__name__}")
+    if arr.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}, got {arr.dtype}")
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    if not (arr.flags.c_contiguous and arr.flags.aligned):
+        raise ValueError(f"{name} must be C-contiguous and aligned")
+    if writable and not arr.flags.writeable:
+        raise ValueError(f"{name} must be writable")
+    return <char *>cnp.PyArray_DATA(arr)
+
+
+cdef class Net:
+    """Buffers and settings of one small MLP for the compiled epoch and MC passes.
+
+    Holds references to the caller's parameter (and optimizer state) arrays,
+    which the kernels update in place, and owns every scratch buffer, sized
+    once for ``rows`` rows. Each call checks again that the caller's arrays
+    are still where and what they were (an array resized in place would
+    otherwise be written past its end).
+
+    Parameters
+    ----------
+    weights, biases : lists of ndarray (n_in, n_out), (n_out,), one float dtype
+        Layer i's input is layer i - 1's output.
+    keep_prob : sequence of float in (0, 1], one per layer (of its input)
+    activation : int
+        Hidden-layer activation code (cydrop.dense.ACTIVATIONS).
+    output : int
+        An ``Output`` code.
+    rows : int >= 1
+        Rows of the buffers: the batch size, or the chunk of MC rows.
+    first, second : lists of ndarray like weights + biases, or None
+        Optimizer state (momentum's velocity or Adam's m; Adam's v), laid out
+        as cydrop.MLP keeps it: the weights' arrays, then the biases'.
+    optimizer : int
+        An ``Optimizer`` code; OPT_NONE for prediction only.
+    lr, momentum, beta1, beta2, eps : float
+    l2 : float
+        J's L2 coefficient: weights decay by l2 / batch rows, biases not.
+    max_norm : float
+        Cap of each unit's incoming weight norm after each update; 0 for none.
+    """
+    cdef NetC c
+    cdef readonly object dtype
+    cdef readonly tuple layer_sizes
+    cdef readonly Py_ssize_t rows
+    cdef list _caller    # (array, name, shape, data pointer, writable) re-checked per call
+    cdef list _own       # scratch arrays the pointers in c point into
+
+    def __cinit__(self, list weights, list biases, keep_prob, int activation, int output,
+                  Py_ssize_t rows, first=None, second=None, int optimizer=OPT_NONE,
+                  double lr=0.0, double momentum=0.0, double beta1=0.9, double beta2=0.999,
+                  double eps=1e-8, double l2=0.0, double max_norm=0.0):
+        cdef Py_ssize_t L = len(weights), i, widest
+        cdef Layer *ly
+        if not 1 <= L <= MAX_LAYERS:
+            raise ValueError(f"weights must hold 1 to {MAX_LAYERS} layers, got {L}")
+        if len(biases) != L or len(keep_prob) != L:
+            raise ValueError(f"weights, biases and keep_prob must have one entry per layer ({L}), "
+                             f"got {len(biases)} biases and {len(keep_prob)} keep_prob")
+        if not 0 <= activation <= 3:
+            raise ValueError(f"activation must be a code 0..3 (cydrop.dense.ACTIVATIONS), got {activation}")
+        if output not in (OUT_LINEAR, OUT_SIGMOID, OUT_SOFTMAX):
+            raise ValueError(f"output must be an Output code, got {output}")
+        if optimizer not in (OPT_NONE, OPT_SGD, OPT_MOMENTUM, OPT_ADAM):
+            raise ValueError(f"optimizer must be an Optimizer code, got {optimizer}")
+        if not isinstance(weights[0], np.ndarray) or weights[0].ndim != 2:
+            raise TypeError("weights[0] must be a 2-D numpy.ndarray")
+        self.dtype = weights[0].dtype
+        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"weights[0] must have dtype float32 or float64, got {self.dtype}")
+        sizes = [weights[0].shape[0]]
+        for i in range(L):
+            if not isinstance(weights[i], np.ndarray) or weights[i].ndim != 2:
+                raise TypeError(f"weights[{i}] must be a 2-D numpy.ndarray")
+            if weights[i].shape[0] != sizes[i] or weights[i].shape[1] < 1:
+                raise ValueError(f"weights[{i}] must have shape ({sizes[i]}, n_out >= 1), got {weights[i].shape}")
+            sizes.append(weights[i].shape[1])
+        if sizes[0] < 1:
+            raise ValueError("weights[0] must have at least one input row")
+        self.layer_sizes = tuple(sizes)
+        widest = max(sizes)
+        if rows < 1:
+            raise ValueError(f"rows must be >= 1, got {rows}")
+        if rows * widest >= 2**31:
+            raise ValueError(f"rows * widest layer must be < 2**31 (BLAS dimensions), got {rows} * {widest}")
+        self.rows = rows
+        need = {OPT_NONE: 0, OPT_SGD: 0, OPT_MOMENTUM: 1, OPT_ADAM: 2}[optimizer]
+        states = []
+        for state, name, needed in ((first, "first", need >= 1), (second, "second", need >= 2)):
+            if needed and (not isinstance(state, (list, tuple)) or len(state) != 2 * L):
+                raise ValueError(f"{name} must be a list of {2 * L} optimizer state arrays "
+                                 f"(weights then biases), got {type(state).__name__}")
+            states.append(state if needed else None)
+        for name, value, lo, hi in (("lr", lr, 0.0, INF), ("momentum", momentum, 0.0, 1.0),
+                                    ("beta1", beta1, 0.0, 1.0), ("beta2", beta2, 0.0, 1.0),
+                                    ("eps", eps, 0.0, INF), ("l2", l2, 0.0, INF),
+                                    ("max_norm", max_norm, 0.0, INF)):
+            if not (lo <= value < hi):   # false for NaN
+                raise ValueError(f"{name} must be in [{lo}, {hi}), got {value!r}")
+        if optimizer != OPT_NONE and lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr!r}")
+
+        self.c.n_layers, self.c.activation, self.c.output, self.c.optimizer = L, activation, output, optimizer
+        self.c.rows = rows
+        self.c.lr, self.c.momentum, self.c.beta1, self.c.beta2 = lr, momentum, beta1, beta2
+        self.c.eps, self.c.l2, self.c.max_norm = eps, l2, max_norm
+        self._caller, self._own = [], []
+        train = optimizer != OPT_NONE
+        for i in range(L):
+            ly = &self.c.layers[i]
+            ly.n_in, ly.n_out = sizes[i], sizes[i + 1]
+            kp = keep_prob[i]
+            if not (0.0 < kp <= 1.0):
+                raise ValueError(f"keep_prob[{i}] must be in (0, 1], got {kp!r}")
+            ly.dropout = kp < 1.0
+            ly.threshold = int(round(kp * 4294967296.0))   # cydrop._validation.threshold_of
+            ly.scale = 1.0 / kp
+            ly.W = self._take(weights[i], f"weights[{i}]", (ly.n_in, ly.n_out), train)
+            ly.b = self._take(biases[i], f"biases[{i}]", (ly.n_out,), train)
+            ly.W1 = ly.W2 = ly.b1 = ly.b2 = NULL
+            if states[0] is not None:
+                ly.W1 = self._take(states[0][i], f"first[{i}]", (ly.n_in, ly.n_out), True)
+                ly.b1 = self._take(states[0][L + i], f"first[{L + i}]", (ly.n_out,), True)
+            if states[1] is not None:
+                ly.W2 = self._take(states[1][i], f"second[{i}]", (ly.n_in, ly.n_out), True)
+                ly.b2 = self._take(states[1][L + i], f"second[{L + i}]", (ly.n_out,), True)
+            ly.a = self._scratch((rows, ly.n_out))
+            ly.dW = self._scratch((ly.n_in, ly.n_out)) if train else NULL
+            ly.db = self._scratch((ly.n_out,)) if train else NULL
+            ly.x_tilde = self._scratch((rows, ly.n_in)) if ly.dropout else NULL
+            ly.words = NULL
+            if ly.dropout:
+                words = np.zeros(n_blocks(rows * ly.n_in), dtype=np.uint64)
+                self._own.append(words)
+                ly.words = <uint64_t *>cnp.PyArray_DATA(words)
+        self.c.x0 = self._scratch((rows, sizes[0]))
+        self.c.y = self._scratch((rows, sizes[L]))
+        self.c.grad = self._scratch((rows, widest))
+        self.c.dz = self._scratch((rows, widest))
+        norms = np.zeros(widest, dtype=np.float64)
+        self._own.append(norms)
+        self.c.norm_scratch = <double *>cnp.PyArray_DATA(norms)
+
+    cdef char *_take(self, object arr, str name, tuple shape, bint writable) except NULL:
+        cdef char *ptr = _data(arr, name, self.dtype, shape, writable)
+        self._caller.append((arr, name, shape, <size_t>ptr, writable))
+        return ptr
+
+    cdef char *_scratch(self, tuple shape) except NULL:
+        arr = np.zeros(shape, dtype=self.dtype)
+        self._own.append(arr)
+        return <char *>cnp.PyArray_DATA(arr)
+
+    cdef int _recheck(self) except -1:
+        """The caller's arrays are still the ones the pointers point into."""
+        for arr, name, shape, ptr, writable in self._caller:
+            if <size_t>_data(arr, name, self.dtype, shape, writable) != ptr:
+                raise ValueError(f"{name} was reallocated (resized in place) since the Net was made")
+        return 0
+
+    def _blocks_per_draw(self, Py_ssize_t n):
+        """Generator blocks the masks of one forward pass of n rows draw."""
+        return sum(n_blocks(n * self.c.layers[i].n_in) for i in range(self.c.n_layers)
+                   if self.c.layers[i].dropout)
+
+    def blocks_per_epoch(self, Py_ssize_t n_rows):
+        """Generator blocks one train_epoch over n_rows rows draws."""
+        full, rest = divmod(n_rows, self.rows)
+        return full * self._blocks_per_draw(self.rows) + (self._blocks_per_draw(rest) if rest else 0)
+
+    def blocks_per_mc(self, Py_ssize_t n_rows, long long n_passes):
+        """Generator blocks one mc_passes call over n_rows rows draws."""
+        return n_passes * self.blocks_per_epoch(n_rows)
+
+    def train_epoch(self, X, Y, order, uint64_t key, uint64_t block0, long long t):
+        """One epoch: mini-batches of ``rows`` rows of X and Y taken in ``order``.
+
+        Parameters
+        ----------
+        X : ndarray (n_samples, n_features) of the Net's dtype, C-contiguous
+        Y : ndarray (n_samples, n_outputs), the output layer's targets
+        order : ndarray (n_rows,) of intp, each in [0, n_samples)
+        key, block0 : the generator key and the first block reserved for the
+            epoch (``blocks_per_epoch(n_rows)`` blocks)
+        t : optimizer steps made before this epoch
+
+        Returns
+        -------
+        (loss_sum, t) : the training loss summed over the rows (mean loss of
+        each batch times its rows), and the step count after the epoch.
+        """
+        cdef Py_ssize_t n0 = self.layer_sizes[0], n_out = self.layer_sizes[len(self.layer_sizes) - 1]
+        cdef Py_ssize_t n_samples, n_rows, r
+        cdef const Py_ssize_t *idx
+        cdef char *Xp
+        cdef char *Yp
+        cdef double total, tiny
+        if self.c.optimizer == OPT_NONE:
+            raise ValueError("this Net was made for prediction (optimizer OPT_NONE)")
+        if t < 0:
+            raise ValueError(f"t must be >= 0, got {t}")
+        self._recheck()
+        if not isinstance(X, np.ndarray) or X.ndim != 2:
+            raise ValueError(f"X must be a 2-D numpy.ndarray (n_samples, {n0})")
+        n_samples = X.shape[0]
+        Xp = _data(X, "X", self.dtype, (n_samples, n0), False)
+        Yp = _data(Y, "Y", self.dtype, (n_samples, n_out), False)
+        if not isinstance(order, np.ndarray) or order.ndim != 1:
+            raise ValueError("order must be a 1-D numpy.ndarray of intp")
+        n_rows = order.shape[0]
+        idx = <const Py_ssize_t *>_data(order, "order", np.dtype(np.intp), (n_rows,), False)
+        for r in range(n_rows):
+            if not 0 <= idx[r] < n_samples:
+                raise ValueError(f"order[{r}] = {idx[r]} is not a row of X (0 <= i < {n_samples})")
+        tiny = float(np.finfo(self.dtype).tiny)
+        if self.dtype == np.float32:
+            with nogil:
+                total = train_epoch_kernel(&self.c, <const float *>Xp, <const float *>Yp, n0, n_out,
+                                           idx, n_rows, key, block0, &t, tiny)
+        else:
+            with nogil:
+                total = train_epoch_kernel(&self.c, <const double *>Xp, <const double *>Yp, n0, n_out,
+                                           idx, n_rows, key, block0, &t, tiny)
+        return total, t
+
+    def mc_passes(self, X, long long n_passes, uint64_t key, uint64_t block0, total, total_sq,
+                  samples=None):
+        """n_passes dropout passes over the rows of X, in chunks of ``rows``.
+
+        total, total_sq : float64 (n_samples, n_outputs), added to (sum of P
+        and of P^2 over the passes). samples : the Net's dtype (n_passes,
+        n_samples, n_outputs), or None. key, block0: the generator key and
+        the first of ``blocks_per_mc(n_samples, n_passes)`` reserved blocks.
+        """
+        cdef Py_ssize_t n0 = self.layer_sizes[0], n_out = self.layer_sizes[len(self.layer_sizes) - 1], n_samples
+        cdef char *Xp
+        cdef double *tp
+        cdef double *tsp
+        cdef char *sp = NULL
+        if n_passes < 0:
+            raise ValueError(f"n_passes must be >= 0, got {n_passes}")
+        self._recheck()
+        if not isinstance(X, np.ndarray) or X.ndim != 2:
+            raise ValueError(f"X must be a 2-D numpy.ndarray (n_samples, {n0})")
+        n_samples = X.shape[0]
+        Xp = _data(X, "X", self.dtype, (n_samples, n0), False)
+        f64 = np.dtype(np.float64)
+        tp = <double *>_data(total, "total", f64, (n_samples, n_out), True)
+        tsp = <double *>_data(total_sq, "total_sq", f64, (n_samples, n_out), True)
+        if samples is not None:
+            sp = _data(samples, "samples", self.dtype, (n_passes, n_samples, n_out), True)
+        if n_samples == 0 or n_passes == 0:
+            return
+        if self.dtype == np.float32:
+            with nogil:
+                mc_kernel(&self.c, <const float *>Xp, n_samples, n0, n_out, n_passes, key, block0,
+                          tp, tsp, <float *>sp)
+        else:
+            with nogil:
+                mc_kernel(&self.c, <const double *>Xp, n_samples, n0, n_out, n_passes, key, block0,
+                          tp, tsp, <double *>sp)

@@ -1,0 +1,102 @@
+# Fused parameter-update kernels (SGD, momentum, Adam, max-norm) on raw
+# pointers: cimported (inlined) by _optim.pyx, behind cydrop.optim's checks,
+# and by _fused_net.pyx, whose compiled training epoch updates every layer.
+# No Python objects; every function is noexcept nogil. The contracts of the
+# arguments are in _optim.pyx's module docstring.
+from cython cimport floating
+from libc.math cimport pow, sqrt
+
+
+cdef extern from "optim.h" nogil:
+    # param := param - step m / (sqrt(v) + eps_hat) after the moment updates
+    # with g := grad + l2 param (one pass; the adam_kernel contract below)
+    void cyd_adam_float(float *param, const float *grad, float *m, float *v, size_t n,
+                        float step, float eps_hat, float b1, float c1, float b2, float c2,
+                        float l2)
+    void cyd_adam_double(double *param, const double *grad, double *m, double *v, size_t n,
+                         double step, double eps_hat, double b1, double c1, double b2,
+                         double c2, double l2)
+
+
+cdef inline void sgd_kernel(floating *param, const floating *grad, Py_ssize_t n,
+                     double lr, double l2) noexcept nogil:
+    """param := param - lr * (grad + l2 * param)."""
+    cdef floating lr_ = <floating>lr, l2_ = <floating>l2
+    cdef Py_ssize_t i
+    for i in range(n):
+        param[i] -= lr_ * (grad[i] + l2_ * param[i])
+
+
+cdef inline void momentum_kernel(floating *param, const floating *grad, floating *velocity,
+                          Py_ssize_t n, double lr, double momentum,
+                          double l2) noexcept nogil:
+    """velocity := momentum * velocity - lr * (grad + l2 * param);
+    param := param + velocity."""
+    cdef floating lr_ = <floating>lr, mu = <floating>momentum, l2_ = <floating>l2
+    cdef floating vel
+    cdef Py_ssize_t i
+    for i in range(n):
+        # the L2 term uses param before this step's update
+        vel = mu * velocity[i] - lr_ * (grad[i] + l2_ * param[i])
+        velocity[i] = vel
+        param[i] += vel
+
+
+cdef inline void adam_kernel(floating *param, const floating *grad, floating *m, floating *v,
+                      Py_ssize_t n, long long t, double lr, double beta1, double beta2,
+                      double eps, double l2) noexcept nogil:
+    """g := grad + l2 * param; m := b1 m + (1 - b1) g; v := b2 v + (1 - b2) g^2;
+    param := param - lr * m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - b1^t),
+    v_hat = v / (1 - b2^t) (Kingma & Ba 2015, Algorithm 1, t >= 1)."""
+    # Bias corrections once per call, in double, folded into the step and
+    # epsilon (the paper's section 2 rewriting, exact in real arithmetic):
+    #   lr * m_hat / (sqrt(v_hat) + eps)
+    #     = [lr sqrt(1 - b2^t) / (1 - b1^t)] * m / (sqrt(v) + [eps sqrt(1 - b2^t)])
+    # so the loop needs no per-element division by the corrections.
+    cdef double bias1 = 1.0 - pow(beta1, <double>t)
+    cdef double bias2 = 1.0 - pow(beta2, <double>t)
+    cdef floating step = <floating>(lr * sqrt(bias2) / bias1)
+    cdef floating eps_hat = <floating>(eps * sqrt(bias2))
+    cdef floating b1 = <floating>beta1, c1 = <floating>(1.0 - beta1)
+    cdef floating b2 = <floating>beta2, c2 = <floating>(1.0 - beta2)
+    cdef floating l2_ = <floating>l2
+    # the loop itself is in C for runtime CPU dispatch (optim.h says why)
+    if floating is float:
+        cyd_adam_float(param, grad, m, v, n, step, eps_hat, b1, c1, b2, c2, l2_)
+    else:
+        cyd_adam_double(param, grad, m, v, n, step, eps_hat, b1, c1, b2, c2, l2_)
+
+
+cdef inline void max_norm_kernel(floating *W, Py_ssize_t n_in, Py_ssize_t n_out, double c,
+                          double *scale) noexcept nogil:
+    """For each column j of W (n_in, n_out): if ||W[:, j]||_2 > c,
+    W[:, j] := W[:, j] * c / ||W[:, j]||_2 (Srivastava et al. 2014, max-norm on
+    each unit's incoming weights). scale is scratch of n_out doubles."""
+    cdef Py_ssize_t i, j, n_capped = 0
+    cdef floating *row
+    cdef floating w
+    cdef double norm
+    # pass 1: squared column norms, row by row so that memory is read in
+    # order; accumulated in double (a float32 sum of squares loses digits
+    # and overflows past 1.8e19)
+    for j in range(n_out):
+        scale[j] = 0
+    for i in range(n_in):
+        row = W + i * n_out
+        for j in range(n_out):
+            w = row[j]
+            scale[j] += <double>w * <double>w
+    for j in range(n_out):
+        norm = sqrt(scale[j])
+        if norm > c:      # false for NaN: a NaN column is left alone
+            scale[j] = c / norm
+            n_capped += 1
+        else:
+            scale[j] = 1  # x * 1 is x exactly: uncapped columns keep their bits
+    if n_capped == 0:
+        return
+    # pass 2: scale, row by row
+    for i in range(n_in):
+        row = W + i * n_out
+        for j in range(n_out):
+            row[j] = <floating>(row[j] * scale[j])
