@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from . import _outputs, dense
+from . import _outputs, _small_net, dense
 from ._generator import Generator
 from ._validation import check_keep_prob, check_network_dtype, check_positive_int, kernel_ready
 from .dense import ACTIVATIONS
@@ -155,19 +155,32 @@ class Network:
         total = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
         return self.evaluate(X, Y, sample_weight)[0] + self.l2_term(l2, total)
 
-    def mc_moments(self, X, mc_samples):
-        """Mean and (population) std over ``mc_samples`` passes with dropout on, in float64."""
-        total = np.zeros((X.shape[0], self.layer_sizes[-1]), dtype=np.float64)
-        total_sq = np.zeros_like(total)
-        for _ in range(mc_samples):
-            P = self.predict_output(X, train=True).astype(np.float64)
-            total += P
-            total_sq += P * P
+    def mc_moments(self, X, mc_samples, samples=False):
+        """Mean and (population) std over ``mc_samples`` passes with dropout
+        on, in float64; with ``samples``, also every pass's outputs, an array
+        (mc_samples, n_samples, n_outputs) of the network's dtype.
+
+        Small networks (cydrop._small_net.qualifies) run all the passes in one
+        compiled call; the masks are the same either way."""
+        if _small_net.qualifies(self.layer_sizes):
+            self.check_params()
+            total, total_sq, out = _small_net.mc_passes(self, X, mc_samples, samples=samples, rows=PREDICT_BATCH)
+        else:
+            total = np.zeros((X.shape[0], self.layer_sizes[-1]), dtype=np.float64)
+            total_sq = np.zeros_like(total)
+            out = np.empty((mc_samples,) + total.shape, dtype=self.dtype) if samples else None
+            for t in range(mc_samples):
+                P = self.predict_output(X, train=True)
+                if out is not None:
+                    out[t] = P
+                P = P.astype(np.float64)
+                total += P
+                total_sq += P * P
         mean = total / mc_samples
         std = np.sqrt(np.maximum(total_sq / mc_samples - mean * mean, 0))
         if all(kp == 1.0 for kp in self._keep_prob):
             std[...] = 0  # every pass is the same; round-off aside
-        return mean, std
+        return (mean, std, out) if samples else (mean, std)
 
     # ------------------------------------------------------------ training
 
@@ -177,14 +190,24 @@ class Network:
         Returns the mean training loss under dropout over the pass (each
         batch's loss weighted by its rows, or its sample weights)."""
         self.check_params(writable=True)
-        total = weight = 0.0
+        weight = len(order) if sample_weight is None else float(np.sum(sample_weight[order]))
+        if _small_net.qualifies(self.layer_sizes):
+            # every batch of the epoch in one compiled call
+            total = _small_net.train_epoch(self, optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm)
+            return total / weight if weight else 0.0
+        total = 0.0
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             wb = None if sample_weight is None else sample_weight[idx]
-            loss = self._train_step(optimizer, X[idx], Y[idx], wb, l2, max_norm)
             n = len(idx) if wb is None else float(np.sum(wb))
+            if n == 0:
+                # no sample: no update; the masks it would draw are passed over
+                for i, kp in enumerate(self._keep_prob):
+                    if kp < 1:
+                        self._gen._reserve(len(idx) * self.layer_sizes[i])
+                continue
+            loss = self._train_step(optimizer, X[idx], Y[idx], wb, l2, max_norm)
             total += loss * n
-            weight += n
         return total / weight if weight else 0.0
 
     def _train_step(self, optimizer, Xb, Yb, wb, l2, max_norm):

@@ -336,17 +336,37 @@ class MLP(Network):
 
     # ------------------------------------------------------------ inference
 
-    def predict_proba(self, X, *, mc_samples=None):
+    def predict_proba(self, X, *, mc_samples=None, return_samples=False):
         """Output probabilities (or values for output="linear"), dropout off.
 
         With ``mc_samples=T``, Monte Carlo dropout (Gal & Ghahramani 2016):
-        T passes with dropout on, returning ``(mean, std)`` over them.
+        T passes with dropout on, returning ``(mean, std)`` over them. For
+        output="linear" these are the predictive mean and the spread of the
+        passes, without observation noise (add ``1 / tau`` to the variance
+        for a predictive distribution; :mod:`cydrop.uncertainty`).
+
+        Parameters
+        ----------
+        X : array (n_samples, n_features)
+        mc_samples : int >= 1 or None
+        return_samples : bool
+            With ``mc_samples``, also return every pass's outputs, an array
+            (T, n_samples, n_outputs) of the network's dtype (what
+            :func:`cydrop.uncertainty.predictive_log_likelihood` takes).
+
+        Returns
+        -------
+        P : ndarray (n_samples, n_outputs), without ``mc_samples``
+        (mean, std) or (mean, std, samples), with ``mc_samples``
         """
         X = self._check_X(X)
+        check_bool(return_samples, "return_samples")
         if mc_samples is None:
+            if return_samples:
+                raise ValueError("return_samples=True needs mc_samples")
             return self.predict_output(X)
-        mean, std = self.mc_moments(X, check_positive_int(mc_samples, "mc_samples"))
-        return mean.astype(self.dtype), std.astype(self.dtype)
+        moments = self.mc_moments(X, check_positive_int(mc_samples, "mc_samples"), samples=return_samples)
+        return (moments[0].astype(self.dtype), moments[1].astype(self.dtype)) + moments[2:]
 
     def predict(self, X):
         """Class labels (classification) or values (output="linear"), dropout off."""

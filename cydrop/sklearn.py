@@ -29,7 +29,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._validation import check_network_dtype
+from ._validation import check_bool, check_network_dtype
 from .mlp import MLP
 
 __all__ = ["DropoutMLPClassifier", "DropoutMLPRegressor"]
@@ -291,6 +291,7 @@ class _BaseDropoutMLP(BaseEstimator):
             self.loss_curve_, self.n_iter_, self.t_ = [], 0, 0
         batch_size = self._batch_size(X.shape[0])
         steps_per_epoch = -(-X.shape[0] // batch_size)
+        self._fit_rows = (X.shape[0], batch_size)  # N and the batch of the tau relation (return_std)
         if incremental:
             self.loss_ = self._net.partial_fit(X, y, batch_size=batch_size, sample_weight=sample_weight,
                                                **self._training_options())
@@ -303,6 +304,7 @@ class _BaseDropoutMLP(BaseEstimator):
         validation = None
         if self.early_stopping:
             X, y, sample_weight, validation = self._validation_split(X, y, sample_weight)
+            self._fit_rows = (X.shape[0], batch_size)
         # scikit-learn stops when the count of evaluations without
         # improvement exceeds n_iter_no_change: patience n_iter_no_change + 1
         patience = self.n_iter_no_change + 1
@@ -523,20 +525,58 @@ class DropoutMLPRegressor(RegressorMixin, _BaseDropoutMLP):
     def _output(self):
         return "linear", self.n_outputs_
 
-    def predict(self, X):
-        """Predicted values, dropout off.
+    def predict(self, X, return_std=False, *, tau=None, mc_samples=1000):
+        """Predicted values, dropout off; with ``return_std``, the MC dropout
+        predictive mean and standard deviation.
 
         Parameters
         ----------
         X : array-like (n_samples, n_features)
+        return_std : bool, default False
+            Return ``(mean, std)`` as ``GaussianProcessRegressor.predict``
+            does: the mean of ``mc_samples`` passes with dropout on (Gal &
+            Ghahramani 2016) and ``std = sqrt(var_passes + 1 / tau)``, the
+            spread of the passes plus the observation noise.
+        tau : float > 0 or None, keyword-only
+            Model precision (inverse noise variance, on the scale of y).
+            None: the weight-decay relation of Gal & Ghahramani,
+            ``tau = l^2 p batch / (2 N alpha)``
+            (:func:`cydrop.uncertainty.tau_from_weight_decay` with length-scale
+            ``l = 1e-2``, ``p`` the keep probability of the output layer's
+            input, ``N`` the training rows of the last fit), which needs
+            ``alpha > 0``. Better: choose tau on validation data, by the
+            largest :func:`cydrop.uncertainty.predictive_log_likelihood`.
+        mc_samples : int >= 1, keyword-only, default 1000
 
         Returns
         -------
-        ndarray (n_samples,) or (n_samples, n_outputs) of float64
+        y_pred : ndarray (n_samples,) or (n_samples, n_outputs) of float64
+        y_std : ndarray of y_pred's shape, only with ``return_std``
+
+        Raises
+        ------
+        ValueError
+            ``tau`` <= 0, or None with ``alpha=0``.
         """
         # float64 like every scikit-learn regressor, whatever the network's dtype
         X = self._check_X_predict(X)
-        return self._net.predict(X).astype(np.float64)
+        check_bool(return_std, "return_std")
+        if not return_std:
+            return self._net.predict(X).astype(np.float64)
+        from .uncertainty import check_tau, tau_from_weight_decay
+
+        if tau is None:
+            if not self.alpha > 0:
+                raise ValueError("return_std=True needs tau (the model precision) when alpha=0: "
+                                 "the weight-decay relation gives tau only for alpha > 0")
+            n_rows, batch = self._fit_rows
+            tau = tau_from_weight_decay(self.alpha, self._net.keep_prob[-1], n_rows, batch)
+        tau = check_tau(tau)
+        mean, std = self._net.predict_proba(X, mc_samples=mc_samples)
+        mean, std = mean.astype(np.float64), np.sqrt(std.astype(np.float64) ** 2 + 1.0 / tau)
+        if mean.shape[1] == 1:
+            mean, std = mean[:, 0], std[:, 0]
+        return mean, std
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

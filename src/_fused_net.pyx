@@ -82,6 +82,7 @@ ctypedef struct NetC:
     Layer layers[MAX_LAYERS]
     char *x0               # (rows, n_features) gathered input rows
     char *y                # (rows, n_outputs) gathered targets
+    double *w              # (rows,) gathered sample weights
     char *grad             # (rows, widest layer) gradient w.r.t. a layer output
     char *dz               # (rows, widest layer) gradient w.r.t. a pre-activation
     double *norm_scratch   # (widest layer,) for max-norm
@@ -146,26 +147,36 @@ cdef void output_activation(int output, floating *z, Py_ssize_t n, Py_ssize_t wi
                 row[j] = row[j] / s
 
 
-cdef double loss_and_grad(int output, const floating *P, const floating *Y, floating *grad,
-                          Py_ssize_t n, Py_ssize_t width, double tiny) noexcept nogil:
-    """grad := (P - Y) / n (for each output with its matching loss, the
-    gradient of the mean loss w.r.t. the last pre-activation); returns the
-    summed loss of the n rows in double (cydrop.MLP._loss_and_grad)."""
-    cdef Py_ssize_t e
-    cdef double total = 0, p, y, d
-    cdef floating diff
-    for e in range(n * width):
-        diff = P[e] - Y[e]
-        grad[e] = diff / <floating>n
-        if output == OUT_LINEAR:
-            d = <double>diff
-            total += 0.5 * d * d
-        else:
-            p, y = <double>P[e], <double>Y[e]
-            if output == OUT_SOFTMAX:
-                total -= y * log(p if p > tiny else tiny)
+cdef double loss_and_grad(int output, const floating *P, const floating *Y, const double *w,
+                          double w_sum, floating *grad, Py_ssize_t n, Py_ssize_t width,
+                          double tiny) noexcept nogil:
+    """grad := (P - Y) * w_row / w_sum (for each output with its matching
+    loss, the gradient of the weighted mean loss w.r.t. the last
+    pre-activation; w NULL: all weights 1, w_sum = n); returns the loss of the
+    n rows summed with their weights, in double (cydrop._outputs.loss_grad
+    and loss)."""
+    cdef Py_ssize_t r, j, e
+    cdef double total = 0, row, p, y, d
+    cdef floating diff, wr
+    cdef floating denom = <floating>w_sum
+    for r in range(n):
+        wr = 1 if w == NULL else <floating>w[r]
+        row = 0
+        for j in range(width):
+            e = r * width + j
+            diff = P[e] - Y[e]
+            # as cydrop._outputs.loss_grad: times the weight, then divided by their sum
+            grad[e] = (diff if w == NULL else diff * wr) / denom
+            if output == OUT_LINEAR:
+                d = <double>diff
+                row += 0.5 * d * d
             else:
-                total -= y * log(p if p > tiny else tiny) + (1 - y) * log(1 - p if 1 - p > tiny else tiny)
+                p, y = <double>P[e], <double>Y[e]
+                if output == OUT_SOFTMAX:
+                    row -= y * log(p if p > tiny else tiny)
+                else:
+                    row -= y * log(p if p > tiny else tiny) + (1 - y) * log(1 - p if 1 - p > tiny else tiny)
+        total += row if w == NULL else row * w[r]
     return total
 
 
@@ -181,14 +192,17 @@ cdef void update(NetC *net, floating *param, const floating *grad, floating *fir
 
 
 cdef double train_epoch_kernel(NetC *net, const floating *X, const floating *Y,
-                               Py_ssize_t n_features, Py_ssize_t n_outputs,
+                               const double *weights, Py_ssize_t n_features, Py_ssize_t n_outputs,
                                const Py_ssize_t *order, Py_ssize_t n_rows, uint64_t key,
                                uint64_t block, long long *t, double tiny) noexcept nogil:
     """For each mini-batch of net.rows rows of X (rows order[start:start + rows]):
     forward with dropout, J's gradient backward, one update of every layer
-    (weights with L2 l2 / batch, biases without), then max-norm. Returns the
-    summed training loss of the rows; *t is the optimizer step count."""
+    (weights with L2 l2 / batch weight, biases without), then max-norm.
+    weights: per-row sample weights, or NULL for all 1; a batch whose weights
+    sum to 0 holds no sample and makes no update. Returns the training loss
+    summed over the rows with their weights; *t is the optimizer step count."""
     cdef Py_ssize_t start, r, n, i
+    cdef double w_sum
     cdef Layer *ly
     cdef floating *g
     cdef floating *out
@@ -203,11 +217,26 @@ cdef double train_epoch_kernel(NetC *net, const floating *X, const floating *Y,
         for r in range(n):
             memcpy(x0 + r * n_features, X + order[start + r] * n_features, n_features * sizeof(floating))
             memcpy(y + r * n_outputs, Y + order[start + r] * n_outputs, n_outputs * sizeof(floating))
+        w_sum = n
+        if weights != NULL:
+            w_sum = 0
+            for r in range(n):
+                net.w[r] = weights[order[start + r]]
+                w_sum += net.w[r]
+        if w_sum == 0:
+            # no sample: no update, but the batch's mask blocks are passed
+            # over as if drawn, so that later batches keep their masks
+            for i in range(L):
+                if net.layers[i].dropout:
+                    block += n_blocks(n * net.layers[i].n_in)
+            start += n
+            continue
         forward(net, x0, n, key, &block, 0, L)
         out = <floating *>net.layers[L - 1].a
         output_activation(net.output, out, n, n_outputs)
         g = <floating *>net.grad
-        total += loss_and_grad(net.output, out, y, g, n, n_outputs, tiny)
+        total += loss_and_grad(net.output, out, y, NULL if weights == NULL else net.w, w_sum, g, n,
+                               n_outputs, tiny)
         # backward: grad holds dJ/da_i; dz := grad * act'; dW := x_tilde^T dz;
         # db := sum_rows dz; grad := (dz W^T) * D / keep_prob for layer i - 1
         for i in range(L - 1, -1, -1):
@@ -226,7 +255,7 @@ cdef double train_epoch_kernel(NetC *net, const floating *X, const floating *Y,
         for i in range(L):
             ly = &net.layers[i]
             update(net, <floating *>ly.W, <floating *>ly.dW, <floating *>ly.W1, <floating *>ly.W2,
-                   ly.n_in * ly.n_out, t[0], net.l2 / n)
+                   ly.n_in * ly.n_out, t[0], net.l2 / w_sum)
             update(net, <floating *>ly.b, <floating *>ly.db, <floating *>ly.b1, <floating *>ly.b2,
                    ly.n_out, t[0], 0.0)   # no penalty on biases
         if net.max_norm > 0:
@@ -432,6 +461,9 @@ cdef class Net:
                 ly.words = <uint64_t *>cnp.PyArray_DATA(words)
         self.c.x0 = self._scratch((rows, sizes[0]))
         self.c.y = self._scratch((rows, sizes[L]))
+        row_weights = np.zeros(rows, dtype=np.float64)
+        self._own.append(row_weights)
+        self.c.w = <double *>cnp.PyArray_DATA(row_weights)
         self.c.grad = self._scratch((rows, widest))
         self.c.dz = self._scratch((rows, widest))
         norms = np.zeros(widest, dtype=np.float64)
@@ -469,13 +501,14 @@ cdef class Net:
         """Generator blocks one mc_passes call over n_rows rows draws."""
         return n_passes * self.blocks_per_epoch(n_rows)
 
-    def train_epoch(self, X, Y, order, uint64_t key, uint64_t block0, long long t):
+    def train_epoch(self, X, Y, order, uint64_t key, uint64_t block0, long long t, sample_weight=None):
         """One epoch: mini-batches of ``rows`` rows of X and Y taken in ``order``.
 
         Parameters
         ----------
         X : ndarray (n_samples, n_features) of the Net's dtype, C-contiguous
         Y : ndarray (n_samples, n_outputs), the output layer's targets
+        sample_weight : ndarray (n_samples,) of float64 >= 0, or None
         order : ndarray (n_rows,) of intp, each in [0, n_samples)
         key, block0 : the generator key and the first block reserved for the
             epoch (``blocks_per_epoch(n_rows)`` blocks)
@@ -483,14 +516,15 @@ cdef class Net:
 
         Returns
         -------
-        (loss_sum, t) : the training loss summed over the rows (mean loss of
-        each batch times its rows), and the step count after the epoch.
+        (loss_sum, t) : the training loss summed over the rows with their
+        weights, and the step count after the epoch.
         """
         cdef Py_ssize_t n0 = self.layer_sizes[0], n_out = self.layer_sizes[len(self.layer_sizes) - 1]
         cdef Py_ssize_t n_samples, n_rows, r
         cdef const Py_ssize_t *idx
         cdef char *Xp
         cdef char *Yp
+        cdef const double *wp = NULL
         cdef double total, tiny
         if self.c.optimizer == OPT_NONE:
             raise ValueError("this Net was made for prediction (optimizer OPT_NONE)")
@@ -502,6 +536,8 @@ cdef class Net:
         n_samples = X.shape[0]
         Xp = _data(X, "X", self.dtype, (n_samples, n0), False)
         Yp = _data(Y, "Y", self.dtype, (n_samples, n_out), False)
+        if sample_weight is not None:
+            wp = <const double *>_data(sample_weight, "sample_weight", np.dtype(np.float64), (n_samples,), False)
         if not isinstance(order, np.ndarray) or order.ndim != 1:
             raise ValueError("order must be a 1-D numpy.ndarray of intp")
         n_rows = order.shape[0]
@@ -512,11 +548,11 @@ cdef class Net:
         tiny = float(np.finfo(self.dtype).tiny)
         if self.dtype == np.float32:
             with nogil:
-                total = train_epoch_kernel(&self.c, <const float *>Xp, <const float *>Yp, n0, n_out,
+                total = train_epoch_kernel(&self.c, <const float *>Xp, <const float *>Yp, wp, n0, n_out,
                                            idx, n_rows, key, block0, &t, tiny)
         else:
             with nogil:
-                total = train_epoch_kernel(&self.c, <const double *>Xp, <const double *>Yp, n0, n_out,
+                total = train_epoch_kernel(&self.c, <const double *>Xp, <const double *>Yp, wp, n0, n_out,
                                            idx, n_rows, key, block0, &t, tiny)
         return total, t
 

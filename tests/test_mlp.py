@@ -321,12 +321,17 @@ def test_unaligned_X_accepted():
 
 # -- the unchecked kernel calls of the training loop ----------------------------
 
-def test_training_step_equals_the_public_functions():
+def test_training_step_equals_the_public_functions(monkeypatch):
     """MLP calls the dense and Adam kernels without their per-call checks; one
     step must equal the same step through dense_forward, dense_backward and
-    adam_update, bit for bit (same mask stream: net._gen is Generator(seed))."""
+    adam_update, bit for bit (same mask stream: net._gen is Generator(seed)).
+    The per-layer path: this network would otherwise train on the compiled
+    one, which tests/test_small_net.py holds against this path."""
+    from cydrop import _small_net
     from cydrop._outputs import activate as _output_activation
     from cydrop.optim import adam_update
+
+    monkeypatch.setattr(_small_net, "qualifies", lambda layer_sizes: False)
 
     X, y = blobs(n=64, n_features=6)
     net = cydrop.MLP([6, 16, 16, 3], keep_prob=[0.9, 0.5, 0.8], seed=3)

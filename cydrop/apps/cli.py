@@ -9,7 +9,7 @@ import numpy as np
 import cydrop
 
 from .._validation import check_keep_prob
-from . import search
+from . import search, uci
 from .bench import baselines
 from .bench import command as bench_command
 from .demo import DEFAULT_OUT as DEMO_OUT
@@ -182,6 +182,7 @@ def build_parser():
     p.set_defaults(func=kernels)
     bench_command.add_parser(sub)
     search.add_parser(sub)
+    uci.add_parser(sub)
     for command in _subparsers(parser):
         command.formatter_class = HelpFormatter
     return parser

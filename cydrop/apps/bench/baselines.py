@@ -353,3 +353,39 @@ def torch_fwd_bwd(module, x_t, g_t):
     out = module(x_t)
     out.backward(g_t)
     return out, x_t.grad
+
+
+def torch_regression_epoch(torch, model, optimizer, x_t, y_t, order, batch_size):
+    """One epoch of squared-error training in the given row order; returns the
+    mean loss on cydrop's scale (half the mean square)."""
+    loss_fn = torch.nn.MSELoss()
+    model.train()
+    total = 0.0
+    for start in range(0, x_t.shape[0], batch_size):
+        idx = order[start:start + batch_size]
+        optimizer.zero_grad()
+        loss = loss_fn(model(x_t[idx]), y_t[idx])
+        loss.backward()
+        optimizer.step()
+        total += 0.5 * loss.item() * len(idx)
+    return total / x_t.shape[0]
+
+
+def torch_mc_large_batch(torch, model, x_t, mc_samples, repeat):
+    """MC dropout as large batches: the rows repeated ``repeat`` times per
+    forward pass under no_grad; (mean, std) of the outputs as NumPy arrays."""
+    model.train()
+    n = x_t.shape[0]
+    x_big = x_t.repeat(repeat, 1)
+    total = torch.zeros(n, model[-1].out_features, dtype=torch.float64)
+    total_sq = torch.zeros_like(total)
+    done = 0
+    with torch.no_grad():
+        while done < mc_samples:
+            k = min(repeat, mc_samples - done)
+            out = model(x_big[:k * n]).double().reshape(k, n, -1)
+            total += out.sum(dim=0)
+            total_sq += (out * out).sum(dim=0)
+            done += k
+    mean = total / mc_samples
+    return mean.numpy(), (total_sq / mc_samples - mean * mean).clamp(min=0).sqrt().numpy()

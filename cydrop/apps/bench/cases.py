@@ -269,6 +269,73 @@ def mc_predict(torch):
 TORCH_P = 0.2
 
 
+# The network of the UCI protocol (``cydrop uci``): 8-50-1, dropout 0.05 on the
+# hidden layer, squared error, Adam, batch 128, on 5242 rows; MC dropout with
+# 10,000 passes over 200 rows (issue 13's figures).
+SMALL_SIZES, SMALL_KEEP_PROB, SMALL_SAMPLES, SMALL_BATCH = [8, 50, 1], [1.0, 0.95], 5242, 128
+SMALL_MC_SAMPLES, SMALL_MC_ROWS = 10_000, 200
+
+
+def _small_net():
+    net = cydrop.MLP(SMALL_SIZES, keep_prob=SMALL_KEEP_PROB, output="linear", seed=0)
+    X = _normal((SMALL_SAMPLES, SMALL_SIZES[0]), np.float32, 9)
+    Y = (X @ _normal((SMALL_SIZES[0], 1), np.float32, 10)).astype(np.float32)
+    params = [p.copy() for W, b in zip(net.weights, net.biases) for p in (W, b)]
+    return net, X, Y, params
+
+
+def small_net_epoch(torch):
+    """One epoch of the small network without a cost pass: its cost per step."""
+    net, X, Y, params = _small_net()
+    steps = -(-SMALL_SAMPLES // SMALL_BATCH)
+
+    def check(history):
+        assert np.isfinite(history["loss"]).all() and history["loss"][0] < 100, f"history {history}"
+
+    group = Group(f"small-network training epoch {'-'.join(map(str, SMALL_SIZES))}, keep_prob {SMALL_KEEP_PROB}, "
+                  f"Adam, batch {SMALL_BATCH}, {SMALL_SAMPLES} samples float32 ({steps} steps)",
+                  work=SMALL_SAMPLES, metric="samples/s")
+    group.impls.append(Impl("cydrop", "cydrop.MLP.fit(epochs=1): one compiled call per epoch",
+                            lambda: net.fit(X, Y, epochs=1, batch_size=SMALL_BATCH, learning_rate=MLP_LR,
+                                            progress=False), check))
+
+    def torch_impl(torch):
+        model = bl.torch_mlp_model(torch, params, SMALL_KEEP_PROB)
+        optimizer = bl.torch_mlp_optimizer(torch, model, MLP_LR)
+        x_t, y_t = torch.from_numpy(X), torch.from_numpy(Y)
+        order_t = torch.from_numpy(np.random.default_rng(0).permutation(SMALL_SAMPLES))
+        return Impl("torch", "nn.Sequential + MSELoss + optim.Adam, one epoch",
+                    lambda: {"loss": [bl.torch_regression_epoch(torch, model, optimizer, x_t, y_t, order_t,
+                                                                SMALL_BATCH)]}, check)
+    _add_torch(group, torch, torch_impl)
+    return group
+
+
+def small_net_mc(torch):
+    """MC dropout of the small network: SMALL_MC_SAMPLES passes over SMALL_MC_ROWS rows."""
+    net, X, _, params = _small_net()
+    X = np.ascontiguousarray(X[:SMALL_MC_ROWS])
+
+    def check(result):
+        mean, std = (np.asarray(r) for r in result)
+        assert mean.shape == std.shape == (SMALL_MC_ROWS, 1), f"shape {mean.shape}"
+        assert np.isfinite(mean).all() and float(std.mean()) > 1e-4, "no spread: dropout was off"
+
+    group = Group(f"MC dropout, {SMALL_MC_SAMPLES} passes over {SMALL_MC_ROWS} rows, "
+                  f"{'-'.join(map(str, SMALL_SIZES))} keep_prob {SMALL_KEEP_PROB}",
+                  work=SMALL_MC_SAMPLES * SMALL_MC_ROWS, metric="samples/s")
+    group.impls.append(Impl("cydrop", f"net.predict_proba(X, mc_samples={SMALL_MC_SAMPLES}): one compiled call",
+                            lambda: net.predict_proba(X, mc_samples=SMALL_MC_SAMPLES), check))
+
+    def torch_impl(torch):
+        model = bl.torch_mlp_model(torch, params, SMALL_KEEP_PROB)
+        x_t = torch.from_numpy(X)
+        return Impl("torch", "model.train(), the rows repeated 500x per batch under no_grad",
+                    lambda: bl.torch_mc_large_batch(torch, model, x_t, SMALL_MC_SAMPLES, 500), check)
+    _add_torch(group, torch, torch_impl)
+    return group
+
+
 def _check_torch_dropout(torch, x, p, n=8192):
     def check(result):
         y = result[0] if isinstance(result, tuple) else result
@@ -430,5 +497,6 @@ def build_groups(full, torch):
             builders.append((f"dense-{name}-{_dims(layer)}",
                              lambda l=layer, d=dtype: dense_layer(*l, d, 0.8, torch)))
     builders += [("mlp-epoch", lambda: mlp_epoch(torch)), ("mlp-cost", mlp_cost),
-                 ("mc-predict", lambda: mc_predict(torch))]
+                 ("mc-predict", lambda: mc_predict(torch)), ("small-net-epoch", lambda: small_net_epoch(torch)),
+                 ("small-net-mc", lambda: small_net_mc(torch))]
     return builders + torch_builders(full, torch)

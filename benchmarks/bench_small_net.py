@@ -1,0 +1,180 @@
+"""Small networks, where the cost is per step: the compiled epoch and MC passes
+beside the per-layer path and PyTorch (issue 13).
+
+The network of the UCI protocol: 8-50-1, ReLU, linear output with squared
+error, keep_prob ``[1.0, 0.95]`` (dropout 0.05 on the hidden layer's output),
+float32, Adam (lr 1e-3), batch 128, on 5242 x 8 standard-normal rows with a
+linear teacher. All cases start from the same weights (those of
+``cydrop.MLP(..., seed=0)``).
+
+Group ``small-net-epoch``: one epoch, 41 steps (5242 rows / 128). Divide a
+time by 41 for the time per step. No case computes a cost pass: this is the
+work the epoch loop does per epoch when no stopping rule asks for J.
+
+``cydrop``            ``net.fit(X, y, epochs=1, batch_size=128, progress=False)``: the
+                      one training loop, whose epoch is one compiled call for a network
+                      this small (forward, masks, loss, backward, Adam of both layers).
+``cydrop_per_layer``  the same call with the per-layer path forced (no network
+                      qualifies for the compiled one): one fused kernel call per layer
+                      and pass, Adam per array (the path of networks too wide to qualify).
+``torch``             ``nn.Sequential(Linear, ReLU, Dropout(0.05), Linear)``, ``MSELoss``,
+                      ``optim.Adam``, batches indexed from tensors made once.
+
+Group ``small-net-mc``: Monte Carlo dropout, T = 10,000 passes over 200 rows
+of that network, mean and std of the outputs.
+
+``cydrop``            ``net.predict_proba(X, mc_samples=10000)``: one compiled call
+                      (the first layer, without input dropout, computed once).
+``cydrop_per_layer``  the same with the per-layer path forced: 10,000 passes of the
+                      per-layer forward.
+``torch``             ``model.train()``, the 200 rows repeated 500 times per batch
+                      (100,000 rows, 20 batches) under ``no_grad``, mean and std.
+
+Every case checks its result (finite losses that fall, or MC outputs of the
+right shape with a spread), so a broken case fails under
+``--benchmark-disable`` too.
+
+Run::
+
+    python -m pytest benchmarks/bench_small_net.py --benchmark-only \\
+        --benchmark-columns=median,iqr,rounds -q
+
+Threads: cydrop's compiled path runs on one thread (SciPy's BLAS held to one
+thread); PyTorch uses ``torch.get_num_threads()``; set ``OMP_NUM_THREADS=1``
+for a one-thread comparison.
+"""
+import numpy as np
+import pytest
+from _common import import_torch
+
+import cydrop
+from cydrop import _small_net
+
+SIZES, KEEP_PROB, N, BATCH, LR = [8, 50, 1], [1.0, 0.95], 5242, 128, 1e-3
+STEPS = -(-N // BATCH)
+MC_T, MC_ROWS, MC_REPEAT = 10_000, 200, 500
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(13)
+    X = rng.standard_normal((N, SIZES[0]), dtype=np.float32)
+    y = (X @ rng.standard_normal(SIZES[0]).astype(np.float32)).astype(np.float32)
+    return X, y.reshape(-1, 1)
+
+
+def _net():
+    return cydrop.MLP(SIZES, keep_prob=KEEP_PROB, output="linear", seed=0)
+
+
+def _check_losses(losses):
+    assert np.isfinite(losses).all(), f"losses {losses}"
+
+
+@pytest.fixture
+def per_layer(monkeypatch):
+    """The per-layer path for every network, as for one too wide to qualify."""
+    monkeypatch.setattr(_small_net, "qualifies", lambda layer_sizes: False)
+
+
+def _bench_epoch(benchmark, data):
+    X, Y = data
+    net = _net()
+
+    def epoch():
+        return net.fit(X, Y, epochs=1, batch_size=BATCH, learning_rate=LR, progress=False)["loss"][0]
+
+    first = epoch()
+    loss = benchmark(epoch)
+    _check_losses([first, loss])
+    assert loss < first
+    benchmark.extra_info["steps"] = STEPS
+
+
+@pytest.mark.benchmark(group="small-net-epoch")
+def test_epoch_cydrop(benchmark, data):
+    _bench_epoch(benchmark, data)
+
+
+@pytest.mark.benchmark(group="small-net-epoch")
+def test_epoch_cydrop_per_layer(benchmark, data, per_layer):
+    _bench_epoch(benchmark, data)
+
+
+def _torch_model(torch):
+    from cydrop.apps.bench import baselines as bl
+
+    net = _net()
+    return bl.torch_mlp_model(torch, [p.copy() for W, b in zip(net.weights, net.biases) for p in (W, b)],
+                              KEEP_PROB)
+
+
+@pytest.mark.benchmark(group="small-net-epoch")
+def test_epoch_torch(benchmark, data):
+    torch = import_torch()
+    X, Y = data
+    model = _torch_model(torch)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    loss_fn = torch.nn.MSELoss()
+    x_t, y_t = torch.from_numpy(X), torch.from_numpy(Y)
+    order = torch.from_numpy(np.random.default_rng(0).permutation(N))
+
+    def epoch():
+        total = 0.0
+        for start in range(0, N, BATCH):
+            idx = order[start:start + BATCH]
+            optimizer.zero_grad()
+            # MSELoss is the mean of squares; cydrop's loss is half of it
+            loss = loss_fn(model(x_t[idx]), y_t[idx])
+            loss.backward()
+            optimizer.step()
+            total += 0.5 * loss.item() * len(idx)
+        return total / N
+
+    first = epoch()
+    loss = benchmark(epoch)
+    _check_losses([first, loss])
+    assert loss < first
+    benchmark.extra_info["steps"] = STEPS
+
+
+def _check_mc(mean, std):
+    assert mean.shape == std.shape == (MC_ROWS, 1), f"shape {mean.shape}"
+    assert np.isfinite(mean).all() and float(std.mean()) > 1e-4, "no spread: dropout was off"
+
+
+@pytest.fixture(scope="module")
+def mc_rows(data):
+    return np.ascontiguousarray(data[0][:MC_ROWS])
+
+
+@pytest.mark.benchmark(group="small-net-mc")
+def test_mc_cydrop(benchmark, mc_rows):
+    net = _net()
+    _check_mc(*benchmark(net.predict_proba, mc_rows, mc_samples=MC_T))
+
+
+@pytest.mark.benchmark(group="small-net-mc")
+def test_mc_cydrop_per_layer(benchmark, mc_rows, per_layer):
+    net = _net()
+    _check_mc(*benchmark.pedantic(net.predict_proba, (mc_rows,), {"mc_samples": MC_T}, rounds=3))
+
+
+@pytest.mark.benchmark(group="small-net-mc")
+def test_mc_torch(benchmark, mc_rows):
+    torch = import_torch()
+    model = _torch_model(torch).train()
+    x_big = torch.from_numpy(np.tile(mc_rows, (MC_REPEAT, 1)))
+
+    def mc():
+        total = torch.zeros(MC_ROWS, 1, dtype=torch.float64)
+        total_sq = torch.zeros_like(total)
+        with torch.no_grad():
+            for _ in range(MC_T // MC_REPEAT):
+                out = model(x_big).double().reshape(MC_REPEAT, MC_ROWS, 1)
+                total += out.sum(dim=0)
+                total_sq += (out * out).sum(dim=0)
+        mean = total / MC_T
+        return mean.numpy(), (total_sq / MC_T - mean * mean).clamp(min=0).sqrt().numpy()
+
+    _check_mc(*benchmark(mc))

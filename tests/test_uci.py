@@ -1,0 +1,81 @@
+"""``cydrop uci``: a fast run on a shipped dataset, and bad --data-dir input."""
+import json
+import os
+import shutil
+
+import pytest
+
+from cydrop.apps.cli import main
+from cydrop.apps.uci import SHIPPED_DIR, load_dataset
+
+FAST = ["--splits", "1", "--epochs", "3", "--mc-samples", "5", "--quiet"]
+
+
+def test_shipped_datasets_load_with_published_figures():
+    for name, rows in (("concrete", 1030), ("energy", 768), ("wine-quality-red", 1599), ("yacht", 308)):
+        ds = load_dataset(os.path.join(SHIPPED_DIR, name), 20)
+        assert ds["X"].shape[0] == rows and len(ds["splits"]) == 20 and ds["epochs"] == 4000
+        assert ds["published"]["rmse"] > 0 and ds["published"]["test_ll"] < 0
+    assert os.path.isfile(os.path.join(SHIPPED_DIR, "README.md"))   # the attribution
+
+
+def test_uci_one_split_runs_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "uci.json"
+    assert main(["uci", "yacht", *FAST, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "yacht" in printed and "0.67 ± 0.05" in printed   # the published MC RMSE beside cydrop's
+    entry = json.loads(out.read_text())["datasets"][0]
+    for key in ("name", "rmse", "rmse_se", "test_ll", "test_ll_se", "splits", "seconds"):
+        assert key in entry
+    assert entry["name"] == "yacht" and entry["splits"] == 1 and entry["rmse_se"] == 0.0
+
+
+def test_uci_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "uci.png"
+    assert main(["uci", "yacht", *FAST, "--plot", str(png)]) == 0
+    assert png.stat().st_size > 1000
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """A copy of the shipped yacht folder, to be damaged, inside a data dir."""
+    folder = tmp_path / "data" / "yacht"
+    shutil.copytree(os.path.join(SHIPPED_DIR, "yacht"), folder)
+    return folder
+
+
+def _run_bad(folder, capsys):
+    code = main(["uci", "--data-dir", str(folder.parent), *FAST])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage, file, message", [
+    (lambda f: os.remove(f / "data.txt"), "data.txt", "missing"),
+    (lambda f: os.remove(f / "index_test_0.txt"), "index_test_0.txt", "missing"),
+    (lambda f: (f / "index_train_0.txt").write_text("0\n1\n5000\n"), "index_train_0.txt", "out of range"),
+    (lambda f: (f / "index_features.txt").write_text("0 1 99\n"), "index_features.txt", "out of range"),
+    (lambda f: (f / "data.txt").write_text("1 2 3 4 5 6 x\n"), "data.txt", "not numeric"),
+    (lambda f: (f / "index_test_0.txt").write_text(""), "index_test_0.txt", "names no rows"),
+    (lambda f: (f / "tau_values.txt").write_text("\n"), "tau_values.txt", "empty grid"),
+    (lambda f: (f / "dropout_rates.txt").write_text(""), "dropout_rates.txt", "empty grid"),
+    (lambda f: (f / "index_train_0.txt").write_text("0.5\n"), "index_train_0.txt", "integers"),
+])
+def test_bad_data_dir_names_the_file(dataset, capsys, damage, file, message):
+    damage(dataset)
+    code, err = _run_bad(dataset, capsys)
+    assert code == 2
+    assert file in err and message in err
+
+
+def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys):
+    assert main(["uci", "nosuch", *FAST]) == 2
+    assert "nosuch" in capsys.readouterr().err
+    assert main(["uci", "yacht", "--splits", "21", "--quiet"]) == 2
+    assert "n_splits.txt" in capsys.readouterr().err
+    assert main(["uci", "yacht", *FAST, "--json", str(tmp_path / "no" / "x.json")]) == 2
+    assert "--json" in capsys.readouterr().err
+    assert main(["uci", "yacht", "--splits", "0"]) == 2
+    assert "--splits" in capsys.readouterr().err
+    assert main(["uci", "--data-dir", str(tmp_path / "absent"), *FAST]) == 2
+    assert "not a folder" in capsys.readouterr().err
