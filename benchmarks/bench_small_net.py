@@ -49,6 +49,7 @@ from _common import import_torch
 
 import cydrop
 from cydrop import _small_net
+from cydrop.apps.bench import baselines as bl
 
 SIZES, KEEP_PROB, N, BATCH, LR = [8, 50, 1], [1.0, 0.95], 5242, 128, 1e-3
 STEPS = -(-N // BATCH)
@@ -102,8 +103,6 @@ def test_epoch_cydrop_per_layer(benchmark, data, per_layer):
 
 
 def _torch_model(torch):
-    from cydrop.apps.bench import baselines as bl
-
     net = _net()
     return bl.torch_mlp_model(torch, [p.copy() for W, b in zip(net.weights, net.biases) for p in (W, b)],
                               KEEP_PROB)
@@ -115,21 +114,11 @@ def test_epoch_torch(benchmark, data):
     X, Y = data
     model = _torch_model(torch)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
-    loss_fn = torch.nn.MSELoss()
     x_t, y_t = torch.from_numpy(X), torch.from_numpy(Y)
     order = torch.from_numpy(np.random.default_rng(0).permutation(N))
 
     def epoch():
-        total = 0.0
-        for start in range(0, N, BATCH):
-            idx = order[start:start + BATCH]
-            optimizer.zero_grad()
-            # MSELoss is the mean of squares; cydrop's loss is half of it
-            loss = loss_fn(model(x_t[idx]), y_t[idx])
-            loss.backward()
-            optimizer.step()
-            total += 0.5 * loss.item() * len(idx)
-        return total / N
+        return bl.torch_regression_epoch(torch, model, optimizer, x_t, y_t, order, BATCH)
 
     first = epoch()
     loss = benchmark(epoch)
@@ -163,18 +152,6 @@ def test_mc_cydrop_per_layer(benchmark, mc_rows, per_layer):
 @pytest.mark.benchmark(group="small-net-mc")
 def test_mc_torch(benchmark, mc_rows):
     torch = import_torch()
-    model = _torch_model(torch).train()
-    x_big = torch.from_numpy(np.tile(mc_rows, (MC_REPEAT, 1)))
-
-    def mc():
-        total = torch.zeros(MC_ROWS, 1, dtype=torch.float64)
-        total_sq = torch.zeros_like(total)
-        with torch.no_grad():
-            for _ in range(MC_T // MC_REPEAT):
-                out = model(x_big).double().reshape(MC_REPEAT, MC_ROWS, 1)
-                total += out.sum(dim=0)
-                total_sq += (out * out).sum(dim=0)
-        mean = total / MC_T
-        return mean.numpy(), (total_sq / MC_T - mean * mean).clamp(min=0).sqrt().numpy()
-
-    _check_mc(*benchmark(mc))
+    model = _torch_model(torch)
+    x_t = torch.from_numpy(mc_rows)
+    _check_mc(*benchmark(bl.torch_mc_large_batch, torch, model, x_t, MC_T, MC_REPEAT))

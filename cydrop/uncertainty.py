@@ -142,7 +142,7 @@ def _check_grid(values, name):
     return values
 
 
-def _train_and_sample(X_tr, y_tr, X_ev, dropout_rate, tau, cfg, seed):
+def _train_and_sample(X_tr, y_tr, X_ev, dropout_rate, tau, epochs, cfg, seed):
     """Train one candidate on (X_tr, y_tr), standardised on those rows; return
     the MC samples (T, n_ev) and the plain-pass predictions on X_ev, on the
     original target scale."""
@@ -155,7 +155,7 @@ def _train_and_sample(X_tr, y_tr, X_ev, dropout_rate, tau, cfg, seed):
     net = MLP([X_tr.shape[1], cfg["n_hidden"], 1], keep_prob=[keep, keep], output="linear",
               dtype=cfg["dtype"], seed=seed)
     l2 = weight_decay_from_tau(tau, keep, X_tr.shape[0], cfg["batch_size"], cfg["lengthscale"])
-    net.fit((X_tr - mean_x) / std_x, (y_tr - mean_y) / std_y, epochs=cfg["epochs"],
+    net.fit((X_tr - mean_x) / std_x, (y_tr - mean_y) / std_y, epochs=epochs,
             batch_size=cfg["batch_size"], optimizer="adam", learning_rate=cfg["learning_rate"], l2=l2,
             progress=False)
     Xe = (X_ev - mean_x) / std_x
@@ -169,11 +169,12 @@ def _candidate_task(args):
     X, y, train, k, c, cfg = args
     n_fit = int(0.8 * len(train))   # the last 20% of the training rows validate
     fit_rows, val_rows = train[:n_fit], train[n_fit:]
-    rate, tau = cfg["grid"][c]
-    samples, _ = _train_and_sample(X[fit_rows], y[fit_rows], X[val_rows], rate, tau, cfg,
+    rate, tau, epochs = cfg["grid"][c]
+    samples, _ = _train_and_sample(X[fit_rows], y[fit_rows], X[val_rows], rate, tau, epochs, cfg,
                                    cfg["seed"] + 1000 * k + c)
     y_val = y[val_rows]
     ll = predictive_log_likelihood(y_val, samples, tau)
+    # the extended column's score: the validation LL at its best tau
     fitted = _fit_tau(y_val, samples, cfg["tau_fit_grid"]) if cfg["extended"] else None
     return k, c, ll, fitted
 
@@ -188,15 +189,15 @@ def _retrain_task(args):
     """Retrain phase: one candidate trained on all training rows of a split,
     scored on the test rows with each tau asked for."""
     X, y, train, test, k, c, taus, cfg = args
-    rate, tau = cfg["grid"][c]
-    samples, plain = _train_and_sample(X[train], y[train], X[test], rate, tau, cfg,
+    rate, tau, epochs = cfg["grid"][c]
+    samples, plain = _train_and_sample(X[train], y[train], X[test], rate, tau, epochs, cfg,
                                        cfg["seed"] + 1000 * k + 999)
     y_test = y[test]
     rmse_mc = float(np.sqrt(np.mean((y_test - samples.mean(axis=0)) ** 2)))
     rmse = float(np.sqrt(np.mean((y_test - plain) ** 2)))
     lls = [predictive_log_likelihood(y_test, samples, t) for t in taus]
-    out = {"split": k, "dropout_rate": rate, "tau_train": tau, "rmse": rmse_mc, "rmse_standard": rmse,
-           "test_ll": lls[0]}
+    out = {"split": k, "dropout_rate": rate, "tau_train": tau, "epochs": epochs, "rmse": rmse_mc,
+           "rmse_standard": rmse, "test_ll": lls[0]}
     if len(taus) > 1:
         out["tau_fitted"], out["test_ll_fitted"] = taus[1], lls[1]
     return k, c, out, samples if cfg["keep_samples"] and k == 0 else None
@@ -210,7 +211,7 @@ def _summary(values):
 
 def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=10000, n_hidden=50,
                  batch_size=128, learning_rate=1e-3, lengthscale=LENGTHSCALE, dtype="float32",
-                 extended=False, seed=0, n_jobs=1, progress=False, keep_samples=False):
+                 extended=False, extended_epochs=None, seed=0, n_jobs=1, progress=False, keep_samples=False):
     """The published MC dropout UCI protocol (Gal & Ghahramani 2016) on arrays.
 
     Per split: the last 20% of its training rows validate; every (dropout
@@ -235,10 +236,15 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
     learning_rate, lengthscale : float
     dtype : {"float32", "float64"}
     extended : bool
-        Also the column beyond the published protocol: tau fitted on the
-        validation rows (a fine grid of 61 values over a decade either side of
-        the grid's taus), the candidate chosen by its fitted validation
-        log-likelihood; test rows are never used to choose.
+        Also the column beyond the published protocol: every grid point
+        trained for ``epochs`` and for ``extended_epochs`` (a longer
+        schedule), tau fitted on the validation rows (a fine grid of 61
+        values over a decade either side of the grid's taus), and the
+        candidate (dropout rate, tau, schedule) with the best fitted
+        validation log-likelihood retrained and scored with its fitted tau.
+        Test rows are never used to choose.
+    extended_epochs : int or None
+        The longer schedule of ``extended``; None: 2.5 x ``epochs``.
     seed : int
         Seeds every network (weights, order and masks): results do not
         depend on ``n_jobs``.
@@ -252,9 +258,10 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
     Returns
     -------
     dict
-        ``splits`` (one dict per split: chosen dropout_rate and tau, rmse,
-        rmse_standard, test_ll, and with ``extended`` tau_fitted,
-        test_ll_fitted, rmse_extended), ``rmse``, ``rmse_se``, ``test_ll``,
+        ``splits`` (one dict per split: chosen dropout_rate, tau and epochs,
+        rmse, rmse_standard, test_ll, and with ``extended``
+        extended_dropout_rate, extended_tau_train, extended_epochs,
+        tau_fitted, test_ll_extended, rmse_extended), ``rmse``, ``rmse_se``, ``test_ll``,
         ``test_ll_se`` (mean and standard error over the splits), with
         ``extended`` also ``rmse_extended``, ``rmse_extended_se``,
         ``test_ll_extended``, ``test_ll_extended_se``; ``seconds``.
@@ -287,14 +294,20 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
         checked.append((train.astype(np.intp), test.astype(np.intp)))
     if not checked:
         raise ValueError("splits is empty")
-    cfg = dict(epochs=check_positive_int(epochs, "epochs"), mc_samples=check_positive_int(mc_samples, "mc_samples"),
+    epochs = check_positive_int(epochs, "epochs")
+    extended_epochs = (int(2.5 * epochs) if extended_epochs is None
+                       else check_positive_int(extended_epochs, "extended_epochs"))
+    published = [(r, t, epochs) for r in rates for t in tau_values]
+    longer = [(r, t, extended_epochs) for r in rates for t in tau_values] if extended else []
+    cfg = dict(mc_samples=check_positive_int(mc_samples, "mc_samples"),
                n_hidden=check_positive_int(n_hidden, "n_hidden"), batch_size=check_positive_int(batch_size, "batch_size"),
                learning_rate=float(learning_rate), lengthscale=float(lengthscale), dtype=dtype,
-               grid=[(r, t) for r in rates for t in tau_values], extended=bool(extended),
+               grid=published + longer, extended=bool(extended),
                seed=check_positive_int(seed, "seed", minimum=0), keep_samples=bool(keep_samples),
                tau_fit_grid=np.geomspace(min(tau_values) / 10, max(tau_values) * 10, 61))
     n_jobs = check_positive_int(n_jobs, "n_jobs")
     n_cand = len(cfg["grid"])
+    n_published = len(published)  # the published column chooses among these only
 
     tasks = [(X, y, train, k, c, cfg) for k, (train, _) in enumerate(checked) for c in range(n_cand)]
     bar = _bar(len(tasks) + len(checked) * (2 if extended else 1), progress)
@@ -305,7 +318,7 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
             _tick(bar)
         retrains = []
         for k, (train, test) in enumerate(checked):
-            best = max(range(n_cand), key=lambda c: scores[k, c][0])
+            best = max(range(n_published), key=lambda c: scores[k, c][0])
             retrains.append((X, y, train, test, k, best, [cfg["grid"][best][1]], cfg))
             if extended:
                 ext = max(range(n_cand), key=lambda c: scores[k, c][1][0])
@@ -332,7 +345,7 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
         if extended:
             ext = extended_results[k]
             row.update(extended_dropout_rate=ext["dropout_rate"], extended_tau_train=ext["tau_train"],
-                       tau_fitted=ext["tau_fitted"], test_ll_extended=ext["test_ll_fitted"],
+                       extended_epochs=ext["epochs"], tau_fitted=ext["tau_fitted"], test_ll_extended=ext["test_ll_fitted"],
                        rmse_extended=ext["rmse"])
         per_split.append(row)
     summary = {"splits": per_split, "n_splits": len(per_split)}

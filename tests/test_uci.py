@@ -30,6 +30,16 @@ def test_uci_one_split_runs_and_writes_json(tmp_path, capsys):
     assert entry["name"] == "yacht" and entry["splits"] == 1 and entry["rmse_se"] == 0.0
 
 
+def test_uci_extended_column(tmp_path, capsys):
+    out = tmp_path / "uci.json"
+    assert main(["uci", "yacht", *FAST, "--extended", "--extended-epochs", "4", "--json", str(out)]) == 0
+    entry = json.loads(out.read_text())["datasets"][0]
+    assert set(entry["extended"]) == {"rmse_extended", "rmse_extended_se", "test_ll_extended", "test_ll_extended_se"}
+    assert entry["per_split"][0]["extended_epochs"] in (3, 4)
+    assert main(["uci", "yacht", *FAST, "--extended", "--extended-epochs", "0"]) == 2
+    assert "--extended-epochs" in capsys.readouterr().err
+
+
 def test_uci_plot(tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "uci.png"
