@@ -48,7 +48,7 @@ import pytest
 from _common import import_torch
 
 import cydrop
-from cydrop import _small_net
+from cydrop import _compiled_net
 from cydrop.apps.bench import baselines as bl
 
 SIZES, KEEP_PROB, N, BATCH, LR = [8, 50, 1], [1.0, 0.95], 5242, 128, 1e-3
@@ -75,7 +75,7 @@ def _check_losses(losses):
 @pytest.fixture
 def per_layer(monkeypatch):
     """The per-layer path for every network, as for one too wide to qualify."""
-    monkeypatch.setattr(_small_net, "qualifies", lambda layer_sizes: False)
+    monkeypatch.setattr(_compiled_net, "route", lambda net: None)
 
 
 def _bench_epoch(benchmark, data):

@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from . import _outputs, _small_net, dense
+from . import _compiled_net, _outputs, dense
 from ._generator import Generator
 from ._validation import check_keep_prob, check_network_dtype, check_positive_int, kernel_ready
 from .dense import ACTIVATIONS
@@ -160,11 +160,11 @@ class Network:
         on, in float64; with ``samples``, also every pass's outputs, an array
         (mc_samples, n_samples, n_outputs) of the network's dtype.
 
-        Small networks (cydrop._small_net.qualifies) run all the passes in one
-        compiled call; the masks are the same either way."""
-        if _small_net.qualifies(self.layer_sizes):
+        Networks of the compiled path (cydrop._compiled_net.route) run all the
+        passes in one call; the masks are the same either way."""
+        if _compiled_net.route(self) is not None:
             self.check_params()
-            total, total_sq, out = _small_net.mc_passes(self, X, mc_samples, samples=samples, rows=PREDICT_BATCH)
+            total, total_sq, out = _compiled_net.mc_passes(self, X, mc_samples, samples=samples, rows=PREDICT_BATCH)
         else:
             total = np.zeros((X.shape[0], self.layer_sizes[-1]), dtype=np.float64)
             total_sq = np.zeros_like(total)
@@ -191,9 +191,9 @@ class Network:
         batch's loss weighted by its rows, or its sample weights)."""
         self.check_params(writable=True)
         weight = len(order) if sample_weight is None else float(np.sum(sample_weight[order]))
-        if _small_net.qualifies(self.layer_sizes):
+        if _compiled_net.route(self) is not None:
             # every batch of the epoch in one compiled call
-            total = _small_net.train_epoch(self, optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm)
+            total = _compiled_net.train_epoch(self, optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm)
             return total / weight if weight else 0.0
         total = 0.0
         for start in range(0, len(order), batch_size):
@@ -243,6 +243,7 @@ class Network:
         # lock; its position is all it takes to go on drawing the same masks
         state = self.__dict__.copy()
         state["_gen"] = self._gen.state
+        state.pop("_compiled", None)  # the compiled path's buffers (cydrop._compiled_net): made again on use
         return state
 
     def __setstate__(self, state):

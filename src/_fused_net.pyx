@@ -1,19 +1,22 @@
-"""A small MLP in one compiled call: a whole training epoch, or all the
-Monte Carlo dropout passes of a prediction.
+"""An MLP in one compiled call: a whole training epoch, or all the Monte
+Carlo dropout passes of a prediction.
 
-Why: on a features-50-1 network with batch 128 the arithmetic of a layer is
-about a microsecond, less than a Python call per layer and kernel costs. So
+Why: the per-layer path makes a dozen Python calls per layer and step; on a
+features-50-1 network with batch 128 they cost more than the arithmetic,
+and on the demo network a sixth of the step beside its GEMMs. So
 ``Net.train_epoch`` runs, for every mini-batch of an epoch, the forward pass
 (masks drawn from the counter-based generator, src/rng.h), the loss, the
 backward pass and the optimizer update of every layer, with rows gathered
 into buffers allocated once (``Net.__cinit__``), and ``Net.mc_passes`` runs T
 dropout passes with their running sums.
 
-Same arithmetic as the per-layer path (cydrop.MLP._train_step on
-cydrop.dense and cydrop.optim): the activation kernels (activations.pxd), the
-optimizer kernels (optim.pxd) and the mask kernels (dropout.pxd) are the same
-inlined functions; GEMMs go through the one BLAS route (blas.pxd), on the
-calling thread (the Python face keeps SciPy's BLAS to one thread).
+Same arithmetic as the per-layer path (cydrop._network on cydrop.dense and
+cydrop.optim): the activation kernels (activations.pxd), the optimizer
+kernels (optim.pxd) and the mask kernels (dropout.pxd) are the same inlined
+functions, run on the calling thread. GEMMs go through blas.pxd: SciPy's
+BLAS (``gemm``, kept to one thread by the caller) for small networks, or the
+BLAS NumPy links (``gemm64``, with NumPy's threads) when the caller gives its
+address (cydrop._compiled_net.route).
 
 Same masks: for each step, and each layer i whose keep_prob < 1 in layer
 order, the per-layer path reserves ceil(rows * n_in_i / 64) generator blocks
@@ -34,7 +37,7 @@ cimport numpy as cnp
 import numpy as np
 
 from activations cimport LINEAR, SIGMOID, activation_grad_block, bias_activation_block, sigmoid
-from blas cimport NO_TRANS, TRANS, gemm
+from blas cimport NO_TRANS, TRANS, Trans, gemm, gemm64
 from dropout cimport apply_mask, draw_and_apply
 from optim cimport adam_kernel, max_norm_kernel, momentum_kernel, sgd_kernel
 
@@ -86,7 +89,17 @@ ctypedef struct NetC:
     char *grad             # (rows, widest layer) gradient w.r.t. a layer output
     char *dz               # (rows, widest layer) gradient w.r.t. a pre-activation
     double *norm_scratch   # (widest layer,) for max-norm
+    void *gemm_routine     # NumPy's ILP64 ?gemm (blas.pxd: gemm64), or NULL for SciPy's
     double lr, momentum, beta1, beta2, eps, l2, max_norm
+
+
+cdef inline void net_gemm(NetC *net, Trans ta, Trans tb, int m, int n, int k, const floating *A, int lda,
+                          const floating *B, int ldb, floating *C, int ldc) noexcept nogil:
+    """C := op(A) op(B), row-major, through the Net's BLAS (blas.pxd)."""
+    if net.gemm_routine != NULL and m > 0 and n > 0 and k > 0:
+        gemm64(net.gemm_routine, ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc)
+    else:
+        gemm(ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc)
 
 
 cdef inline Py_ssize_t n_blocks(Py_ssize_t n_elements) noexcept nogil:
@@ -114,8 +127,8 @@ cdef void forward(NetC *net, floating *x0, Py_ssize_t n, uint64_t key, uint64_t 
                            <floating>ly.scale)
             block[0] += n_blocks(n * ly.n_in)
         # (n, n_out) := (n, n_in) (n_in, n_out)
-        gemm(NO_TRANS, NO_TRANS, <int>n, <int>ly.n_out, <int>ly.n_in, 1, xt, <int>ly.n_in,
-             <floating *>ly.W, <int>ly.n_out, 0, <floating *>ly.a, <int>ly.n_out)
+        net_gemm(net, NO_TRANS, NO_TRANS, <int>n, <int>ly.n_out, <int>ly.n_in, xt, <int>ly.n_in,
+                 <floating *>ly.W, <int>ly.n_out, <floating *>ly.a, <int>ly.n_out)
         bias_activation_block(<floating *>ly.a, <floating *>ly.b, n, ly.n_out, ly.n_out,
                               net.activation if i < net.n_layers - 1 else LINEAR)
 
@@ -243,12 +256,12 @@ cdef double train_epoch_kernel(NetC *net, const floating *X, const floating *Y,
             ly = &net.layers[i]
             activation_grad_block(g, <floating *>ly.a, <floating *>net.dz, <floating *>ly.db, n,
                                   ly.n_out, ly.n_out, net.activation if i < L - 1 else LINEAR)
-            gemm(TRANS, NO_TRANS, <int>ly.n_in, <int>ly.n_out, <int>n, 1,
-                 <floating *>(ly.x_tilde if ly.dropout else (net.x0 if i == 0 else net.layers[i - 1].a)),
-                 <int>ly.n_in, <floating *>net.dz, <int>ly.n_out, 0, <floating *>ly.dW, <int>ly.n_out)
+            net_gemm(net, TRANS, NO_TRANS, <int>ly.n_in, <int>ly.n_out, <int>n,
+                     <floating *>(ly.x_tilde if ly.dropout else (net.x0 if i == 0 else net.layers[i - 1].a)),
+                     <int>ly.n_in, <floating *>net.dz, <int>ly.n_out, <floating *>ly.dW, <int>ly.n_out)
             if i > 0:
-                gemm(NO_TRANS, TRANS, <int>n, <int>ly.n_in, <int>ly.n_out, 1, <floating *>net.dz,
-                     <int>ly.n_out, <floating *>ly.W, <int>ly.n_out, 0, g, <int>ly.n_in)
+                net_gemm(net, NO_TRANS, TRANS, <int>n, <int>ly.n_in, <int>ly.n_out, <floating *>net.dz,
+                         <int>ly.n_out, <floating *>ly.W, <int>ly.n_out, g, <int>ly.n_in)
                 if ly.dropout:
                     apply_mask(g, ly.words, <floating>ly.scale, n * ly.n_in, g)
         t[0] += 1
@@ -364,6 +377,11 @@ cdef class Net:
         J's L2 coefficient: weights decay by l2 / batch rows, biases not.
     max_norm : float
         Cap of each unit's incoming weight norm after each update; 0 for none.
+    gemm_routine : int
+        0: GEMMs through SciPy's BLAS (blas.pxd: gemm), to be kept to one
+        thread by the caller. Else the address of an ILP64 Fortran-style
+        ?gemm of the Net's dtype (blas.pxd: gemm64): NumPy's, for networks
+        wide enough to want BLAS's threads.
     """
     cdef NetC c
     cdef readonly object dtype
@@ -375,7 +393,7 @@ cdef class Net:
     def __cinit__(self, list weights, list biases, keep_prob, int activation, int output,
                   Py_ssize_t rows, first=None, second=None, int optimizer=OPT_NONE,
                   double lr=0.0, double momentum=0.0, double beta1=0.9, double beta2=0.999,
-                  double eps=1e-8, double l2=0.0, double max_norm=0.0):
+                  double eps=1e-8, double l2=0.0, double max_norm=0.0, size_t gemm_routine=0):
         cdef Py_ssize_t L = len(weights), i, widest
         cdef Layer *ly
         if not 1 <= L <= MAX_LAYERS:
@@ -430,6 +448,9 @@ cdef class Net:
         self.c.rows = rows
         self.c.lr, self.c.momentum, self.c.beta1, self.c.beta2 = lr, momentum, beta1, beta2
         self.c.eps, self.c.l2, self.c.max_norm = eps, l2, max_norm
+        # the caller vouches that this is the address of an ILP64 ?gemm of
+        # the Net's dtype (cydrop._small_net.numpy_gemm finds NumPy's)
+        self.c.gemm_routine = <void *>gemm_routine
         self._caller, self._own = [], []
         train = optimizer != OPT_NONE
         for i in range(L):

@@ -1,5 +1,6 @@
-# The one BLAS route of cydrop: a row-major GEMM over SciPy's cython_blas
-# (the pattern of scikit-learn's sklearn/utils/_cython_blas.pyx).
+# cydrop's BLAS, wrapped once: a row-major GEMM over SciPy's cython_blas (the
+# pattern of scikit-learn's sklearn/utils/_cython_blas.pyx), its blocked
+# parallel form, and the same GEMM over the BLAS NumPy links (gemm64, below).
 #
 # sgemm and dgemm are fetched from scipy.linalg.cython_blas on first use, not
 # cimported: a cimport imports scipy.linalg when the module loads, which was
@@ -118,6 +119,34 @@ cdef inline void gemm(Trans ta, Trans tb, int m, int n, int k, floating alpha,
             _load_blas_from_kernel()
             dgemm = cydrop_get_dgemm()
         dgemm(&tb_, &ta_, &n, &m, &k, &alpha, <double *>B, &ldb, <double *>A, &lda, &beta, C, &ldc)
+
+
+# The same GEMM through the BLAS that NumPy links (numpy.matmul's), given as
+# the address of its ILP64 Fortran-style ?gemm (OpenBLAS's scipy_sgemm_64_:
+# the arguments of SciPy's, with 64-bit integers). Why a second route: on 2
+# cores, NumPy's and SciPy's OpenBLAS each keep a thread pool, and a training
+# loop whose GEMMs alternate between the two pools is several times slower
+# (README, "Threads and BLAS"). A compiled step of a network too wide for one
+# thread (src/_fused_net.pyx) calls NumPy's BLAS here, so that it shares
+# NumPy's pool as the per-layer path's numpy.matmul does.
+cdef extern from *:
+    """
+    typedef void (*cydrop_gemm64_t)(char *, char *, long long *, long long *, long long *, void *,
+                                    const void *, long long *, const void *, long long *, void *,
+                                    void *, long long *);
+    """
+    ctypedef void (*cydrop_gemm64_t)(char *, char *, long long *, long long *, long long *, void *,
+                                     const void *, long long *, const void *, long long *, void *,
+                                     void *, long long *) noexcept nogil
+
+
+cdef inline void gemm64(void *routine, Trans ta, Trans tb, long long m, long long n, long long k,
+                        floating alpha, const floating *A, long long lda, const floating *B,
+                        long long ldb, floating beta, floating *C, long long ldc) noexcept nogil:
+    """:func:`gemm`'s contract through ``routine``, an ILP64 ?gemm of the
+    Net's dtype (s for float, d for double). m, n, k >= 1."""
+    cdef char ta_ = ta, tb_ = tb
+    (<cydrop_gemm64_t>routine)(&tb_, &ta_, &n, &m, &k, &alpha, B, &ldb, A, &lda, &beta, C, &ldc)
 
 
 # Block geometry of gemm_blocked: at most MAX_BLOCKS blocks of at least

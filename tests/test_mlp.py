@@ -326,12 +326,12 @@ def test_training_step_equals_the_public_functions(monkeypatch):
     step must equal the same step through dense_forward, dense_backward and
     adam_update, bit for bit (same mask stream: net._gen is Generator(seed)).
     The per-layer path: this network would otherwise train on the compiled
-    one, which tests/test_small_net.py holds against this path."""
-    from cydrop import _small_net
+    one, which tests/test_compiled_net.py holds against this path."""
+    from cydrop import _compiled_net
     from cydrop._outputs import activate as _output_activation
     from cydrop.optim import adam_update
 
-    monkeypatch.setattr(_small_net, "qualifies", lambda layer_sizes: False)
+    monkeypatch.setattr(_compiled_net, "route", lambda net: None)
 
     X, y = blobs(n=64, n_features=6)
     net = cydrop.MLP([6, 16, 16, 3], keep_prob=[0.9, 0.5, 0.8], seed=3)

@@ -276,7 +276,7 @@ SMALL_SIZES, SMALL_KEEP_PROB, SMALL_SAMPLES, SMALL_BATCH = [8, 50, 1], [1.0, 0.9
 SMALL_MC_SAMPLES, SMALL_MC_ROWS = 10_000, 200
 
 
-def _small_net():
+def _small_problem():
     net = cydrop.MLP(SMALL_SIZES, keep_prob=SMALL_KEEP_PROB, output="linear", seed=0)
     X = _normal((SMALL_SAMPLES, SMALL_SIZES[0]), np.float32, 9)
     Y = (X @ _normal((SMALL_SIZES[0], 1), np.float32, 10)).astype(np.float32)
@@ -286,7 +286,7 @@ def _small_net():
 
 def small_net_epoch(torch):
     """One epoch of the small network without a cost pass: its cost per step."""
-    net, X, Y, params = _small_net()
+    net, X, Y, params = _small_problem()
     steps = -(-SMALL_SAMPLES // SMALL_BATCH)
 
     def check(history):
@@ -313,7 +313,7 @@ def small_net_epoch(torch):
 
 def small_net_mc(torch):
     """MC dropout of the small network: SMALL_MC_SAMPLES passes over SMALL_MC_ROWS rows."""
-    net, X, _, params = _small_net()
+    net, X, _, params = _small_problem()
     X = np.ascontiguousarray(X[:SMALL_MC_ROWS])
 
     def check(result):

@@ -1,4 +1,4 @@
-"""The compiled small-network path (src/_fused_net.pyx, cydrop/_small_net.py)
+"""The compiled small-network path (src/_fused_net.pyx, cydrop/_compiled_net.py)
 against the per-layer path of cydrop.MLP, and its input checks.
 
 The per-layer path is forced by making no network qualify."""
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cydrop
-from cydrop import _fused_net, _small_net
+from cydrop import _compiled_net, _fused_net
 
 TOL = {"float32": 2e-6, "float64": 1e-12}
 
@@ -21,24 +21,24 @@ def _data(n=300, n_features=8, seed=0):
 @pytest.fixture
 def per_layer(monkeypatch):
     """Call to send every network down the per-layer path from then on."""
-    return lambda: monkeypatch.setattr(_small_net, "qualifies", lambda layer_sizes: False)
+    return lambda: monkeypatch.setattr(_compiled_net, "route", lambda net: None)
 
 
 def _fit_both(per_layer, sizes, output, y, dtype, optimizer, **fit_kwargs):
     X, _ = _data()
     nets = []
     compiled_epochs = []
-    real = _small_net.train_epoch
+    real = _compiled_net.train_epoch
     for compiled in (True, False):
         if not compiled:
             per_layer()
         net = cydrop.MLP(sizes, keep_prob=[0.9] + [0.8] * (len(sizes) - 2), output=output, dtype=dtype, seed=1)
-        _small_net.train_epoch = lambda *args: compiled_epochs.append(compiled) or real(*args)
+        _compiled_net.train_epoch = lambda *args: compiled_epochs.append(compiled) or real(*args)
         try:
             history = net.fit(X.astype(dtype), y, epochs=3, batch_size=64, optimizer=optimizer,
                               progress=False, **fit_kwargs)
         finally:
-            _small_net.train_epoch = real
+            _compiled_net.train_epoch = real
         nets.append((net, history))
     assert compiled_epochs == [True] * 3   # the first network trained on the compiled path, the second not
     return nets
@@ -119,10 +119,10 @@ def test_compiled_mc_equals_per_layer_mc(per_layer, keep_prob):
 
 
 def test_qualifies_rule():
-    assert _small_net.qualifies([8, 50, 1])
-    assert _small_net.qualifies([40, 256, 256, 10])
-    assert not _small_net.qualifies([40, 512, 10])
-    assert not _small_net.qualifies([4] * 10)   # 9 dense layers
+    assert _compiled_net.qualifies([8, 50, 1])
+    assert _compiled_net.qualifies([40, 256, 256, 10])
+    assert not _compiled_net.qualifies([40, 512, 10])
+    assert not _compiled_net.qualifies([4] * 10)   # 9 dense layers
 
 
 def _net(**kwargs):
@@ -204,3 +204,62 @@ def test_mc_passes_refuse_bad_arrays():
         net.mc_passes(X, 3, 0, 0, total, ro)
     with pytest.raises(ValueError, match="n_passes must be >= 0"):
         net.mc_passes(X, -1, 0, 0, total, total_sq)
+
+
+def test_kept_compiled_net_follows_replaced_arrays():
+    """The compiled Net is kept from epoch to epoch; a weight array replaced
+    between fits is the one trained next (not the old one the Net held)."""
+    import pickle
+
+    X, y = _data()
+    net = cydrop.MLP([8, 20, 1], keep_prob=0.9, output="linear", dtype="float64", seed=0)
+    net.fit(X, y, epochs=2, batch_size=64, progress=False)
+    old = net.weights[0]
+    net.weights[0] = old.copy()
+    before_old, before_new = old.copy(), net.weights[0].copy()
+    net.fit(X, y, epochs=1, batch_size=64, progress=False)
+    np.testing.assert_array_equal(old, before_old)          # the replaced array is left alone
+    assert not np.array_equal(net.weights[0], before_new)   # the new one trained
+    twin = pickle.loads(pickle.dumps(net))                  # the kept Net is not pickled
+    np.testing.assert_array_equal(twin.predict(X), net.predict(X))
+
+
+def test_route_rule():
+    """Small networks on one thread (SciPy's BLAS), wider ones through NumPy's
+    BLAS, none in deterministic mode (blocked GEMMs) or past 8 layers."""
+    small = cydrop.MLP([8, 50, 1], output="linear")
+    wide = cydrop.MLP([8, 300, 3])
+    deep = cydrop.MLP([8] * 10 + [3])
+    assert _compiled_net.route(small) == 0
+    assert _compiled_net.route(deep) is None
+    assert _compiled_net.route(wide) == _compiled_net.numpy_gemm(np.float32)
+    cydrop.set_deterministic(True)
+    try:
+        assert _compiled_net.route(wide) is None
+        assert _compiled_net.route(small) == 0   # one thread, deterministic already
+    finally:
+        cydrop.set_deterministic(False)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_wide_network_through_numpy_blas_equals_per_layer_path(per_layer, dtype):
+    if _compiled_net.numpy_gemm(np.dtype(dtype)) is None:
+        pytest.skip("NumPy's BLAS exports no ILP64 ?gemm here: wide networks take the per-layer path")
+    X, y = _data()
+    target = np.digitize(y, [-0.5, 0.5])
+    nets = []
+    for compiled in (True, False):
+        if not compiled:
+            per_layer()
+        net = cydrop.MLP([8, 300, 260, 3], keep_prob=[1.0, 0.7, 0.8], dtype=dtype, seed=4)
+        assert (_compiled_net.route(net) is not None) == compiled
+        history = net.fit(X.astype(dtype), target, epochs=2, batch_size=64, learning_rate=0.01, progress=False)
+        mc = net.predict_proba(X[:50].astype(dtype), mc_samples=3)
+        nets.append((net, history, mc))
+    (a, ha, mca), (b, hb, mcb) = nets
+    assert a._gen.state == b._gen.state
+    for p, q in zip(a.params, b.params):
+        np.testing.assert_allclose(p, q, rtol=0, atol=TOL[dtype] * 100)
+    np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=TOL[dtype] * 100)
+    for u, v in zip(mca, mcb):
+        np.testing.assert_allclose(u, v, rtol=0, atol=TOL[dtype] * 100)
