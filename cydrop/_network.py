@@ -22,12 +22,17 @@ __all__ = ["Network"]
 # for the next layer (benchmarks/bench_mlp.py, group mlp-cost-mnist1d).
 PREDICT_BATCH = 1024
 
+# Initial weights: "auto" draws He normal for ReLU hidden layers and Glorot
+# normal for the others; "glorot_uniform" is Keras's default for every layer
+# (what the published MC-dropout UCI networks started from).
+INITS = ("auto", "glorot_uniform")
+
 
 class Network:
     """Dense layers with per-layer inverted dropout (see :class:`cydrop.MLP`)."""
 
     def __init__(self, layer_sizes, keep_prob=1.0, activation="relu", output="softmax",
-                 dtype="float32", seed=None):
+                 dtype="float32", seed=None, init="auto"):
         if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
             raise TypeError("layer_sizes must be a sequence of ints such as [40, 512, 10]")
         if len(layer_sizes) < 2:
@@ -39,7 +44,9 @@ class Network:
             raise ValueError(f"output must be one of {list(_outputs.OUTPUTS)}, got {output!r}")
         if output == "sigmoid" and self.layer_sizes[-1] != 1:
             raise ValueError(f"output='sigmoid' needs one output unit, layer_sizes ends with {self.layer_sizes[-1]}")
-        self.activation, self.output = activation, output
+        if init not in INITS:
+            raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
+        self.activation, self.output, self.init = activation, output, init
         self.dtype = check_network_dtype(dtype)
         self.keep_prob = keep_prob
         if seed is not None:
@@ -76,9 +83,14 @@ class Network:
         weights, biases = [], []
         for i, (n_in, n_out) in enumerate(zip(self.layer_sizes, self.layer_sizes[1:])):
             hidden = i < len(self.layer_sizes) - 2
-            # He for ReLU layers, Glorot otherwise
-            gain = 2.0 / n_in if hidden and self.activation == "relu" else 2.0 / (n_in + n_out)
-            W = self._rng.standard_normal((n_in, n_out)) * math.sqrt(gain)
+            if self.init == "glorot_uniform":
+                # Keras's default: U(-a, a), a = sqrt(6 / (n_in + n_out)), every layer
+                limit = math.sqrt(6.0 / (n_in + n_out))
+                W = self._rng.uniform(-limit, limit, (n_in, n_out))
+            else:
+                # He for ReLU layers, Glorot otherwise (normal)
+                gain = 2.0 / n_in if hidden and self.activation == "relu" else 2.0 / (n_in + n_out)
+                W = self._rng.standard_normal((n_in, n_out)) * math.sqrt(gain)
             weights.append(np.ascontiguousarray(W, dtype=self.dtype))
             biases.append(np.zeros(n_out, dtype=self.dtype))
         return weights, biases

@@ -49,6 +49,11 @@ class MLP(Network):
         a network's classes are ``0 .. n_outputs - 1`` (``[0, 1]`` for
         ``output="sigmoid"``) until its first training, which may take them
         from the labels it is given.
+    init : {"auto", "glorot_uniform"}, default "auto"
+        Initial weights (biases start at 0): "auto" draws He normal
+        (variance 2 / n_in) for ReLU hidden layers and Glorot normal
+        (2 / (n_in + n_out)) for the others; "glorot_uniform" draws every
+        layer from U(-a, a), a = sqrt(6 / (n_in + n_out)), Keras's default.
 
     Attributes
     ----------
@@ -79,8 +84,8 @@ class MLP(Network):
     """
 
     def __init__(self, layer_sizes, keep_prob=1.0, activation="relu", output="softmax",
-                 dtype="float32", seed=None, classes=None):
-        super().__init__(layer_sizes, keep_prob, activation, output, dtype, seed)
+                 dtype="float32", seed=None, classes=None, init="auto"):
+        super().__init__(layer_sizes, keep_prob, activation, output, dtype, seed, init)
         self._classes_given = classes is not None
         if output == "linear":
             if classes is not None:

@@ -153,7 +153,7 @@ def _train_and_sample(X_tr, y_tr, X_ev, dropout_rate, tau, epochs, cfg, seed):
     mean_y, std_y = float(y_tr.mean()), float(y_tr.std()) or 1.0
     keep = 1.0 - dropout_rate
     net = MLP([X_tr.shape[1], cfg["n_hidden"], 1], keep_prob=[keep, keep], output="linear",
-              dtype=cfg["dtype"], seed=seed)
+              dtype=cfg["dtype"], seed=seed, init=cfg["init"])
     l2 = weight_decay_from_tau(tau, keep, X_tr.shape[0], cfg["batch_size"], cfg["lengthscale"])
     net.fit((X_tr - mean_x) / std_x, (y_tr - mean_y) / std_y, epochs=epochs,
             batch_size=cfg["batch_size"], optimizer="adam", learning_rate=cfg["learning_rate"], l2=l2,
@@ -211,12 +211,13 @@ def _summary(values):
 
 def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=10000, n_hidden=50,
                  batch_size=128, learning_rate=1e-3, lengthscale=LENGTHSCALE, dtype="float32",
-                 extended=False, extended_epochs=None, seed=0, n_jobs=1, progress=False, keep_samples=False):
+                 init="glorot_uniform", extended=False, extended_epochs=None, seed=0, n_jobs=1, progress=False, keep_samples=False):
     """The published MC dropout UCI protocol (Gal & Ghahramani 2016) on arrays.
 
     Per split: the last 20% of its training rows validate; every (dropout
     rate, tau) of the grid trains a ``[n_features, n_hidden, 1]`` ReLU MLP
-    with dropout at that rate on the inputs and before the output, on the
+    (Glorot uniform initial weights, as the published Keras networks) with
+    dropout at that rate on the inputs and before the output, on the
     other 80% (features and target standardised on them), Adam, weight decay
     from tau (:func:`weight_decay_from_tau`); each is scored by the
     :func:`predictive_log_likelihood` of ``mc_samples`` MC passes on the
@@ -235,6 +236,9 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
         The published runs: 4000, 10000, 50, 128.
     learning_rate, lengthscale : float
     dtype : {"float32", "float64"}
+    init : {"glorot_uniform", "auto"}
+        Initial weights (:class:`cydrop.MLP`'s ``init``): the published
+        Keras networks started from Glorot uniform, Keras's default.
     extended : bool
         Also the column beyond the published protocol: every grid point
         trained for ``epochs`` and for ``extended_epochs`` (a longer
@@ -301,7 +305,7 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
     longer = [(r, t, extended_epochs) for r in rates for t in tau_values] if extended else []
     cfg = dict(mc_samples=check_positive_int(mc_samples, "mc_samples"),
                n_hidden=check_positive_int(n_hidden, "n_hidden"), batch_size=check_positive_int(batch_size, "batch_size"),
-               learning_rate=float(learning_rate), lengthscale=float(lengthscale), dtype=dtype,
+               learning_rate=float(learning_rate), lengthscale=float(lengthscale), dtype=dtype, init=init,
                grid=published + longer, extended=bool(extended),
                seed=check_positive_int(seed, "seed", minimum=0), keep_samples=bool(keep_samples),
                tau_fit_grid=np.geomspace(min(tau_values) / 10, max(tau_values) * 10, 61))

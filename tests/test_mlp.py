@@ -540,3 +540,19 @@ def test_string_classes_keep_their_dtype_through_a_file(tmp_path):
     net.save(tmp_path / "n.npz")
     loaded = cydrop.MLP.load(tmp_path / "n.npz")
     assert loaded.classes_.dtype == net.classes_.dtype and loaded.classes_.tolist() == ["ant", "bee", "cow"]
+
+
+def test_init_options():
+    """"auto": He normal for ReLU hidden layers, Glorot normal for the output;
+    "glorot_uniform": U(-a, a) with a = sqrt(6 / (n_in + n_out)) everywhere."""
+    auto = cydrop.MLP([400, 300, 200], seed=0)
+    assert abs(auto.weights[0].std() - np.sqrt(2 / 400)) < 0.002
+    assert abs(auto.weights[1].std() - np.sqrt(2 / 500)) < 0.002
+    glorot = cydrop.MLP([400, 300, 200], seed=0, init="glorot_uniform")
+    for W, (n_in, n_out) in zip(glorot.weights, [(400, 300), (300, 200)]):
+        limit = np.sqrt(6 / (n_in + n_out))
+        assert np.abs(W).max() <= limit and np.abs(W).max() > 0.99 * limit
+        assert abs(W.std() - limit / np.sqrt(3)) < 0.002
+    assert all((b == 0).all() for b in glorot.biases)
+    with pytest.raises(ValueError, match="init must be one of"):
+        cydrop.MLP([4, 2], init="he")
