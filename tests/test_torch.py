@@ -338,6 +338,91 @@ def test_dropout_linear_values_and_grads_with_leading_dims():
     torch.testing.assert_close(x.grad, expected(g @ lin.weight.detach(), mask, 0.3))
 
 
+
+def _linear_reference(lin, x, g, p):
+    """out, dx, dW, db of DropoutLinear from NumPy, given the module's reference mask."""
+    key, block = stream_of(lin)
+    mask = reference_mask(key, block, x.numel(), 1.0 - p).reshape(x.shape)
+    x_tilde = reference_dropout(x.detach().numpy().astype(np.float64), mask, 1.0 - p)
+    W = lin.weight.detach().numpy().astype(np.float64)
+    b = 0.0 if lin.bias is None else lin.bias.detach().numpy().astype(np.float64)
+    g64 = g.numpy().astype(np.float64)
+    dx = reference_dropout(g64 @ W, mask, 1.0 - p)
+    return x_tilde @ W.T + b, dx, g64.T @ x_tilde, g64.sum(0)
+
+
+# (batch, in, out): the calling-thread GEMM route, and torch's BLAS (above 2**22 multiply-adds)
+@pytest.mark.parametrize("shape", [(7, 33, 5), (64, 256, 300)], ids=["calling-thread", "torch-blas"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_dropout_linear_fused_kernel_matches_numpy(shape, dtype, bias):
+    batch, n_in, n_out = shape
+    torch.manual_seed(3)
+    lin = ct.DropoutLinear(n_in, n_out, bias=bias, p=0.4, dtype=dtype)
+    x = data((batch, n_in), dtype).requires_grad_()
+    g = data((batch, n_out), dtype, seed=2)
+    ref_out, ref_dx, ref_dW, ref_db = _linear_reference(lin, x, g, 0.4)
+    out = lin(x)
+    out.backward(g)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    assert out.dtype == x.grad.dtype == lin.weight.grad.dtype == dtype
+    np.testing.assert_allclose(out.detach().numpy(), ref_out, **tol)
+    np.testing.assert_allclose(x.grad.numpy(), ref_dx, **tol)
+    np.testing.assert_allclose(lin.weight.grad.numpy(), ref_dW, **tol)
+    if bias:
+        np.testing.assert_allclose(lin.bias.grad.numpy(), ref_db, **tol)
+
+
+def test_dropout_linear_saves_the_weight_and_input_and_a_packed_mask_only():
+    torch.manual_seed(0)
+    lin = ct.DropoutLinear(100, 20, p=0.5)
+    x = data((30, 100)).requires_grad_()
+    out = lin(x)
+    node = out.grad_fn
+    saved = node.saved_tensors
+    assert [t.data_ptr() for t in saved] == [x.data_ptr(), lin.weight.data_ptr()]   # no copies
+    assert node.words.dtype == np.uint64 and node.words.size == math.ceil(30 * 100 / 64)
+    key, block = stream_of(lin)
+    # the words are the mask's bits: the stream advanced by exactly their blocks
+    assert block == math.ceil(30 * 100 / 64)
+
+
+def test_dropout_linear_refuses_a_weight_changed_before_backward():
+    lin = ct.DropoutLinear(8, 4, p=0.5)
+    out = lin(data((3, 8)).requires_grad_())
+    with torch.no_grad():
+        lin.weight.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
+def test_dropout_linear_without_input_grad_and_under_no_grad():
+    torch.manual_seed(1)
+    lin = ct.DropoutLinear(12, 6, p=0.3, dtype=torch.float64)
+    twin = ct.DropoutLinear(12, 6, p=0.3, dtype=torch.float64)
+    twin.load_state_dict(lin.state_dict())
+    twin._stream = lin._stream.clone()
+    x = data((5, 12), torch.float64)            # a first layer: no dx
+    g = data((5, 6), torch.float64, seed=4)
+    ref_out, _, ref_dW, ref_db = _linear_reference(lin, x, g, 0.3)
+    out = lin(x)
+    out.backward(g)
+    np.testing.assert_allclose(lin.weight.grad.numpy(), ref_dW, rtol=1e-10)
+    np.testing.assert_allclose(lin.bias.grad.numpy(), ref_db, rtol=1e-10)
+    with torch.no_grad():
+        inferred = twin(x)
+    assert inferred.grad_fn is None
+    assert torch.equal(inferred, out.detach())
+
+
+def test_dropout_linear_dtype_mix_gets_torchs_error():
+    lin = ct.DropoutLinear(4, 3, dtype=torch.float64)
+    with pytest.raises(RuntimeError) as ours:
+        lin(torch.ones(2, 4))
+    with pytest.raises(RuntimeError) as theirs:
+        nn.Linear(4, 3, dtype=torch.float64)(torch.ones(2, 4))
+    assert str(ours.value) == str(theirs.value)
+
 # --- replace_dropout and mc_dropout ------------------------------------------------
 
 def make_net():

@@ -13,7 +13,9 @@ import math
 import numpy as np
 import torch
 
-from .. import _dropout
+from .. import _dense, _dropout
+from ..dense import _scratch_buffer
+from .._blas_threads import single_threaded_blas
 from .._generator import _MAX_BLOCKS
 from .._mask import n_words
 from .._validation import threshold_of
@@ -88,3 +90,80 @@ def apply_mask(grad, words, keep_prob, noise_shape):
         _dropout.apply_broadcast(_flat(grad), w, tuple(grad.shape), tuple(noise_shape), scale,
                                  out_flat, kernel_threads(grad.numel()))
     return out
+
+
+# ---------------------------------------------------------------- DropoutLinear
+
+# GEMMs with fewer multiply-adds (batch * n_in * n_out) than this run on the
+# calling thread (the kernel's own route: SciPy's BLAS on one thread, no
+# Python in between); larger ones on torch's BLAS and its threads. Below it,
+# torch.mm's per-call cost (dispatch, waking its OpenMP pool) exceeds the
+# arithmetic; the crossover measured by the torch-linear-small group of
+# benchmarks/bench_torch.py lies between 1.6M and 6.5M.
+_CALLING_THREAD_MAX_MNK = 1 << 22
+
+
+def _torch_mm(a, b, out):
+    """The dense kernels' ``matmul(a, b, out=c)`` contract on torch's BLAS
+    (MKL on torch's OpenMP threads, the pool the rest of a torch loop uses):
+    NumPy views in, no copy (a transposed operand stays a strided view)."""
+    torch.mm(torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
+
+
+def _run_dense(kernel, *args, mnk):
+    """A dense kernel call on the GEMM route for its size (see above). The
+    calling-thread route keeps SciPy's BLAS to one thread meanwhile: with its
+    own threads it fights torch's spinning pool (an epoch of the demo network
+    took ten times as long)."""
+    if mnk < _CALLING_THREAD_MAX_MNK:
+        with single_threaded_blas:
+            kernel(*args, 1, None, True)
+    else:
+        kernel(*args, 1, _torch_mm, True)
+
+
+_LINEAR = int(_dense.Activation.LINEAR)
+_DRAW, _APPLY = 1, 2
+
+
+def linear_forward(x, weight, bias, keep_prob, key, block):
+    """(out, words): out = (x * D / keep_prob) @ weight.T + bias in one
+    ``_dense.forward`` call, D drawn at (key, block), words its packed bits
+    (a uint64 NumPy array).
+
+    x (batch, n_in) and weight (n_out, n_in), nn.Linear's layout, read in
+    place through ``w_transposed``) contiguous, bias (n_out,) or None, one
+    dtype; the kernel checks every shape. The masked input goes to a
+    per-thread work buffer: backward recomputes it from x and the words."""
+    x_np, w_np = x.detach().numpy(), weight.detach().numpy()
+    batch, n_in = x_np.shape
+    n_out = w_np.shape[0]
+    out = np.empty((batch, n_out), dtype=x_np.dtype)
+    words = np.empty(n_words(batch * n_in), dtype=np.uint64)
+    x_tilde = _scratch_buffer("torch-x_tilde", (batch, n_in), x_np.dtype)
+    _run_dense(_dense.forward, x_np, w_np, None if bias is None else bias.detach().numpy(),
+               x_tilde, words, _DRAW, key, block, threshold_of(keep_prob), 1.0 / keep_prob,
+               _LINEAR, out, mnk=batch * n_in * n_out)
+    return torch.from_numpy(out), words
+
+
+def linear_backward(grad_out, x, weight, words, keep_prob, has_bias, need_dx):
+    """(dx or None, dW, db or None) of linear_forward, in one ``_dense.backward``
+    call: x_tilde := x * D / keep_prob again from the saved words (APPLY),
+    dW = grad_out^T x_tilde (n_out, n_in), db = sum_rows grad_out,
+    dx = (grad_out weight) * D / keep_prob."""
+    grad_np = grad_out.detach().contiguous().numpy()
+    x_np, w_np = x.detach().numpy(), weight.detach().numpy()
+    batch, n_in = x_np.shape
+    dtype = x_np.dtype
+    x_tilde = _scratch_buffer("torch-x_tilde", (batch, n_in), dtype)
+    dz = _scratch_buffer("torch-dz", grad_np.shape, dtype)
+    dW = np.empty(w_np.shape, dtype=dtype)
+    db = np.empty(w_np.shape[0], dtype=dtype) if has_bias else None
+    dx = np.empty((batch, n_in), dtype=dtype) if need_dx else None
+    # grad_out stands in for the activation's output: act' of LINEAR reads nothing
+    _run_dense(_dense.backward, grad_np, grad_np, x_np, x_tilde, w_np, words, _APPLY, 0, 0,
+               threshold_of(keep_prob), 1.0 / keep_prob, _LINEAR, dz, dW, db, dx,
+               mnk=batch * n_in * w_np.shape[0])
+    return (torch.from_numpy(dx) if need_dx else None, torch.from_numpy(dW),
+            torch.from_numpy(db) if has_bias else None)
