@@ -5,8 +5,9 @@ Every function here takes CPU tensors of float32/float64 (the callers in
 ``_ops`` and ``functional`` fall back to torch's own ops for anything else)
 and returns new tensors. The kernels check the buffer lengths themselves
 (``src/_dropout.pyx``: a noise shape that does not broadcast is a
-ValueError there); the masks are packed words, stored as int64 tensors
-because torch has no uint64 arithmetic, and viewed as uint64 by the kernels.
+ValueError there). The masks are packed words: uint64 NumPy arrays for the
+eager autograd Functions (``_eager``), which keep them on ``ctx``, and int64
+tensors for the custom ops (``_ops``; torch has no uint64 arithmetic).
 """
 import math
 
@@ -57,39 +58,50 @@ _NP_DTYPE = {torch.float32: np.float32, torch.float64: np.float64}
 
 def dropout_forward(x, keep_prob, key, block, noise_shape, out=None):
     """(y, words): y = x * D / keep_prob with D drawn at (key, block), the
-    mask of noise_shape (x's shape when empty) broadcast over x. ``out`` may
-    be x itself (contiguous) for in-place work."""
+    mask of noise_shape (x's shape when empty) broadcast over x, and its
+    packed bits (a uint64 NumPy array). ``out`` may be x itself
+    (contiguous) for in-place work."""
     x = x.contiguous()
     if out is None:
         y, y_flat = _empty(tuple(x.shape), _NP_DTYPE[x.dtype])
     else:
         y, y_flat = out, _flat(out)
     n_mask = mask_numel(x.shape, noise_shape) if noise_shape else x.numel()
-    words, w = _empty(n_words(n_mask), np.int64)
-    w = w.view(np.uint64)
+    words = np.empty(n_words(n_mask), dtype=np.uint64)
     threshold, scale = threshold_of(keep_prob), 1.0 / keep_prob
     if not noise_shape or list(noise_shape) == list(x.shape):
-        _dropout.forward(_flat(x), y_flat, w, key, block, threshold, scale, kernel_threads(x.numel()))
+        _dropout.forward(_flat(x), y_flat, words, key, block, threshold, scale, kernel_threads(x.numel()))
     else:
-        _dropout.draw_words(key, block, threshold, w, n_mask)
-        _dropout.apply_broadcast(_flat(x), w, tuple(x.shape), tuple(noise_shape), scale, y_flat,
+        _dropout.draw_words(key, block, threshold, words, n_mask)
+        _dropout.apply_broadcast(_flat(x), words, tuple(x.shape), tuple(noise_shape), scale, y_flat,
                                  kernel_threads(x.numel()))
     return y, words
 
 
 def apply_mask(grad, words, keep_prob, noise_shape):
-    """grad * D / keep_prob for the packed mask ``words`` (noise_shape as in
-    dropout_forward): the backward pass of dropout, and its own backward."""
+    """grad * D / keep_prob for the packed mask ``words`` (uint64 NumPy
+    array; noise_shape as in dropout_forward): the backward pass of dropout,
+    and its own backward."""
     grad = grad.contiguous()
     out, out_flat = _empty(tuple(grad.shape), _NP_DTYPE[grad.dtype])
-    w = words.detach().contiguous().numpy().view(np.uint64)
     scale = 1.0 / keep_prob
     if not noise_shape or list(noise_shape) == list(grad.shape):
-        _dropout.apply(_flat(grad), w, scale, out_flat, kernel_threads(grad.numel()))
+        _dropout.apply(_flat(grad), words, scale, out_flat, kernel_threads(grad.numel()))
     else:
-        _dropout.apply_broadcast(_flat(grad), w, tuple(grad.shape), tuple(noise_shape), scale,
+        _dropout.apply_broadcast(_flat(grad), words, tuple(grad.shape), tuple(noise_shape), scale,
                                  out_flat, kernel_threads(grad.numel()))
     return out
+
+
+def words_tensor(words):
+    """A uint64 NumPy array of mask words as the int64 tensor the custom ops
+    pass around (torch has no uint64 arithmetic), sharing its memory."""
+    return torch.from_numpy(words.view(np.int64))
+
+
+def words_array(words):
+    """The inverse of words_tensor: an int64 tensor of words as uint64 NumPy."""
+    return words.detach().contiguous().numpy().view(np.uint64)
 
 
 # ---------------------------------------------------------------- DropoutLinear

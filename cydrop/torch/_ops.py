@@ -30,7 +30,8 @@ __all__ = ["apply_mask_op", "dropout_op"]
 def dropout_op(x: torch.Tensor, keep_prob: float, position: torch.Tensor,
                noise_shape: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     key, block = _kernels.read_position(position)
-    return _kernels.dropout_forward(x, keep_prob, key, block, noise_shape)
+    y, words = _kernels.dropout_forward(x, keep_prob, key, block, noise_shape)
+    return y, _kernels.words_tensor(words)
 
 
 @dropout_op.register_fake
@@ -43,7 +44,7 @@ def _dropout_fake(x, keep_prob, position, noise_shape):
 @torch.library.custom_op("cydrop::apply_mask", mutates_args=(), device_types="cpu")
 def apply_mask_op(grad: torch.Tensor, words: torch.Tensor, keep_prob: float,
                   noise_shape: list[int]) -> torch.Tensor:
-    return _kernels.apply_mask(grad, words, keep_prob, noise_shape)
+    return _kernels.apply_mask(grad, _kernels.words_array(words), keep_prob, noise_shape)
 
 
 @apply_mask_op.register_fake
