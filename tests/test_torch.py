@@ -272,6 +272,33 @@ def test_opcheck(shape, noise):
     torch.library.opcheck(_ops.apply_mask_op, (data(shape).requires_grad_(), words, 0.7, noise))
 
 
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_opcheck_dropout_linear(bias, need_dx):
+    x = data((6, 70)).requires_grad_(need_dx)
+    weight = data((5, 70), seed=1).requires_grad_()
+    b = data((5,), seed=2).requires_grad_() if bias else None
+    position = torch.tensor([4321, 2])
+    torch.library.opcheck(_ops.dropout_linear_op, (x, weight, b, 0.7, position))
+    _, words = _ops.dropout_linear_op(x, weight, b, 0.7, position)
+    torch.library.opcheck(_ops.dropout_linear_backward_op,
+                          (data((6, 5), seed=3), x.detach(), weight.detach(), words, 0.7, bias, need_dx))
+
+
+def test_dropout_linear_op_agrees_with_the_eager_path():
+    torch.manual_seed(2)
+    lin = ct.DropoutLinear(70, 5, p=0.3)
+    x = data((6, 70)).requires_grad_()
+    out_op, _ = _ops.dropout_linear_op(x, lin.weight, lin.bias, 0.7, lin._stream.clone())  # its stream's position
+    out_eager = lin(x)
+    assert torch.equal(out_op, out_eager)
+    g = data((6, 5), seed=3)
+    grads_op = torch.autograd.grad(out_op, (x, lin.weight, lin.bias), g)
+    grads_eager = torch.autograd.grad(out_eager, (x, lin.weight, lin.bias), g)
+    for a, b in zip(grads_op, grads_eager):
+        assert torch.equal(a, b)
+
+
 def test_gradcheck_float64():
     x = data((5, 13), torch.float64).requires_grad_()
     assert torch.autograd.gradcheck(lambda t: cf.dropout(t, 0.3, seed=11), (x,))
@@ -286,6 +313,8 @@ def test_gradcheck_float64():
         lin._stream[1] = 0     # the same mask on every evaluation
         return lin(t)
     assert torch.autograd.gradcheck(replayed, (x,))
+    W, b = data((3, 13), torch.float64, seed=5).requires_grad_(), data((3,), torch.float64, seed=6).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t, w, c: _ops.dropout_linear_op(t, w, c, 0.75, position)[0], (x, W, b))
 
 
 def test_eager_path_and_custom_op_agree():
@@ -381,7 +410,9 @@ def test_dropout_linear_saves_the_weight_and_input_and_a_packed_mask_only():
     node = out.grad_fn
     saved = node.saved_tensors
     assert [t.data_ptr() for t in saved] == [x.data_ptr(), lin.weight.data_ptr()]   # no copies
-    assert node.words.dtype == np.uint64 and node.words.size == math.ceil(30 * 100 / 64)
+    x_np, w_np, words = node.state          # NumPy views of x and the weight, the packed mask
+    assert np.shares_memory(x_np, x.detach().numpy()) and np.shares_memory(w_np, lin.weight.detach().numpy())
+    assert words.dtype == np.uint64 and words.size == math.ceil(30 * 100 / 64)
     key, block = stream_of(lin)
     # the words are the mask's bits: the stream advanced by exactly their blocks
     assert block == math.ceil(30 * 100 / 64)

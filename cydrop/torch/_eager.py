@@ -52,14 +52,13 @@ def _apply(grad, words, keep_prob, noise_shape):
 class DropoutLinearFunction(torch.autograd.Function):
     """out = (x * D / keep_prob) @ weight.T + bias through the fused dense
     kernels (one call forward, one backward). Saves x and the weight
-    (references, with torch's check that neither changed in place before
-    backward) and the packed mask (a NumPy array of words on ctx: it never
-    leaves this Function), never the masked input. Not twice
-    differentiable."""
+    (save_for_backward: torch refuses the backward if either changed in
+    place meanwhile) and keeps their NumPy views and the packed mask on
+    ``ctx``, never the masked input. Not twice differentiable."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, keep_prob, key, block):
-        out, ctx.words = _kernels.linear_forward(x, weight, bias, keep_prob, key, block)
+        out, ctx.state = _kernels.linear_forward(x, weight, bias, keep_prob, key, block)
         ctx.keep_prob, ctx.has_bias = keep_prob, bias is not None
         ctx.save_for_backward(x, weight)
         return out
@@ -67,7 +66,7 @@ class DropoutLinearFunction(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        x, weight = ctx.saved_tensors
-        dx, dW, db = _kernels.linear_backward(grad_out, x, weight, ctx.words, ctx.keep_prob,
-                                              ctx.has_bias, ctx.needs_input_grad[0])
+        ctx.saved_tensors       # torch's version check; the kernel reads ctx.state's views
+        dx, dW, db = _kernels.linear_backward(grad_out, ctx.state, ctx.keep_prob, ctx.has_bias,
+                                              ctx.needs_input_grad[0])
         return dx, dW, db, None, None, None

@@ -139,9 +139,10 @@ _DRAW, _APPLY = 1, 2
 
 
 def linear_forward(x, weight, bias, keep_prob, key, block):
-    """(out, words): out = (x * D / keep_prob) @ weight.T + bias in one
-    ``_dense.forward`` call, D drawn at (key, block), words its packed bits
-    (a uint64 NumPy array).
+    """(out, state): out = (x * D / keep_prob) @ weight.T + bias in one
+    ``_dense.forward`` call, D drawn at (key, block); ``state`` is what
+    linear_backward needs: the NumPy views of x and weight (no copies) and
+    the packed mask (uint64 words).
 
     x (batch, n_in) and weight (n_out, n_in), nn.Linear's layout, read in
     place through ``w_transposed``) contiguous, bias (n_out,) or None, one
@@ -156,16 +157,16 @@ def linear_forward(x, weight, bias, keep_prob, key, block):
     _run_dense(_dense.forward, x_np, w_np, None if bias is None else bias.detach().numpy(),
                x_tilde, words, _DRAW, key, block, threshold_of(keep_prob), 1.0 / keep_prob,
                _LINEAR, out, mnk=batch * n_in * n_out)
-    return torch.from_numpy(out), words
+    return torch.from_numpy(out), (x_np, w_np, words)
 
 
-def linear_backward(grad_out, x, weight, words, keep_prob, has_bias, need_dx):
+def linear_backward(grad_out, state, keep_prob, has_bias, need_dx):
     """(dx or None, dW, db or None) of linear_forward, in one ``_dense.backward``
     call: x_tilde := x * D / keep_prob again from the saved words (APPLY),
     dW = grad_out^T x_tilde (n_out, n_in), db = sum_rows grad_out,
     dx = (grad_out weight) * D / keep_prob."""
+    x_np, w_np, words = state
     grad_np = grad_out.detach().contiguous().numpy()
-    x_np, w_np = x.detach().numpy(), weight.detach().numpy()
     batch, n_in = x_np.shape
     dtype = x_np.dtype
     x_tilde = _scratch_buffer("torch-x_tilde", (batch, n_in), dtype)

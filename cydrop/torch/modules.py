@@ -93,8 +93,10 @@ class DropoutLinear(nn.Linear):
     Autograd keeps x, the weight (references) and the packed mask, one bit
     per input element. GEMMs below 2**22 multiply-adds run on the calling
     thread, larger ones on torch's BLAS threads. Not twice differentiable.
-    Under ``torch.compile``, in eval mode, and for tensors cydrop cannot
-    compute (see the package docstring) it is dropout then ``F.linear``.
+    Under ``torch.compile`` the same kernels run as the custom op
+    ``cydrop::dropout_linear``. In eval mode (or p = 0 or 1) and for tensors
+    cydrop cannot compute (see the package docstring) it is dropout then
+    ``F.linear``.
 
     Parameters
     ----------
