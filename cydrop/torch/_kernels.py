@@ -42,18 +42,11 @@ def read_position(position):
 
 
 def _flat(t):
-    """1-D NumPy view of a contiguous CPU tensor (shares its memory)."""
-    return t.detach().numpy().reshape(-1)
-
-
-def _empty(shape, dtype):
-    """(tensor, its flat NumPy view): allocated by NumPy and shared, which
-    costs less per call than torch.empty followed by .numpy()."""
-    arr = np.empty(shape, dtype=dtype)
-    return torch.from_numpy(arr), arr.reshape(-1)
-
-
-_NP_DTYPE = {torch.float32: np.float32, torch.float64: np.float64}
+    """1-D NumPy view of a contiguous CPU tensor (shares its memory); of
+    another, a contiguous copy. New outputs are allocated by NumPy and
+    shared with torch.from_numpy, which costs less per call than torch.empty
+    followed by .numpy()."""
+    return t.detach().contiguous().numpy().reshape(-1)
 
 
 def dropout_forward(x, keep_prob, key, block, noise_shape, out=None):
@@ -61,20 +54,22 @@ def dropout_forward(x, keep_prob, key, block, noise_shape, out=None):
     mask of noise_shape (x's shape when empty) broadcast over x, and its
     packed bits (a uint64 NumPy array). ``out`` may be x itself
     (contiguous) for in-place work."""
-    x = x.contiguous()
+    x_flat = _flat(x)            # a copy when x is not contiguous
     if out is None:
-        y, y_flat = _empty(tuple(x.shape), _NP_DTYPE[x.dtype])
+        y_np = np.empty(tuple(x.shape), dtype=x_flat.dtype)
+        y, y_flat = torch.from_numpy(y_np), y_np.reshape(-1)
     else:
         y, y_flat = out, _flat(out)
-    n_mask = mask_numel(x.shape, noise_shape) if noise_shape else x.numel()
-    words = np.empty(n_words(n_mask), dtype=np.uint64)
     threshold, scale = threshold_of(keep_prob), 1.0 / keep_prob
+    n_threads = kernel_threads(x_flat.size)
     if not noise_shape or list(noise_shape) == list(x.shape):
-        _dropout.forward(_flat(x), y_flat, words, key, block, threshold, scale, kernel_threads(x.numel()))
+        words = np.empty(n_words(x_flat.size), dtype=np.uint64)
+        _dropout.forward(x_flat, y_flat, words, key, block, threshold, scale, n_threads)
     else:
+        n_mask = mask_numel(x.shape, noise_shape)
+        words = np.empty(n_words(n_mask), dtype=np.uint64)
         _dropout.draw_words(key, block, threshold, words, n_mask)
-        _dropout.apply_broadcast(_flat(x), words, tuple(x.shape), tuple(noise_shape), scale, y_flat,
-                                 kernel_threads(x.numel()))
+        _dropout.apply_broadcast(x_flat, words, tuple(x.shape), tuple(noise_shape), scale, y_flat, n_threads)
     return y, words
 
 
@@ -82,15 +77,17 @@ def apply_mask(grad, words, keep_prob, noise_shape):
     """grad * D / keep_prob for the packed mask ``words`` (uint64 NumPy
     array; noise_shape as in dropout_forward): the backward pass of dropout,
     and its own backward."""
-    grad = grad.contiguous()
-    out, out_flat = _empty(tuple(grad.shape), _NP_DTYPE[grad.dtype])
+    g_flat = _flat(grad)
+    out_np = np.empty(tuple(grad.shape), dtype=g_flat.dtype)
+    out_flat = out_np.reshape(-1)
     scale = 1.0 / keep_prob
+    n_threads = kernel_threads(g_flat.size)
     if not noise_shape or list(noise_shape) == list(grad.shape):
-        _dropout.apply(_flat(grad), words, scale, out_flat, kernel_threads(grad.numel()))
+        _dropout.apply(g_flat, words, scale, out_flat, n_threads)
     else:
-        _dropout.apply_broadcast(_flat(grad), words, tuple(grad.shape), tuple(noise_shape), scale,
-                                 out_flat, kernel_threads(grad.numel()))
-    return out
+        _dropout.apply_broadcast(g_flat, words, tuple(grad.shape), tuple(noise_shape), scale,
+                                 out_flat, n_threads)
+    return torch.from_numpy(out_np)
 
 
 def words_tensor(words):
