@@ -151,9 +151,19 @@ def linear_forward(x, weight, bias, keep_prob, key, block):
     out = np.empty((batch, n_out), dtype=x_np.dtype)
     words = np.empty(n_words(batch * n_in), dtype=np.uint64)
     x_tilde = _scratch_buffer("torch-x_tilde", (batch, n_in), x_np.dtype)
-    _run_dense(_dense.forward, x_np, w_np, None if bias is None else bias.detach().numpy(),
-               x_tilde, words, _DRAW, key, block, threshold_of(keep_prob), 1.0 / keep_prob,
-               _LINEAR, out, mnk=batch * n_in * n_out)
+    b_np = None if bias is None else bias.detach().numpy()
+    args = (x_tilde, words, _DRAW, key, block, threshold_of(keep_prob), 1.0 / keep_prob, _LINEAR, out, 1)
+    if batch * n_in * n_out < _CALLING_THREAD_MAX_MNK:
+        with single_threaded_blas:
+            _dense.forward(x_np, w_np, b_np, *args, None, True)
+    elif b_np is None:
+        _dense.forward(x_np, w_np, None, *args, _torch_mm, True)
+    else:
+        # torch's addmm adds the bias inside the GEMM, as nn.Linear does: the
+        # kernel is given no bias, so it makes no pass of its own for it
+        def addmm(a, b, out, bias=bias.detach()):
+            torch.addmm(bias, torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
+        _dense.forward(x_np, w_np, None, *args, addmm, True)
     return torch.from_numpy(out), (x_np, w_np, words)
 
 
