@@ -106,9 +106,10 @@ def words_array(words):
 # GEMMs with fewer multiply-adds (batch * n_in * n_out) than this run on the
 # calling thread (the kernel's own route: SciPy's BLAS on one thread, no
 # Python in between); larger ones on torch's BLAS and its threads. Below it,
-# torch.mm's per-call cost (dispatch, waking its OpenMP pool) exceeds the
-# arithmetic; the crossover measured by the torch-linear-small group of
-# benchmarks/bench_torch.py lies between 1.6M and 6.5M.
+# torch.mm's per-call cost (dispatch, waking its OpenMP pool) outweighs the
+# second thread. The groups torch-linear-100x512x10 (5e5 multiply-adds: the
+# calling thread) and torch-linear-100x512x512 (2.6e7: torch's BLAS) of
+# benchmarks/bench_torch.py time DropoutLinear on either side of it.
 _CALLING_THREAD_MAX_MNK = 1 << 22
 
 
@@ -122,8 +123,8 @@ def _torch_mm(a, b, out):
 def _run_dense(kernel, *args, mnk):
     """A dense kernel call on the GEMM route for its size (see above). The
     calling-thread route keeps SciPy's BLAS to one thread meanwhile: with its
-    own threads it fights torch's spinning pool (an epoch of the demo network
-    took ten times as long)."""
+    own threads it fights torch's spinning pool (the demo network's epoch
+    slowed down several-fold)."""
     if mnk < _CALLING_THREAD_MAX_MNK:
         with single_threaded_blas:
             kernel(*args, 1, None, True)
