@@ -272,6 +272,33 @@ def test_opcheck(shape, noise):
     torch.library.opcheck(_ops.apply_mask_op, (data(shape).requires_grad_(), words, 0.7, noise))
 
 
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_opcheck_dropout_linear(bias, need_dx):
+    x = data((6, 70)).requires_grad_(need_dx)
+    weight = data((5, 70), seed=1).requires_grad_()
+    b = data((5,), seed=2).requires_grad_() if bias else None
+    position = torch.tensor([4321, 2])
+    torch.library.opcheck(_ops.dropout_linear_op, (x, weight, b, 0.7, position))
+    _, words = _ops.dropout_linear_op(x, weight, b, 0.7, position)
+    torch.library.opcheck(_ops.dropout_linear_backward_op,
+                          (data((6, 5), seed=3), x.detach(), weight.detach(), words, 0.7, bias, need_dx))
+
+
+def test_dropout_linear_op_agrees_with_the_eager_path():
+    torch.manual_seed(2)
+    lin = ct.DropoutLinear(70, 5, p=0.3)
+    x = data((6, 70)).requires_grad_()
+    out_op, _ = _ops.dropout_linear_op(x, lin.weight, lin.bias, 0.7, lin._stream.clone())  # its stream's position
+    out_eager = lin(x)
+    assert torch.equal(out_op, out_eager)
+    g = data((6, 5), seed=3)
+    grads_op = torch.autograd.grad(out_op, (x, lin.weight, lin.bias), g)
+    grads_eager = torch.autograd.grad(out_eager, (x, lin.weight, lin.bias), g)
+    for a, b in zip(grads_op, grads_eager):
+        assert torch.equal(a, b)
+
+
 def test_gradcheck_float64():
     x = data((5, 13), torch.float64).requires_grad_()
     assert torch.autograd.gradcheck(lambda t: cf.dropout(t, 0.3, seed=11), (x,))
@@ -286,6 +313,8 @@ def test_gradcheck_float64():
         lin._stream[1] = 0     # the same mask on every evaluation
         return lin(t)
     assert torch.autograd.gradcheck(replayed, (x,))
+    W, b = data((3, 13), torch.float64, seed=5).requires_grad_(), data((3,), torch.float64, seed=6).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t, w, c: _ops.dropout_linear_op(t, w, c, 0.75, position)[0], (x, W, b))
 
 
 def test_eager_path_and_custom_op_agree():
@@ -337,6 +366,93 @@ def test_dropout_linear_values_and_grads_with_leading_dims():
     torch.testing.assert_close(lin.bias.grad, g.reshape(-1, 4).sum(0))
     torch.testing.assert_close(x.grad, expected(g @ lin.weight.detach(), mask, 0.3))
 
+
+
+def _linear_reference(lin, x, g, p):
+    """out, dx, dW, db of DropoutLinear from NumPy, given the module's reference mask."""
+    key, block = stream_of(lin)
+    mask = reference_mask(key, block, x.numel(), 1.0 - p).reshape(x.shape)
+    x_tilde = reference_dropout(x.detach().numpy().astype(np.float64), mask, 1.0 - p)
+    W = lin.weight.detach().numpy().astype(np.float64)
+    b = 0.0 if lin.bias is None else lin.bias.detach().numpy().astype(np.float64)
+    g64 = g.numpy().astype(np.float64)
+    dx = reference_dropout(g64 @ W, mask, 1.0 - p)
+    return x_tilde @ W.T + b, dx, g64.T @ x_tilde, g64.sum(0)
+
+
+# (batch, in, out): the calling-thread GEMM route, and torch's BLAS (above 2**22 multiply-adds)
+@pytest.mark.parametrize("shape", [(7, 33, 5), (64, 256, 300)], ids=["calling-thread", "torch-blas"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_dropout_linear_fused_kernel_matches_numpy(shape, dtype, bias):
+    batch, n_in, n_out = shape
+    torch.manual_seed(3)
+    lin = ct.DropoutLinear(n_in, n_out, bias=bias, p=0.4, dtype=dtype)
+    x = data((batch, n_in), dtype).requires_grad_()
+    g = data((batch, n_out), dtype, seed=2)
+    ref_out, ref_dx, ref_dW, ref_db = _linear_reference(lin, x, g, 0.4)
+    out = lin(x)
+    out.backward(g)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    assert out.dtype == x.grad.dtype == lin.weight.grad.dtype == dtype
+    np.testing.assert_allclose(out.detach().numpy(), ref_out, **tol)
+    np.testing.assert_allclose(x.grad.numpy(), ref_dx, **tol)
+    np.testing.assert_allclose(lin.weight.grad.numpy(), ref_dW, **tol)
+    if bias:
+        np.testing.assert_allclose(lin.bias.grad.numpy(), ref_db, **tol)
+
+
+def test_dropout_linear_saves_the_weight_and_input_and_a_packed_mask_only():
+    torch.manual_seed(0)
+    lin = ct.DropoutLinear(100, 20, p=0.5)
+    x = data((30, 100)).requires_grad_()
+    out = lin(x)
+    node = out.grad_fn
+    saved = node.saved_tensors
+    assert [t.data_ptr() for t in saved] == [x.data_ptr(), lin.weight.data_ptr()]   # no copies
+    x_np, w_np, words = node.state          # NumPy views of x and the weight, the packed mask
+    assert np.shares_memory(x_np, x.detach().numpy()) and np.shares_memory(w_np, lin.weight.detach().numpy())
+    assert words.dtype == np.uint64 and words.size == math.ceil(30 * 100 / 64)
+    key, block = stream_of(lin)
+    # the words are the mask's bits: the stream advanced by exactly their blocks
+    assert block == math.ceil(30 * 100 / 64)
+
+
+def test_dropout_linear_refuses_a_weight_changed_before_backward():
+    lin = ct.DropoutLinear(8, 4, p=0.5)
+    out = lin(data((3, 8)).requires_grad_())
+    with torch.no_grad():
+        lin.weight.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
+def test_dropout_linear_without_input_grad_and_under_no_grad():
+    torch.manual_seed(1)
+    lin = ct.DropoutLinear(12, 6, p=0.3, dtype=torch.float64)
+    twin = ct.DropoutLinear(12, 6, p=0.3, dtype=torch.float64)
+    twin.load_state_dict(lin.state_dict())
+    twin._stream = lin._stream.clone()
+    x = data((5, 12), torch.float64)            # a first layer: no dx
+    g = data((5, 6), torch.float64, seed=4)
+    ref_out, _, ref_dW, ref_db = _linear_reference(lin, x, g, 0.3)
+    out = lin(x)
+    out.backward(g)
+    np.testing.assert_allclose(lin.weight.grad.numpy(), ref_dW, rtol=1e-10)
+    np.testing.assert_allclose(lin.bias.grad.numpy(), ref_db, rtol=1e-10)
+    with torch.no_grad():
+        inferred = twin(x)
+    assert inferred.grad_fn is None
+    assert torch.equal(inferred, out.detach())
+
+
+def test_dropout_linear_dtype_mix_gets_torchs_error():
+    lin = ct.DropoutLinear(4, 3, dtype=torch.float64)
+    with pytest.raises(RuntimeError) as ours:
+        lin(torch.ones(2, 4))
+    with pytest.raises(RuntimeError) as theirs:
+        nn.Linear(4, 3, dtype=torch.float64)(torch.ones(2, 4))
+    assert str(ours.value) == str(theirs.value)
 
 # --- replace_dropout and mc_dropout ------------------------------------------------
 

@@ -1,39 +1,72 @@
 """The eager-mode path into the kernels: autograd Functions that call
 ``_kernels`` directly, without the dispatcher round trip of the custom ops
 (``_ops``, used under torch.compile). Same kernels, same saved state (the
-packed mask), same results bit for bit."""
+packed mask), same results bit for bit.
+
+Per call they do the least around the kernels: the packed mask stays a
+NumPy array on ``ctx`` (it never leaves the Function, so neither
+save_for_backward nor a tensor wrapper is needed), and a backward that is
+not itself recorded (no ``create_graph``) calls the kernel directly instead
+of going through a second Function."""
 import torch
 
 from . import _kernels
 
 
 class DropoutFunction(torch.autograd.Function):
-    """y = x * D / keep_prob, D drawn at (key, block); saves the packed mask."""
+    """y = x * D / keep_prob, D drawn at (key, block); keeps the packed mask."""
 
     @staticmethod
     def forward(ctx, x, keep_prob, key, block, noise_shape):
-        y, words = _kernels.dropout_forward(x, keep_prob, key, block, noise_shape)
+        y, ctx.words = _kernels.dropout_forward(x, keep_prob, key, block, noise_shape)
         ctx.keep_prob, ctx.noise_shape = keep_prob, noise_shape
-        ctx.save_for_backward(words)
         return y
 
     @staticmethod
     def backward(ctx, grad_y):
-        (words,) = ctx.saved_tensors
-        return ApplyMaskFunction.apply(grad_y, words, ctx.keep_prob, ctx.noise_shape), None, None, None, None
+        return _apply(grad_y, ctx.words, ctx.keep_prob, ctx.noise_shape), None, None, None, None
 
 
 class ApplyMaskFunction(torch.autograd.Function):
-    """grad * D / keep_prob for saved packed words; linear, so its own
-    backward is the same apply (double backward works)."""
+    """grad * D / keep_prob for packed words; linear, so its own backward is
+    the same apply (double backward works)."""
 
     @staticmethod
     def forward(ctx, grad, words, keep_prob, noise_shape):
-        ctx.keep_prob, ctx.noise_shape = keep_prob, noise_shape
-        ctx.save_for_backward(words)
+        ctx.words, ctx.keep_prob, ctx.noise_shape = words, keep_prob, noise_shape
         return _kernels.apply_mask(grad, words, keep_prob, noise_shape)
 
     @staticmethod
     def backward(ctx, grad_out):
-        (words,) = ctx.saved_tensors
-        return ApplyMaskFunction.apply(grad_out, words, ctx.keep_prob, ctx.noise_shape), None, None, None
+        return _apply(grad_out, ctx.words, ctx.keep_prob, ctx.noise_shape), None, None, None
+
+
+def _apply(grad, words, keep_prob, noise_shape):
+    """The backward multiply: a recorded Function under create_graph (grad
+    mode is on inside backward only then), the bare kernel otherwise."""
+    if torch.is_grad_enabled():
+        return ApplyMaskFunction.apply(grad, words, keep_prob, noise_shape)
+    return _kernels.apply_mask(grad, words, keep_prob, noise_shape)
+
+
+class DropoutLinearFunction(torch.autograd.Function):
+    """out = (x * D / keep_prob) @ weight.T + bias through the fused dense
+    kernels (one call forward, one backward). Saves x and the weight
+    (save_for_backward: torch refuses the backward if either changed in
+    place meanwhile) and keeps their NumPy views and the packed mask on
+    ``ctx``, never the masked input. Not twice differentiable."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, keep_prob, key, block):
+        out, ctx.state = _kernels.linear_forward(x, weight, bias, keep_prob, key, block)
+        ctx.keep_prob, ctx.has_bias = keep_prob, bias is not None
+        ctx.save_for_backward(x, weight)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        ctx.saved_tensors       # torch's version check; the kernel reads ctx.state's views
+        dx, dW, db = _kernels.linear_backward(grad_out, ctx.state, ctx.keep_prob, ctx.has_bias,
+                                              ctx.needs_input_grad[0])
+        return dx, dW, db, None, None, None

@@ -5,15 +5,18 @@ Every function here takes CPU tensors of float32/float64 (the callers in
 ``_ops`` and ``functional`` fall back to torch's own ops for anything else)
 and returns new tensors. The kernels check the buffer lengths themselves
 (``src/_dropout.pyx``: a noise shape that does not broadcast is a
-ValueError there); the masks are packed words, stored as int64 tensors
-because torch has no uint64 arithmetic, and viewed as uint64 by the kernels.
+ValueError there). The masks are packed words: uint64 NumPy arrays for the
+eager autograd Functions (``_eager``), which keep them on ``ctx``, and int64
+tensors for the custom ops (``_ops``; torch has no uint64 arithmetic).
 """
 import math
 
 import numpy as np
 import torch
 
-from .. import _dropout
+from .. import _dense, _dropout
+from ..dense import _scratch_buffer
+from .._blas_threads import single_threaded_blas
 from .._generator import _MAX_BLOCKS
 from .._mask import n_words
 from .._validation import threshold_of
@@ -39,52 +42,149 @@ def read_position(position):
 
 
 def _flat(t):
-    """1-D NumPy view of a contiguous CPU tensor (shares its memory)."""
-    return t.detach().numpy().reshape(-1)
-
-
-def _empty(shape, dtype):
-    """(tensor, its flat NumPy view): allocated by NumPy and shared, which
-    costs less per call than torch.empty followed by .numpy()."""
-    arr = np.empty(shape, dtype=dtype)
-    return torch.from_numpy(arr), arr.reshape(-1)
-
-
-_NP_DTYPE = {torch.float32: np.float32, torch.float64: np.float64}
+    """1-D NumPy view of a contiguous CPU tensor (shares its memory); of
+    another, a contiguous copy. New outputs are allocated by NumPy and
+    shared with torch.from_numpy, which costs less per call than torch.empty
+    followed by .numpy()."""
+    return t.detach().contiguous().numpy().reshape(-1)
 
 
 def dropout_forward(x, keep_prob, key, block, noise_shape, out=None):
     """(y, words): y = x * D / keep_prob with D drawn at (key, block), the
-    mask of noise_shape (x's shape when empty) broadcast over x. ``out`` may
-    be x itself (contiguous) for in-place work."""
-    x = x.contiguous()
+    mask of noise_shape (x's shape when empty) broadcast over x, and its
+    packed bits (a uint64 NumPy array). ``out`` may be x itself
+    (contiguous) for in-place work."""
+    x_flat = _flat(x)            # a copy when x is not contiguous
     if out is None:
-        y, y_flat = _empty(tuple(x.shape), _NP_DTYPE[x.dtype])
+        y_np = np.empty(tuple(x.shape), dtype=x_flat.dtype)
+        y, y_flat = torch.from_numpy(y_np), y_np.reshape(-1)
     else:
         y, y_flat = out, _flat(out)
-    n_mask = mask_numel(x.shape, noise_shape) if noise_shape else x.numel()
-    words, w = _empty(n_words(n_mask), np.int64)
-    w = w.view(np.uint64)
     threshold, scale = threshold_of(keep_prob), 1.0 / keep_prob
+    n_threads = kernel_threads(x_flat.size)
     if not noise_shape or list(noise_shape) == list(x.shape):
-        _dropout.forward(_flat(x), y_flat, w, key, block, threshold, scale, kernel_threads(x.numel()))
+        words = np.empty(n_words(x_flat.size), dtype=np.uint64)
+        _dropout.forward(x_flat, y_flat, words, key, block, threshold, scale, n_threads)
     else:
-        _dropout.draw_words(key, block, threshold, w, n_mask)
-        _dropout.apply_broadcast(_flat(x), w, tuple(x.shape), tuple(noise_shape), scale, y_flat,
-                                 kernel_threads(x.numel()))
+        n_mask = mask_numel(x.shape, noise_shape)
+        words = np.empty(n_words(n_mask), dtype=np.uint64)
+        _dropout.draw_words(key, block, threshold, words, n_mask)
+        _dropout.apply_broadcast(x_flat, words, tuple(x.shape), tuple(noise_shape), scale, y_flat, n_threads)
     return y, words
 
 
 def apply_mask(grad, words, keep_prob, noise_shape):
-    """grad * D / keep_prob for the packed mask ``words`` (noise_shape as in
-    dropout_forward): the backward pass of dropout, and its own backward."""
-    grad = grad.contiguous()
-    out, out_flat = _empty(tuple(grad.shape), _NP_DTYPE[grad.dtype])
-    w = words.detach().contiguous().numpy().view(np.uint64)
+    """grad * D / keep_prob for the packed mask ``words`` (uint64 NumPy
+    array; noise_shape as in dropout_forward): the backward pass of dropout,
+    and its own backward."""
+    g_flat = _flat(grad)
+    out_np = np.empty(tuple(grad.shape), dtype=g_flat.dtype)
+    out_flat = out_np.reshape(-1)
     scale = 1.0 / keep_prob
+    n_threads = kernel_threads(g_flat.size)
     if not noise_shape or list(noise_shape) == list(grad.shape):
-        _dropout.apply(_flat(grad), w, scale, out_flat, kernel_threads(grad.numel()))
+        _dropout.apply(g_flat, words, scale, out_flat, n_threads)
     else:
-        _dropout.apply_broadcast(_flat(grad), w, tuple(grad.shape), tuple(noise_shape), scale,
-                                 out_flat, kernel_threads(grad.numel()))
-    return out
+        _dropout.apply_broadcast(g_flat, words, tuple(grad.shape), tuple(noise_shape), scale,
+                                 out_flat, n_threads)
+    return torch.from_numpy(out_np)
+
+
+def words_tensor(words):
+    """A uint64 NumPy array of mask words as the int64 tensor the custom ops
+    pass around (torch has no uint64 arithmetic), sharing its memory."""
+    return torch.from_numpy(words.view(np.int64))
+
+
+def words_array(words):
+    """The inverse of words_tensor: an int64 tensor of words as uint64 NumPy."""
+    return words.detach().contiguous().numpy().view(np.uint64)
+
+
+# ---------------------------------------------------------------- DropoutLinear
+
+# GEMMs with fewer multiply-adds (batch * n_in * n_out) than this run on the
+# calling thread (the kernel's own route: SciPy's BLAS on one thread, no
+# Python in between); larger ones on torch's BLAS and its threads. Below it,
+# torch.mm's per-call cost (dispatch, waking its OpenMP pool) outweighs the
+# second thread. The groups torch-linear-100x512x10 (5e5 multiply-adds: the
+# calling thread) and torch-linear-100x512x512 (2.6e7: torch's BLAS) of
+# benchmarks/bench_torch.py time DropoutLinear on either side of it.
+_CALLING_THREAD_MAX_MNK = 1 << 22
+
+
+def _torch_mm(a, b, out):
+    """The dense kernels' ``matmul(a, b, out=c)`` contract on torch's BLAS
+    (MKL on torch's OpenMP threads, the pool the rest of a torch loop uses):
+    NumPy views in, no copy (a transposed operand stays a strided view)."""
+    torch.mm(torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
+
+
+def _run_dense(kernel, *args, mnk):
+    """A dense kernel call on the GEMM route for its size (see above). The
+    calling-thread route keeps SciPy's BLAS to one thread meanwhile: with its
+    own threads it fights torch's spinning pool (the demo network's epoch
+    slowed down several-fold)."""
+    if mnk < _CALLING_THREAD_MAX_MNK:
+        with single_threaded_blas:
+            kernel(*args, 1, None, True)
+    else:
+        kernel(*args, 1, _torch_mm, True)
+
+
+_LINEAR = int(_dense.Activation.LINEAR)
+_DRAW, _APPLY = 1, 2
+
+
+def linear_forward(x, weight, bias, keep_prob, key, block):
+    """(out, state): out = (x * D / keep_prob) @ weight.T + bias in one
+    ``_dense.forward`` call, D drawn at (key, block); ``state`` is what
+    linear_backward needs: the NumPy views of x and weight (no copies) and
+    the packed mask (uint64 words).
+
+    x (batch, n_in) and weight (n_out, n_in), nn.Linear's layout, read in
+    place through ``w_transposed``) contiguous, bias (n_out,) or None, one
+    dtype; the kernel checks every shape. The masked input goes to a
+    per-thread work buffer: backward recomputes it from x and the words."""
+    x_np, w_np = x.detach().numpy(), weight.detach().numpy()
+    batch, n_in = x_np.shape
+    n_out = w_np.shape[0]
+    out = np.empty((batch, n_out), dtype=x_np.dtype)
+    words = np.empty(n_words(batch * n_in), dtype=np.uint64)
+    x_tilde = _scratch_buffer("torch-x_tilde", (batch, n_in), x_np.dtype)
+    b_np = None if bias is None else bias.detach().numpy()
+    args = (x_tilde, words, _DRAW, key, block, threshold_of(keep_prob), 1.0 / keep_prob, _LINEAR, out, 1)
+    if batch * n_in * n_out < _CALLING_THREAD_MAX_MNK:
+        with single_threaded_blas:
+            _dense.forward(x_np, w_np, b_np, *args, None, True)
+    elif b_np is None:
+        _dense.forward(x_np, w_np, None, *args, _torch_mm, True)
+    else:
+        # torch's addmm adds the bias inside the GEMM, as nn.Linear does: the
+        # kernel is given no bias, so it makes no pass of its own for it
+        def addmm(a, b, out, bias=bias.detach()):
+            torch.addmm(bias, torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
+        _dense.forward(x_np, w_np, None, *args, addmm, True)
+    return torch.from_numpy(out), (x_np, w_np, words)
+
+
+def linear_backward(grad_out, state, keep_prob, has_bias, need_dx):
+    """(dx or None, dW, db or None) of linear_forward, in one ``_dense.backward``
+    call: x_tilde := x * D / keep_prob again from the saved words (APPLY),
+    dW = grad_out^T x_tilde (n_out, n_in), db = sum_rows grad_out,
+    dx = (grad_out weight) * D / keep_prob."""
+    x_np, w_np, words = state
+    grad_np = grad_out.detach().contiguous().numpy()
+    batch, n_in = x_np.shape
+    dtype = x_np.dtype
+    x_tilde = _scratch_buffer("torch-x_tilde", (batch, n_in), dtype)
+    dz = _scratch_buffer("torch-dz", grad_np.shape, dtype)
+    dW = np.empty(w_np.shape, dtype=dtype)
+    db = np.empty(w_np.shape[0], dtype=dtype) if has_bias else None
+    dx = np.empty((batch, n_in), dtype=dtype) if need_dx else None
+    # grad_out stands in for the activation's output: act' of LINEAR reads nothing
+    _run_dense(_dense.backward, grad_np, grad_np, x_np, x_tilde, w_np, words, _APPLY, 0, 0,
+               threshold_of(keep_prob), 1.0 / keep_prob, _LINEAR, dz, dW, db, dx,
+               mnk=batch * n_in * w_np.shape[0])
+    return (torch.from_numpy(dx) if need_dx else None, torch.from_numpy(dW),
+            torch.from_numpy(db) if has_bias else None)

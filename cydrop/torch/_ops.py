@@ -1,12 +1,15 @@
 """cydrop's dropout as PyTorch custom operators, for torch.compile.
 
-Two functional ops (no argument is mutated, so both can have autograd):
+Functional ops (no argument is mutated, so they can have autograd):
 
 - ``cydrop::dropout(x, keep_prob, position, noise_shape) -> (y, words)``:
   draws the mask at the generator position ``position`` (an int64 tensor
   ``[key, block]``) and returns the output and the packed mask;
 - ``cydrop::apply_mask(grad, words, keep_prob, noise_shape) -> dx``: the
-  backward pass, itself differentiable (its gradient is the same apply).
+  backward pass, itself differentiable (its gradient is the same apply);
+- ``cydrop::dropout_linear(x, weight, bias, keep_prob, position) -> (out, words)``
+  and its backward ``cydrop::dropout_linear_backward``: DropoutLinear in one
+  fused dense kernel call each way (not twice differentiable).
 
 The stream position lives in a tensor that the caller advances with a plain
 torch in-place add after the op (``functional._advance``): a custom op that
@@ -23,14 +26,17 @@ import torch
 
 from . import _kernels
 
-__all__ = ["apply_mask_op", "dropout_op"]
+from typing import Optional
+
+__all__ = ["apply_mask_op", "dropout_linear_op", "dropout_linear_backward_op", "dropout_op"]
 
 
 @torch.library.custom_op("cydrop::dropout", mutates_args=(), device_types="cpu")
 def dropout_op(x: torch.Tensor, keep_prob: float, position: torch.Tensor,
                noise_shape: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     key, block = _kernels.read_position(position)
-    return _kernels.dropout_forward(x, keep_prob, key, block, noise_shape)
+    y, words = _kernels.dropout_forward(x, keep_prob, key, block, noise_shape)
+    return y, _kernels.words_tensor(words)
 
 
 @dropout_op.register_fake
@@ -43,7 +49,7 @@ def _dropout_fake(x, keep_prob, position, noise_shape):
 @torch.library.custom_op("cydrop::apply_mask", mutates_args=(), device_types="cpu")
 def apply_mask_op(grad: torch.Tensor, words: torch.Tensor, keep_prob: float,
                   noise_shape: list[int]) -> torch.Tensor:
-    return _kernels.apply_mask(grad, words, keep_prob, noise_shape)
+    return _kernels.apply_mask(grad, _kernels.words_array(words), keep_prob, noise_shape)
 
 
 @apply_mask_op.register_fake
@@ -75,3 +81,54 @@ def _apply_mask_backward(ctx, grad_out):
 
 dropout_op.register_autograd(_dropout_backward, setup_context=_dropout_setup)
 apply_mask_op.register_autograd(_apply_mask_backward, setup_context=_apply_mask_setup)
+
+
+@torch.library.custom_op("cydrop::dropout_linear", mutates_args=(), device_types="cpu")
+def dropout_linear_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                      keep_prob: float, position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    key, block = _kernels.read_position(position)
+    out, (_, _, words) = _kernels.linear_forward(x.contiguous(), weight.contiguous(),
+                                                 None if bias is None else bias.contiguous(),
+                                                 keep_prob, key, block)
+    return out, _kernels.words_tensor(words)
+
+
+@dropout_linear_op.register_fake
+def _dropout_linear_fake(x, weight, bias, keep_prob, position):
+    return (x.new_empty((x.shape[0], weight.shape[0])),
+            x.new_empty(((x.shape[0] * x.shape[1] + 63) // 64,), dtype=torch.int64))
+
+
+@torch.library.custom_op("cydrop::dropout_linear_backward", mutates_args=(), device_types="cpu")
+def dropout_linear_backward_op(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                               words: torch.Tensor, keep_prob: float, has_bias: bool,
+                               need_dx: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dx, dW, db); dx and db are empty (0,) tensors when not asked for
+    (a custom op returns tensors, never None)."""
+    x, weight = x.contiguous(), weight.contiguous()
+    state = (x.detach().numpy(), weight.detach().numpy(), _kernels.words_array(words))
+    dx, dW, db = _kernels.linear_backward(grad, state, keep_prob, has_bias, need_dx)
+    return (dx if need_dx else x.new_empty((0,)), dW, db if has_bias else x.new_empty((0,)))
+
+
+@dropout_linear_backward_op.register_fake
+def _dropout_linear_backward_fake(grad, x, weight, words, keep_prob, has_bias, need_dx):
+    return (x.new_empty(x.shape if need_dx else (0,)), weight.new_empty(weight.shape),
+            weight.new_empty((weight.shape[0],) if has_bias else (0,)))
+
+
+def _dropout_linear_setup(ctx, inputs, output):
+    x, weight, bias, keep_prob, _ = inputs
+    ctx.keep_prob, ctx.has_bias = keep_prob, bias is not None
+    ctx.save_for_backward(x, weight, output[1])
+
+
+def _dropout_linear_backward(ctx, grad_out, grad_words):
+    x, weight, words = ctx.saved_tensors
+    need_dx = ctx.needs_input_grad[0]
+    dx, dW, db = dropout_linear_backward_op(grad_out, x, weight, words, ctx.keep_prob, ctx.has_bias,
+                                            need_dx)
+    return dx if need_dx else None, dW, db if ctx.has_bias else None, None, None
+
+
+dropout_linear_op.register_autograd(_dropout_linear_backward, setup_context=_dropout_linear_setup)

@@ -10,8 +10,7 @@ op, a 2-thread cydrop pass is slower than the same pass on the calling
 thread, torch's workers still spinning on the cores, and the calling-thread
 pass is still many times faster than nn.Dropout. So cydrop.torch passes n_threads = 1, unless the
 user asked for threads with ``cydrop.set_num_threads(n)``: then
-min(n, torch.get_num_threads()) (worth it with OMP_WAIT_POLICY=PASSIVE,
-which makes both runtimes sleep at once; masks are the same either way).
+min(n, torch.get_num_threads()) (masks are the same either way).
 """
 import torch
 

@@ -84,6 +84,30 @@ def _dropout(x, p, training, inplace, noise_shape, source):
     return x.copy_(y) if inplace else y
 
 
+def _dropout_linear(x, weight, bias, p, training, source):
+    """DropoutLinear's forward, x (*, in_features) a tensor cydrop can run:
+    (x * D / (1 - p)) @ weight.T + bias in one fused dense call forward and
+    one backward (eager: ``_eager.DropoutLinearFunction``; under
+    torch.compile: the custom op ``cydrop::dropout_linear``). Without
+    dropout to do, or with a weight cydrop cannot read (another dtype or
+    device): dropout then ``F.linear``."""
+    if not training or p == 0.0 or p == 1.0 or weight.dtype != x.dtype or weight.device.type != "cpu":
+        return F.linear(_dropout(x, p, training, False, [], source), weight, bias)
+    x2 = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
+    bias = None if bias is None else bias.contiguous()
+    if torch.compiler.is_compiling():
+        out, _ = _ops.dropout_linear_op(x2.contiguous(), weight.contiguous(), bias, 1.0 - p,
+                                        _compiled_position(source, x2.numel()))
+    else:
+        key, block = _position(source, x2.numel())
+        if not torch.is_grad_enabled():      # inference (MC dropout): no autograd node
+            out, _ = _kernels.linear_forward(x2.contiguous(), weight.contiguous(), bias, 1.0 - p, key, block)
+        else:
+            out = _eager.DropoutLinearFunction.apply(x2.contiguous(), weight.contiguous(), bias,
+                                                     1.0 - p, key, block)
+    return out if x.dim() == 2 else out.reshape(*x.shape[:-1], out.shape[-1])
+
+
 def _channels(x, lead):
     """noise_shape of channel dropout: x's first ``lead`` axes (batch and
     channel, or channel alone when unbatched), 1 on the others."""

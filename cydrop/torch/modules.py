@@ -84,10 +84,19 @@ class DropoutLinear(nn.Linear):
     stream's) and the same ``state_dict``, so weights load both ways. Inputs
     may have leading batch dimensions, ``(*, in_features)``.
 
-    The mask is drawn, scaled and applied in one cydrop pass and saved
-    packed; the product and bias are one ``torch.addmm`` on torch's BLAS,
-    the pool the rest of a torch loop uses. Backward: ``dW = dy^T x_tilde``,
-    ``db = sum dy``, ``dx = (dy W) * D / (1 - p)``.
+    Forward and backward are one call each into cydrop's fused dense
+    kernels (``src/_dense.pyx``, reading ``weight`` in place in its
+    (out_features, in_features) layout): forward draws, scales and applies
+    the mask, multiplies and adds the bias; backward recomputes
+    ``x_tilde = x * D / (1 - p)`` from the saved packed mask and gives
+    ``dW = dy^T x_tilde``, ``db = sum dy``, ``dx = (dy W) * D / (1 - p)``.
+    Autograd keeps x, the weight (references) and the packed mask, one bit
+    per input element. GEMMs below 2**22 multiply-adds run on the calling
+    thread, larger ones on torch's BLAS threads. Not twice differentiable.
+    Under ``torch.compile`` the same kernels run as the custom op
+    ``cydrop::dropout_linear``. In eval mode (or p = 0 or 1) and for tensors
+    cydrop cannot compute (see the package docstring) it is dropout then
+    ``F.linear``.
 
     Parameters
     ----------
@@ -107,10 +116,8 @@ class DropoutLinear(nn.Linear):
 
     def forward(self, input):
         if cf._cydrop_can_run(input):
-            x = cf._dropout(input, self.p, self.training, False, [], self)
-        else:
-            x = F.dropout(input, self.p, self.training)
-        return F.linear(x, self.weight, self.bias)
+            return cf._dropout_linear(input, self.weight, self.bias, self.p, self.training, self)
+        return F.linear(F.dropout(input, self.p, self.training), self.weight, self.bias)
 
     def extra_repr(self):
         return f"{super().extra_repr()}, p={self.p}"

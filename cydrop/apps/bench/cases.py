@@ -38,6 +38,7 @@ class Impl:
     label: str     # what exactly runs
     fn: object     # no-argument callable: the timed work
     check: object  # callable(result) raising AssertionError on a wrong result
+    note: object = None  # callable() -> str, read after timing and printed with the row
 
 
 @dataclass
@@ -363,6 +364,13 @@ def torch_dropout(torch, shape, backward):
                                 ("torch", torch.nn.Dropout(TORCH_P), "torch.nn.Dropout")):
         fn = (lambda m=module: bl.torch_fwd_bwd(m, x, g)) if backward else (lambda m=module: m(x))
         group.impls.append(Impl(impl, label + (" forward + backward(g)" if backward else ""), fn, check))
+    if backward:
+        def check_floor(result):
+            assert torch.equal(result[1], g), "the trivial Function's gradient is not g"
+        trivial = bl.torch_trivial_function(torch)
+        group.impls.append(Impl("floor", "a trivial torch.autograd.Function (empty_like forward, "
+                                "identity backward): autograd's per-call cost",
+                                lambda: bl.torch_fwd_bwd(trivial, x, g), check_floor))
     return group
 
 
@@ -385,12 +393,20 @@ def torch_epoch(torch, cydrop_kind):
         torch.manual_seed(0)
         model = bl.torch_demo_model(torch, params, MLP_KEEP_PROB, kind)
         perm = torch.Generator().manual_seed(11)
+        epochs = []
 
-        def fit(model=model, perm=perm):
+        def fit(model=model, perm=perm, epochs=epochs):
             optimizer = bl.torch_mlp_optimizer(torch, model, MLP_LR)
+            epochs.append(1)
             return bl.torch_mlp_train(torch, model, optimizer, x_t, y_t, perm, epochs=1,
                                       batch_size=MLP_BATCH)[1]
-        group.impls.append(Impl(impl, bl.TORCH_DEMO_KINDS[kind], fit, check))
+
+        def note(model=model, epochs=epochs):
+            # every call of fit trained the same model one more epoch (warm-up and checks included)
+            with torch.no_grad():
+                acc = (model.eval()(x_t).argmax(dim=1) == y_t).float().mean().item()
+            return f"training accuracy {acc:.3f} after {len(epochs)} epochs"
+        group.impls.append(Impl(impl, bl.TORCH_DEMO_KINDS[kind], fit, check, note))
     return group
 
 

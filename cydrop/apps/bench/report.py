@@ -90,7 +90,7 @@ def group_rows(group, timings):
     for t in timings:
         rows.append({"impl": t.name, "label": t.label, "median_s": t.median, "iqr_s": t.iqr,
                      "rounds": len(t.times), "ratio": t.median / base, "throughput": _throughput(group, t.median),
-                     "error": t.error})
+                     "error": t.error, "note": t.note})
     for name, reason in group.skipped.items():
         rows.append({"impl": name, "label": reason, "median_s": float("nan"), "iqr_s": float("nan"),
                      "rounds": 0, "ratio": float("nan"), "throughput": "-", "error": None, "skipped": True})
@@ -123,6 +123,8 @@ def print_group(group, rows, out):
                      f"{row['ratio']:.2f}x" if np.isfinite(row["ratio"]) else "-")
             print(f"  {row['impl']:<13}{_fmt_time(row['median_s']):>10}  ±{_fmt_time(row['iqr_s'] / 2):<9}"
                   f"{ratio:>8}{row['throughput']:>34}   {row['label']}", file=out)
+            if row.get("note"):
+                print(f"  {'':<13}{row['note']}", file=out)
 
 
 def print_memory(memory, out):

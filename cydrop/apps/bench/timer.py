@@ -28,6 +28,7 @@ class Timing:
     label: str
     times: list = field(default_factory=list)  # seconds per call, one per round
     error: str = None                          # why the case failed, if it did
+    note: str = None                           # the case's own remark after timing (Impl.note)
 
     @property
     def median(self):
@@ -75,6 +76,9 @@ def time_group(group, rounds, max_seconds):
     # others, the same way.
     _time_rounds([entry for entry in live if entry[0].name != "torch"], rounds, max_seconds)
     _time_rounds([entry for entry in live if entry[0].name == "torch"], rounds, max_seconds)
+    for impl, timing, _ in live:
+        if impl.note is not None:
+            timing.note = impl.note()
     return timings
 
 
