@@ -379,9 +379,10 @@ cdef class Net:
         Cap of each unit's incoming weight norm after each update; 0 for none.
     gemm_routine : int
         0: GEMMs through SciPy's BLAS (blas.pxd: gemm), to be kept to one
-        thread by the caller. Else the address of an ILP64 Fortran-style
-        ?gemm of the Net's dtype (blas.pxd: gemm64): NumPy's, for networks
-        wide enough to want BLAS's threads.
+        thread by the caller. Else ``cydrop._compiled_net.numpy_gemm(dtype)``,
+        the ILP64 ?gemm of the BLAS NumPy links (blas.pxd: gemm64), for
+        networks wide enough to want BLAS's threads; any other value is a
+        ValueError.
     """
     cdef NetC c
     cdef readonly object dtype
@@ -448,8 +449,12 @@ cdef class Net:
         self.c.rows = rows
         self.c.lr, self.c.momentum, self.c.beta1, self.c.beta2 = lr, momentum, beta1, beta2
         self.c.eps, self.c.l2, self.c.max_norm = eps, l2, max_norm
-        # the caller vouches that this is the address of an ILP64 ?gemm of
-        # the Net's dtype (cydrop._small_net.numpy_gemm finds NumPy's)
+        if gemm_routine != 0:
+            # only the routine cydrop found itself: any other address would be called blindly
+            from cydrop._compiled_net import numpy_gemm
+            if gemm_routine != numpy_gemm(self.dtype):
+                raise ValueError("gemm_routine must be 0 or cydrop._compiled_net.numpy_gemm(dtype) "
+                                 f"for the weights' dtype {self.dtype}")
         self.c.gemm_routine = <void *>gemm_routine
         self._caller, self._own = [], []
         train = optimizer != OPT_NONE

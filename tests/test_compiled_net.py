@@ -148,6 +148,17 @@ def test_net_refuses_bad_state(bad, match):
         _net(**bad)
 
 
+def test_net_refuses_a_gemm_routine_it_did_not_find():
+    W, b = [np.zeros((3, 4))], [np.zeros(4)]
+    with pytest.raises(ValueError, match="gemm_routine must be 0 or"):
+        _fused_net.Net(W, b, [1.0], 1, 0, 8, gemm_routine=12345)
+    found = _compiled_net.numpy_gemm(np.float64)
+    if found is not None:
+        assert _fused_net.Net(W, b, [1.0], 1, 0, 8, gemm_routine=found).rows == 8
+        with pytest.raises(ValueError, match="gemm_routine must be 0 or"):   # float32's for float64 weights
+            _fused_net.Net(W, b, [1.0], 1, 0, 8, gemm_routine=_compiled_net.numpy_gemm(np.float32))
+
+
 def test_net_refuses_bad_layers():
     with pytest.raises(ValueError, match=r"weights\[1\] must have shape \(4"):
         _fused_net.Net([np.zeros((3, 4)), np.zeros((5, 1))], [np.zeros(4), np.zeros(1)], [1, 1], 1, 0, 8)
