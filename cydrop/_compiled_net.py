@@ -4,8 +4,8 @@ all Monte Carlo dropout passes (kernels in ``src/_fused_net.pyx``).
 Why: the per-layer path (cydrop._network) makes a dozen Python calls per
 layer and step. On a features-50-1 network with batch 128 a layer's
 arithmetic is about a microsecond, less than those calls; on the demo
-network (40-512-512-10, batch 100) they are a sixth of the step beside its
-GEMMs. :class:`cydrop._network.Network` takes this path for every network
+network (40-512-512-10, batch 100) they kept an epoch above 1.3x its GEMMs
+(README, "Performance"). :class:`cydrop._network.Network` takes this path for every network
 :func:`route` admits. It gives the per-layer path's results to float
 round-off, with the same masks: the kernels draw the same generator blocks
 in the same order (tests/test_compiled_net.py).
@@ -82,15 +82,15 @@ def numpy_gemm(dtype):
     return None
 
 
-def train_epoch(net, optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm):
+def train_epoch(net, routine, optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm):
     """One epoch of ``net`` (a Network) over the rows ``order`` of X, Y
     (sample weights float64 or None), trained in place with ``optimizer``
-    (cydrop._optimizers), whose step count advances by the epoch's batches.
+    (cydrop._optimizers), whose step count advances by the epoch's batches;
+    ``routine`` is what :func:`route` said for the network.
 
     Reserves the epoch's mask blocks from the network's generator in one go.
     Returns the training loss summed over the rows with their weights.
     """
-    routine = route(net)
     compiled = _trainer(net, optimizer, min(batch_size, len(order)) or 1, l2, max_norm, routine)
     order = np.ascontiguousarray(order, dtype=np.intp)
     if sample_weight is not None:
@@ -128,8 +128,9 @@ def _trainer(net, optimizer, rows, l2, max_norm, routine):
     return compiled
 
 
-def mc_passes(net, X, n_passes, *, samples=False, rows=1024):
-    """``n_passes`` dropout passes of ``net`` (a Network) over the rows of X.
+def mc_passes(net, routine, X, n_passes, *, samples=False, rows=1024):
+    """``n_passes`` dropout passes of ``net`` (a Network, taking ``routine``
+    from :func:`route`) over the rows of X.
 
     The masks are those that ``n_passes`` per-layer predictions (in chunks
     of ``rows`` rows) would draw from the network's generator.
@@ -142,7 +143,6 @@ def mc_passes(net, X, n_passes, *, samples=False, rows=1024):
         Every pass's outputs, when ``samples`` is True.
     """
     n_samples = X.shape[0]
-    routine = route(net)
     compiled = _fused_net.Net(net.weights, net.biases, net.keep_prob, ACTIVATIONS[net.activation],
                               OUTPUTS[net.output], max(1, min(rows, n_samples)), gemm_routine=routine)
     n_out = compiled.layer_sizes[-1]

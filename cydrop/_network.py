@@ -174,9 +174,11 @@ class Network:
 
         Networks of the compiled path (cydrop._compiled_net.route) run all the
         passes in one call; the masks are the same either way."""
-        if _compiled_net.route(self) is not None:
+        routine = _compiled_net.route(self)
+        if routine is not None:
             self.check_params()
-            total, total_sq, out = _compiled_net.mc_passes(self, X, mc_samples, samples=samples, rows=PREDICT_BATCH)
+            total, total_sq, out = _compiled_net.mc_passes(self, routine, X, mc_samples, samples=samples,
+                                                           rows=PREDICT_BATCH)
         else:
             total = np.zeros((X.shape[0], self.layer_sizes[-1]), dtype=np.float64)
             total_sq = np.zeros_like(total)
@@ -203,9 +205,11 @@ class Network:
         batch's loss weighted by its rows, or its sample weights)."""
         self.check_params(writable=True)
         weight = len(order) if sample_weight is None else float(np.sum(sample_weight[order]))
-        if _compiled_net.route(self) is not None:
+        routine = _compiled_net.route(self)
+        if routine is not None:
             # every batch of the epoch in one compiled call
-            total = _compiled_net.train_epoch(self, optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm)
+            total = _compiled_net.train_epoch(self, routine, optimizer, X, Y, sample_weight, order, batch_size,
+                                              l2, max_norm)
             return total / weight if weight else 0.0
         total = 0.0
         for start in range(0, len(order), batch_size):

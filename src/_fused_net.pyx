@@ -3,7 +3,7 @@ Carlo dropout passes of a prediction.
 
 Why: the per-layer path makes a dozen Python calls per layer and step; on a
 features-50-1 network with batch 128 they cost more than the arithmetic,
-and on the demo network a sixth of the step beside its GEMMs. So
+and on the demo network they kept an epoch above 1.3x its GEMMs. So
 ``Net.train_epoch`` runs, for every mini-batch of an epoch, the forward pass
 (masks drawn from the counter-based generator, src/rng.h), the loss, the
 backward pass and the optimizer update of every layer, with rows gathered
