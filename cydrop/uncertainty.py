@@ -164,19 +164,34 @@ def _train_and_sample(X_tr, y_tr, X_ev, dropout_rate, tau, epochs, cfg, seed):
     return samples[:, :, 0].astype(np.float64) * std_y + mean_y, plain
 
 
+_RETRAIN = 999   # the role of the retrained network in _network_seed
+
+
+def _network_seed(seed, repeat, split, role):
+    """The seed of one network: ``role`` is its candidate, or _RETRAIN.
+
+    Repeat 0 keeps the seeds of a single run (so that its results reproduce);
+    further repeats hash (seed, repeat, split, role) with ``SeedSequence``:
+    ``seed + repeat`` would give repeat r's candidate c the initial weights
+    of repeat 0's candidate c + r."""
+    if repeat == 0:
+        return seed + 1000 * split + role
+    return int(np.random.SeedSequence([seed, repeat, split, role]).generate_state(1)[0])
+
+
 def _candidate_task(args):
-    """Grid phase: validation log-likelihood of one (split, candidate)."""
-    X, y, train, k, c, cfg = args
+    """Grid phase: validation log-likelihood of one (repeat, split, candidate)."""
+    X, y, train, r, k, c, cfg = args
     n_fit = int(0.8 * len(train))   # the last 20% of the training rows validate
     fit_rows, val_rows = train[:n_fit], train[n_fit:]
     rate, tau, epochs = cfg["grid"][c]
     samples, _ = _train_and_sample(X[fit_rows], y[fit_rows], X[val_rows], rate, tau, epochs, cfg,
-                                   cfg["seed"] + 1000 * k + c)
+                                   _network_seed(cfg["seed"], r, k, c))
     y_val = y[val_rows]
     ll = predictive_log_likelihood(y_val, samples, tau)
     # the extended column's score: the validation LL at its best tau
     fitted = _fit_tau(y_val, samples, cfg["tau_fit_grid"]) if cfg["extended"] else None
-    return k, c, ll, fitted
+    return r, k, c, ll, fitted
 
 
 def _fit_tau(y, samples, grid):
@@ -188,19 +203,21 @@ def _fit_tau(y, samples, grid):
 def _retrain_task(args):
     """Retrain phase: one candidate trained on all training rows of a split,
     scored on the test rows with each tau asked for."""
-    X, y, train, test, k, c, taus, cfg = args
+    X, y, train, test, r, k, c, taus, cfg = args
     rate, tau, epochs = cfg["grid"][c]
     samples, plain = _train_and_sample(X[train], y[train], X[test], rate, tau, epochs, cfg,
-                                       cfg["seed"] + 1000 * k + 999)
+                                       _network_seed(cfg["seed"], r, k, _RETRAIN))
     y_test = y[test]
     rmse_mc = float(np.sqrt(np.mean((y_test - samples.mean(axis=0)) ** 2)))
     rmse = float(np.sqrt(np.mean((y_test - plain) ** 2)))
     lls = [predictive_log_likelihood(y_test, samples, t) for t in taus]
     out = {"split": k, "dropout_rate": rate, "tau_train": tau, "epochs": epochs, "rmse": rmse_mc,
            "rmse_standard": rmse, "test_ll": lls[0]}
+    if cfg["repeats"] > 1:
+        out = {"repeat": r, **out}
     if len(taus) > 1:
         out["tau_fitted"], out["test_ll_fitted"] = taus[1], lls[1]
-    return k, c, out, samples if cfg["keep_samples"] and k == 0 else None
+    return out, samples if cfg["keep_samples"] and r == 0 and k == 0 else None
 
 
 def _summary(values):
@@ -211,7 +228,8 @@ def _summary(values):
 
 def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=10000, n_hidden=50,
                  batch_size=128, learning_rate=1e-3, lengthscale=LENGTHSCALE, dtype="float32",
-                 init="glorot_uniform", extended=False, extended_epochs=None, seed=0, n_jobs=1, progress=False, keep_samples=False):
+                 init="glorot_uniform", extended=False, extended_epochs=None, seed=0, repeats=1, n_jobs=1,
+                 progress=False, keep_samples=False):
     """The published MC dropout UCI protocol (Gal & Ghahramani 2016) on arrays.
 
     Per split: the last 20% of its training rows validate; every (dropout
@@ -252,6 +270,13 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
     seed : int
         Seeds every network (weights, order and masks): results do not
         depend on ``n_jobs``.
+    repeats : int
+        Run the whole protocol this many times, each with networks of its
+        own seeds (repeat 0 is the run of ``repeats=1``). One run's figures
+        move with the seed by about their standard error on the smallest
+        datasets; each split's figures are averaged over the repeats before
+        the mean and standard error over the splits, and each repeat's own
+        means are kept (``<key>_repeats``).
     n_jobs : int
         Processes to run the trainings in (1: this process).
     progress : bool
@@ -262,13 +287,16 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
     Returns
     -------
     dict
-        ``splits`` (one dict per split: chosen dropout_rate, tau and epochs,
+        ``splits`` (one dict per split and repeat, with ``repeat`` when
+        repeats > 1: chosen dropout_rate, tau and epochs,
         rmse, rmse_standard, test_ll, and with ``extended``
         extended_dropout_rate, extended_tau_train, extended_epochs,
         tau_fitted, test_ll_extended, rmse_extended), ``rmse``, ``rmse_se``, ``test_ll``,
         ``test_ll_se`` (mean and standard error over the splits), with
         ``extended`` also ``rmse_extended``, ``rmse_extended_se``,
-        ``test_ll_extended``, ``test_ll_extended_se``; ``seconds``.
+        ``test_ll_extended``, ``test_ll_extended_se``; with repeats > 1,
+        each repeat's means (``rmse_repeats``, ``test_ll_repeats``, ...);
+        ``repeats``; ``seconds``.
     """
     start = time.perf_counter()
     X = np.asarray(X, dtype=np.float64)
@@ -310,51 +338,49 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
                seed=check_positive_int(seed, "seed", minimum=0), keep_samples=bool(keep_samples),
                tau_fit_grid=np.geomspace(min(tau_values) / 10, max(tau_values) * 10, 61))
     n_jobs = check_positive_int(n_jobs, "n_jobs")
+    repeats = cfg["repeats"] = check_positive_int(repeats, "repeats")
     n_cand = len(cfg["grid"])
     n_published = len(published)  # the published column chooses among these only
+    n_splits = len(checked)
 
-    tasks = [(X, y, train, k, c, cfg) for k, (train, _) in enumerate(checked) for c in range(n_cand)]
-    bar = _bar(len(tasks) + len(checked) * (2 if extended else 1), progress)
+    tasks = [(X, y, train, r, k, c, cfg) for r in range(repeats) for k, (train, _) in enumerate(checked)
+             for c in range(n_cand)]
+    bar = _bar(len(tasks) + repeats * n_splits * (2 if extended else 1), progress)
     with _pool(n_jobs) as run:
         scores = {}
-        for k, c, ll, fitted in run(_candidate_task, tasks):
-            scores[k, c] = (ll, fitted)
+        for r, k, c, ll, fitted in run(_candidate_task, tasks):
+            scores[r, k, c] = (ll, fitted)
             _tick(bar)
         retrains = []
-        for k, (train, test) in enumerate(checked):
-            best = max(range(n_published), key=lambda c: scores[k, c][0])
-            retrains.append((X, y, train, test, k, best, [cfg["grid"][best][1]], cfg))
-            if extended:
-                ext = max(range(n_cand), key=lambda c: scores[k, c][1][0])
-                retrains.append((X, y, train, test, k, ext, [cfg["grid"][ext][1], scores[k, ext][1][1]],
-                                 dict(cfg, keep_samples=False)))
-        results = [None] * len(checked)
-        extended_results = [None] * len(checked)
-        samples0 = None
-        for i, (k, c, out, samples) in enumerate(run(_retrain_task, retrains)):
-            is_extended = extended and i % 2 == 1
-            if is_extended:
-                extended_results[k] = out
+        for r in range(repeats):
+            for k, (train, test) in enumerate(checked):
+                best = max(range(n_published), key=lambda c: scores[r, k, c][0])
+                retrains.append((X, y, train, test, r, k, best, [cfg["grid"][best][1]], cfg))
+                if extended:
+                    ext = max(range(n_cand), key=lambda c: scores[r, k, c][1][0])
+                    retrains.append((X, y, train, test, r, k, ext, [cfg["grid"][ext][1], scores[r, k, ext][1][1]],
+                                     dict(cfg, keep_samples=False)))
+        per_split, samples0 = [], None
+        for i, (out, samples) in enumerate(run(_retrain_task, retrains)):
+            if extended and i % 2 == 1:   # the extended retrain of the row before
+                per_split[-1].update(extended_dropout_rate=out["dropout_rate"], extended_tau_train=out["tau_train"],
+                                     extended_epochs=out["epochs"], tau_fitted=out["tau_fitted"],
+                                     test_ll_extended=out["test_ll_fitted"], rmse_extended=out["rmse"])
             else:
-                results[k] = out
+                per_split.append(out)
                 if samples is not None:
                     samples0 = samples
             _tick(bar)
     if bar is not None:
         bar.close()
 
-    per_split = []
-    for k, out in enumerate(results):
-        row = dict(out)
-        if extended:
-            ext = extended_results[k]
-            row.update(extended_dropout_rate=ext["dropout_rate"], extended_tau_train=ext["tau_train"],
-                       extended_epochs=ext["epochs"], tau_fitted=ext["tau_fitted"], test_ll_extended=ext["test_ll_fitted"],
-                       rmse_extended=ext["rmse"])
-        per_split.append(row)
-    summary = {"splits": per_split, "n_splits": len(per_split)}
+    summary = {"splits": per_split, "n_splits": n_splits, "repeats": repeats}
     for key in ("rmse", "rmse_standard", "test_ll") + (("rmse_extended", "test_ll_extended") if extended else ()):
-        summary[key], summary[key + "_se"] = _summary([row[key] for row in per_split])
+        # rows are ordered (repeat, split): each split's value is its mean over the repeats
+        values = np.array([row[key] for row in per_split]).reshape(repeats, n_splits)
+        summary[key], summary[key + "_se"] = _summary(values.mean(axis=0))
+        if repeats > 1:
+            summary[key + "_repeats"] = [float(v) for v in values.mean(axis=1)]
     if keep_samples:
         summary["samples_split0"] = samples0
     summary["seconds"] = time.perf_counter() - start

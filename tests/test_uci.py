@@ -40,6 +40,17 @@ def test_uci_extended_column(tmp_path, capsys):
     assert "--extended-epochs" in capsys.readouterr().err
 
 
+def test_uci_repeats(tmp_path, capsys):
+    out = tmp_path / "uci.json"
+    assert main(["uci", "yacht", *FAST, "--repeats", "2", "--json", str(out)]) == 0
+    assert "each repeat: MC RMSE" in capsys.readouterr().out
+    entry = json.loads(out.read_text())["datasets"][0]
+    assert entry["repeats"] == 2 and len(entry["per_split"]) == 2
+    assert len(entry["per_repeat"]["rmse_repeats"]) == 2
+    assert main(["uci", "yacht", *FAST, "--repeats", "0"]) == 2
+    assert "--repeats" in capsys.readouterr().err
+
+
 def test_uci_plot(tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "uci.png"

@@ -148,6 +148,29 @@ def test_protocol_on_arrays_small():
     assert math.isclose(res["rmse_se"], np.std(rmse) / math.sqrt(2))
 
 
+def test_protocol_repeats_average_each_split_and_keep_each_repeat():
+    X, y = _regression(120)
+    perm = np.random.default_rng(1).permutation(120)
+    splits = [(perm[:100], perm[100:]), (perm[20:], perm[:20])]
+    args = dict(dropout_rates=[0.05, 0.1], taus=[5.0, 50.0], epochs=20, mc_samples=50, n_hidden=16)
+    once = run_protocol(X, y, splits, **args)
+    res = run_protocol(X, y, splits, repeats=3, **args)
+    assert res["repeats"] == 3 and res["n_splits"] == 2 and len(res["splits"]) == 6
+    assert [(row["repeat"], row["split"]) for row in res["splits"]] == [(r, k) for r in range(3) for k in range(2)]
+    rmse = np.array([row["rmse"] for row in res["splits"]]).reshape(3, 2)
+    # repeat 0 is the single run, network for network
+    np.testing.assert_allclose(rmse[0], [row["rmse"] for row in once["splits"]], rtol=1e-12)
+    # the other repeats train networks of other seeds
+    assert len(set(rmse[:, 0])) == 3
+    per_split = rmse.mean(axis=0)
+    assert math.isclose(res["rmse"], per_split.mean())
+    assert math.isclose(res["rmse_se"], np.std(per_split) / math.sqrt(2))
+    np.testing.assert_allclose(res["rmse_repeats"], rmse.mean(axis=1), rtol=1e-12)
+    assert len(res["test_ll_repeats"]) == 3
+    with pytest.raises(ValueError, match="repeats"):
+        run_protocol(X, y, splits, repeats=0, **args)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(dropout_rates=[], taus=[1.0]), "dropout_rates is empty"),
     (dict(dropout_rates=[0.1], taus=[]), "taus is empty"),

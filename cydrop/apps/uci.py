@@ -44,6 +44,11 @@ def add_parser(subparsers):
     p.add_argument("--jobs", type=int, default=_available_cpus(),
                    help="worker processes (default: the CPUs this process may use, here %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seeds every network (default 0)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="run the protocol N times with networks of independent seeds and average "
+                        "each split over them (default 1; repeat 0 is the run of --seed alone): on "
+                        "small datasets one run's figures move with the seed by about their "
+                        "standard error")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.add_argument("--plot", metavar="PATH",
                    help="PNG: calibration and predictive intervals on split 0 of the first dataset")
@@ -219,6 +224,7 @@ def run(args):
     check_positive_int(args.mc_samples, "--mc-samples")
     check_positive_int(args.jobs, "--jobs")
     check_positive_int(args.seed, "--seed", minimum=0)
+    check_positive_int(args.repeats, "--repeats")
     for path, option in ((args.json, "--json"), (args.plot, "--plot")):
         if path is not None:
             _check_output(path, option)
@@ -229,7 +235,8 @@ def run(args):
     datasets = [load_dataset(folder, args.splits) for folder in _dataset_folders(args.data_dir, args.names)]
 
     print(f"cydrop uci: {len(datasets)} dataset(s), {args.splits} split(s), "
-          f"{args.mc_samples} MC samples, {args.jobs} process(es)")
+          + (f"{args.repeats} repeats, " if args.repeats > 1 else "")
+          + f"{args.mc_samples} MC samples, {args.jobs} process(es)")
     results = []
     for ds in datasets:
         epochs = args.epochs if args.epochs is not None else ds["epochs"]
@@ -239,7 +246,7 @@ def run(args):
         res = uncertainty.run_protocol(
             ds["X"], ds["y"], ds["splits"], dropout_rates=ds["dropout_rates"], taus=ds["taus"], epochs=epochs,
             mc_samples=args.mc_samples, n_hidden=ds["n_hidden"], extended=args.extended,
-            extended_epochs=args.extended_epochs, seed=args.seed,
+            extended_epochs=args.extended_epochs, seed=args.seed, repeats=args.repeats,
             n_jobs=args.jobs, progress=not args.quiet, keep_samples=args.plot is not None and not results)
         results.append((ds, res))
         _print_table(results[-1:], args.extended, legend=False)
@@ -260,10 +267,12 @@ def _json_entry(ds, res, args):
              "test_ll_se": res["test_ll_se"], "splits": res["n_splits"], "seconds": res["seconds"],
              "rmse_standard": res["rmse_standard"], "rmse_standard_se": res["rmse_standard_se"],
              "mc_samples": args.mc_samples, "epochs": args.epochs or ds["epochs"],
-             "published": ds["published"], "per_split": res["splits"]}
+             "published": ds["published"], "per_split": res["splits"], "repeats": res["repeats"]}
     if args.extended:
         entry["extended"] = {key: res[key] for key in
                              ("rmse_extended", "rmse_extended_se", "test_ll_extended", "test_ll_extended_se")}
+    if res["repeats"] > 1:
+        entry["per_repeat"] = {key: value for key, value in res.items() if key.endswith("_repeats")}
     return entry
 
 
@@ -287,8 +296,14 @@ def _print_table(results, extended, legend=True):
             line += (f"{_pm(res['rmse_extended'], res['rmse_extended_se'], digits):>16}"
                      f"{_pm(res['test_ll_extended'], res['test_ll_extended_se'], 2):>16}")
         print(line + f"{res['n_splits']:>8}{res['seconds']:>9.1f}")
+        if res["repeats"] > 1:
+            print(f"{'':<18}each repeat: MC RMSE "
+                  + " ".join(f"{v:.{digits + 1}f}" for v in res["rmse_repeats"])
+                  + ", test LL " + " ".join(f"{v:.3f}" for v in res["test_ll_repeats"]))
     if legend:
-        print("(mean ± standard error over the splits; published: Gal & Ghahramani 2016, 20 splits)")
+        print("(mean ± standard error over the splits"
+              + (", each split averaged over the repeats" if any(r["repeats"] > 1 for _, r in results) else "")
+              + "; published: Gal & Ghahramani 2016, 20 splits)")
 
 
 def _plot(ds, res, path):
