@@ -52,6 +52,9 @@ class Group:
     impls: list = field(default_factory=list)
     tag: str = ""  # the short name --only matches, set by build_groups' caller
     skipped: dict = field(default_factory=dict)  # impl name -> reason
+    # every case runs inside torch (cydrop.torch's groups): no NumPy-BLAS case to
+    # keep away from torch's spinning pool, so the timer interleaves them all
+    in_torch: bool = False
 
 
 def _normal(shape, dtype, stream):
@@ -359,7 +362,8 @@ def torch_dropout(torch, shape, backward):
     check = _check_torch_dropout(torch, x, TORCH_P)
     name = "fwd+bwd" if backward else "forward"
     group = Group(f"torch Dropout {name} float32 {_dims(shape)} p {TORCH_P}",
-                  work=(4 if backward else 2) * x.numel() * 4, metric="GB/s", elements=x.numel())
+                  work=(4 if backward else 2) * x.numel() * 4, metric="GB/s", elements=x.numel(),
+                  in_torch=True)
     for impl, module, label in (("cydrop", ct.Dropout(TORCH_P), "cydrop.torch.Dropout"),
                                 ("torch", torch.nn.Dropout(TORCH_P), "torch.nn.Dropout")):
         fn = (lambda m=module: bl.torch_fwd_bwd(m, x, g)) if backward else (lambda m=module: m(x))
@@ -388,7 +392,8 @@ def torch_epoch(torch, cydrop_kind):
         assert np.isfinite(history["loss"]).all(), f"history {history}"
 
     group = Group(f"torch epoch {'-'.join(map(str, MLP_SIZES))} p 0.5 hidden, Adam, batch {MLP_BATCH}, "
-                  f"{MLP_SAMPLES} samples: {bl.TORCH_DEMO_KINDS[cydrop_kind]}", work=MLP_SAMPLES, metric="samples/s")
+                  f"{MLP_SAMPLES} samples: {bl.TORCH_DEMO_KINDS[cydrop_kind]}", work=MLP_SAMPLES, metric="samples/s",
+                  in_torch=True)
     for impl, kind in (("cydrop", cydrop_kind), ("floor", "identity"), ("torch", "nn")):
         torch.manual_seed(0)
         model = bl.torch_demo_model(torch, params, MLP_KEEP_PROB, kind)
@@ -417,7 +422,7 @@ def torch_mc(torch):
     x_t, _, params = _torch_demo(torch)
     rows = x_t[:MC_ROWS]
     group = Group(f"torch MC dropout, {MC_SAMPLES} passes over {MC_ROWS} rows, demo network",
-                  work=MC_SAMPLES * MC_ROWS, metric="samples/s")
+                  work=MC_SAMPLES * MC_ROWS, metric="samples/s", in_torch=True)
 
     def check(result):
         std, mean = result
@@ -442,7 +447,7 @@ def torch_linear(torch, batch=256, n=1024):
     x = torch.randn(batch, n, generator=gen).requires_grad_()
     g = torch.randn(batch, n, generator=gen)
     group = Group(f"torch DropoutLinear fwd+bwd batch {batch}, {n}->{n}, p {TORCH_P}",
-                  work=3 * 2 * batch * n * n, metric="GFLOP/s")
+                  work=3 * 2 * batch * n * n, metric="GFLOP/s", in_torch=True)
 
     def check(result):
         out, dx = result
