@@ -78,14 +78,14 @@ def predictive_log_likelihood(y, samples_or_stats, tau, *, average=True):
     >>> round(predictive_log_likelihood(y, samples, tau=1.0), 6)  # -log(2 pi) / 2
     -0.918939
     """
-    from scipy.special import logsumexp
-
     tau = check_tau(tau)
     y = np.asarray(y, dtype=np.float64)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1 or y.shape[0] == 0:
         raise ValueError(f"y must be 1-D (n,) with n >= 1, got shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise ValueError("y contains NaN or inf")
     if isinstance(samples_or_stats, tuple):
         if len(samples_or_stats) != 2:
             raise ValueError("samples_or_stats as a tuple must be (mean, std)")
@@ -104,12 +104,17 @@ def predictive_log_likelihood(y, samples_or_stats, tau, *, average=True):
             raise ValueError(f"samples must have shape (T >= 1, {y.shape[0]}), got {samples.shape}")
         if not np.isfinite(samples).all():
             raise ValueError("samples contain NaN or inf")
-        T = samples.shape[0]
-        ll = (logsumexp(-0.5 * tau * (y[None, :] - samples) ** 2, axis=0)
-              - math.log(T) - 0.5 * math.log(2 * math.pi) + 0.5 * math.log(tau))
-    if not np.isfinite(y).all():
-        raise ValueError("y contains NaN or inf")
+        ll = _row_log_likelihoods((y[None, :] - samples) ** 2, tau)
     return float(np.mean(ll)) if average else ll
+
+
+def _row_log_likelihoods(sq, tau):
+    """Each row's log-likelihood, from the squared residuals ``sq`` (T, n)
+    of its T passes: the samples branch of predictive_log_likelihood."""
+    from scipy.special import logsumexp
+
+    return (logsumexp(-0.5 * tau * sq, axis=0)
+            - math.log(sq.shape[0]) - 0.5 * math.log(2 * math.pi) + 0.5 * math.log(tau))
 
 
 def weight_decay_from_tau(tau, keep_prob, n_samples, batch_size, lengthscale=LENGTHSCALE):
@@ -195,9 +200,10 @@ def _candidate_task(args):
 
 
 def _fit_tau(y, samples, grid):
-    """(validation LL, tau) maximising the LL of the samples over a tau grid."""
-    best = max(((predictive_log_likelihood(y, samples, t), t) for t in grid))
-    return best
+    """(validation LL, tau) maximising the LL of the samples over a tau grid
+    (samples already checked by predictive_log_likelihood)."""
+    sq = (y[None, :] - samples) ** 2   # once, for every tau of the grid
+    return max((float(np.mean(_row_log_likelihoods(sq, t))), t) for t in grid)
 
 
 def _retrain_task(args):
