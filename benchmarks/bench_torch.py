@@ -13,7 +13,8 @@ Groups (each cydrop case beside its torch twin, ratios in one run):
 ``torch-epoch``
     The demo network (40-512-512-10, p = 0.5 after each hidden layer, Adam
     1e-3, batch 100) on MNIST-1D (``load_mnist1d``): nn.Dropout,
-    replace_dropout, DropoutLinear, and nn.Identity (the limit). Exactly
+    replace_dropout, DropoutLinear, nn.Identity (the limit), and a copying
+    autograd Function (``copy``: what any eager Python-Function module pays). Exactly
     DEMO_EPOCHS timed epochs of one model per case (seeded: torch.manual_seed(0)
     before the model is built, the batch order from its own generator), then
     its accuracy on the MNIST-1D test and training sets, recorded in the
@@ -28,12 +29,12 @@ Groups (each cydrop case beside its torch twin, ratios in one run):
     (the first on torch's BLAS, the second on the calling thread:
     ``cydrop/torch/_kernels.py``).
 ``torch-threads-step`` / ``torch-threads-after-gemm``
-    The two OpenMP runtimes: a torch training step (Linear 1024->1024,
-    dropout on its 1024x1024 output, Linear 1024->256, backward, SGD), and
-    Dropout fwd+bwd at 1024x4096 right after a torch GEMM (torch's workers
-    still spinning), with cydrop's kernels on the calling thread (the
-    default: ``calling``) or on torch's thread count
-    (``cydrop.set_num_threads(torch.get_num_threads())``: ``torch``).
+    How cydrop's kernels share torch's OpenMP threads: a torch training step
+    (Linear 1024->1024, dropout on its 1024x1024 output, Linear 1024->256,
+    backward, SGD), and Dropout fwd+bwd at 1024x4096 right after a torch GEMM,
+    with cydrop's kernels on torch's threads (the default when the two share
+    one OpenMP runtime, ``cydrop/torch/_threads.py``: ``torch``) or on the
+    calling thread (``cydrop.set_num_threads(1)``: ``calling``).
 
 Every case checks its result (zeros where dropped, kept values scaled,
 gradients finite, losses finite), so ``--benchmark-disable`` runs each body
@@ -199,7 +200,7 @@ def test_dropout_linear(benchmark, case, kind):
 
 
 def _set_policy(threads):
-    cydrop.set_num_threads(torch.get_num_threads() if threads == "torch" else None)
+    cydrop.set_num_threads(torch.get_num_threads() if threads == "torch" else 1)
 
 
 @pytest.mark.parametrize("threads", ["torch", "calling"])

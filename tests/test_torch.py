@@ -1,6 +1,7 @@
 """cydrop.torch against NumPy references given the same mask, torch's own
 modules, and torch's operator and gradient checkers."""
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -186,6 +187,42 @@ def test_masks_do_not_depend_on_thread_counts(reset_threads):
     finally:
         torch.set_num_threads(torch_threads)
     assert torch.equal(results[0], results[1])
+
+
+def test_shared_openmp_runtime_check_agrees_with_the_runtimes_behaviour(reset_threads):
+    """The address comparison says "one runtime" exactly when torch's thread
+    setting reaches cydrop's omp_get_max_threads(), the runtime's own state."""
+    from cydrop import _openmp
+    from cydrop.torch._threads import kernel_threads, shares_openmp_runtime
+
+    if not _openmp.openmp_enabled():
+        pytest.skip("a build without OpenMP")
+    torch_threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _openmp.omp_max_threads()
+        torch.set_num_threads(3)
+        three = _openmp.omp_max_threads()
+        shared = (one, three) == (1, 3)
+        assert shares_openmp_runtime() == shared
+        # the default follows torch's thread count when shared, else the calling thread
+        assert kernel_threads(1 << 20) == (3 if shared else 1)
+        cydrop.set_num_threads(2)           # a user's setting caps it either way
+        assert kernel_threads(1 << 20) == 2
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the torch wheel's libgomp is Linux's")
+def test_linux_torch_wheel_shares_cydrops_openmp_runtime():
+    """On Linux, torch's wheel and cydrop both link libgomp.so.1: one runtime
+    (the README's thread policy rests on it)."""
+    from cydrop import _openmp
+    from cydrop.torch._threads import shares_openmp_runtime
+
+    if not _openmp.openmp_enabled():
+        pytest.skip("a build without OpenMP")
+    assert shares_openmp_runtime()
 
 
 # --- fallbacks to torch's ops -----------------------------------------------------

@@ -27,3 +27,21 @@ def test_every_torch_case_passes_its_own_check(builder):
     assert {impl.name for impl in group.impls} >= {"cydrop", "torch"}
     for impl in group.impls:
         impl.check(impl.fn())
+
+
+def test_epoch_groups_carry_both_floors():
+    for kind in ("replace", "linear"):
+        names = [impl.name for impl in cases.torch_epoch(torch, kind).impls]
+        assert names == ["cydrop", "floor", "copy_floor", "torch"]
+
+
+def test_copy_floor_copies_forward_and_passes_the_gradient_back():
+    from cydrop.apps.bench import baselines as bl
+
+    m = bl.torch_copy_module(torch)
+    x = torch.randn(4, 5, requires_grad=True)
+    g = torch.randn(4, 5)
+    y = m(x)
+    y.backward(g)
+    assert torch.equal(y, x) and y.data_ptr() != x.data_ptr()   # a copy, not a view
+    assert torch.equal(x.grad, g) and x.grad.data_ptr() != g.data_ptr()

@@ -9,6 +9,7 @@ ValueError there). The masks are packed words: uint64 NumPy arrays for the
 eager autograd Functions (``_eager``), which keep them on ``ctx``, and int64
 tensors for the custom ops (``_ops``; torch has no uint64 arithmetic).
 """
+import functools
 import math
 
 import numpy as np
@@ -41,52 +42,47 @@ def read_position(position):
     return key % _U64, block
 
 
-def _flat(t):
-    """1-D NumPy view of a contiguous CPU tensor (shares its memory); of
-    another, a contiguous copy. New outputs are allocated by NumPy and
-    shared with torch.from_numpy, which costs less per call than torch.empty
-    followed by .numpy()."""
-    return t.detach().contiguous().numpy().reshape(-1)
+def _array(t):
+    """The NumPy view of a CPU tensor's memory (no copy), C-contiguous: a
+    non-contiguous tensor is copied once. New outputs are allocated by NumPy
+    and shared with torch.from_numpy, which costs less per call than
+    torch.empty followed by .numpy()."""
+    return (t if t.is_contiguous() else t.contiguous()).detach().numpy()
 
 
 def dropout_forward(x, keep_prob, key, block, noise_shape, out=None):
     """(y, words): y = x * D / keep_prob with D drawn at (key, block), the
     mask of noise_shape (x's shape when empty) broadcast over x, and its
     packed bits (a uint64 NumPy array). ``out`` may be x itself
-    (contiguous) for in-place work."""
-    x_flat = _flat(x)            # a copy when x is not contiguous
-    if out is None:
-        y_np = np.empty(tuple(x.shape), dtype=x_flat.dtype)
-        y, y_flat = torch.from_numpy(y_np), y_np.reshape(-1)
-    else:
-        y, y_flat = out, _flat(out)
-    threshold, scale = threshold_of(keep_prob), 1.0 / keep_prob
-    n_threads = kernel_threads(x_flat.size)
-    if not noise_shape or list(noise_shape) == list(x.shape):
-        words = np.empty(n_words(x_flat.size), dtype=np.uint64)
-        _dropout.forward(x_flat, y_flat, words, key, block, threshold, scale, n_threads)
-    else:
-        n_mask = mask_numel(x.shape, noise_shape)
+    (contiguous) for in-place work. Called once per training step and
+    layer: the Python around the kernel is kept to a few operations."""
+    x_np = _array(x)
+    y_np = np.empty_like(x_np) if out is None else out.detach().numpy()
+    threshold, scale, n_threads = threshold_of(keep_prob), 1.0 / keep_prob, kernel_threads(x_np.size)
+    if noise_shape and list(noise_shape) != list(x_np.shape):
+        n_mask = math.prod(noise_shape)
         words = np.empty(n_words(n_mask), dtype=np.uint64)
         _dropout.draw_words(key, block, threshold, words, n_mask)
-        _dropout.apply_broadcast(x_flat, words, tuple(x.shape), tuple(noise_shape), scale, y_flat, n_threads)
-    return y, words
+        _dropout.apply_broadcast(x_np.ravel(), words, x_np.shape, tuple(noise_shape), scale, y_np.ravel(),
+                                 n_threads)
+    else:
+        words = np.empty(n_words(x_np.size), dtype=np.uint64)
+        _dropout.forward(x_np.ravel(), y_np.ravel(), words, key, block, threshold, scale, n_threads)
+    return (torch.from_numpy(y_np) if out is None else out), words
 
 
 def apply_mask(grad, words, keep_prob, noise_shape):
     """grad * D / keep_prob for the packed mask ``words`` (uint64 NumPy
     array; noise_shape as in dropout_forward): the backward pass of dropout,
     and its own backward."""
-    g_flat = _flat(grad)
-    out_np = np.empty(tuple(grad.shape), dtype=g_flat.dtype)
-    out_flat = out_np.reshape(-1)
-    scale = 1.0 / keep_prob
-    n_threads = kernel_threads(g_flat.size)
-    if not noise_shape or list(noise_shape) == list(grad.shape):
-        _dropout.apply(g_flat, words, scale, out_flat, n_threads)
+    g_np = _array(grad)
+    out_np = np.empty_like(g_np)
+    scale, n_threads = 1.0 / keep_prob, kernel_threads(g_np.size)
+    if noise_shape and list(noise_shape) != list(g_np.shape):
+        _dropout.apply_broadcast(g_np.ravel(), words, g_np.shape, tuple(noise_shape), scale, out_np.ravel(),
+                                 n_threads)
     else:
-        _dropout.apply_broadcast(g_flat, words, tuple(grad.shape), tuple(noise_shape), scale,
-                                 out_flat, n_threads)
+        _dropout.apply(g_np.ravel(), words, scale, out_np.ravel(), n_threads)
     return torch.from_numpy(out_np)
 
 
@@ -120,16 +116,22 @@ def _torch_mm(a, b, out):
     torch.mm(torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
 
 
-def _run_dense(kernel, *args, mnk):
-    """A dense kernel call on the GEMM route for its size (see above). The
-    calling-thread route keeps SciPy's BLAS to one thread meanwhile: with its
-    own threads it fights torch's spinning pool (the demo network's epoch
+def _torch_addmm(bias, a, b, out):
+    """_torch_mm with ``bias`` (a tensor) added inside the GEMM, as nn.Linear does."""
+    torch.addmm(bias, torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
+
+
+def _run_dense(kernel, *args, mnk, n_threads, matmul=_torch_mm):
+    """A dense kernel call on the GEMM route for its size (see above), its
+    element-wise passes on n_threads. The calling-thread route keeps SciPy's
+    BLAS to one thread meanwhile: with its own threads (OpenBLAS's pthreads,
+    not the OpenMP pool) it fights torch's pool (the demo network's epoch
     slowed down several-fold)."""
     if mnk < _CALLING_THREAD_MAX_MNK:
         with single_threaded_blas:
-            kernel(*args, 1, None, True)
+            kernel(*args, n_threads, None, True)
     else:
-        kernel(*args, 1, _torch_mm, True)
+        kernel(*args, n_threads, matmul, True)
 
 
 _LINEAR = int(_dense.Activation.LINEAR)
@@ -148,23 +150,17 @@ def linear_forward(x, weight, bias, keep_prob, key, block):
     per-thread work buffer: backward recomputes it from x and the words."""
     x_np, w_np = x.detach().numpy(), weight.detach().numpy()
     batch, n_in = x_np.shape
-    n_out = w_np.shape[0]
-    out = np.empty((batch, n_out), dtype=x_np.dtype)
+    mnk = batch * n_in * w_np.shape[0]
+    out = np.empty((batch, w_np.shape[0]), dtype=x_np.dtype)
     words = np.empty(n_words(batch * n_in), dtype=np.uint64)
     x_tilde = _scratch_buffer("torch-x_tilde", (batch, n_in), x_np.dtype)
-    b_np = None if bias is None else bias.detach().numpy()
-    args = (x_tilde, words, _DRAW, key, block, threshold_of(keep_prob), 1.0 / keep_prob, _LINEAR, out, 1)
-    if batch * n_in * n_out < _CALLING_THREAD_MAX_MNK:
-        with single_threaded_blas:
-            _dense.forward(x_np, w_np, b_np, *args, None, True)
-    elif b_np is None:
-        _dense.forward(x_np, w_np, None, *args, _torch_mm, True)
-    else:
-        # torch's addmm adds the bias inside the GEMM, as nn.Linear does: the
-        # kernel is given no bias, so it makes no pass of its own for it
-        def addmm(a, b, out, bias=bias.detach()):
-            torch.addmm(bias, torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
-        _dense.forward(x_np, w_np, None, *args, addmm, True)
+    b_np, matmul = None if bias is None else bias.detach().numpy(), _torch_mm
+    if b_np is not None and mnk >= _CALLING_THREAD_MAX_MNK:
+        # on torch's BLAS the bias goes inside the GEMM: the kernel, given
+        # no bias, makes no pass of its own for it
+        b_np, matmul = None, functools.partial(_torch_addmm, bias.detach())
+    _run_dense(_dense.forward, x_np, w_np, b_np, x_tilde, words, _DRAW, key, block, threshold_of(keep_prob),
+               1.0 / keep_prob, _LINEAR, out, mnk=mnk, n_threads=kernel_threads(batch * n_in), matmul=matmul)
     return torch.from_numpy(out), (x_np, w_np, words)
 
 
@@ -185,6 +181,6 @@ def linear_backward(grad_out, state, keep_prob, has_bias, need_dx):
     # grad_out stands in for the activation's output: act' of LINEAR reads nothing
     _run_dense(_dense.backward, grad_np, grad_np, x_np, x_tilde, w_np, words, _APPLY, 0, 0,
                threshold_of(keep_prob), 1.0 / keep_prob, _LINEAR, dz, dW, db, dx,
-               mnk=batch * n_in * w_np.shape[0])
+               mnk=batch * n_in * w_np.shape[0], n_threads=kernel_threads(batch * n_in))
     return (torch.from_numpy(dx) if need_dx else None, torch.from_numpy(dW),
             torch.from_numpy(db) if has_bias else None)

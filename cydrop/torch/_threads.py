@@ -1,25 +1,49 @@
-"""How cydrop's OpenMP threads share the cores with torch's: by default they
-do not run at all, the kernels run on the calling thread.
+"""How cydrop's OpenMP threads share the cores with torch's.
 
-torch's CPU wheel brings its own OpenMP runtime (and MKL/oneDNN threads),
-cydrop links the system's libgomp: two pools, each of whose threads spin a
-while after its parallel region before sleeping. Measured inside
-torch loops (benchmarks/bench_torch.py, groups torch-threads-after-gemm and
-torch-threads-step; figures in the README, "PyTorch"): right after a torch
-op, a 2-thread cydrop pass is slower than the same pass on the calling
-thread, torch's workers still spinning on the cores, and the calling-thread
-pass is still many times faster than nn.Dropout. So cydrop.torch passes n_threads = 1, unless the
-user asked for threads with ``cydrop.set_num_threads(n)``: then
-min(n, torch.get_num_threads()) (masks are the same either way).
+A process holds one OpenMP runtime per library soname. torch's CPU wheel for
+Linux ships GCC's libgomp as ``libgomp.so.1``, the soname cydrop links, so
+whichever package is imported first loads the runtime that both then call:
+one thread pool, one ``omp_get_max_threads()`` (``torch.set_num_threads``
+changes cydrop's default too). A parallel region of cydrop's is then run by
+the same worker threads as torch's ops, not by a second pool spinning beside
+them. ``shares_openmp_runtime()`` checks this once, by comparing the address
+of ``omp_get_max_threads`` as cydrop's kernels and as torch's libraries
+resolve it.
+
+So by default the kernels follow ``torch.get_num_threads()`` when the
+runtime is shared, and run on the calling thread when it is not (another
+runtime, e.g. Intel's or LLVM's OpenMP, whose spinning workers would compete
+with libgomp's on the same cores). Arrays of at most 64k elements run on the
+calling thread either way (the kernels' own rule: waking threads costs more).
+``cydrop.set_num_threads(n)`` caps them at ``min(n, torch.get_num_threads())``.
+Masks are the same whatever the thread count. The measurement behind the
+choice is in the README ("PyTorch", Threads).
 """
+import ctypes
+import functools
+
 import torch
 
-from .. import _threads
+from .. import _openmp, _threads
+
+
+@functools.lru_cache(maxsize=None)
+def shares_openmp_runtime():
+    """True when cydrop's kernels and torch's ops call the same OpenMP runtime."""
+    ours = _openmp.omp_runtime_address()
+    if not ours:
+        return False
+    try:
+        # dlsym on torch._C's handle searches it and the libraries it was linked with
+        theirs = ctypes.cast(ctypes.CDLL(torch._C.__file__).omp_get_max_threads, ctypes.c_void_p).value
+    except (OSError, AttributeError):     # no such symbol reachable (another platform, a static runtime)
+        return False
+    return theirs == ours
 
 
 def kernel_threads(n_elements):
     """Threads for a kernel over n_elements (the kernels run small arrays on
     the calling thread whatever this says)."""
-    if _threads._n_threads is None:      # not set by the user: the calling thread
+    if _threads._n_threads is None and not shares_openmp_runtime():
         return 1
     return max(1, min(_threads.get_num_threads(), torch.get_num_threads()))

@@ -32,7 +32,7 @@ def check_p(p):
 
 def _cydrop_can_run(x):
     """True when cydrop's kernels compute this call; else torch's op does."""
-    return (type(x) is torch.Tensor or isinstance(x, torch.nn.Parameter)) and x.device.type == "cpu" \
+    return (type(x) is torch.Tensor or isinstance(x, torch.nn.Parameter)) and x.is_cpu \
         and x.dtype in _DTYPES and x.layout == torch.strided
 
 
@@ -42,9 +42,9 @@ def _position(source, n_mask):
     torch's default generator), an int seed or a cydrop.Generator."""
     if isinstance(source, torch.nn.Module):
         stream = source._stream.numpy()
-        key, block = int(stream[0]) % (1 << 64), int(stream[1])
-        stream[1] += -(-n_mask // 64)
-        return key, block
+        key, block = stream.tolist()
+        stream[1] = block + -(-n_mask // 64)
+        return key % (1 << 64), block
     if source is None:
         return _generator.Generator(draw_seed())._key, 0
     return _generator.as_generator(source)._reserve(n_mask)
@@ -91,7 +91,7 @@ def _dropout_linear(x, weight, bias, p, training, source):
     torch.compile: the custom op ``cydrop::dropout_linear``). Without
     dropout to do, or with a weight cydrop cannot read (another dtype or
     device): dropout then ``F.linear``."""
-    if not training or p == 0.0 or p == 1.0 or weight.dtype != x.dtype or weight.device.type != "cpu":
+    if not training or p == 0.0 or p == 1.0 or weight.dtype != x.dtype or not weight.is_cpu:
         return F.linear(_dropout(x, p, training, False, [], source), weight, bias)
     x2 = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
     bias = None if bias is None else bias.contiguous()

@@ -319,7 +319,33 @@ TORCH_DEMO_KINDS = {
     "replace": "replace_dropout(model): cydrop.torch.Dropout",
     "linear": "cydrop.torch.DropoutLinear for the Linear after each dropout",
     "identity": "nn.Identity in nn.Dropout's place (no dropout: the limit)",
+    "copy": "a copying autograd Function in nn.Dropout's place (x.clone() forward, grad.clone() backward): "
+            "the least an eager module with a Python autograd Function costs",
 }
+
+
+def torch_copy_module(torch):
+    """A new nn.Module whose forward goes through a torch.autograd.Function
+    that copies its input (forward) and its gradient (backward) with torch's
+    own clone: one pass each way plus autograd's per-call work, what any
+    eager dropout module written as a Python autograd Function pays at
+    least, whatever its kernels."""
+    if "copy" not in _TRIVIAL:
+        class Copy(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                return x.clone()
+
+            @staticmethod
+            def backward(ctx, grad):
+                return grad.clone()
+
+        class CopyModule(torch.nn.Module):
+            def forward(self, x):
+                return Copy.apply(x)
+
+        _TRIVIAL["copy"] = CopyModule
+    return _TRIVIAL["copy"]()
 
 
 def torch_demo_model(torch, params, keep_prob, kind):
@@ -329,8 +355,9 @@ def torch_demo_model(torch, params, keep_prob, kind):
     model = torch_mlp_model(torch, params, keep_prob)
     if kind == "replace":
         return ct.replace_dropout(model)
-    if kind == "identity":
-        return torch.nn.Sequential(*[torch.nn.Identity() if isinstance(m, torch.nn.Dropout) else m
+    if kind in ("identity", "copy"):
+        stand_in = torch.nn.Identity if kind == "identity" else lambda: torch_copy_module(torch)
+        return torch.nn.Sequential(*[stand_in() if isinstance(m, torch.nn.Dropout) else m
                                      for m in model]).train()
     if kind == "linear":
         layers, pending_p = [], None

@@ -69,8 +69,8 @@ def time_group(group, rounds, max_seconds):
             timing.error = f"wrong result: {exc}"
         except Exception as exc:  # noqa: BLE001 -- reported in the table, and by the exit status
             timing.error = f"{type(exc).__name__}: {exc}"
-    # PyTorch runs its own OpenMP pool, whose threads keep spinning for a while
-    # after each op; interleaved, they slowed the NumPy-BLAS case right after
+    # PyTorch's OpenMP pool (not NumPy's OpenBLAS threads) keeps spinning for a
+    # while after each op; interleaved, it slowed the NumPy-BLAS case right after
     # them by up to 25% (measured: cydrop's 64x784->512 layer 727 us -> 903 us,
     # while PyTorch took 3 ms). So the PyTorch case gets its rounds after the
     # others, the same way, unless every case runs inside torch (group.in_torch):
