@@ -14,7 +14,8 @@ Groups (each cydrop case beside its torch twin, ratios in one run):
     The demo network (40-512-512-10, p = 0.5 after each hidden layer, Adam
     1e-3, batch 100) on MNIST-1D (``load_mnist1d``): nn.Dropout,
     replace_dropout, DropoutLinear, nn.Identity (the limit), and a copying
-    autograd Function (``copy``: what any eager Python-Function module pays). Exactly
+    autograd Function (``copy``: what any eager Python-Function module pays),
+    and ``x * 2.0`` (``scale``: torch's own C++ op with the same traffic). Exactly
     DEMO_EPOCHS timed epochs of one model per case (seeded: torch.manual_seed(0)
     before the model is built, the batch order from its own generator), then
     its accuracy on the MNIST-1D test and training sets, recorded in the

@@ -44,9 +44,7 @@ def read_position(position):
 
 def _array(t):
     """The NumPy view of a CPU tensor's memory (no copy), C-contiguous: a
-    non-contiguous tensor is copied once. New outputs are allocated by NumPy
-    and shared with torch.from_numpy, which costs less per call than
-    torch.empty followed by .numpy()."""
+    non-contiguous tensor is copied once."""
     return (t if t.is_contiguous() else t.contiguous()).detach().numpy()
 
 
@@ -55,12 +53,14 @@ def dropout_forward(x, keep_prob, key, block, noise_shape, out=None):
     mask of noise_shape (x's shape when empty) broadcast over x, and its
     packed bits (a uint64 NumPy array). ``out`` may be x itself
     (contiguous) for in-place work. Called once per training step and
-    layer: the Python around the kernel is kept to a few operations."""
+    layer: the Python around the kernel is kept to a few operations. The
+    output is allocated by NumPy and shared with torch.from_numpy, which
+    costs less per call than torch.empty followed by .numpy()."""
     x_np = _array(x)
     y_np = np.empty_like(x_np) if out is None else out.detach().numpy()
     threshold, scale, n_threads = threshold_of(keep_prob), 1.0 / keep_prob, kernel_threads(x_np.size)
     if noise_shape and list(noise_shape) != list(x_np.shape):
-        n_mask = math.prod(noise_shape)
+        n_mask = mask_numel(x_np.shape, noise_shape)
         words = np.empty(n_words(n_mask), dtype=np.uint64)
         _dropout.draw_words(key, block, threshold, words, n_mask)
         _dropout.apply_broadcast(x_np.ravel(), words, x_np.shape, tuple(noise_shape), scale, y_np.ravel(),

@@ -8,7 +8,6 @@ back to torch's function of the same name for everything else (CUDA, MPS,
 float16, bfloat16, other dtypes, tensor subclasses), so a model keeps
 working wherever it runs.
 """
-import math
 import numbers
 
 import torch
@@ -69,7 +68,7 @@ def _dropout(x, p, training, inplace, noise_shape, source):
         # torch's own p = 1: a product with zero (NaN and inf give NaN, as there)
         return x.mul_(0.0) if inplace else x * 0.0
     keep_prob = 1.0 - p
-    n_mask = math.prod(noise_shape) if noise_shape else x.numel()
+    n_mask = _kernels.mask_numel(x.shape, noise_shape)
     if torch.compiler.is_compiling():
         y, _ = _ops.dropout_op(x, keep_prob, _compiled_position(source, n_mask), noise_shape)
         return x.copy_(y) if inplace else y

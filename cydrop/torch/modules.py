@@ -5,7 +5,6 @@ repr and ``isinstance``), whose forward runs cydrop's kernels
 (``functional``). Each module owns a stream of masks whose key is drawn from
 torch's default generator when the module is built (see ``_stream``).
 """
-import torch
 from torch import nn
 import torch.nn.functional as F
 

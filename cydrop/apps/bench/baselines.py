@@ -321,6 +321,7 @@ TORCH_DEMO_KINDS = {
     "identity": "nn.Identity in nn.Dropout's place (no dropout: the limit)",
     "copy": "a copying autograd Function in nn.Dropout's place (x.clone() forward, grad.clone() backward): "
             "the least an eager module with a Python autograd Function costs",
+    "scale": "x * 2.0 in nn.Dropout's place: a C++ autograd op with the copying Function's traffic",
 }
 
 
@@ -348,6 +349,17 @@ def torch_copy_module(torch):
     return _TRIVIAL["copy"]()
 
 
+def torch_scale_module(torch):
+    """A new nn.Module computing x * 2.0: torch's own C++ mul, forward and backward."""
+    if "scale" not in _TRIVIAL:
+        class Scale(torch.nn.Module):
+            def forward(self, x):
+                return x * 2.0
+
+        _TRIVIAL["scale"] = Scale
+    return _TRIVIAL["scale"]()
+
+
 def torch_demo_model(torch, params, keep_prob, kind):
     """The demo network in torch, set to ``params``, its dropout done the ``kind`` way."""
     import cydrop.torch as ct
@@ -355,8 +367,9 @@ def torch_demo_model(torch, params, keep_prob, kind):
     model = torch_mlp_model(torch, params, keep_prob)
     if kind == "replace":
         return ct.replace_dropout(model)
-    if kind in ("identity", "copy"):
-        stand_in = torch.nn.Identity if kind == "identity" else lambda: torch_copy_module(torch)
+    if kind in ("identity", "copy", "scale"):
+        stand_in = {"identity": torch.nn.Identity, "copy": lambda: torch_copy_module(torch),
+                    "scale": lambda: torch_scale_module(torch)}[kind]
         return torch.nn.Sequential(*[stand_in() if isinstance(m, torch.nn.Dropout) else m
                                      for m in model]).train()
     if kind == "linear":
