@@ -20,6 +20,9 @@ backward (all cases apply the same mask)
 The NumPy and PyTorch bodies are those of :mod:`cydrop.apps.bench.baselines`,
 shared with ``cydrop bench``. keep_prob is 0.8 everywhere, plus 0.5 for the float32 1024x4096 groups.
 ``test_mask_memory`` records mask bytes per element (not a timing comparison).
+``forward-threads-*`` groups time ``cydrop.dropout`` on mid-sized arrays
+(above the kernels' 32k-element serial size, below one 64k-element grab per
+thread) on one thread and on two.
 
 Timing never decides pass/fail; every case checks its result cheaply (shape,
 dtype, dropped elements zero, kept ones scaled, kept fraction plausible), so a
@@ -124,6 +127,10 @@ def _check_copy(y, x):
 
 
 # ---------------------------------------------------------------- forward
+
+# Mid-sized arrays, split in equal shares over the threads: the demo network's
+# 100x512 activations, 64x784 inputs.
+MID_SHAPES = [(100, 512), (64, 784)]
 
 
 @floor_params
@@ -283,3 +290,19 @@ def test_mask_memory(benchmark, shape):
     assert mask.words is not None  # a real drawn mask, not the all-kept shortcut
     assert cydrop_bpe <= 1 / 8 + 64 / size, f"cydrop mask uses {cydrop_bpe} bytes per element"
     assert cydrop_bpe < torch_bpe < numpy_float_bpe
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("shape", MID_SHAPES, ids=_shape_id)
+def test_forward_mid_size_on_threads(benchmark, make_input, shape, n_threads):
+    x = make_input(shape, np.float32)
+    gen = cydrop.Generator(3)
+    benchmark.group = f"forward-threads-float32-{_shape_id(shape)}"
+    benchmark.extra_info.update(elements=int(np.prod(shape)), impl="cydrop.dropout(seed=Generator)",
+                                keep_prob=0.8, threads=n_threads)
+    cydrop.set_num_threads(n_threads)
+    try:
+        y, mask = benchmark(cydrop.dropout, x, 0.8, seed=gen)
+    finally:
+        cydrop.set_num_threads(None)
+    _check_dropout(y, x, _mask_head(mask), 0.8)

@@ -14,9 +14,19 @@ from rng cimport CYD_LANE_BIT, cyd_bernoulli_words
 cdef enum:
     BLOCK = 64
     CHUNK_BLOCKS = 64
-    # Chunks a thread takes at a time (64k elements). Arrays of at most one
-    # grab run on the calling thread: waking threads would cost more.
+    # Arrays of at most this many chunks (32k elements, torch's own grain
+    # size for element-wise ops) run on the calling thread: waking threads
+    # would cost more than the work. Above it drawing is compute-bound
+    # (tens of microseconds), so a second thread pays for itself.
+    SERIAL_CHUNKS = 8
+    # Chunks a thread takes at a time at most (64k elements).
     PARALLEL_GRAB = 16
+
+
+cdef inline Py_ssize_t grab_size(Py_ssize_t n_chunks, int n_threads) noexcept nogil:
+    """Chunks a thread takes at a time: PARALLEL_GRAB, or an equal share
+    when that is fewer, so that a mid-sized array is split over every thread."""
+    return min(<Py_ssize_t>PARALLEL_GRAB, (n_chunks + n_threads - 1) // n_threads)
 
 
 cdef inline void apply_mask(const floating *x, const uint64_t *words, floating scale,
@@ -70,14 +80,16 @@ cdef inline void draw_and_apply_parallel(const floating *x, floating *y, uint64_
     cdef Py_ssize_t chunk = BLOCK * CHUNK_BLOCKS
     cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
     cdef Py_ssize_t c
-    if n_threads <= 1 or n_chunks <= PARALLEL_GRAB:
+    cdef Py_ssize_t grab
+    if n_threads <= 1 or n_chunks <= SERIAL_CHUNKS:
         draw_and_apply(x, y, words, 0, n, key, block0, threshold, scale)
         return
+    grab = grab_size(n_chunks, n_threads)
     # The bits of a block depend only on its position, so how the chunks are
     # split over threads cannot change the result. Dynamic scheduling: a
     # thread the OS preempts holds up at most one grab of 16 chunks (64k
     # elements) instead of half the array.
-    for c in prange(n_chunks, schedule="dynamic", chunksize=PARALLEL_GRAB, num_threads=n_threads):
+    for c in prange(n_chunks, schedule="dynamic", chunksize=grab, num_threads=n_threads):
         draw_and_apply(x, y, words, c * chunk, min(chunk, n - c * chunk),
                        key, block0, threshold, scale)
 
@@ -88,10 +100,12 @@ cdef inline void apply_mask_parallel(const floating *x, const uint64_t *words, f
     cdef Py_ssize_t chunk = BLOCK * CHUNK_BLOCKS
     cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
     cdef Py_ssize_t c, start
-    if n_threads <= 1 or n_chunks <= PARALLEL_GRAB:
+    cdef Py_ssize_t grab
+    if n_threads <= 1 or n_chunks <= SERIAL_CHUNKS:
         apply_mask(x, words, scale, n, y)
         return
-    for c in prange(n_chunks, schedule="dynamic", chunksize=PARALLEL_GRAB, num_threads=n_threads):
+    grab = grab_size(n_chunks, n_threads)
+    for c in prange(n_chunks, schedule="dynamic", chunksize=grab, num_threads=n_threads):
         start = c * chunk
         apply_mask(x + start, words + start // BLOCK, scale, min(chunk, n - start), y + start)
 
@@ -158,7 +172,7 @@ cdef inline void apply_broadcast_parallel(const floating *x, const uint64_t *wor
     cdef Py_ssize_t n_rows = 1, r, k
     for k in range(ndim - 1):
         n_rows *= sizes[k]
-    if n_threads <= 1 or n_rows < 2 or n_rows * sizes[ndim - 1] <= BLOCK * CHUNK_BLOCKS * PARALLEL_GRAB:
+    if n_threads <= 1 or n_rows < 2 or n_rows * sizes[ndim - 1] <= BLOCK * CHUNK_BLOCKS * SERIAL_CHUNKS:
         for r in range(n_rows):
             apply_broadcast_row(x, words, sizes, x_strides, m_strides, ndim, r, scale, y)
         return

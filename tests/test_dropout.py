@@ -413,13 +413,16 @@ def test_bool_mask_is_copied_not_referenced():
 
 # --- determinism across thread counts ----------------------------------------------
 
-# 4M elements: threads_for() gives every one of 2 threads >= 64k elements, so
-# the OpenMP path (chunks of 4096 over prange) runs; the second shape leaves a
-# partial last chunk.
+# 4M elements: every one of 2 threads takes grabs of 16 chunks of 4096
+# elements over prange; the second shape leaves a partial last chunk.
 BIG_SHAPES = [(1024, 4096), (1031, 4099)]
+# Above the kernels' serial size (8 chunks, 32k elements) and below one grab
+# per thread: the chunks are split in equal shares (the demo network's
+# 100x512 activations; 64x784; a partial last chunk).
+MID_SHAPES = [(100, 512), (64, 784), (7, 5003)]
 
 
-@pytest.mark.parametrize("shape", BIG_SHAPES)
+@pytest.mark.parametrize("shape", BIG_SHAPES + MID_SHAPES)
 def test_same_result_on_one_and_two_threads(shape, reset_threads):
     x = data(shape, np.float32)
     results = {}

@@ -13,7 +13,7 @@ resolve it.
 So by default the kernels follow ``torch.get_num_threads()`` when the
 runtime is shared, and run on the calling thread when it is not (another
 runtime, e.g. Intel's or LLVM's OpenMP, whose spinning workers would compete
-with libgomp's on the same cores). Arrays of at most 64k elements run on the
+with libgomp's on the same cores). Arrays of at most 32k elements run on the
 calling thread either way (the kernels' own rule: waking threads costs more).
 ``cydrop.set_num_threads(n)`` caps them at ``min(n, torch.get_num_threads())``.
 Masks are the same whatever the thread count. The measurement behind the
