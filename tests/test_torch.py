@@ -1,6 +1,8 @@
 """cydrop.torch against NumPy references given the same mask, torch's own
 modules, and torch's operator and gradient checkers."""
+import copy
 import math
+import pickle
 import sys
 import warnings
 
@@ -174,6 +176,39 @@ def test_manual_seed_reproduces_and_modules_get_distinct_streams():
     assert torch.equal(cf.dropout(x, 0.5), y1)
 
 
+def test_stream_position_follows_copies_pickles_and_a_replaced_stream():
+    """Eager calls read and advance the stream through a cached NumPy view:
+    a copy of the module (deepcopy, pickle) continues from the same position
+    on a stream of its own, and a module given another stream tensor reads
+    that one."""
+    x = data((16, 64))                 # 1024 elements: 16 blocks a call
+    m = ct.Dropout(0.5)
+    first = m(x)                       # the view exists from here on
+    for copy_of in (copy.deepcopy, lambda mod: pickle.loads(pickle.dumps(mod))):
+        twin = copy_of(m)
+        assert stream_of(twin) == stream_of(m) == (stream_of(m)[0], 16)
+        assert torch.equal(twin(x), m(x))                  # the same next mask
+        assert stream_of(twin)[1] == 32 and stream_of(m)[1] == 32   # each advanced once
+        m._stream[1] = 16                                    # back, for the next copy
+    assert not torch.equal(m(x), first)
+    m._stream = torch.tensor([m._stream[0].item(), 0])     # another tensor, at block 0
+    assert torch.equal(m(x), first) and stream_of(m)[1] == 16
+
+
+def test_compiled_calls_advance_the_stream_eager_calls_read():
+    torch._dynamo.reset()
+    x = data((16, 64))
+    m = ct.Dropout(0.5)
+    eager = [m(x)]
+    compiled = torch.compile(m, fullgraph=True)
+    compiled(x)
+    assert stream_of(m)[1] == 32       # the compiled call's in-place add, seen by the eager view
+    eager.append(m(x))
+    assert stream_of(m)[1] == 48
+    m._stream[1] = 32                  # the eager call after the compiled one drew blocks 32..47
+    assert torch.equal(m(x), eager[1])
+
+
 def test_masks_do_not_depend_on_thread_counts(reset_threads):
     x = data((1024, 1024))
     results = []
@@ -206,9 +241,9 @@ def test_shared_openmp_runtime_check_agrees_with_the_runtimes_behaviour(reset_th
         shared = (one, three) == (1, 3)
         assert shares_openmp_runtime() == shared
         # the default follows torch's thread count when shared, else the calling thread
-        assert kernel_threads(1 << 20) == (3 if shared else 1)
+        assert kernel_threads() == (3 if shared else 1)
         cydrop.set_num_threads(2)           # a user's setting caps it either way
-        assert kernel_threads(1 << 20) == 2
+        assert kernel_threads() == 2
     finally:
         torch.set_num_threads(torch_threads)
 

@@ -58,7 +58,7 @@ def dropout_forward(x, keep_prob, key, block, noise_shape, out=None):
     costs less per call than torch.empty followed by .numpy()."""
     x_np = _array(x)
     y_np = np.empty_like(x_np) if out is None else out.detach().numpy()
-    threshold, scale, n_threads = threshold_of(keep_prob), 1.0 / keep_prob, kernel_threads(x_np.size)
+    threshold, scale, n_threads = threshold_of(keep_prob), 1.0 / keep_prob, kernel_threads()
     if noise_shape and list(noise_shape) != list(x_np.shape):
         n_mask = mask_numel(x_np.shape, noise_shape)
         words = np.empty(n_words(n_mask), dtype=np.uint64)
@@ -77,7 +77,7 @@ def apply_mask(grad, words, keep_prob, noise_shape):
     and its own backward."""
     g_np = _array(grad)
     out_np = np.empty_like(g_np)
-    scale, n_threads = 1.0 / keep_prob, kernel_threads(g_np.size)
+    scale, n_threads = 1.0 / keep_prob, kernel_threads()
     if noise_shape and list(noise_shape) != list(g_np.shape):
         _dropout.apply_broadcast(g_np.ravel(), words, g_np.shape, tuple(noise_shape), scale, out_np.ravel(),
                                  n_threads)
@@ -160,7 +160,7 @@ def linear_forward(x, weight, bias, keep_prob, key, block):
         # no bias, makes no pass of its own for it
         b_np, matmul = None, functools.partial(_torch_addmm, bias.detach())
     _run_dense(_dense.forward, x_np, w_np, b_np, x_tilde, words, _DRAW, key, block, threshold_of(keep_prob),
-               1.0 / keep_prob, _LINEAR, out, mnk=mnk, n_threads=kernel_threads(batch * n_in), matmul=matmul)
+               1.0 / keep_prob, _LINEAR, out, mnk=mnk, n_threads=kernel_threads(), matmul=matmul)
     return torch.from_numpy(out), (x_np, w_np, words)
 
 
@@ -181,6 +181,6 @@ def linear_backward(grad_out, state, keep_prob, has_bias, need_dx):
     # grad_out stands in for the activation's output: act' of LINEAR reads nothing
     _run_dense(_dense.backward, grad_np, grad_np, x_np, x_tilde, w_np, words, _APPLY, 0, 0,
                threshold_of(keep_prob), 1.0 / keep_prob, _LINEAR, dz, dW, db, dx,
-               mnk=batch * n_in * w_np.shape[0], n_threads=kernel_threads(batch * n_in))
+               mnk=batch * n_in * w_np.shape[0], n_threads=kernel_threads())
     return (torch.from_numpy(dx) if need_dx else None, torch.from_numpy(dW),
             torch.from_numpy(db) if has_bias else None)

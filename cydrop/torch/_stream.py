@@ -7,7 +7,9 @@ the module is built, the block counter advanced by each draw (by
 ``ceil(mask elements / 64)``). It is a plain tensor attribute, not a buffer:
 it stays out of ``state_dict`` (weights load both ways with torch's
 modules) and DistributedDataParallel does not broadcast it, so each rank
-keeps its own key.
+keeps its own key. Eager calls read and advance it through a NumPy view of
+the same memory (``stream_array``), compiled ones through a traceable
+in-place add.
 """
 import torch
 
@@ -31,6 +33,37 @@ def signed(value):
 def draw_seed():
     """A 63-bit seed from torch's default CPU generator (one draw)."""
     return int(torch.randint(0, (1 << 63) - 1, (), dtype=torch.int64).item())
+
+
+class _ArrayView:
+    """A stream tensor and its NumPy view, which an eager call reads and
+    advances. Inside a training loop, where every Python-level step costs
+    several times what it costs alone, ``.numpy()`` on each call was the
+    largest part of the Python around the kernels. Kept with the tensor it
+    views, so a module whose ``_stream`` was replaced makes a new one; never
+    copied with its module (``copy.deepcopy`` and pickle give None), since a
+    copy of the array would no longer view the copied module's tensor."""
+
+    __slots__ = ("tensor", "array")
+
+    def __init__(self, tensor):
+        self.tensor, self.array = tensor, tensor.numpy()
+
+    def __deepcopy__(self, memo):
+        return None
+
+    def __reduce__(self):
+        return type(None), ()
+
+
+def stream_array(module):
+    """The NumPy view of ``module._stream`` (int64 [key, block]), shared with
+    the tensor: writes through either are seen by both, eager or compiled."""
+    view = module.__dict__.get("_stream_view")
+    stream = module._stream
+    if view is None or view.tensor is not stream:
+        view = module.__dict__["_stream_view"] = _ArrayView(stream)
+    return view.array
 
 
 def module_stream():

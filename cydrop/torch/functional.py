@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .. import _generator
 from . import _eager, _kernels, _ops
-from ._stream import draw_seed, signed
+from ._stream import draw_seed, signed, stream_array
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d"]
 
@@ -40,7 +40,7 @@ def _position(source, n_mask):
     module (its stream tensor, advanced here), None (a fresh key from
     torch's default generator), an int seed or a cydrop.Generator."""
     if isinstance(source, torch.nn.Module):
-        stream = source._stream.numpy()
+        stream = stream_array(source)
         key, block = stream.tolist()
         stream[1] = block + -(-n_mask // 64)
         return key % (1 << 64), block
