@@ -16,8 +16,9 @@ cdef enum:
     CHUNK_BLOCKS = 64
     # Arrays of at most this many chunks (32k elements, torch's own grain
     # size for element-wise ops) run on the calling thread: waking threads
-    # would cost more than the work. Above it drawing is compute-bound
-    # (tens of microseconds), so a second thread pays for itself.
+    # would cost more than the work. Above it a pass takes 5-15 us on one
+    # thread (drawing the most), and a second thread pays for itself
+    # (benchmarks/bench_dropout.py, forward-threads groups).
     SERIAL_CHUNKS = 8
     # Chunks a thread takes at a time at most (64k elements).
     PARALLEL_GRAB = 16
