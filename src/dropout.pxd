@@ -24,10 +24,18 @@ cdef enum:
     PARALLEL_GRAB = 16
 
 
-cdef inline Py_ssize_t grab_size(Py_ssize_t n_chunks, int n_threads) noexcept nogil:
-    """Chunks a thread takes at a time: PARALLEL_GRAB, or an equal share
-    when that is fewer, so that a mid-sized array is split over every thread."""
-    return min(<Py_ssize_t>PARALLEL_GRAB, (n_chunks + n_threads - 1) // n_threads)
+cdef inline int team_size(Py_ssize_t n_chunks, int n_threads) noexcept nogil:
+    """Threads for a pass over n_chunks chunks: at most one per SERIAL_CHUNKS
+    chunks (torch's rule, one thread per grain) and at most n_threads; 1 or
+    less means the calling thread."""
+    return <int>min(<Py_ssize_t>n_threads, (n_chunks + SERIAL_CHUNKS - 1) // SERIAL_CHUNKS)
+
+
+cdef inline Py_ssize_t grab_size(Py_ssize_t n_chunks, int team) noexcept nogil:
+    """Chunks a thread takes at a time: PARALLEL_GRAB, or an equal share of
+    the team's when that is fewer, so that a mid-sized array is split over
+    every thread of the team."""
+    return min(<Py_ssize_t>PARALLEL_GRAB, (n_chunks + team - 1) // team)
 
 
 cdef inline void apply_mask(const floating *x, const uint64_t *words, floating scale,
@@ -81,16 +89,17 @@ cdef inline void draw_and_apply_parallel(const floating *x, floating *y, uint64_
     cdef Py_ssize_t chunk = BLOCK * CHUNK_BLOCKS
     cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
     cdef Py_ssize_t c
+    cdef int team = team_size(n_chunks, n_threads)
     cdef Py_ssize_t grab
-    if n_threads <= 1 or n_chunks <= SERIAL_CHUNKS:
+    if team <= 1:
         draw_and_apply(x, y, words, 0, n, key, block0, threshold, scale)
         return
-    grab = grab_size(n_chunks, n_threads)
+    grab = grab_size(n_chunks, team)
     # The bits of a block depend only on its position, so how the chunks are
     # split over threads cannot change the result. Dynamic scheduling: a
     # thread the OS preempts holds up at most one grab of 16 chunks (64k
     # elements) instead of half the array.
-    for c in prange(n_chunks, schedule="dynamic", chunksize=grab, num_threads=n_threads):
+    for c in prange(n_chunks, schedule="dynamic", chunksize=grab, num_threads=team):
         draw_and_apply(x, y, words, c * chunk, min(chunk, n - c * chunk),
                        key, block0, threshold, scale)
 
@@ -101,12 +110,13 @@ cdef inline void apply_mask_parallel(const floating *x, const uint64_t *words, f
     cdef Py_ssize_t chunk = BLOCK * CHUNK_BLOCKS
     cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
     cdef Py_ssize_t c, start
+    cdef int team = team_size(n_chunks, n_threads)
     cdef Py_ssize_t grab
-    if n_threads <= 1 or n_chunks <= SERIAL_CHUNKS:
+    if team <= 1:
         apply_mask(x, words, scale, n, y)
         return
-    grab = grab_size(n_chunks, n_threads)
-    for c in prange(n_chunks, schedule="dynamic", chunksize=grab, num_threads=n_threads):
+    grab = grab_size(n_chunks, team)
+    for c in prange(n_chunks, schedule="dynamic", chunksize=grab, num_threads=team):
         start = c * chunk
         apply_mask(x + start, words + start // BLOCK, scale, min(chunk, n - start), y + start)
 
