@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from cydrop.apps.uci import SHIPPED_DIR, load_dataset
-from cydrop.uncertainty import LENGTHSCALE, _train_and_sample
+from cydrop.uncertainty import _config, _train_and_sample
 
 name = sys.argv[1]
 ds = load_dataset(os.path.join(SHIPPED_DIR, name), 20)
@@ -28,8 +28,7 @@ for k in range(4):
     n_fit = int(0.8 * len(train))
     fit_rows, val_rows = train[:n_fit], train[n_fit:]
     for init in out:
-        cfg = dict(n_hidden=50, dtype="float32", init=init, batch_size=128, learning_rate=1e-3,
-                   lengthscale=LENGTHSCALE, mc_samples=1000)
+        cfg = _config([0.005], [0.75], epochs=4000, mc_samples=1000, n_hidden=50, init=init)
         samples, _ = _train_and_sample(X[fit_rows], y[fit_rows], X[val_rows], 0.005, 0.75, 4000, cfg, seed=k)
         out[init].append(float(np.sqrt(np.mean((samples.mean(axis=0) - y[val_rows]) ** 2))))
         print(name, k, init, round(out[init][-1], 4), flush=True)

@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from cydrop.apps.uci import SHIPPED_DIR, load_dataset
-from cydrop.uncertainty import LENGTHSCALE, _candidate_task, _pool
+from cydrop.uncertainty import _candidate_task, _config, _pool
 
 
 def published_validation(repo, name, n_splits, n_candidates):
@@ -34,10 +34,8 @@ def main():
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     ds = load_dataset(os.path.join(SHIPPED_DIR, args.name), 20)
-    grid = [(r, t, ds["epochs"]) for r in ds["dropout_rates"] for t in ds["taus"]]
-    cfg = dict(mc_samples=10000, n_hidden=ds["n_hidden"], batch_size=128, learning_rate=1e-3,
-               lengthscale=LENGTHSCALE, dtype="float32", init="glorot_uniform", grid=grid, extended=False,
-               seed=0, keep_samples=False, repeats=1)
+    cfg = _config(ds["dropout_rates"], ds["taus"], epochs=ds["epochs"], mc_samples=10000, n_hidden=ds["n_hidden"])
+    grid = cfg["grid"]
     tasks = [(ds["X"], ds["y"], train, 0, k, c, cfg) for k, (train, _) in enumerate(ds["splits"])
              for c in range(len(grid))]
     ours = np.empty((len(ds["splits"]), len(grid)))

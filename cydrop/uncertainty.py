@@ -147,6 +147,28 @@ def _check_grid(values, name):
     return values
 
 
+def _config(rates, tau_values, *, epochs, mc_samples, n_hidden, batch_size=128, learning_rate=1e-3,
+            lengthscale=LENGTHSCALE, dtype="float32", init="glorot_uniform", extended=False,
+            extended_epochs=None, seed=0, repeats=1, keep_samples=False):
+    """The settings every task of run_protocol reads (its defaults are
+    run_protocol's), checked: the candidate grid (dropout rate, tau, epochs),
+    the published candidates first (``n_published`` of them), then with
+    ``extended`` the same ones trained longer."""
+    epochs = check_positive_int(epochs, "epochs")
+    extended_epochs = (int(2.5 * epochs) if extended_epochs is None
+                       else check_positive_int(extended_epochs, "extended_epochs"))
+    published = [(r, t, epochs) for r in rates for t in tau_values]
+    longer = [(r, t, extended_epochs) for r in rates for t in tau_values] if extended else []
+    return dict(mc_samples=check_positive_int(mc_samples, "mc_samples"),
+                n_hidden=check_positive_int(n_hidden, "n_hidden"),
+                batch_size=check_positive_int(batch_size, "batch_size"),
+                learning_rate=float(learning_rate), lengthscale=float(lengthscale), dtype=dtype, init=init,
+                grid=published + longer, n_published=len(published), extended=bool(extended),
+                seed=check_positive_int(seed, "seed", minimum=0), repeats=check_positive_int(repeats, "repeats"),
+                keep_samples=bool(keep_samples),
+                tau_fit_grid=np.geomspace(min(tau_values) / 10, max(tau_values) * 10, 61))
+
+
 def _train_and_sample(X_tr, y_tr, X_ev, dropout_rate, tau, epochs, cfg, seed):
     """Train one candidate on (X_tr, y_tr), standardised on those rows; return
     the MC samples (T, n_ev) and the plain-pass predictions on X_ev, on the
@@ -332,21 +354,14 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
         checked.append((train.astype(np.intp), test.astype(np.intp)))
     if not checked:
         raise ValueError("splits is empty")
-    epochs = check_positive_int(epochs, "epochs")
-    extended_epochs = (int(2.5 * epochs) if extended_epochs is None
-                       else check_positive_int(extended_epochs, "extended_epochs"))
-    published = [(r, t, epochs) for r in rates for t in tau_values]
-    longer = [(r, t, extended_epochs) for r in rates for t in tau_values] if extended else []
-    cfg = dict(mc_samples=check_positive_int(mc_samples, "mc_samples"),
-               n_hidden=check_positive_int(n_hidden, "n_hidden"), batch_size=check_positive_int(batch_size, "batch_size"),
-               learning_rate=float(learning_rate), lengthscale=float(lengthscale), dtype=dtype, init=init,
-               grid=published + longer, extended=bool(extended),
-               seed=check_positive_int(seed, "seed", minimum=0), keep_samples=bool(keep_samples),
-               tau_fit_grid=np.geomspace(min(tau_values) / 10, max(tau_values) * 10, 61))
+    cfg = _config(rates, tau_values, epochs=epochs, mc_samples=mc_samples, n_hidden=n_hidden,
+                  batch_size=batch_size, learning_rate=learning_rate, lengthscale=lengthscale, dtype=dtype,
+                  init=init, extended=extended, extended_epochs=extended_epochs, seed=seed, repeats=repeats,
+                  keep_samples=keep_samples)
     n_jobs = check_positive_int(n_jobs, "n_jobs")
-    repeats = cfg["repeats"] = check_positive_int(repeats, "repeats")
+    repeats = cfg["repeats"]
     n_cand = len(cfg["grid"])
-    n_published = len(published)  # the published column chooses among these only
+    n_published = cfg["n_published"]  # the published column chooses among these only
     n_splits = len(checked)
 
     tasks = [(X, y, train, r, k, c, cfg) for r in range(repeats) for k, (train, _) in enumerate(checked)

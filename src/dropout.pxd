@@ -16,9 +16,8 @@ cdef enum:
     CHUNK_BLOCKS = 64
     # Arrays of at most this many chunks (32k elements, torch's own grain
     # size for element-wise ops) run on the calling thread: waking threads
-    # would cost more than the work. Above it a pass takes 5-15 us on one
-    # thread (drawing the most), and a second thread pays for itself
-    # (benchmarks/bench_dropout.py, forward-threads groups).
+    # would cost more than the work. Above it a second thread pays for
+    # itself (benchmarks/bench_dropout.py, forward-threads groups).
     SERIAL_CHUNKS = 8
     # Chunks a thread takes at a time at most (64k elements).
     PARALLEL_GRAB = 16
@@ -181,13 +180,16 @@ cdef inline void apply_broadcast_parallel(const floating *x, const uint64_t *wor
     """y := x * D[m(.)] * scale over the collapsed shape `sizes` (see
     apply_broadcast_row), rows spread over n_threads when the array is large."""
     cdef Py_ssize_t n_rows = 1, r, k
+    cdef Py_ssize_t chunk = BLOCK * CHUNK_BLOCKS
     for k in range(ndim - 1):
         n_rows *= sizes[k]
-    if n_threads <= 1 or n_rows < 2 or n_rows * sizes[ndim - 1] <= BLOCK * CHUNK_BLOCKS * SERIAL_CHUNKS:
+    # the team of the contiguous passes for an array of this size
+    cdef int team = team_size((n_rows * sizes[ndim - 1] + chunk - 1) // chunk, n_threads)
+    if team <= 1 or n_rows < 2:
         for r in range(n_rows):
             apply_broadcast_row(x, words, sizes, x_strides, m_strides, ndim, r, scale, y)
         return
     # each row is written by one thread and its bits depend only on position,
     # so the split over threads cannot change the result
-    for r in prange(n_rows, schedule="static", num_threads=n_threads):
+    for r in prange(n_rows, schedule="static", num_threads=team):
         apply_broadcast_row(x, words, sizes, x_strides, m_strides, ndim, r, scale, y)

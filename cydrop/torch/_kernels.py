@@ -54,8 +54,7 @@ def dropout_forward(x, keep_prob, key, block, noise_shape, out=None):
     packed bits (a uint64 NumPy array). ``out`` may be x itself
     (contiguous) for in-place work. Called once per training step and
     layer: the Python around the kernel is kept to a few operations. The
-    output is allocated by NumPy and shared with torch.from_numpy, which
-    costs less per call than torch.empty followed by .numpy()."""
+    output is allocated by NumPy and shared with torch.from_numpy."""
     x_np = _array(x)
     y_np = np.empty_like(x_np) if out is None else out.detach().numpy()
     threshold, scale, n_threads = threshold_of(keep_prob), 1.0 / keep_prob, kernel_threads()

@@ -37,12 +37,11 @@ def draw_seed():
 
 class _ArrayView:
     """A stream tensor and its NumPy view, which an eager call reads and
-    advances. Inside a training loop, where every Python-level step costs
-    several times what it costs alone, ``.numpy()`` on each call was the
-    largest part of the Python around the kernels. Kept with the tensor it
-    views, so a module whose ``_stream`` was replaced makes a new one; never
-    copied with its module (``copy.deepcopy`` and pickle give None), since a
-    copy of the array would no longer view the copied module's tensor."""
+    advances, so that a call does not wrap the tensor in a new array each
+    time. Kept with the tensor it views, so a module whose ``_stream`` was
+    replaced makes a new one; never copied with its module
+    (``copy.deepcopy`` and pickle give None), since a copy of the array
+    would no longer view the copied module's tensor."""
 
     __slots__ = ("tensor", "array")
 

@@ -43,11 +43,7 @@ def shares_openmp_runtime():
 
 def kernel_threads():
     """Threads for the next kernel call (the kernels run small arrays on the
-    calling thread whatever this says). Called twice per dropout layer and
-    training step, so it reads the settings directly."""
-    n_threads = _threads._n_threads
-    if n_threads is None:
-        if not shares_openmp_runtime():
-            return 1
-        n_threads = _openmp.omp_max_threads()
-    return max(1, min(n_threads, torch.get_num_threads()))
+    calling thread whatever this says)."""
+    if _threads._n_threads is None and not shares_openmp_runtime():
+        return 1
+    return max(1, min(_threads.get_num_threads(), torch.get_num_threads()))
