@@ -27,8 +27,8 @@ Groups (each cydrop case beside its torch twin, ratios in one run):
     ``DropoutLinear`` forward + backward against ``nn.Linear`` alone and
     nn.Dropout + nn.Linear: batch 256, 1024->1024, p = 0.2 (the issue's
     target), and the demo network's two dropout layers at batch 100, p = 0.5
-    (the first on torch's BLAS, the second on the calling thread:
-    ``cydrop/torch/_kernels.py``).
+    (512->512, where the GEMMs dominate, and 512->10, where the mask passes
+    and the Python around them do).
 ``torch-threads-step`` / ``torch-threads-after-gemm``
     How cydrop's kernels share torch's OpenMP threads: a torch training step
     (Linear 1024->1024, dropout on its 1024x1024 output, Linear 1024->256,

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 import cydrop.torch._kernels as K
+from cydrop.torch._stream import Drawn
 from cydrop.apps.bench import baselines as bl
 from cydrop.apps.bench.cases import MLP_BATCH, MLP_KEEP_PROB, MLP_LR, _torch_demo
 
@@ -109,8 +110,8 @@ def kernel_calls(epochs):
               f"{acc['forward'] / acc['forward calls'] * 1e6:.1f} us, "
               f"backward {acc['backward'] / acc['backward calls'] * 1e6:.1f} us a call")
     x = torch.randn(MLP_BATCH, 512)
-    y, words = forward(x, 0.5, 1, 0, [])
-    for name, fn in (("forward", lambda: forward(x, 0.5, 1, 0, [])),
+    y, words = forward(x, 0.5, [], Drawn(1, 0))
+    for name, fn in (("forward", lambda: forward(x, 0.5, [], Drawn(1, 0))),
                      ("backward", lambda: apply_mask(x, words, 0.5, []))):
         best = min(timeit.repeat(fn, number=1000, repeat=5)) / 1000
         print(f"  alone: {name} {best * 1e6:.1f} us a call ({MLP_BATCH}x512)")

@@ -16,6 +16,7 @@ import torch.nn.functional as F  # noqa: E402
 import cydrop  # noqa: E402
 import cydrop.torch as ct  # noqa: E402
 from cydrop.torch import _ops  # noqa: E402
+from cydrop.torch._stream import Drawn  # noqa: E402
 from cydrop.torch import functional as cf  # noqa: E402
 from reference import reference_dropout, reference_mask, reference_mask_for_seed  # noqa: E402
 
@@ -393,13 +394,27 @@ def test_eager_path_and_custom_op_agree():
     x = data((7, 90)).requires_grad_()
     position = torch.tensor([777, 5])
     y_op, words = _ops.dropout_op(x, 0.65, position, [])
-    y_eager = cf._eager.DropoutFunction.apply(x, 0.65, 777, 5, [])
+    y_eager = cf._eager.DropoutFunction.apply(x, 0.65, [], Drawn(777, 5))
     assert torch.equal(y_op, y_eager)
     g = data((7, 90), seed=3)
     (gx_op,) = torch.autograd.grad(y_op, x, g)
     (gx_eager,) = torch.autograd.grad(y_eager, x, g)
     assert torch.equal(gx_op, gx_eager)
     assert words.dtype == torch.int64 and words.numel() == math.ceil(7 * 90 / 64)
+
+
+def test_apply_mask_in_place_only_into_its_contiguous_input():
+    from cydrop.torch import _kernels
+    words = np.full(2, 0x5555555555555555, dtype=np.uint64)        # every other element kept
+    g = data((8, 12))
+    expected = g * torch.tensor([2.0, 0.0]).repeat(48).reshape(8, 12)
+    assert _kernels.apply_mask(g, words, 0.5, [], out=g) is g
+    torch.testing.assert_close(g, expected, rtol=0, atol=0)
+    strided = data((12, 8)).t()
+    with pytest.raises(ValueError, match="in place"):
+        _kernels.apply_mask(strided, words, 0.5, [], out=strided)
+    with pytest.raises(ValueError, match="in place"):
+        _kernels.apply_mask(g, words, 0.5, [], out=g.clone())
 
 
 # --- DropoutLinear ------------------------------------------------------------------
@@ -452,11 +467,11 @@ def _linear_reference(lin, x, g, p):
     return x_tilde @ W.T + b, dx, g64.T @ x_tilde, g64.sum(0)
 
 
-# (batch, in, out): the calling-thread GEMM route, and torch's BLAS (above 2**22 multiply-adds)
-@pytest.mark.parametrize("shape", [(7, 33, 5), (64, 256, 300)], ids=["calling-thread", "torch-blas"])
+# (batch, in, out): a mask of a few words with a partial last one, and one over several threads
+@pytest.mark.parametrize("shape", [(7, 33, 5), (64, 256, 300)], ids=["small", "large"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("bias", [True, False])
-def test_dropout_linear_fused_kernel_matches_numpy(shape, dtype, bias):
+def test_dropout_linear_matches_numpy(shape, dtype, bias):
     batch, n_in, n_out = shape
     torch.manual_seed(3)
     lin = ct.DropoutLinear(n_in, n_out, bias=bias, p=0.4, dtype=dtype)
@@ -482,9 +497,10 @@ def test_dropout_linear_saves_the_weight_and_input_and_a_packed_mask_only():
     node = out.grad_fn
     saved = node.saved_tensors
     assert [t.data_ptr() for t in saved] == [x.data_ptr(), lin.weight.data_ptr()]   # no copies
-    x_np, w_np, words = node.state          # NumPy views of x and the weight, the packed mask
-    assert np.shares_memory(x_np, x.detach().numpy()) and np.shares_memory(w_np, lin.weight.detach().numpy())
+    words = node.words                      # the packed mask, and nothing of the masked input
     assert words.dtype == np.uint64 and words.size == math.ceil(30 * 100 / 64)
+    kept = [v for v in vars(node).values() if isinstance(v, (np.ndarray, torch.Tensor))]
+    assert len(kept) == 1 and kept[0] is words
     key, block = stream_of(lin)
     # the words are the mask's bits: the stream advanced by exactly their blocks
     assert block == math.ceil(30 * 100 / 64)
@@ -516,6 +532,35 @@ def test_dropout_linear_without_input_grad_and_under_no_grad():
         inferred = twin(x)
     assert inferred.grad_fn is None
     assert torch.equal(inferred, out.detach())
+
+
+def test_dropout_linear_frozen_parameters_get_no_gradient():
+    torch.manual_seed(2)
+    lin = ct.DropoutLinear(12, 6, p=0.3, dtype=torch.float64)
+    x = data((5, 12), torch.float64).requires_grad_()
+    g = data((5, 6), torch.float64, seed=4)
+    ref_out, ref_dx, _, _ = _linear_reference(lin, x.detach(), g, 0.3)   # reads the stream only
+    lin.weight.requires_grad_(False)
+    lin.bias.requires_grad_(False)
+    out = lin(x)
+    out.backward(g)
+    assert lin.weight.grad is None and lin.bias.grad is None
+    np.testing.assert_allclose(out.detach().numpy(), ref_out, rtol=1e-10)
+    np.testing.assert_allclose(x.grad.numpy(), ref_dx, rtol=1e-10)
+
+
+def test_dropout_linear_under_create_graph_is_once_differentiable():
+    torch.manual_seed(3)
+    lin = ct.DropoutLinear(12, 6, p=0.3, dtype=torch.float64)
+    x = data((5, 12), torch.float64).requires_grad_()
+    g = data((5, 6), torch.float64, seed=4)
+    _, ref_dx, ref_dW, _ = _linear_reference(lin, x.detach(), g, 0.3)
+    g.requires_grad_()          # a gradient that is itself differentiated (double backward)
+    dx, dW = torch.autograd.grad(lin(x), (x, lin.weight), g, create_graph=True)
+    np.testing.assert_allclose(dx.detach().numpy(), ref_dx, rtol=1e-10)   # first order as usual
+    np.testing.assert_allclose(dW.detach().numpy(), ref_dW, rtol=1e-10)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        dx.sum().backward()
 
 
 def test_dropout_linear_dtype_mix_gets_torchs_error():
@@ -594,3 +639,15 @@ def test_compiled_training_fullgraph_matches_eager():
         torch.testing.assert_close(net[0].weight, twin[0].weight)
     assert torch.equal(net[2]._stream, twin[2]._stream)
     assert net[2]._stream[1] == 3 * math.ceil(32 * 16 / 64)
+
+
+def test_compiled_functional_dropout_with_an_int_seed_matches_eager():
+    torch._dynamo.reset()
+    x = data((6, 50)).requires_grad_()
+    compiled = torch.compile(lambda t: cf.dropout(t, p=0.3, seed=1234), fullgraph=True)
+    y_c, y_e = compiled(x), cf.dropout(x, p=0.3, seed=1234)
+    assert torch.equal(y_c, y_e)
+    g = data((6, 50), seed=9)
+    assert torch.equal(torch.autograd.grad(y_c, x, g)[0], torch.autograd.grad(y_e, x, g)[0])
+    other = torch.compile(lambda t: cf.dropout(t, p=0.3, seed=99), fullgraph=True)(x)
+    assert torch.equal(other, cf.dropout(x, p=0.3, seed=99)) and not torch.equal(other, y_c)

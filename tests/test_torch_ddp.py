@@ -47,7 +47,14 @@ def _train(rank, port, out_path):
             loss.backward()
             runs.append({"mask": masks[0], "loss": loss.detach(), "stream": model[2]._stream.clone(),
                          "grads": {name: p.grad.clone() for name, p in model.named_parameters()}})
+            # The DDP wrapper goes while the process group is still registered: the
+            # wrapper's reducer, freed with the GIL held, would otherwise drop the
+            # group's last reference, and the group's destructor joins gloo's worker
+            # threads, one of which may need the GIL to free a finished work: a hang
+            # at exit that py-spy showed in one run in five.
+            del ddp
         torch.save(runs, out_path)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

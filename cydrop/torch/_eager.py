@@ -14,17 +14,18 @@ from . import _kernels
 
 
 class DropoutFunction(torch.autograd.Function):
-    """y = x * D / keep_prob, D drawn at (key, block); keeps the packed mask."""
+    """y = x * D / keep_prob, D drawn from ``source`` (``_stream.position``);
+    keeps the packed mask."""
 
     @staticmethod
-    def forward(ctx, x, keep_prob, key, block, noise_shape):
-        y, ctx.words = _kernels.dropout_forward(x, keep_prob, key, block, noise_shape)
+    def forward(ctx, x, keep_prob, noise_shape, source):
+        y, ctx.words = _kernels.dropout_forward(x, keep_prob, noise_shape, source)
         ctx.keep_prob, ctx.noise_shape = keep_prob, noise_shape
         return y
 
     @staticmethod
     def backward(ctx, grad_y):
-        return _apply(grad_y, ctx.words, ctx.keep_prob, ctx.noise_shape), None, None, None, None
+        return _apply(grad_y, ctx.words, ctx.keep_prob, ctx.noise_shape), None, None, None
 
 
 class ApplyMaskFunction(torch.autograd.Function):
@@ -50,23 +51,35 @@ def _apply(grad, words, keep_prob, noise_shape):
 
 
 class DropoutLinearFunction(torch.autograd.Function):
-    """out = (x * D / keep_prob) @ weight.T + bias through the fused dense
-    kernels (one call forward, one backward). Saves x and the weight
+    """out = (x * D / keep_prob) @ weight.T + bias (``_kernels.linear_forward``:
+    cydrop's mask pass, torch's GEMM). Saves x and the weight
     (save_for_backward: torch refuses the backward if either changed in
-    place meanwhile) and keeps their NumPy views and the packed mask on
-    ``ctx``, never the masked input. Not twice differentiable."""
+    place meanwhile) and keeps the packed mask on ``ctx``, never the masked
+    input. Not twice differentiable."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, keep_prob, key, block):
-        out, ctx.state = _kernels.linear_forward(x, weight, bias, keep_prob, key, block)
-        ctx.keep_prob, ctx.has_bias = keep_prob, bias is not None
+    def forward(ctx, x, weight, bias, keep_prob, source):
+        out, ctx.words = _kernels.linear_forward(x, weight, bias, keep_prob, source)
+        ctx.keep_prob = keep_prob
         ctx.save_for_backward(x, weight)
         return out
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        ctx.saved_tensors       # torch's version check; the kernel reads ctx.state's views
-        dx, dW, db = _kernels.linear_backward(grad_out, ctx.state, ctx.keep_prob, ctx.has_bias,
-                                              ctx.needs_input_grad[0])
-        return dx, dW, db, None, None, None
+        # Grad mode is on inside backward only under create_graph: then
+        # once_differentiable's way (the body under no_grad, an error if its
+        # result is differentiated again). Otherwise nothing is recorded and
+        # the body runs without the context manager's cost.
+        if torch.is_grad_enabled():
+            return _linear_backward_once(ctx, grad_out)
+        return _linear_backward(ctx, grad_out)
+
+
+def _linear_backward(ctx, grad_out):
+    x, weight = ctx.saved_tensors
+    dx, dW, db = _kernels.linear_backward(grad_out, x, weight, ctx.words, ctx.keep_prob,
+                                          ctx.needs_input_grad[:3])
+    return dx, dW, db, None, None
+
+
+_linear_backward_once = torch.autograd.function.once_differentiable(_linear_backward)

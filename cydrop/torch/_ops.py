@@ -8,8 +8,8 @@ Functional ops (no argument is mutated, so they can have autograd):
 - ``cydrop::apply_mask(grad, words, keep_prob, noise_shape) -> dx``: the
   backward pass, itself differentiable (its gradient is the same apply);
 - ``cydrop::dropout_linear(x, weight, bias, keep_prob, position) -> (out, words)``
-  and its backward ``cydrop::dropout_linear_backward``: DropoutLinear in one
-  fused dense kernel call each way (not twice differentiable).
+  and its backward ``cydrop::dropout_linear_backward``: DropoutLinear,
+  cydrop's mask passes around torch's GEMMs (not twice differentiable).
 
 The stream position lives in a tensor that the caller advances with a plain
 torch in-place add after the op (``functional._advance``): a custom op that
@@ -34,8 +34,7 @@ __all__ = ["apply_mask_op", "dropout_linear_op", "dropout_linear_backward_op", "
 @torch.library.custom_op("cydrop::dropout", mutates_args=(), device_types="cpu")
 def dropout_op(x: torch.Tensor, keep_prob: float, position: torch.Tensor,
                noise_shape: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    key, block = _kernels.read_position(position)
-    y, words = _kernels.dropout_forward(x, keep_prob, key, block, noise_shape)
+    y, words = _kernels.dropout_forward(x, keep_prob, noise_shape, _kernels.read_position(position))
     return y, _kernels.words_tensor(words)
 
 
@@ -86,10 +85,8 @@ apply_mask_op.register_autograd(_apply_mask_backward, setup_context=_apply_mask_
 @torch.library.custom_op("cydrop::dropout_linear", mutates_args=(), device_types="cpu")
 def dropout_linear_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
                       keep_prob: float, position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    key, block = _kernels.read_position(position)
-    out, (_, _, words) = _kernels.linear_forward(x.contiguous(), weight.contiguous(),
-                                                 None if bias is None else bias.contiguous(),
-                                                 keep_prob, key, block)
+    out, words = _kernels.linear_forward(x.contiguous(), weight, bias, keep_prob,
+                                         _kernels.read_position(position))
     return out, _kernels.words_tensor(words)
 
 
@@ -105,9 +102,8 @@ def dropout_linear_backward_op(grad: torch.Tensor, x: torch.Tensor, weight: torc
                                need_dx: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dx, dW, db); dx and db are empty (0,) tensors when not asked for
     (a custom op returns tensors, never None)."""
-    x, weight = x.contiguous(), weight.contiguous()
-    state = (x.detach().numpy(), weight.detach().numpy(), _kernels.words_array(words))
-    dx, dW, db = _kernels.linear_backward(grad, state, keep_prob, has_bias, need_dx)
+    dx, dW, db = _kernels.linear_backward(grad, x, weight, _kernels.words_array(words), keep_prob,
+                                          (need_dx, True, has_bias))
     return (dx if need_dx else x.new_empty((0,)), dW, db if has_bias else x.new_empty((0,)))
 
 

@@ -11,9 +11,11 @@ keeps its own key. Eager calls read and advance it through a NumPy view of
 the same memory (``stream_array``), compiled ones through a traceable
 in-place add.
 """
+from typing import NamedTuple
+
 import torch
 
-from .. import _dropout
+from .. import _dropout, _generator
 
 _U64 = 1 << 64
 _GAMMA = 0x9E3779B97F4A7C15   # rng.h's CYD_GAMMA: spreads ranks over the seed space
@@ -63,6 +65,30 @@ def stream_array(module):
     if view is None or view.tensor is not stream:
         view = module.__dict__["_stream_view"] = _ArrayView(stream)
     return view.array
+
+
+class Drawn(NamedTuple):
+    """A stream position read already (a custom op's position tensor): its
+    own type, so no user-given seed can pass for one."""
+    key: int
+    block: int
+
+
+def position(source, n_mask):
+    """(key, first block) of an eager draw of n_mask elements from ``source``:
+    a module (its stream, advanced here), None (a fresh key from torch's
+    default generator), an int seed, a cydrop.Generator (advanced), or a
+    (key, block) pair drawn already (the custom op's position tensor, read)."""
+    if isinstance(source, torch.nn.Module):
+        stream = stream_array(source)
+        key, block = stream.tolist()
+        stream[1] = block + -(-n_mask // 64)
+        return key % _U64, block
+    if source is None:
+        return _generator.Generator(draw_seed())._key, 0
+    if type(source) is Drawn:
+        return source
+    return _generator.as_generator(source)._reserve(n_mask)
 
 
 def module_stream():

@@ -44,6 +44,9 @@ def shares_openmp_runtime():
 def kernel_threads():
     """Threads for the next kernel call (the kernels run small arrays on the
     calling thread whatever this says)."""
-    if _threads._n_threads is None and not shares_openmp_runtime():
-        return 1
+    if _threads._n_threads is None:
+        # In the shared runtime torch.get_num_threads() is the omp_get_max_threads()
+        # that cydrop's default reads: no need to ask torch too (called twice a step
+        # and layer, where every call counts).
+        return _threads.get_num_threads() if shares_openmp_runtime() else 1
     return max(1, min(_threads.get_num_threads(), torch.get_num_threads()))

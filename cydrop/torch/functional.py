@@ -13,9 +13,8 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from .. import _generator
 from . import _eager, _kernels, _ops
-from ._stream import draw_seed, signed, stream_array
+from ._stream import position, signed
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d"]
 
@@ -35,28 +34,26 @@ def _cydrop_can_run(x):
         and x.dtype in _DTYPES and x.layout == torch.strided
 
 
-def _position(source, n_mask):
-    """(key, block) for an eager draw of n_mask elements from ``source``: a
-    module (its stream tensor, advanced here), None (a fresh key from
-    torch's default generator), an int seed or a cydrop.Generator."""
-    if isinstance(source, torch.nn.Module):
-        stream = stream_array(source)
-        key, block = stream.tolist()
-        stream[1] = block + -(-n_mask // 64)
-        return key % (1 << 64), block
-    if source is None:
-        return _generator.Generator(draw_seed())._key, 0
-    return _generator.as_generator(source)._reserve(n_mask)
+@torch.compiler.assume_constant_result
+def _seed_position(seed, n_mask):
+    """An int seed's position: the same on every call, so a constant of a
+    compiled graph (the key is mixed by cydrop's Cython code, which torch.compile
+    cannot trace)."""
+    key, block = position(seed, n_mask)
+    return signed(key), block
 
 
 def _compiled_position(source, n_mask):
     """The position tensor for the custom op under torch.compile, and the
-    stream advanced by a traceable in-place add."""
+    stream advanced by a traceable in-place add. None and Generator sources
+    draw in Python at each call: a graph break (fullgraph=True refuses them)."""
     if isinstance(source, torch.nn.Module):
-        position = source._stream.clone()
+        current = source._stream.clone()
         source._stream[1] += -(-n_mask // 64)
-        return position
-    key, block = _position(source, n_mask)
+        return current
+    if isinstance(source, int) and not isinstance(source, bool):
+        return torch.tensor(_seed_position(source, n_mask), dtype=torch.int64)
+    key, block = position(source, n_mask)
     return torch.tensor([signed(key), block], dtype=torch.int64)
 
 
@@ -68,43 +65,39 @@ def _dropout(x, p, training, inplace, noise_shape, source):
         # torch's own p = 1: a product with zero (NaN and inf give NaN, as there)
         return x.mul_(0.0) if inplace else x * 0.0
     keep_prob = 1.0 - p
-    n_mask = _kernels.mask_numel(x.shape, noise_shape)
     if torch.compiler.is_compiling():
-        y, _ = _ops.dropout_op(x, keep_prob, _compiled_position(source, n_mask), noise_shape)
+        position_t = _compiled_position(source, _kernels.mask_numel(x.shape, noise_shape))
+        y, _ = _ops.dropout_op(x, keep_prob, position_t, noise_shape)
         return x.copy_(y) if inplace else y
-    key, block = _position(source, n_mask)
+    # eager: the kernel wrapper draws the stream position itself (one call a step less)
     if torch.is_grad_enabled() and x.requires_grad:
-        y = _eager.DropoutFunction.apply(x, keep_prob, key, block, noise_shape)
+        y = _eager.DropoutFunction.apply(x, keep_prob, noise_shape, source)
         return x.copy_(y) if inplace else y   # copy_ raises torch's error on a leaf
     if inplace and x.is_contiguous():
-        _kernels.dropout_forward(x, keep_prob, key, block, noise_shape, out=x)
+        _kernels.dropout_forward(x, keep_prob, noise_shape, source, out=x)
         return x
-    y, _ = _kernels.dropout_forward(x, keep_prob, key, block, noise_shape)
+    y, _ = _kernels.dropout_forward(x, keep_prob, noise_shape, source)
     return x.copy_(y) if inplace else y
 
 
 def _dropout_linear(x, weight, bias, p, training, source):
     """DropoutLinear's forward, x (*, in_features) a tensor cydrop can run:
-    (x * D / (1 - p)) @ weight.T + bias in one fused dense call forward and
-    one backward (eager: ``_eager.DropoutLinearFunction``; under
-    torch.compile: the custom op ``cydrop::dropout_linear``). Without
-    dropout to do, or with a weight cydrop cannot read (another dtype or
-    device): dropout then ``F.linear``."""
+    (x * D / (1 - p)) @ weight.T + bias, cydrop's mask pass and torch's GEMM
+    (eager: ``_eager.DropoutLinearFunction``; under torch.compile: the
+    custom op ``cydrop::dropout_linear``). Without dropout to do, or with a
+    weight cydrop cannot read (another dtype or device): dropout then
+    ``F.linear``."""
     if not training or p == 0.0 or p == 1.0 or weight.dtype != x.dtype or not weight.is_cpu:
         return F.linear(_dropout(x, p, training, False, [], source), weight, bias)
-    x2 = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
-    bias = None if bias is None else bias.contiguous()
+    batched = x.dim() != 2
+    x2 = (x.reshape(-1, x.shape[-1]) if batched else x).contiguous()
     if torch.compiler.is_compiling():
-        out, _ = _ops.dropout_linear_op(x2.contiguous(), weight.contiguous(), bias, 1.0 - p,
-                                        _compiled_position(source, x2.numel()))
-    else:
-        key, block = _position(source, x2.numel())
-        if not torch.is_grad_enabled():      # inference (MC dropout): no autograd node
-            out, _ = _kernels.linear_forward(x2.contiguous(), weight.contiguous(), bias, 1.0 - p, key, block)
-        else:
-            out = _eager.DropoutLinearFunction.apply(x2.contiguous(), weight.contiguous(), bias,
-                                                     1.0 - p, key, block)
-    return out if x.dim() == 2 else out.reshape(*x.shape[:-1], out.shape[-1])
+        out, _ = _ops.dropout_linear_op(x2, weight, bias, 1.0 - p, _compiled_position(source, x2.numel()))
+    elif torch.is_grad_enabled():
+        out = _eager.DropoutLinearFunction.apply(x2, weight, bias, 1.0 - p, source)
+    else:                                   # inference (MC dropout): no autograd node
+        out, _ = _kernels.linear_forward(x2, weight, bias, 1.0 - p, source)
+    return out.reshape(*x.shape[:-1], out.shape[-1]) if batched else out
 
 
 def _channels(x, lead):
@@ -132,7 +125,9 @@ def dropout(input, p=0.5, training=True, inplace=False, *, seed=None):
     seed : None, int or cydrop.Generator, keyword-only
         None: a fresh mask from torch's default generator (reproducible after
         ``torch.manual_seed``); an int: the same mask on every call; a
-        Generator: advanced by each call.
+        Generator: advanced by each call. Under ``torch.compile`` an int
+        seed is a constant of the graph; None and a Generator draw in
+        Python at each call, a graph break (``fullgraph=True`` refuses them).
 
     Returns
     -------

@@ -83,19 +83,17 @@ class DropoutLinear(nn.Linear):
     stream's) and the same ``state_dict``, so weights load both ways. Inputs
     may have leading batch dimensions, ``(*, in_features)``.
 
-    Forward and backward are one call each into cydrop's fused dense
-    kernels (``src/_dense.pyx``, reading ``weight`` in place in its
-    (out_features, in_features) layout): forward draws, scales and applies
-    the mask, multiplies and adds the bias; backward recomputes
-    ``x_tilde = x * D / (1 - p)`` from the saved packed mask and gives
-    ``dW = dy^T x_tilde``, ``db = sum dy``, ``dx = (dy W) * D / (1 - p)``.
-    Autograd keeps x, the weight (references) and the packed mask, one bit
-    per input element. GEMMs below 2**22 multiply-adds run on the calling
-    thread, larger ones on torch's BLAS threads. Not twice differentiable.
-    Under ``torch.compile`` the same kernels run as the custom op
-    ``cydrop::dropout_linear``. In eval mode (or p = 0 or 1) and for tensors
-    cydrop cannot compute (see the package docstring) it is dropout then
-    ``F.linear``.
+    Forward draws the mask in one pass of cydrop's kernels (scaling as it
+    applies it) and multiplies with torch's GEMM (``addmm``, MKL on torch's
+    threads, as nn.Linear). Backward recomputes ``x_tilde = x * D / (1 - p)``
+    from the packed mask and gives ``dW = dy^T x_tilde``, ``db = sum dy``,
+    ``dx = (dy W) * D / (1 - p)``. Autograd keeps x, the weight (references)
+    and the packed mask, one bit per input element, never the masked input.
+    Gradients are computed only for the tensors that require them. Not twice
+    differentiable. Under ``torch.compile`` the same code runs as the custom
+    op ``cydrop::dropout_linear``. In eval mode (or p = 0 or 1) and for
+    tensors cydrop cannot compute (see the package docstring) it is dropout
+    then ``F.linear``.
 
     Parameters
     ----------
