@@ -6,11 +6,9 @@ point here still checks the facts its nogil code relies on (the shapes of
 every buffer it reads or writes, the length of the mask words, the mode and
 activation codes; the typed memoryviews refuse other dtypes, non-contiguous
 arrays, and read-only arrays where they write), so that no caller (the NumPy
-API, the MLP, the PyTorch front end) can make a kernel touch memory out of
-bounds. Row-major, examples in rows: x (batch, n_in), W (n_in, n_out),
-b (n_out,), out (batch, n_out). With ``w_transposed`` W (and dW) are
-(n_out, n_in) instead, torch.nn.Linear's weight: the same body, the GEMMs
-read W through TRANS/NO_TRANS flags instead of a copy.
+API, the MLP) can make a kernel touch memory out of bounds. Row-major,
+examples in rows: x (batch, n_in), W (n_in, n_out), b (n_out,),
+out (batch, n_out).
 
 Threads (see README, "Threads and BLAS"): by default the GEMMs go through
 ``matmul`` (numpy.matmul, NumPy's BLAS threads) and the element-wise passes
@@ -113,11 +111,9 @@ cdef void mask_input(const floating *x, floating *x_tilde, uint64_t *words,
 def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[::1] b,
             floating[:, ::1] x_tilde, object words, int mask_mode,
             uint64_t key, uint64_t block0, uint64_t threshold, double scale,
-            int activation, floating[:, ::1] out, int n_threads, object matmul,
-            bint w_transposed=False):
+            int activation, floating[:, ::1] out, int n_threads, object matmul):
     """x_tilde := x * D * scale (x_tilde is None for NO_MASK: x is used as is);
-    out := act(x_tilde @ W + b), or act(x_tilde @ W^T + b) when w_transposed
-    (W then (n_out, n_in)). The product goes through ``matmul``
+    out := act(x_tilde @ W + b). The product goes through ``matmul``
     (``matmul(a, b, out=c)``: numpy.matmul, NumPy's BLAS and its threads, or
     any callable with its contract on NumPy arrays) or, when it is None,
     through gemm_blocked on n_threads threads (bit-identical for any thread
@@ -126,7 +122,7 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[:
     words (uint64, ceil(x.size / 64) of them) are read for APPLY (a Mask's
     read-only words) and written for DRAW (then they must be writable)."""
     cdef Py_ssize_t batch = x.shape[0], n_in = x.shape[1]
-    cdef Py_ssize_t n_out = W.shape[0] if w_transposed else W.shape[1]
+    cdef Py_ssize_t n_out = W.shape[1]
     cdef const uint64_t[::1] words_read
     cdef uint64_t[::1] words_written
     cdef const floating *src = &x[0, 0] if batch * n_in else NULL
@@ -136,7 +132,7 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[:
     cdef const floating *W_ptr = &W[0, 0] if n_in * n_out else NULL
     cdef floating *out_ptr = NULL
     check_codes(mask_mode, activation)
-    check_shape("W", W.shape, (n_out, n_in) if w_transposed else (n_in, n_out))
+    check_shape("W", W.shape, (n_in, n_out))
     check_shape("out", out.shape, (batch, n_out))
     if b is not None:
         check_shape("b", b.shape, (n_out,))
@@ -164,13 +160,11 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[:
         return
     if matmul is not None:
         # numpy.matmul checks the shapes of what it multiplies
-        matmul(x.base if xt == NULL else x_tilde.base, W.base.T if w_transposed else W.base,
-               out=out.base)
+        matmul(x.base if xt == NULL else x_tilde.base, W.base, out=out.base)
     with nogil:
         if matmul is None:
-            # (batch, n_out) := (batch, n_in) op(W), op(W) = W (n_in, n_out) or W^T
-            gemm_blocked(NO_TRANS, TRANS if w_transposed else NO_TRANS, batch, n_out, n_in, 1,
-                         src, max(n_in, 1), W_ptr, max(n_in, 1) if w_transposed else n_out,
+            # (batch, n_out) := (batch, n_in) W, W (n_in, n_out)
+            gemm_blocked(NO_TRANS, NO_TRANS, batch, n_out, n_in, 1, src, max(n_in, 1), W_ptr, n_out,
                          0, out_ptr, n_out, n_threads)
         bias_activation(out_ptr, bias, batch, n_out, activation, n_threads)
 
@@ -180,23 +174,21 @@ def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
              const floating[:, ::1] W, object words, int mask_mode,
              uint64_t key, uint64_t block0, uint64_t threshold, double scale,
              int activation, floating[:, ::1] dz, floating[:, ::1] dW,
-             floating[::1] db, floating[:, ::1] dx, int n_threads, object matmul,
-             bint w_transposed=False):
+             floating[::1] db, floating[:, ::1] dx, int n_threads, object matmul):
     """Where x_tilde comes from (mask_mode): NO_MASK (0, or False): it is
     given, the forward's; DRAW (1, or True: redraw): words and
     x_tilde := x * D * scale are drawn again from (key, block0), as in
     forward; APPLY (2): x_tilde := x * D * scale from the given words (a
     front end that saved only the packed mask). Then dz := grad_out * act'(z);
-    dW := x_tilde^T dz, or dz^T x_tilde when w_transposed (W and dW then
-    (n_out, n_in)); db := sum_rows dz (if db); dx := (dz op(W)^T) * D * scale
+    dW := x_tilde^T dz; db := sum_rows dz (if db); dx := (dz W^T) * D * scale
     (if dx; D and scale omitted when words is None).
 
     x_tilde and words are read-only views of the cache for NO_MASK; for DRAW
     the caller passes fresh writable buffers for both (and x), for APPLY a
     writable x_tilde (and x). GEMMs as in forward (matmul or gemm_blocked)."""
     cdef Py_ssize_t batch = grad_out.shape[0], n_out = grad_out.shape[1]
-    cdef Py_ssize_t n_in = W.shape[1] if w_transposed else W.shape[0], j
-    cdef tuple w_shape = (n_out, n_in) if w_transposed else (n_in, n_out)
+    cdef Py_ssize_t n_in = W.shape[0], j
+    cdef tuple w_shape = (n_in, n_out)
     cdef const uint64_t[::1] words_read
     cdef uint64_t[::1] words_written
     cdef floating[:, ::1] x_tilde_written
@@ -251,27 +243,18 @@ def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
                 db_ptr[j] = 0
     if matmul is not None:
         if dW_ptr != NULL:
-            if w_transposed:
-                matmul(dz.base.T, x_tilde.base, out=dW.base)
-            else:
-                matmul(x_tilde.base.T, dz.base, out=dW.base)
+            matmul(x_tilde.base.T, dz.base, out=dW.base)
         if dx_ptr != NULL:
-            matmul(dz.base, W.base if w_transposed else W.base.T, out=dx.base)
+            matmul(dz.base, W.base.T, out=dx.base)
     with nogil:
         if dW_ptr != NULL and matmul is None:
-            if w_transposed:
-                # (n_out, n_in) := (batch, n_out)^T (batch, n_in)
-                gemm_blocked(TRANS, NO_TRANS, n_out, n_in, batch, 1, dz_ptr, n_out, xt, n_in,
-                             0, dW_ptr, n_in, n_threads)
-            else:
-                # (n_in, n_out) := (batch, n_in)^T (batch, n_out)
-                gemm_blocked(TRANS, NO_TRANS, n_in, n_out, batch, 1, xt, n_in, dz_ptr, n_out,
-                             0, dW_ptr, n_out, n_threads)
+            # (n_in, n_out) := (batch, n_in)^T (batch, n_out)
+            gemm_blocked(TRANS, NO_TRANS, n_in, n_out, batch, 1, xt, n_in, dz_ptr, n_out,
+                         0, dW_ptr, n_out, n_threads)
         if dx_ptr != NULL:
             if matmul is None:
-                # (batch, n_in) := (batch, n_out) op(W), op(W) = W^T (W (n_in, n_out)) or W
-                gemm_blocked(NO_TRANS, NO_TRANS if w_transposed else TRANS, batch, n_in, n_out, 1,
-                             dz_ptr, max(n_out, 1), W_ptr, n_in if w_transposed else max(n_out, 1),
-                             0, dx_ptr, n_in, n_threads)
+                # (batch, n_in) := (batch, n_out) W^T, W (n_in, n_out)
+                gemm_blocked(NO_TRANS, TRANS, batch, n_in, n_out, 1, dz_ptr, max(n_out, 1), W_ptr,
+                             max(n_out, 1), 0, dx_ptr, n_in, n_threads)
             if w != NULL:
                 apply_mask_parallel(dx_ptr, w, <floating>scale, batch * n_in, dx_ptr, n_threads)

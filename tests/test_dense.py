@@ -291,10 +291,8 @@ def test_set_deterministic_validates():
 
 
 
-# --- the kernel's two weight layouts ------------------------------------------
-# src/_dense.pyx takes W as (n_in, n_out) or, with w_transposed, as
-# (n_out, n_in) (torch.nn.Linear's weight, which cydrop.torch passes without a
-# copy). Both layouts, on every GEMM route, against the NumPy layer given the
+# --- the kernel itself --------------------------------------------------------
+# src/_dense.pyx on every GEMM route against the NumPy layer given the
 # reference mask; x_tilde in backward from the cache, drawn again, or applied
 # from the saved words.
 
@@ -304,11 +302,10 @@ KERNEL_ROUTES = {"numpy-matmul": (1, np.matmul), "blocked-1": (1, None), "blocke
 KERNEL_SHAPES = [(1, 1, 1), (33, 17, 65), (65, 300, 9), (130, 20, 270)]
 
 
-def _kernel_layer(shape, dtype, w_transposed, route, backward_mode, activation="relu", keep_prob=0.7):
+def _kernel_layer(shape, dtype, route, backward_mode, activation="relu", keep_prob=0.7):
     """One forward (DRAW) and one backward call straight into the kernel:
-    (x, W in cydrop's layout, b, g, D, out, words, dx, dW in cydrop's layout, db)."""
+    (x, W, b, g, D, out, words, dx, dW, db)."""
     x, W, b, g = make(shape, dtype)
-    W_arg = np.ascontiguousarray(W.T) if w_transposed else W
     batch, n_in, n_out = shape
     key, block0, scale = 0xC0FFEE, 7, 1.0 / keep_prob
     D = reference_mask(key, block0, x.size, keep_prob).reshape(x.shape)
@@ -318,30 +315,29 @@ def _kernel_layer(shape, dtype, w_transposed, route, backward_mode, activation="
     x_tilde, words = np.empty_like(x), np.empty(n_words, np.uint64)
     out = np.empty((batch, n_out), dtype)
     with single_threaded_blas:
-        _dense.forward(x, W_arg, b, x_tilde, words, 1, key, block0, threshold(keep_prob), scale,
-                       code, out, n_threads, matmul, w_transposed)
-        dz, dW, db, dx = (np.empty_like(out), np.empty_like(W_arg), np.empty(n_out, dtype),
+        _dense.forward(x, W, b, x_tilde, words, 1, key, block0, threshold(keep_prob), scale,
+                       code, out, n_threads, matmul)
+        dz, dW, db, dx = (np.empty_like(out), np.empty_like(W), np.empty(n_out, dtype),
                           np.empty_like(x))
         if backward_mode == "cache":
-            args = (None, x_tilde, W_arg, words, 0)
+            args = (None, x_tilde, W, words, 0)
         elif backward_mode == "draw":
-            args = (x, np.empty_like(x), W_arg, np.empty(n_words, np.uint64), 1)
+            args = (x, np.empty_like(x), W, np.empty(n_words, np.uint64), 1)
         else:   # apply: x_tilde recomputed from x and the saved (read-only) words
             saved = words.copy()
             saved.flags.writeable = False
-            args = (x, np.empty_like(x), W_arg, saved, 2)
+            args = (x, np.empty_like(x), W, saved, 2)
         _dense.backward(g, out, *args, key, block0, threshold(keep_prob), scale, code,
-                        dz, dW, db, dx, n_threads, matmul, w_transposed)
-    return x, W, b, g, D, out, words, dx, dW.T if w_transposed else dW, db
+                        dz, dW, db, dx, n_threads, matmul)
+    return x, W, b, g, D, out, words, dx, dW, db
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("w_transposed", [False, True], ids=["W-in-out", "W-out-in"])
 @pytest.mark.parametrize("route", list(KERNEL_ROUTES))
 @pytest.mark.parametrize("shape", KERNEL_SHAPES)
 @pytest.mark.parametrize("backward_mode", ["cache", "draw", "apply"])
-def test_kernel_weight_layouts_match_numpy_reference(dtype, w_transposed, route, shape, backward_mode):
-    x, W, b, g, D, out, words, dx, dW, db = _kernel_layer(shape, dtype, w_transposed, route, backward_mode)
+def test_kernel_matches_numpy_reference(dtype, route, shape, backward_mode):
+    x, W, b, g, D, out, words, dx, dW, db = _kernel_layer(shape, dtype, route, backward_mode)
     np.testing.assert_array_equal(words, words_of(D))
     ref_out, ref_dx, ref_dW, ref_db = dense_ref(x.astype(np.float64), W.astype(np.float64),
                                                 b.astype(np.float64), D, 0.7, "relu", g.astype(np.float64))
@@ -352,12 +348,11 @@ def test_kernel_weight_layouts_match_numpy_reference(dtype, w_transposed, route,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_kernel_blocked_route_is_thread_count_independent_in_both_layouts(dtype):
-    for w_transposed in (False, True):
-        one = _kernel_layer((130, 300, 270), dtype, w_transposed, "blocked-1", "apply", "tanh")
-        two = _kernel_layer((130, 300, 270), dtype, w_transposed, "blocked-2", "apply", "tanh")
-        for a, r in zip(one[5:], two[5:]):
-            np.testing.assert_array_equal(a, r)
+def test_kernel_blocked_route_is_thread_count_independent(dtype):
+    one = _kernel_layer((130, 300, 270), dtype, "blocked-1", "apply", "tanh")
+    two = _kernel_layer((130, 300, 270), dtype, "blocked-2", "apply", "tanh")
+    for a, r in zip(one[5:], two[5:]):
+        np.testing.assert_array_equal(a, r)
 
 # --- bad input -------------------------------------------------------------
 

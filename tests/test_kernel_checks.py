@@ -54,7 +54,7 @@ def dense_args(batch=4, n_in=5, n_out=3, **change):
     args = dict(x=np.ones((batch, n_in), F), W=np.ones((n_in, n_out), F), b=np.zeros(n_out, F),
                 x_tilde=np.empty((batch, n_in), F), words=np.empty(1, "<u8"), mask_mode=1,
                 key=1, block0=0, threshold=2**31, scale=2.0, activation=1,
-                out=np.empty((batch, n_out), F), n_threads=1, matmul=None, w_transposed=False)
+                out=np.empty((batch, n_out), F), n_threads=1, matmul=None)
     args.update(change)
     return list(args.values())
 
@@ -68,11 +68,6 @@ def dense_args(batch=4, n_in=5, n_out=3, **change):
     (dict(words=np.empty(0, "<u8")), "words has"),
     (dict(mask_mode=7), "mask_mode"),
     (dict(activation=9), "activation code"),
-    # torch.nn.Linear's layout: W (n_out, n_in)
-    (dict(w_transposed=True), "W must have shape"),
-    (dict(w_transposed=True, W=np.ones((3, 6), F)), "W must have shape"),
-    (dict(w_transposed=True, W=np.ones((4, 5), F), out=np.empty((4, 4), F)), "b must have shape"),
-    (dict(w_transposed=True, W=np.ones((3, 5), F), out=np.empty((4, 5), F)), "out must have shape"),
 ])
 def test_dense_forward_kernel_checks(change, match):
     with pytest.raises(ValueError, match=match):
@@ -97,7 +92,7 @@ def backward_args(batch=4, n_in=5, n_out=3, **change):
                 x=None, x_tilde=np.ones((batch, n_in), F), W=np.ones((n_in, n_out), F),
                 words=None, redraw=False, key=0, block0=0, threshold=0, scale=1.0, activation=1,
                 dz=np.empty((batch, n_out), F), dW=np.empty((n_in, n_out), F), db=np.empty(n_out, F),
-                dx=np.empty((batch, n_in), F), n_threads=1, matmul=None, w_transposed=False)
+                dx=np.empty((batch, n_in), F), n_threads=1, matmul=None)
     args.update(change)
     return list(args.values())
 
@@ -118,13 +113,6 @@ def backward_args(batch=4, n_in=5, n_out=3, **change):
     (dict(redraw=2, words=np.zeros(1, "<u8")), "apply"),
     (dict(redraw=2, x=np.ones((4, 5), F)), "apply"),
     (dict(redraw=2, x=np.ones((4, 5), F), words=np.zeros(0, "<u8")), "words has"),
-    # torch.nn.Linear's layout: W and dW (n_out, n_in)
-    (dict(w_transposed=True), "W must have shape"),
-    (dict(w_transposed=True, W=np.ones((3, 5), F)), "dW must have shape"),
-    (dict(w_transposed=True, W=np.ones((3, 5), F), dW=np.empty((3, 5), F),
-          x_tilde=np.ones((4, 3), F)), "x_tilde must have shape"),
-    (dict(w_transposed=True, W=np.ones((3, 5), F), dW=np.empty((3, 5), F),
-          dx=np.empty((4, 3), F)), "dx must have shape"),
 ])
 def test_dense_backward_kernel_checks(change, match):
     with pytest.raises(ValueError, match=match):

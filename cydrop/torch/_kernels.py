@@ -110,11 +110,10 @@ def words_array(words):
 # DropoutLinear on torch tensors: cydrop's mask passes and torch's GEMMs
 # (MKL on torch's threads, as nn.Linear's). The dense kernels of
 # ``src/_dense.pyx`` serve NumPy callers; reached from torch, each of their
-# GEMMs went back into torch.mm through a callback, so the layer paid the
-# kernels' NumPy views and a Python call per GEMM on top of the same passes
-# (and the small layer SciPy's BLAS under a thread limit): the demo epoch's
-# steps took 0.52-0.56 ms more than with nn.Identity that way, 0.35 ms this
-# way (benchmarks/torch_in_loop.py, README "PyTorch").
+# GEMMs went back into torch.mm through a callback, so the layer paid NumPy
+# views and a Python call per GEMM on top of the same passes, and its small
+# layer SciPy's BLAS under a thread limit (README "PyTorch" has the
+# before-and-after measurement).
 
 
 def linear_forward(x, weight, bias, keep_prob, source):
