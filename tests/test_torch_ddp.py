@@ -51,7 +51,8 @@ def _train(rank, port, out_path):
             # wrapper's reducer, freed with the GIL held, would otherwise drop the
             # group's last reference, and the group's destructor joins gloo's worker
             # threads, one of which may need the GIL to free a finished work: a hang
-            # at exit that py-spy showed in one run in five.
+            # at exit (one run in five here; py-spy showed the two threads waiting
+            # on each other).
             del ddp
         torch.save(runs, out_path)
         dist.barrier()

@@ -78,7 +78,7 @@ def position(source, n_mask):
     """(key, first block) of an eager draw of n_mask elements from ``source``:
     a module (its stream, advanced here), None (a fresh key from torch's
     default generator), an int seed, a cydrop.Generator (advanced), or a
-    (key, block) pair drawn already (the custom op's position tensor, read)."""
+    ``Drawn`` position (the custom op's position tensor, read)."""
     if isinstance(source, torch.nn.Module):
         stream = stream_array(source)
         key, block = stream.tolist()

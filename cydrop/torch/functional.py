@@ -69,7 +69,7 @@ def _dropout(x, p, training, inplace, noise_shape, source):
         position_t = _compiled_position(source, _kernels.mask_numel(x.shape, noise_shape))
         y, _ = _ops.dropout_op(x, keep_prob, position_t, noise_shape)
         return x.copy_(y) if inplace else y
-    # eager: the kernel wrapper draws the stream position itself (one call a step less)
+    # eager: the kernel wrapper draws the position, sized from its NumPy view of x
     if torch.is_grad_enabled() and x.requires_grad:
         y = _eager.DropoutFunction.apply(x, keep_prob, noise_shape, source)
         return x.copy_(y) if inplace else y   # copy_ raises torch's error on a leaf
