@@ -467,7 +467,7 @@ def _linear_reference(lin, x, g, p):
     return x_tilde @ W.T + b, dx, g64.T @ x_tilde, g64.sum(0)
 
 
-# (batch, in, out): a mask of a few words with a partial last one, and one over several threads
+# (batch, in, out): a mask whose last word is partial, and a larger layer
 @pytest.mark.parametrize("shape", [(7, 33, 5), (64, 256, 300)], ids=["small", "large"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("bias", [True, False])
