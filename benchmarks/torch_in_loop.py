@@ -27,7 +27,7 @@ from cydrop.torch._stream import Drawn
 from cydrop.apps.bench import baselines as bl
 from cydrop.apps.bench.cases import MLP_BATCH, MLP_KEEP_PROB, MLP_LR, _torch_demo
 
-KINDS = ["identity", "copy", "scale", "nn", "replace", "linear"]
+KINDS = list(bl.TORCH_DEMO_KINDS)
 PARTS = ("forward", "backward", "optimizer", "step")
 
 

@@ -403,7 +403,7 @@ def test_eager_path_and_custom_op_agree():
     assert words.dtype == torch.int64 and words.numel() == math.ceil(7 * 90 / 64)
 
 
-def test_apply_mask_in_place_only_into_its_contiguous_input():
+def test_kernel_wrappers_write_in_place_only_into_their_contiguous_input():
     from cydrop.torch import _kernels
     words = np.full(2, 0x5555555555555555, dtype=np.uint64)        # every other element kept
     g = data((8, 12))
@@ -415,6 +415,8 @@ def test_apply_mask_in_place_only_into_its_contiguous_input():
         _kernels.apply_mask(strided, words, 0.5, [], out=strided)
     with pytest.raises(ValueError, match="in place"):
         _kernels.apply_mask(g, words, 0.5, [], out=g.clone())
+    with pytest.raises(ValueError, match="in place"):     # the forward wrapper, the same rule
+        _kernels.dropout_forward(strided, 0.5, [], Drawn(1, 0), out=strided)
 
 
 # --- DropoutLinear ------------------------------------------------------------------

@@ -46,20 +46,39 @@ def _array(t):
     return (t if t.is_contiguous() else t.contiguous()).detach().numpy()
 
 
+def _in_and_out(t, out):
+    """(t's C-contiguous NumPy view, the output array) of a kernel wrapper: a
+    new array, or with ``out`` t's own view for in-place work. A strided
+    view would be copied by ravel() and the result lost, so in place takes
+    only t itself, contiguous."""
+    if out is None:
+        t_np = _array(t)
+        return t_np, np.empty_like(t_np)
+    if out is not t or not t.is_contiguous():
+        raise ValueError("the kernel wrappers write in place only into their own input, contiguous")
+    t_np = t.detach().numpy()
+    return t_np, t_np
+
+
+def _broadcasts(noise_shape, shape):
+    """True when a mask of noise_shape is broadcast over an array of shape
+    (an empty noise_shape is the array's own)."""
+    return bool(noise_shape) and list(noise_shape) != list(shape)
+
+
 def dropout_forward(x, keep_prob, noise_shape, source, out=None):
     """(y, words): y = x * D / keep_prob, the mask D of noise_shape (x's
     shape when empty) drawn from ``source`` (see ``_stream.position``: a
     module, None, a seed, a Generator or a drawn (key, block)) and
     broadcast over x, and its packed bits (a uint64 NumPy array). ``out``
-    may be x itself (contiguous) for in-place work. Called once per
+    may be x itself (contiguous; see _in_and_out) for in-place work. Called once per
     training step and layer: the Python around the kernel is kept to a few
     operations (the mask's size is the view's, not a second look at x's
     shape). The output is allocated by NumPy and shared with
     torch.from_numpy."""
-    x_np = _array(x)
-    y_np = np.empty_like(x_np) if out is None else out.detach().numpy()
+    x_np, y_np = _in_and_out(x, out)
     threshold, scale, n_threads = threshold_of(keep_prob), 1.0 / keep_prob, kernel_threads()
-    if noise_shape and list(noise_shape) != list(x_np.shape):
+    if _broadcasts(noise_shape, x_np.shape):
         n_mask = mask_numel(x_np.shape, noise_shape)
         key, block = position(source, n_mask)
         words = np.empty(n_words(n_mask), dtype=np.uint64)
@@ -78,15 +97,9 @@ def apply_mask(grad, words, keep_prob, noise_shape, out=None):
     array; noise_shape as in dropout_forward): the backward pass of dropout,
     and its own backward. ``out`` may be grad itself, contiguous (a
     product autograd does not record), for in-place work."""
-    g_np = _array(grad)
-    if out is None:
-        out_np = np.empty_like(g_np)
-    elif out is grad and grad.is_contiguous():
-        out_np = g_np            # the view of grad's own memory
-    else:
-        raise ValueError("apply_mask writes in place only into grad itself, contiguous")
+    g_np, out_np = _in_and_out(grad, out)
     scale, n_threads = 1.0 / keep_prob, kernel_threads()
-    if noise_shape and list(noise_shape) != list(g_np.shape):
+    if _broadcasts(noise_shape, g_np.shape):
         _dropout.apply_broadcast(g_np.ravel(), words, g_np.shape, tuple(noise_shape), scale, out_np.ravel(),
                                  n_threads)
     else:
@@ -125,7 +138,7 @@ def linear_forward(x, weight, bias, keep_prob, source):
     bias (n_out,) or None; torch.addmm checks the shapes and dtypes."""
     x_tilde, words = dropout_forward(x, keep_prob, [], source)
     # no detach(): callers run this where autograd records nothing (a Function's
-    # forward, a custom op, no_grad), and each is a tensor made a call
+    # forward, a custom op, no_grad), and each detach() makes a tensor a call
     return (x_tilde.mm(weight.t()) if bias is None else torch.addmm(bias, x_tilde, weight.t())), words
 
 

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import torch
 
 from .. import _dropout, _generator
+from .._mask import n_words
 
 _U64 = 1 << 64
 _GAMMA = 0x9E3779B97F4A7C15   # rng.h's CYD_GAMMA: spreads ranks over the seed space
@@ -82,7 +83,7 @@ def position(source, n_mask):
     if isinstance(source, torch.nn.Module):
         stream = stream_array(source)
         key, block = stream.tolist()
-        stream[1] = block + -(-n_mask // 64)
+        stream[1] = block + n_words(n_mask)     # a block of the stream per mask word
         return key % _U64, block
     if source is None:
         return _generator.Generator(draw_seed())._key, 0

@@ -13,6 +13,7 @@ import numbers
 import torch
 import torch.nn.functional as F
 
+from .._mask import n_words
 from . import _eager, _kernels, _ops
 from ._stream import position, signed
 
@@ -49,7 +50,7 @@ def _compiled_position(source, n_mask):
     draw in Python at each call: a graph break (fullgraph=True refuses them)."""
     if isinstance(source, torch.nn.Module):
         current = source._stream.clone()
-        source._stream[1] += -(-n_mask // 64)
+        source._stream[1] += n_words(n_mask)
         return current
     if isinstance(source, int) and not isinstance(source, bool):
         return torch.tensor(_seed_position(source, n_mask), dtype=torch.int64)
