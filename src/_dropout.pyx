@@ -3,16 +3,26 @@
 ``cydrop.ops`` validates every argument and words its errors; each entry
 point here still checks the O(1) facts its nogil code relies on (the lengths
 of every buffer it touches), so that no caller (the NumPy API, the MLP, the
-PyTorch ops) can make a kernel read or write out of bounds. Arrays arrive as
-1-D C-contiguous views; ``words`` is a packed mask, element e at bit e % 64
-of word e // 64.
+PyTorch ops) can make a kernel read or write out of bounds. ``words`` is a
+packed mask, element e at bit e % 64 of word e // 64.
+
+``forward`` and ``apply`` are called once per layer and training step by
+``cydrop.torch``, where every Python-level operation costs several times
+more between the GEMMs than alone: they take C-contiguous NumPy arrays of
+any shape, check them through the C API instead of acquiring typed
+memoryviews, and make their outputs when given None (no ``ravel``,
+``empty_like`` or ``empty`` calls in the caller). The other entry points take
+1-D C-contiguous views.
 """
+cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport uint64_t
 
 cimport dropout
 from dropout cimport apply_broadcast_parallel, apply_mask_parallel, draw_and_apply_parallel
 from rng cimport cyd_key_from_seed
+
+cnp.import_array()
 
 # NumPy's limit on dimensions: the collapsed shape of a broadcast apply fits.
 cdef enum:
@@ -52,27 +62,90 @@ def draw_words(uint64_t key, uint64_t block0, uint64_t threshold, uint64_t[::1] 
         dropout.draw_words(key, block0, threshold, n_elements, &words[0])
 
 
-def forward(const floating[::1] x, floating[::1] y, uint64_t[::1] words,
-            uint64_t key, uint64_t block0, uint64_t threshold, double scale,
+cdef void *array_data(object a, str name, int typenum, bint writable) except? NULL:
+    """The data of ``a`` after checking what the kernels rely on besides its
+    length: an ndarray of type ``typenum``, C-contiguous, aligned and in
+    native byte order, writable when written."""
+    if not cnp.PyArray_Check(a):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    cdef cnp.ndarray arr = <cnp.ndarray>a
+    # equivalent type numbers: uint64 is both NPY_ULONG and NPY_ULONGLONG on LP64
+    if not cnp.PyArray_EquivTypenums(cnp.PyArray_TYPE(arr), typenum) or not cnp.PyArray_ISNOTSWAPPED(arr):
+        raise TypeError(f"{name} has dtype {arr.dtype}, {cnp.PyArray_DescrFromType(typenum)} expected")
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)):
+        raise ValueError(f"{name} must be C-contiguous and aligned")
+    if writable and not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"{name} must be writable")
+    return cnp.PyArray_DATA(arr)
+
+
+cdef int float_type(object x) except -1:
+    """The type number of x, a float32 or float64 ndarray (TypeError otherwise)."""
+    cdef int t
+    if cnp.PyArray_Check(x):
+        t = cnp.PyArray_TYPE(<cnp.ndarray>x)
+        if t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64:
+            return t
+    raise TypeError(f"x must be a float32 or float64 numpy.ndarray, got {getattr(x, 'dtype', type(x).__name__)}")
+
+
+cdef inline Py_ssize_t size(object a):
+    """The elements of ndarray a (checked to be one by array_data or float_type)."""
+    return cnp.PyArray_SIZE(<cnp.ndarray>a)
+
+
+cdef object empty_like(object x):
+    """A new C-ordered array of x's shape and dtype."""
+    cdef cnp.ndarray arr = <cnp.ndarray>x
+    return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(arr), cnp.PyArray_DIMS(arr), cnp.PyArray_TYPE(arr), 0)
+
+
+def forward(x, y, words, uint64_t key, uint64_t block0, uint64_t threshold, double scale,
             int n_threads):
-    """words := Bernoulli(threshold / 2^32) bits of blocks block0 ...;
-    y := x * D * scale."""
-    check_lengths(x.shape[0], y.shape[0], words.shape[0], x.shape[0])
-    if x.shape[0] == 0:
-        return
-    with nogil:
-        draw_and_apply_parallel(&x[0], &y[0], &words[0], x.shape[0], key, block0,
-                                threshold, <floating>scale, n_threads)
+    """(y, words): words := Bernoulli(threshold / 2^32) bits of blocks block0
+    ...; y := x * D * scale. x: a C-contiguous float32/float64 array of any
+    shape. y (x's dtype and size) and words (uint64, at least ceil(x.size / 64))
+    are written, or made when None (y of x's shape)."""
+    cdef int t = float_type(x)
+    cdef Py_ssize_t n = size(x)
+    cdef cnp.npy_intp n_w = n_words(n)
+    if y is None:
+        y = empty_like(x)
+    if words is None:
+        words = cnp.PyArray_EMPTY(1, &n_w, cnp.NPY_UINT64, 0)
+    cdef const void *x_data = array_data(x, "x", t, False)
+    cdef void *y_data = array_data(y, "y", t, True)
+    cdef uint64_t *w = <uint64_t *>array_data(words, "words", cnp.NPY_UINT64, True)
+    check_lengths(n, size(y), size(words), n)
+    if n:
+        with nogil:
+            if t == cnp.NPY_FLOAT32:
+                draw_and_apply_parallel(<const float *>x_data, <float *>y_data, w, n, key, block0,
+                                        threshold, <float>scale, n_threads)
+            else:
+                draw_and_apply_parallel(<const double *>x_data, <double *>y_data, w, n, key, block0,
+                                        threshold, scale, n_threads)
+    return y, words
 
 
-def apply(const floating[::1] x, const uint64_t[::1] words, double scale,
-          floating[::1] y, int n_threads):
-    """y := x * D * scale, D the packed mask ``words``."""
-    check_lengths(x.shape[0], y.shape[0], words.shape[0], x.shape[0])
-    if x.shape[0] == 0:
-        return
-    with nogil:
-        apply_mask_parallel(&x[0], &words[0], <floating>scale, x.shape[0], &y[0], n_threads)
+def apply(x, words, double scale, y, int n_threads):
+    """y := x * D * scale, D the packed mask ``words``; returns y. Arrays as
+    in ``forward`` (y made when None)."""
+    cdef int t = float_type(x)
+    cdef Py_ssize_t n = size(x)
+    if y is None:
+        y = empty_like(x)
+    cdef const void *x_data = array_data(x, "x", t, False)
+    cdef void *y_data = array_data(y, "y", t, True)
+    cdef const uint64_t *w = <uint64_t *>array_data(words, "words", cnp.NPY_UINT64, False)
+    check_lengths(n, size(y), size(words), n)
+    if n:
+        with nogil:
+            if t == cnp.NPY_FLOAT32:
+                apply_mask_parallel(<const float *>x_data, w, <float>scale, n, <float *>y_data, n_threads)
+            else:
+                apply_mask_parallel(<const double *>x_data, w, scale, n, <double *>y_data, n_threads)
+    return y
 
 
 def apply_broadcast(const floating[::1] x, const uint64_t[::1] words, tuple shape,

@@ -41,6 +41,63 @@ def test_wrong_lengths_refused(call, match):
         call()
 
 
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
+# forward and apply take arrays of any shape (cydrop.torch passes its views as
+# they are) and check them through NumPy's C API instead of typed memoryviews
+@pytest.mark.parametrize("kernel", ["forward", "apply"])
+@pytest.mark.parametrize("change, error, match", [
+    (dict(x=np.ones((10, 20), F)[:, ::2]), ValueError, "x must be C-contiguous"),
+    (dict(x=np.ones(100, ">f4")), TypeError, "x has dtype"),
+    (dict(x=np.ones(100, np.float16)), TypeError, "float32 or float64"),
+    (dict(x=[1.0] * 100), TypeError, "float32 or float64"),
+    (dict(y=np.empty(100, np.float64)), TypeError, "y has dtype"),
+    (dict(y=_read_only(np.empty(100, F))), ValueError, "y must be writable"),
+    (dict(y=np.empty(200, F)[::2]), ValueError, "y must be C-contiguous"),
+    (dict(y=memoryview(np.empty(100, F))), TypeError, "y must be a numpy.ndarray"),
+    (dict(words=np.zeros(2, np.int64)), TypeError, "words has dtype"),
+    (dict(words=np.zeros(1, "<u8")), ValueError, "words has 1 words"),
+])
+def test_forward_and_apply_check_their_arrays(kernel, change, error, match):
+    args = dict(x=np.ones(100, F), y=np.empty(100, F), words=np.zeros(2, "<u8"))
+    args.update(change)
+    call = ((lambda: _dropout.forward(args["x"], args["y"], args["words"], 1, 0, 2**31, 2.0, 1))
+            if kernel == "forward" else
+            (lambda: _dropout.apply(args["x"], args["words"], 2.0, args["y"], 1)))
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_apply_takes_read_only_words_forward_refuses_them():
+    """apply only reads the words: a read-only mask is fine there, refused where forward draws into it."""
+    words = _read_only(np.full(2, 2**64 - 1, dtype="<u8"))
+    np.testing.assert_array_equal(_dropout.apply(np.ones(100, F), words, 2.0, None, 1), np.full(100, 2.0, F))
+    with pytest.raises(ValueError, match="words must be writable"):
+        _dropout.forward(np.ones(100, F), None, words, 1, 0, 2**31, 2.0, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_and_apply_make_their_outputs_in_the_input_shape(dtype):
+    """None for y and words: new arrays, y of x's shape; the words are the
+    mask that draw_words gives for the same key and block, and y is x * D * 2."""
+    x = np.random.default_rng(0).standard_normal((7, 30)).astype(dtype)
+    y, words = _dropout.forward(x, None, None, 5, 3, 2**31, 2.0, 1)
+    expected_words = np.empty(4, "<u8")
+    _dropout.draw_words(5, 3, 2**31, expected_words, x.size)
+    np.testing.assert_array_equal(words, expected_words)
+    bits = np.unpackbits(expected_words.view(np.uint8), bitorder="little")[:x.size].reshape(x.shape)
+    assert y.shape == x.shape and y.dtype == dtype
+    np.testing.assert_array_equal(y, x * bits * dtype(2.0))
+    again = _dropout.apply(x, words, 2.0, None, 1)
+    assert again.shape == x.shape and again.dtype == dtype
+    np.testing.assert_array_equal(again, y)
+    # uint64 has two type numbers on LP64 (ulong, ulonglong): both are words
+    np.testing.assert_array_equal(_dropout.apply(x, words.astype("Q"), 2.0, None, 1), y)
+
+
 def test_kernels_refuse_read_only_outputs_and_dtype_mixes():
     ro = np.zeros(10, F)
     ro.flags.writeable = False

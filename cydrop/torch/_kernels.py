@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .. import _dropout
 from .._generator import _MAX_BLOCKS
@@ -42,21 +43,22 @@ def read_position(position):
 
 def _array(t):
     """The NumPy view of a CPU tensor's memory (no copy), C-contiguous: a
-    non-contiguous tensor is copied once."""
-    return (t if t.is_contiguous() else t.contiguous()).detach().numpy()
+    non-contiguous tensor is copied once. ``numpy(force=True)`` detaches in
+    C++ (one call from Python instead of detach() and numpy(); it copies
+    only tensors off the CPU, which never come here)."""
+    return (t if t.is_contiguous() else t.contiguous()).numpy(force=True)
 
 
 def _in_and_out(t, out):
-    """(t's C-contiguous NumPy view, the output array) of a kernel wrapper: a
-    new array, or with ``out`` t's own view for in-place work. A strided
-    view would be copied by ravel() and the result lost, so in place takes
-    only t itself, contiguous."""
+    """(t's C-contiguous NumPy view, the output array or None) of a kernel
+    wrapper: None (the kernel makes the output), or with ``out`` t's own
+    view for in-place work. A strided view would be copied by ravel() and
+    the result lost, so in place takes only t itself, contiguous."""
     if out is None:
-        t_np = _array(t)
-        return t_np, np.empty_like(t_np)
+        return _array(t), None
     if out is not t or not t.is_contiguous():
         raise ValueError("the kernel wrappers write in place only into their own input, contiguous")
-    t_np = t.detach().numpy()
+    t_np = t.numpy(force=True)
     return t_np, t_np
 
 
@@ -71,10 +73,10 @@ def dropout_forward(x, keep_prob, noise_shape, source, out=None):
     shape when empty) drawn from ``source`` (see ``_stream.position``: a
     module, None, a seed, a Generator or a drawn (key, block)) and
     broadcast over x, and its packed bits (a uint64 NumPy array). ``out``
-    may be x itself (contiguous; see _in_and_out) for in-place work. Called once per
-    training step and layer: the Python around the kernel is kept to a few
-    operations (the mask's size is the view's, not a second look at x's
-    shape). The output is allocated by NumPy and shared with
+    may be x itself (contiguous; see _in_and_out) for in-place work. Called
+    once per training step and layer, where each Python-level call costs
+    several times more than alone: the kernel takes x's view as it is and
+    makes y and the words itself, and the output is shared with
     torch.from_numpy."""
     x_np, y_np = _in_and_out(x, out)
     threshold, scale, n_threads = threshold_of(keep_prob), 1.0 / keep_prob, kernel_threads()
@@ -82,13 +84,13 @@ def dropout_forward(x, keep_prob, noise_shape, source, out=None):
         n_mask = mask_numel(x_np.shape, noise_shape)
         key, block = position(source, n_mask)
         words = np.empty(n_words(n_mask), dtype=np.uint64)
+        y_np = np.empty_like(x_np) if y_np is None else y_np
         _dropout.draw_words(key, block, threshold, words, n_mask)
         _dropout.apply_broadcast(x_np.ravel(), words, x_np.shape, tuple(noise_shape), scale, y_np.ravel(),
                                  n_threads)
     else:
         key, block = position(source, x_np.size)
-        words = np.empty(n_words(x_np.size), dtype=np.uint64)
-        _dropout.forward(x_np.ravel(), y_np.ravel(), words, key, block, threshold, scale, n_threads)
+        y_np, words = _dropout.forward(x_np, y_np, None, key, block, threshold, scale, n_threads)
     return (torch.from_numpy(y_np) if out is None else out), words
 
 
@@ -100,10 +102,11 @@ def apply_mask(grad, words, keep_prob, noise_shape, out=None):
     g_np, out_np = _in_and_out(grad, out)
     scale, n_threads = 1.0 / keep_prob, kernel_threads()
     if _broadcasts(noise_shape, g_np.shape):
+        out_np = np.empty_like(g_np) if out_np is None else out_np
         _dropout.apply_broadcast(g_np.ravel(), words, g_np.shape, tuple(noise_shape), scale, out_np.ravel(),
                                  n_threads)
     else:
-        _dropout.apply(g_np.ravel(), words, scale, out_np.ravel(), n_threads)
+        out_np = _dropout.apply(g_np, words, scale, out_np, n_threads)
     return torch.from_numpy(out_np) if out is None else out
 
 
@@ -135,23 +138,37 @@ def linear_forward(x, weight, bias, keep_prob, source):
     masked input is not kept (backward recomputes it from the words).
 
     x (batch, n_in) contiguous, weight (n_out, n_in) (nn.Linear's layout),
-    bias (n_out,) or None; torch.addmm checks the shapes and dtypes."""
+    bias (n_out,) or None; F.linear checks the shapes and dtypes."""
     x_tilde, words = dropout_forward(x, keep_prob, [], source)
-    # no detach(): callers run this where autograd records nothing (a Function's
-    # forward, a custom op, no_grad), and each detach() makes a tensor a call
-    return (x_tilde.mm(weight.t()) if bias is None else torch.addmm(bias, x_tilde, weight.t())), words
+    # F.linear: addmm(bias, x_tilde, weight.t()) in one call from Python. No
+    # detach(): callers run this where autograd records nothing (a Function's
+    # forward, a custom op, no_grad)
+    return F.linear(x_tilde, weight, bias), words
 
 
 def linear_backward(grad_out, x, weight, words, keep_prob, needs):
     """(dx, dW, db) of linear_forward, each None unless ``needs`` (three
     bools: x, weight, bias) asks for it: x_tilde = x * D / keep_prob again
     from the words, dW = grad_out^T x_tilde, db = sum_rows grad_out,
-    dx = (grad_out weight) * D / keep_prob (the mask applied in place)."""
+    dx = (grad_out weight) * D / keep_prob (the mask applied in place).
+
+    dx has x_tilde's shape and is computed after dW, so it is written into
+    x_tilde's buffer: one (batch, n_in) array a step, not two, and the
+    mask applied through the view already at hand (each allocation and
+    crossing into NumPy costs tens of microseconds between the GEMMs)."""
     need_dx, need_dw, need_db = needs
-    dW = grad_out.t().mm(apply_mask(x, words, keep_prob, [])) if need_dw else None
+    scale, n_threads = 1.0 / keep_prob, kernel_threads()
     db = grad_out.sum(0) if need_db else None
-    dx = None
+    dW = dx = None
+    if need_dw:
+        buffer_np = _dropout.apply(_array(x), words, scale, None, n_threads)
+        buffer = torch.from_numpy(buffer_np)
+        dW = grad_out.t().mm(buffer)
     if need_dx:
-        dx = grad_out.mm(weight)
-        apply_mask(dx, words, keep_prob, [], out=dx)
+        if need_dw:
+            dx = torch.mm(grad_out, weight, out=buffer)
+        else:
+            dx = grad_out.mm(weight)
+            buffer_np = dx.numpy()
+        _dropout.apply(buffer_np, words, scale, buffer_np, n_threads)
     return dx, dW, db
