@@ -1,6 +1,6 @@
 """What cydrop.torch costs inside a training loop: a diagnostic, not a benchmark (it prints, asserts nothing).
 
-Run: ``python benchmarks/torch_in_loop.py [--epochs N]``. Two parts:
+Run: ``python benchmarks/torch_in_loop.py [--epochs N]``. Three parts:
 
 1. Steps side by side. The demo network is built once per way of doing its
    dropout (``baselines.TORCH_DEMO_KINDS``: nn.Dropout, replace_dropout,
@@ -14,6 +14,12 @@ Run: ``python benchmarks/torch_in_loop.py [--epochs N]``. Two parts:
 2. The kernel wrappers of ``cydrop.torch._kernels`` timed at each call
    within ``replace_dropout`` epochs, then in a loop of their own on a
    tensor of the same shape.
+3. Single calls (an empty Python call, ``tensor.numpy()``,
+   ``torch.from_numpy``, the forward kernel wrapper) timed once right after
+   each step's ``backward()`` in the nn.Identity network's training, one
+   kind of call per step, then in a loop of their own: why the wrappers
+   cost more in part 2's loop than alone, and why cydrop.torch keeps the
+   Python calls per step few.
 """
 import argparse
 import time
@@ -117,12 +123,50 @@ def kernel_calls(epochs):
         print(f"  alone: {name} {best * 1e6:.1f} us a call ({MLP_BATCH}x512)")
 
 
+def single_calls(epochs):
+    """Median ns of each call timed once right after a step's backward(), and alone."""
+    x = torch.randn(MLP_BATCH, 512)
+    x_np = x.numpy()
+    calls = {
+        "empty Python call": lambda: None,
+        "tensor.numpy()": x.numpy,
+        "torch.from_numpy(array)": lambda: torch.from_numpy(x_np),
+        "kernel wrapper, forward": lambda: K.dropout_forward(x, 0.5, [], Drawn(1, 0)),
+    }
+    x_t, y_t, params = _torch_demo(torch)
+    torch.manual_seed(0)
+    model = bl.torch_demo_model(torch, params, MLP_KEEP_PROB, "identity")
+    optimizer = bl.torch_mlp_optimizer(torch, model, MLP_LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    batches, clock, names = torch.Generator().manual_seed(11), time.perf_counter_ns, list(calls)
+    after = {name: [] for name in names}
+    step = 0
+    for _ in range(epochs):
+        order = torch.randperm(x_t.shape[0], generator=batches)
+        for start in range(0, x_t.shape[0], MLP_BATCH):
+            idx = order[start:start + MLP_BATCH]
+            optimizer.zero_grad()
+            loss_fn(model(x_t[idx]), y_t[idx]).backward()
+            name = names[step % len(names)]   # one kind of call a step, in turn
+            t0 = clock()
+            calls[name]()
+            after[name].append(clock() - t0)
+            optimizer.step()
+            step += 1
+    print(f"Single calls right after backward() ({epochs} epochs of the nn.Identity network; median), "
+          "and in a loop of their own (the best of five loops of 1000):")
+    for name in names:
+        alone = min(timeit.repeat(calls[name], number=1000, repeat=5)) / 1000 * 1e9
+        print(f"  {name:26s} after backward() {np.median(after[name]) / 1e3:6.1f} us   alone {alone / 1e3:6.2f} us")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=8, help="timed epochs of the side-by-side steps (default 8)")
     args = parser.parse_args()
     report_steps(steps_side_by_side(args.epochs))
     kernel_calls(4)
+    single_calls(args.epochs)
 
 
 if __name__ == "__main__":
