@@ -75,9 +75,9 @@ def dropout_forward(x, keep_prob, noise_shape, source, out=None):
     broadcast over x, and its packed bits (a uint64 NumPy array). ``out``
     may be x itself (contiguous; see _in_and_out) for in-place work. Called
     once per training step and layer, where each Python-level call costs
-    several times more than alone: the kernel takes x's view as it is and
-    makes y and the words itself, and the output is shared with
-    torch.from_numpy."""
+    several times more than alone: without a noise shape, the kernel takes
+    x's view as it is and makes y and the words itself. The output is
+    shared with torch.from_numpy."""
     x_np, y_np = _in_and_out(x, out)
     threshold, scale, n_threads = threshold_of(keep_prob), 1.0 / keep_prob, kernel_threads()
     if _broadcasts(noise_shape, x_np.shape):
