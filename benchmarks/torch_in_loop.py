@@ -124,7 +124,7 @@ def kernel_calls(epochs):
 
 
 def single_calls(epochs):
-    """Median ns of each call timed once right after a step's backward(), and alone."""
+    """Prints the median time of each call timed once right after a step's backward(), and alone."""
     x = torch.randn(MLP_BATCH, 512)
     x_np = x.numpy()
     calls = {
