@@ -137,7 +137,7 @@ def linear_forward(x, weight, bias, keep_prob, source):
     drawn from ``source`` (as dropout_forward) and returned packed; the
     masked input is not kept (backward recomputes it from the words).
 
-    x (batch, n_in) contiguous, weight (n_out, n_in) (nn.Linear's layout),
+    x (batch, n_in) (a strided x is copied once), weight (n_out, n_in) (nn.Linear's layout),
     bias (n_out,) or None; F.linear checks the shapes and dtypes."""
     x_tilde, words = dropout_forward(x, keep_prob, [], source)
     # F.linear: addmm(bias, x_tilde, weight.t()) in one call from Python. No
@@ -153,22 +153,16 @@ def linear_backward(grad_out, x, weight, words, keep_prob, needs):
     dx = (grad_out weight) * D / keep_prob (the mask applied in place).
 
     dx has x_tilde's shape and is computed after dW, so it is written into
-    x_tilde's buffer: one (batch, n_in) array a step, not two, and the
-    mask applied through the view already at hand (each allocation and
-    crossing into NumPy costs tens of microseconds between the GEMMs)."""
+    x_tilde's buffer: one (batch, n_in) array a step, not two (an
+    allocation and its crossing into NumPy cost tens of microseconds
+    between the GEMMs: ``benchmarks/torch_in_loop.py``, single calls)."""
     need_dx, need_dw, need_db = needs
-    scale, n_threads = 1.0 / keep_prob, kernel_threads()
     db = grad_out.sum(0) if need_db else None
     dW = dx = None
     if need_dw:
-        buffer_np = _dropout.apply(_array(x), words, scale, None, n_threads)
-        buffer = torch.from_numpy(buffer_np)
-        dW = grad_out.t().mm(buffer)
+        x_tilde = apply_mask(x, words, keep_prob, [])
+        dW = grad_out.t().mm(x_tilde)
     if need_dx:
-        if need_dw:
-            dx = torch.mm(grad_out, weight, out=buffer)
-        else:
-            dx = grad_out.mm(weight)
-            buffer_np = dx.numpy()
-        _dropout.apply(buffer_np, words, scale, buffer_np, n_threads)
+        dx = torch.mm(grad_out, weight, out=x_tilde) if need_dw else grad_out.mm(weight)
+        apply_mask(dx, words, keep_prob, [], out=dx)
     return dx, dW, db

@@ -85,8 +85,7 @@ apply_mask_op.register_autograd(_apply_mask_backward, setup_context=_apply_mask_
 @torch.library.custom_op("cydrop::dropout_linear", mutates_args=(), device_types="cpu")
 def dropout_linear_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
                       keep_prob: float, position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    out, words = _kernels.linear_forward(x.contiguous(), weight, bias, keep_prob,
-                                         _kernels.read_position(position))
+    out, words = _kernels.linear_forward(x, weight, bias, keep_prob, _kernels.read_position(position))
     return out, _kernels.words_tensor(words)
 
 

@@ -84,7 +84,7 @@ class DropoutLinear(nn.Linear):
     may have leading batch dimensions, ``(*, in_features)``.
 
     Forward draws the mask in one pass of cydrop's kernels (scaling as it
-    applies it) and multiplies with torch's GEMM (``addmm``, MKL on torch's
+    applies it) and multiplies with torch's GEMM (``F.linear``, MKL on torch's
     threads, as nn.Linear). Backward recomputes ``x_tilde = x * D / (1 - p)``
     from the packed mask and gives ``dW = dy^T x_tilde``, ``db = sum dy``,
     ``dx = (dy W) * D / (1 - p)``. Autograd keeps x, the weight (references)
