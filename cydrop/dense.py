@@ -19,7 +19,8 @@ __all__ = ["ACTIVATIONS", "DenseCache", "dense_backward", "dense_forward"]
 # names of the activations and their codes, read from src/_dense.pyx's enum
 ACTIVATIONS = {member.name.lower(): int(member) for member in _dense.Activation}
 _ACTIVATION_NAMES = {code: name for name, code in ACTIVATIONS.items()}
-_NO_MASK, _DRAW, _APPLY = 0, 1, 2
+# the kernels' mask modes, read from src/_dense.pyx's enum (plain ints: compared on every call)
+_NO_MASK, _DRAW, _APPLY = (int(mode) for mode in _dense.MaskMode)
 _BLAS_MAX = 2**31 - 1  # BLAS takes 32-bit int dimensions
 
 
@@ -294,9 +295,9 @@ def _backward(grad_out, cache, need_dx):
     else:
         x_tilde = cache._x_tilde
         words = None if x_tilde is x else packed_words(cache._mask)
-    _run(_dense.backward, grad_out, cache._out, x if redraw else None, x_tilde, W, words, redraw,
-         key, first_block, threshold, 1.0 / cache.keep_prob, ACTIVATIONS[cache.activation],
-         dz, dW, db, dx)
+    _run(_dense.backward, grad_out, cache._out, x if redraw else None, x_tilde, W, words,
+         _DRAW if redraw else _NO_MASK, key, first_block, threshold, 1.0 / cache.keep_prob,
+         ACTIVATIONS[cache.activation], dz, dW, db, dx)
     return dx, dW, db
 
 

@@ -43,6 +43,9 @@ cdef enum:
     DRAW = 1      # draw words from (key, block0) and apply: x_tilde := x * D * scale
     APPLY = 2     # apply the given words: x_tilde := x * D * scale
 
+# The same codes by name, for Python (cydrop.dense reads them from here).
+MaskMode = enum.IntEnum("MaskMode", {"NO_MASK": NO_MASK, "DRAW": DRAW, "APPLY": APPLY})
+
 
 cdef inline int column_threads(Py_ssize_t batch, Py_ssize_t n_out, int n_threads) noexcept nogil:
     """Threads for a pass over (batch, n_out) cut in COLUMN_BLOCK-wide blocks."""
@@ -175,10 +178,10 @@ def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
              uint64_t key, uint64_t block0, uint64_t threshold, double scale,
              int activation, floating[:, ::1] dz, floating[:, ::1] dW,
              floating[::1] db, floating[:, ::1] dx, int n_threads, object matmul):
-    """Where x_tilde comes from (mask_mode): NO_MASK (0, or False): it is
-    given, the forward's; DRAW (1, or True: redraw): words and
+    """Where x_tilde comes from (mask_mode, a MaskMode): NO_MASK: it is
+    given, the forward's; DRAW (redraw): words and
     x_tilde := x * D * scale are drawn again from (key, block0), as in
-    forward; APPLY (2): x_tilde := x * D * scale from the given words (a
+    forward; APPLY: x_tilde := x * D * scale from the given words (a
     front end that saved only the packed mask). Then dz := grad_out * act'(z);
     dW := x_tilde^T dz; db := sum_rows dz (if db); dx := (dz W^T) * D * scale
     (if dx; D and scale omitted when words is None).
