@@ -29,10 +29,22 @@ def test_every_torch_case_passes_its_own_check(builder):
         impl.check(impl.fn())
 
 
-def test_epoch_groups_carry_both_floors():
+def test_epoch_groups_carry_their_floors():
     for kind in ("replace", "linear"):
         names = [impl.name for impl in cases.torch_epoch(torch, kind).impls]
-        assert names == ["cydrop", "floor", "copy_floor", "torch"]
+        assert names == ["cydrop", "floor", "op_floor", "copy_floor", "torch"]
+
+
+def test_op_floor_is_a_product_with_autograd_in_cpp():
+    from cydrop.apps.bench import baselines as bl
+
+    m = bl.torch_scale_module(torch)
+    x = torch.randn(4, 5, requires_grad=True)
+    g = torch.randn(4, 5)
+    y = m(x)
+    y.backward(g)
+    assert type(y.grad_fn).__name__ == "MulBackward0"      # torch's own node, no Python Function
+    assert torch.equal(y, x * 2) and torch.equal(x.grad, g * 2)
 
 
 def test_copy_floor_copies_forward_and_passes_the_gradient_back():

@@ -386,8 +386,10 @@ def _torch_demo(torch):
 def torch_epoch(torch, cydrop_kind):
     """One demo-network epoch in torch: cydrop's dropout (``cydrop_kind``:
     "replace" or "linear") against nn.Dropout; nn.Identity as the floor (the
-    limit of any dropout), and a copying autograd Function (``copy_floor``:
-    the least any eager module built on a Python autograd Function costs)."""
+    limit of any dropout), torch's C++ op ``x * 2.0`` (``op_floor``: one
+    pass each way with autograd in C++, the least any dropout module costs)
+    and a copying autograd Function (``copy_floor``: the least any eager
+    module built on a Python autograd Function costs)."""
     x_t, y_t, params = _torch_demo(torch)
 
     def check(history):
@@ -396,7 +398,8 @@ def torch_epoch(torch, cydrop_kind):
     group = Group(f"torch epoch {'-'.join(map(str, MLP_SIZES))} p 0.5 hidden, Adam, batch {MLP_BATCH}, "
                   f"{MLP_SAMPLES} samples: {bl.TORCH_DEMO_KINDS[cydrop_kind]}", work=MLP_SAMPLES, metric="samples/s",
                   in_torch=True)
-    for impl, kind in (("cydrop", cydrop_kind), ("floor", "identity"), ("copy_floor", "copy"), ("torch", "nn")):
+    for impl, kind in (("cydrop", cydrop_kind), ("floor", "identity"), ("op_floor", "scale"), ("copy_floor", "copy"),
+                       ("torch", "nn")):
         torch.manual_seed(0)
         model = bl.torch_demo_model(torch, params, MLP_KEEP_PROB, kind)
         perm = torch.Generator().manual_seed(11)
