@@ -19,6 +19,7 @@ from cython cimport floating
 from libc.stdint cimport uint64_t
 
 cimport dropout
+from arrays cimport array_data
 from dropout cimport apply_broadcast_parallel, apply_mask_parallel, draw_and_apply_parallel
 from rng cimport cyd_key_from_seed
 
@@ -60,23 +61,6 @@ def draw_words(uint64_t key, uint64_t block0, uint64_t threshold, uint64_t[::1] 
         return
     with nogil:
         dropout.draw_words(key, block0, threshold, n_elements, &words[0])
-
-
-cdef void *array_data(object a, str name, int typenum, bint writable) except? NULL:
-    """The data of ``a`` after checking what the kernels rely on besides its
-    length: an ndarray of type ``typenum``, C-contiguous, aligned and in
-    native byte order, writable when written."""
-    if not cnp.PyArray_Check(a):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
-    cdef cnp.ndarray arr = <cnp.ndarray>a
-    # equivalent type numbers: uint64 is both NPY_ULONG and NPY_ULONGLONG on LP64
-    if not cnp.PyArray_EquivTypenums(cnp.PyArray_TYPE(arr), typenum) or not cnp.PyArray_ISNOTSWAPPED(arr):
-        raise TypeError(f"{name} has dtype {arr.dtype}, {cnp.PyArray_DescrFromType(typenum)} expected")
-    if not (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)):
-        raise ValueError(f"{name} must be C-contiguous and aligned")
-    if writable and not cnp.PyArray_ISWRITEABLE(arr):
-        raise ValueError(f"{name} must be writable")
-    return cnp.PyArray_DATA(arr)
 
 
 cdef int float_type(object x) except -1:

@@ -36,6 +36,7 @@ from libc.string cimport memcpy
 cimport numpy as cnp
 import numpy as np
 
+from arrays cimport array_data
 from activations cimport LINEAR, SIGMOID, activation_grad_block, bias_activation_block, sigmoid
 from blas cimport NO_TRANS, TRANS, Trans, gemm, gemm64
 from dropout cimport apply_mask, draw_and_apply
@@ -334,17 +335,10 @@ cdef void mc_kernel(NetC *net, const floating *X, Py_ssize_t n_rows, Py_ssize_t 
 cdef char *_data(object arr, str name, object dtype, tuple shape, bint writable) except NULL:
     """The data pointer of arr after checking that the kernels may use it as a
     C-ordered, aligned array of this dtype and shape (written when writable)."""
-    if not isinstance(arr, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(arr).__name__}")
-    if arr.dtype != dtype:
-        raise TypeError(f"{name} must have dtype {dtype}, got {arr.dtype}")
+    cdef char *ptr = <char *>array_data(arr, name, dtype.num, writable)
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
-    if not (arr.flags.c_contiguous and arr.flags.aligned):
-        raise ValueError(f"{name} must be C-contiguous and aligned")
-    if writable and not arr.flags.writeable:
-        raise ValueError(f"{name} must be writable")
-    return <char *>cnp.PyArray_DATA(arr)
+    return ptr
 
 
 cdef class Net:

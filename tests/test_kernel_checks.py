@@ -51,14 +51,14 @@ def _read_only(a):
 @pytest.mark.parametrize("kernel", ["forward", "apply"])
 @pytest.mark.parametrize("change, error, match", [
     (dict(x=np.ones((10, 20), F)[:, ::2]), ValueError, "x must be C-contiguous"),
-    (dict(x=np.ones(100, ">f4")), TypeError, "x has dtype"),
+    (dict(x=np.ones(100, ">f4")), TypeError, "x must have dtype"),
     (dict(x=np.ones(100, np.float16)), TypeError, "float32 or float64"),
     (dict(x=[1.0] * 100), TypeError, "float32 or float64"),
-    (dict(y=np.empty(100, np.float64)), TypeError, "y has dtype"),
+    (dict(y=np.empty(100, np.float64)), TypeError, "y must have dtype"),
     (dict(y=_read_only(np.empty(100, F))), ValueError, "y must be writable"),
     (dict(y=np.empty(200, F)[::2]), ValueError, "y must be C-contiguous"),
     (dict(y=memoryview(np.empty(100, F))), TypeError, "y must be a numpy.ndarray"),
-    (dict(words=np.zeros(2, np.int64)), TypeError, "words has dtype"),
+    (dict(words=np.zeros(2, np.int64)), TypeError, "words must have dtype"),
     (dict(words=np.zeros(1, "<u8")), ValueError, "words has 1 words"),
 ])
 def test_forward_and_apply_check_their_arrays(kernel, change, error, match):
