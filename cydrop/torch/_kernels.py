@@ -118,7 +118,7 @@ def words_tensor(words):
 
 def words_array(words):
     """The inverse of words_tensor: an int64 tensor of words as uint64 NumPy."""
-    return words.detach().contiguous().numpy().view(np.uint64)
+    return _array(words).view(np.uint64)
 
 
 # ---------------------------------------------------------------- DropoutLinear
