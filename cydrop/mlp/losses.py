@@ -1,4 +1,4 @@
-"""The output table: each output layer's activation, loss, gradient and score.
+"""The output table: each output layer's activation, loss, gradient and score, and J's L2 term.
 
 Like scikit-learn's ``neural_network/_base.py``: one place that says what
 ``"softmax"``, ``"sigmoid"`` and ``"linear"`` mean, for training, for the cost
@@ -8,7 +8,7 @@ scikit-learn's MLP since 1.7), so all-ones weights equal none.
 """
 import numpy as np
 
-__all__ = ["OUTPUTS", "activate", "loss", "loss_grad", "score"]
+__all__ = ["OUTPUTS", "activate", "l2_penalty", "loss", "loss_grad", "score"]
 
 OUTPUTS = ("softmax", "sigmoid", "linear")
 
@@ -82,3 +82,11 @@ def score(output, P, Y, sample_weight=None):
     else:
         right = P.argmax(axis=1) == Y.argmax(axis=1)
     return float(np.average(right, weights=w))
+
+
+def l2_penalty(l2, squared_weight_norm, total_weight):
+    """J's penalty ``l2 / (2 * total_weight) * sum ||W||^2`` (weights only),
+    ``total_weight`` the rows of the batch or data set (or their summed
+    sample weights): the gradient of one step's penalty is
+    ``l2 / total_weight * W``."""
+    return 0.5 * l2 / total_weight * squared_weight_norm if l2 else 0.0

@@ -1,7 +1,7 @@
 """The one training loop of cydrop: epochs, shuffling, evaluation, stopping, history.
 
 ``MLP.fit``, ``MLP.partial_fit`` and both scikit-learn estimators train
-through :func:`run`; nothing else implements a stopping rule.
+through :func:`run`, on either engine; nothing else implements a stopping rule.
 
 The stopping rule never reads the training loss under dropout: while dropout
 is on, that loss is not a well-defined function of the weights (each batch
@@ -15,7 +15,9 @@ import math
 
 import numpy as np
 
-__all__ = ["run"]
+from . import losses
+
+__all__ = ["cost", "evaluate", "run"]
 
 
 class _Best:
@@ -25,21 +27,22 @@ class _Best:
         self.patience, self.tol = patience, tol
         self.value, self.params, self.epoch, self.stale = math.inf, None, None, 0
 
-    def update(self, value, epoch, net):
+    def update(self, value, epoch, network):
         """Record one evaluation; True when the rule says stop."""
         improved = value < self.value - self.tol
         if value < self.value:  # the best weights, whether or not by more than tol
-            self.value, self.params, self.epoch = value, net.snapshot(), epoch
+            self.value, self.params, self.epoch = value, network.snapshot(), epoch
         self.stale = 0 if improved else self.stale + 1
         return self.stale >= self.patience
 
 
-def run(net, optimizer, X, Y, *, epochs, batch_size, rng, shuffle=True, sample_weight=None, l2=0.0,
+def run(network, engine, optimizer, X, Y, *, epochs, batch_size, shuffle=True, sample_weight=None, l2=0.0,
         max_norm=None, validation=None, patience=None, tol=0.0, eval_every=1, track_cost=False,
         progress=False, verbose=False, name_steps=False):
-    """Train ``net`` for up to ``epochs`` epochs; returns the history dict.
+    """Train ``network`` on ``engine`` for up to ``epochs`` epochs (shuffled
+    by ``network.shuffle_rng``); returns the history dict.
 
-    Arguments arrive checked (``cydrop/mlp.py``): X (n, n_in) and encoded
+    Arguments arrive checked (``cydrop.mlp.model``): X (n, n_in) and encoded
     targets Y in the network's dtype, ``validation`` None or
     ``(X_val, Y_val, w_val)``, ``patience`` None (no stopping rule) or an int
     or ``math.inf`` (evaluate, never stop, keep the best weights).
@@ -65,23 +68,32 @@ def run(net, optimizer, X, Y, *, epochs, batch_size, rng, shuffle=True, sample_w
     bar = _progress(epochs, progress)
     try:
         for epoch in range(1, epochs + 1):
-            order = rng.permutation(n) if shuffle else np.arange(n)
-            loss = net.train_epoch(optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm)
+            order = network.shuffle_rng.permutation(n) if shuffle else np.arange(n)
+            first_step = optimizer.t + 1
+            loss, first_bad_step = engine.train_epoch(network, optimizer, X, Y, sample_weight, order, batch_size,
+                                                      l2, max_norm)
+            loss /= n if sample_weight is None else float(np.sum(sample_weight[order]))
             # the weights too: a tanh or sigmoid layer turns infinite weights into a finite loss
-            if not (math.isfinite(loss) and net.params_finite()):
-                where = f"step {optimizer.t}" if name_steps else f"epoch {epoch}"
+            if not (math.isfinite(loss) and network.params_finite()):
+                if not name_steps:
+                    where = f"epoch {epoch}"
+                elif first_bad_step is not None or first_step == optimizer.t:
+                    where = f"step {first_bad_step or first_step}"
+                else:   # the loss stayed finite: the weights went in one of these steps
+                    where = f"one of steps {first_step}-{optimizer.t}"
                 raise FloatingPointError(
                     f"training diverged at {where}: loss {loss}, weights "
-                    f"{'finite' if net.params_finite() else 'not finite'}; "
+                    f"{'finite' if network.params_finite() else 'not finite'}; "
                     f"lower learning_rate (now {optimizer.learning_rate})")
             history["loss"].append(loss)
             if verbose:
                 print(f"Iteration {epoch}, loss = {loss:.8f}")
             if evaluate and (epoch % eval_every == 0 or epoch == epochs):
-                monitored = _evaluate(net, X, Y, sample_weight, l2, validation, history, monitor_cost, epoch)
+                monitored = _evaluate(network, engine, X, Y, sample_weight, l2, validation, history,
+                                      monitor_cost, epoch)
                 if verbose and validation is not None:
                     print(f"Validation loss: {history['val_loss'][-1]:f}, score: {history['val_score'][-1]:f}")
-                if best is not None and best.update(monitored, epoch, net):
+                if best is not None and best.update(monitored, epoch, network):
                     stopped = epoch < epochs
                     if verbose:
                         print(f"No improvement by more than tol={tol} for {patience} evaluations: stopping.")
@@ -93,27 +105,40 @@ def run(net, optimizer, X, Y, *, epochs, batch_size, rng, shuffle=True, sample_w
         if bar is not None:
             bar.close()
     if best is not None and best.params is not None:
-        net.restore(best.params)
+        network.restore(best.params)
     history["best_epoch"] = None if best is None else best.epoch
     history["stopped"] = stopped
     return history
 
 
-def _evaluate(net, X, Y, sample_weight, l2, validation, history, monitor_cost, epoch):
+def evaluate(network, engine, X, Y, sample_weight=None):
+    """(mean data loss, score) of the network on X, Y, dropout off."""
+    P = engine.predict(network, X)
+    return losses.loss(network.output, P, Y, sample_weight), losses.score(network.output, P, Y, sample_weight)
+
+
+def cost(network, engine, X, Y, l2, sample_weight=None):
+    """J with dropout off: the mean data loss plus the L2 term."""
+    total = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
+    return evaluate(network, engine, X, Y, sample_weight)[0] + losses.l2_penalty(l2, network.squared_weight_norm(),
+                                                                                 total)
+
+
+def _evaluate(network, engine, X, Y, sample_weight, l2, validation, history, monitor_cost, epoch):
     """Append this evaluation to ``history``; return the monitored cost (dropout off)."""
     history["eval_epoch"].append(epoch)
     monitored = None
     if monitor_cost:
-        data_loss, train_score = net.evaluate(X, Y, sample_weight)
+        data_loss, train_score = evaluate(network, engine, X, Y, sample_weight)
         total = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
-        cost = data_loss + net.l2_term(l2, total)
+        cost = data_loss + losses.l2_penalty(l2, network.squared_weight_norm(), total)
         if not math.isfinite(cost):
             raise FloatingPointError(f"training diverged at epoch {epoch}: cost J {cost}")
         history["cost"].append(cost)
         history["train_score"].append(train_score)
         monitored = cost
     if validation is not None:
-        val_loss, val_score = net.evaluate(*validation)
+        val_loss, val_score = evaluate(network, engine, *validation)
         history["val_loss"].append(val_loss)
         history["val_score"].append(val_score)
         monitored = val_loss  # validation data, when given, decide
