@@ -23,7 +23,7 @@ from cython cimport floating
 from libc.stdint cimport uint64_t
 
 from blas cimport NO_TRANS, TRANS, gemm_blocked, load_blas
-from cython.parallel cimport prange
+from pool cimport load_pool, run_items
 
 from activations cimport LINEAR, RELU, SIGMOID, TANH, activation_grad_block, bias_activation_block
 from dropout cimport apply_mask_parallel, draw_and_apply_parallel
@@ -35,6 +35,8 @@ from numpy import matmul
 
 # The activation codes of activations.pxd by name, for Python: cydrop.dense
 # builds its name table from this, so the numbers are written only there.
+load_pool()
+
 Activation = enum.IntEnum("Activation", {"LINEAR": LINEAR, "RELU": RELU, "TANH": TANH, "SIGMOID": SIGMOID})
 
 # Width of the column blocks of the parallel element-wise passes.
@@ -58,16 +60,69 @@ cdef inline int column_threads(Py_ssize_t batch, Py_ssize_t n_out, int n_threads
     return max(1, min(n_threads, (n_out + COLUMN_BLOCK - 1) // COLUMN_BLOCK))
 
 
+# The column-block passes below run on cydrop's pool (pool.pxd), one item
+# per COLUMN_BLOCK-wide block of columns, described by these structs.
+ctypedef struct BiasJob:
+    void *z                # (batch, n_out), in place
+    const void *b          # (n_out,) or NULL
+    Py_ssize_t batch, n_out
+    int activation
+
+
+ctypedef struct GradJob:
+    const void *grad_out   # (batch, n_out)
+    const void *a          # (batch, n_out)
+    void *dz               # (batch, n_out)
+    void *db               # (n_out,) or NULL
+    Py_ssize_t batch, n_out
+    int activation
+
+
+cdef inline void bias_activation_column(floating *z, const floating *b, const BiasJob *job,
+                                        Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t j0 = c * COLUMN_BLOCK
+    bias_activation_block(z + j0, b + j0 if b != NULL else NULL, job.batch,
+                          min(<Py_ssize_t>COLUMN_BLOCK, job.n_out - j0), job.n_out, job.activation)
+
+
+cdef void bias_activation_float(void *ctx, Py_ssize_t c) noexcept nogil:
+    cdef BiasJob *job = <BiasJob *>ctx
+    bias_activation_column(<float *>job.z, <const float *>job.b, job, c)
+
+
+cdef void bias_activation_double(void *ctx, Py_ssize_t c) noexcept nogil:
+    cdef BiasJob *job = <BiasJob *>ctx
+    bias_activation_column(<double *>job.z, <const double *>job.b, job, c)
+
+
 cdef void bias_activation(floating *z, const floating *b, Py_ssize_t batch,
                           Py_ssize_t n_out, int activation, int n_threads) noexcept nogil:
     """z := act(z + b) in place, z (batch, n_out); b may be NULL."""
-    cdef Py_ssize_t c, j0
-    cdef Py_ssize_t n_blocks = (n_out + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    cdef BiasJob job
+    job.z, job.b, job.batch, job.n_out, job.activation = z, b, batch, n_out, activation
     # column blocks, so that each thread reads and writes whole cache lines
-    for c in prange(n_blocks, schedule="dynamic", num_threads=column_threads(batch, n_out, n_threads)):
-        j0 = c * COLUMN_BLOCK
-        bias_activation_block(z + j0, b + j0 if b != NULL else NULL, batch,
-                              min(COLUMN_BLOCK, n_out - j0), n_out, activation)
+    run_items(bias_activation_float if floating is float else bias_activation_double, &job,
+              (n_out + COLUMN_BLOCK - 1) // COLUMN_BLOCK, column_threads(batch, n_out, n_threads))
+
+
+cdef inline void activation_grad_column(const floating *grad_out, const floating *a, floating *dz,
+                                        floating *db, const GradJob *job, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t j0 = c * COLUMN_BLOCK
+    activation_grad_block(grad_out + j0, a + j0, dz + j0, db + j0 if db != NULL else NULL,
+                          job.batch, min(<Py_ssize_t>COLUMN_BLOCK, job.n_out - j0), job.n_out,
+                          job.activation)
+
+
+cdef void activation_grad_float(void *ctx, Py_ssize_t c) noexcept nogil:
+    cdef GradJob *job = <GradJob *>ctx
+    activation_grad_column(<const float *>job.grad_out, <const float *>job.a, <float *>job.dz,
+                           <float *>job.db, job, c)
+
+
+cdef void activation_grad_double(void *ctx, Py_ssize_t c) noexcept nogil:
+    cdef GradJob *job = <GradJob *>ctx
+    activation_grad_column(<const double *>job.grad_out, <const double *>job.a, <double *>job.dz,
+                           <double *>job.db, job, c)
 
 
 cdef void activation_grad(const floating *grad_out, const floating *a, floating *dz,
@@ -76,12 +131,11 @@ cdef void activation_grad(const floating *grad_out, const floating *a, floating 
     """dz := grad_out * act'(z); db := sum over rows of dz (if db), all (batch, n_out).
     Column blocks: each db[j] is summed by one thread in row order, so the
     result does not depend on the thread count."""
-    cdef Py_ssize_t c, j0
-    cdef Py_ssize_t n_blocks = (n_out + COLUMN_BLOCK - 1) // COLUMN_BLOCK
-    for c in prange(n_blocks, schedule="dynamic", num_threads=column_threads(batch, n_out, n_threads)):
-        j0 = c * COLUMN_BLOCK
-        activation_grad_block(grad_out + j0, a + j0, dz + j0, db + j0 if db != NULL else NULL,
-                              batch, min(COLUMN_BLOCK, n_out - j0), n_out, activation)
+    cdef GradJob job
+    job.grad_out, job.a, job.dz, job.db = grad_out, a, dz, db
+    job.batch, job.n_out, job.activation = batch, n_out, activation
+    run_items(activation_grad_float if floating is float else activation_grad_double, &job,
+              (n_out + COLUMN_BLOCK - 1) // COLUMN_BLOCK, column_threads(batch, n_out, n_threads))
 
 
 cdef int check_shape(str name, object shape, tuple expected) except -1:

@@ -42,9 +42,11 @@ from activations cimport LINEAR, SIGMOID, activation_grad_block, bias_activation
 from blas cimport NO_TRANS, TRANS, Trans, gemm, gemm64
 from dropout cimport apply_mask, draw_and_apply
 from optim cimport adam_kernel, max_norm_kernel, momentum_kernel, sgd_kernel
+from pool cimport load_pool
 from rng cimport n_words
 
 cnp.import_array()
+load_pool()
 
 # The widest network these kernels take, in layers (the struct below holds
 # one Layer per dense layer).
