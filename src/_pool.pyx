@@ -11,6 +11,7 @@ cdef extern from "pool.h" nogil:
     void cyd_pool_run(cyd_body_t body, void *ctx, Py_ssize_t n_items, int n_threads) noexcept nogil
     int cyd_pool_workers() noexcept nogil
     int cyd_pool_jobs() noexcept nogil
+    void cyd_pool_hold_workers(int held) noexcept nogil
 
 cdef extern from *:
     """
@@ -61,6 +62,12 @@ def workers():
 def jobs():
     """Jobs published to the workers so far (passes that asked for 2+ threads)."""
     return cyd_pool_jobs()
+
+
+def hold_workers(bint held):
+    """With held True, workers skip every job as if the OS never ran them
+    before it ended (for tests of passes that must not wait for them)."""
+    cyd_pool_hold_workers(held)
 
 
 ctypedef struct Probe:

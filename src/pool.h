@@ -64,8 +64,12 @@ typedef void (*cyd_body_t)(void *ctx, ptrdiff_t item);
    sleeps: about the cost of waking a sleeping thread, so that a training
    loop's back-to-back passes find the workers awake, while a worker that the
    scheduler took off its core is not waited for on a spinning core. */
+#ifndef CYD_IDLE_SPIN_NS
 #define CYD_IDLE_SPIN_NS 50000
+#endif
+#ifndef CYD_WAIT_SPIN_NS
 #define CYD_WAIT_SPIN_NS 50000
+#endif
 /* Job slots: a new job takes a slot that no late worker still holds. */
 #define CYD_POOL_SLOTS 4
 #define CYD_NO_JOB (-1)
@@ -106,8 +110,9 @@ static struct {
     int current;              /* atomic: the running job's slot, or CYD_NO_JOB */
     cyd_job slots[CYD_POOL_SLOTS];
     int started;              /* atomic: jobs run on more than one thread (for tests) */
+    int held;                 /* atomic: workers skip every job (tests: workers that never come) */
 } cyd_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-              {0}, 0, 0, 0, CYD_NO_JOB, {{0}}, 0};
+              {0}, 0, 0, 0, CYD_NO_JOB, {{0}}, 0, 0};
 
 static pthread_once_t cyd_pool_once = PTHREAD_ONCE_INIT;
 
@@ -152,7 +157,7 @@ static void cyd_run_items(cyd_job *j) {
 static void cyd_join_job(cyd_worker *w) {
     int s = CYD_LOAD(&cyd_pool.current, ACQUIRE);
     cyd_job *j;
-    if (s == CYD_NO_JOB)
+    if (s == CYD_NO_JOB || CYD_LOAD(&cyd_pool.held, RELAXED))
         return;
     j = &cyd_pool.slots[s];
     CYD_ADD(&j->refs, 1, SEQ_CST);
@@ -342,6 +347,7 @@ static void cyd_pool_run(cyd_body_t body, void *ctx, ptrdiff_t n_items, int n_th
 
 static int cyd_pool_workers(void) { return CYD_LOAD(&cyd_pool.n_workers, ACQUIRE); }
 static int cyd_pool_jobs(void) { return CYD_LOAD(&cyd_pool.started, RELAXED); }
+static void cyd_pool_hold_workers(int held) { CYD_STORE(&cyd_pool.held, held, RELAXED); }
 
 #else  /* no POSIX threads: every item on the calling thread */
 #define CYD_POOL_THREADS 0
@@ -353,6 +359,7 @@ static void cyd_pool_run(cyd_body_t body, void *ctx, ptrdiff_t n_items, int n_th
 }
 static int cyd_pool_workers(void) { return 0; }
 static int cyd_pool_jobs(void) { return 0; }
+static void cyd_pool_hold_workers(int held) { (void)held; }
 #endif
 
 #endif  /* CYD_POOL_H */
