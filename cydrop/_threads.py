@@ -1,7 +1,15 @@
-"""Who runs cydrop's kernels on which threads: the OpenMP thread count, the
+"""Who runs cydrop's kernels on which threads: the thread count, the
 deterministic mode of the dense layer, and SciPy's BLAS held to one thread
-while cydrop's own threads run GEMM blocks."""
+while cydrop's own threads run GEMM blocks.
+
+The kernels run their parallel passes on cydrop's thread pool (src/pool.h);
+OpenMP's runtime is only asked for the default count, so that
+``OMP_NUM_THREADS``, threadpoolctl and ``torch.set_num_threads`` (one libgomp
+in a torch process) set it as they set OpenMP's.
+"""
 import ctypes
+import functools
+import math
 import os
 import threading
 
@@ -20,8 +28,10 @@ def set_num_threads(n_threads):
     Parameters
     ----------
     n_threads : int in [1, 4096] or None
-        ``None`` returns to the default: OpenMP's ``omp_get_max_threads()``,
-        which honours ``OMP_NUM_THREADS`` and ``threadpoolctl`` limits.
+        ``None`` returns to the default: OpenMP's ``omp_get_max_threads()``
+        (the CPUs of the process's affinity mask, or ``OMP_NUM_THREADS``,
+        or a ``threadpoolctl`` limit), at most the CPUs a cgroup CPU quota
+        allows (a container's ``--cpus``).
 
     Results never depend on the thread count: mask bits are a function of
     element position only.
@@ -35,7 +45,46 @@ def get_num_threads():
     """The number of threads the next kernel call will use (1 without OpenMP)."""
     if not _openmp.openmp_enabled():
         return 1
-    return _n_threads if _n_threads is not None else _openmp.omp_max_threads()
+    if _n_threads is not None:
+        return _n_threads
+    return max(1, min(_openmp.omp_max_threads(), cpu_quota()))
+
+
+# Where cgroup file systems are mounted: the process's own cgroup in a
+# container (the cgroup namespace puts it at the root). Tests point it at a
+# fake tree.
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_quota():
+    """The CPUs a cgroup CPU quota lets this process use, rounded up, as
+    ``loky.cpu_count()`` reads them (cgroup v2 ``cpu.max``, else v1
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``); ``os.cpu_count()``
+    without a quota. Read once: a kernel call must not read files."""
+    quota = _read_cgroup("cpu.max")
+    if quota is not None:                                   # cgroup v2: "max 100000" or "150000 100000"
+        fields = quota.split()
+        quota, period = (fields + [""])[:2]
+    else:                                                   # cgroup v1
+        quota = _read_cgroup(os.path.join("cpu", "cpu.cfs_quota_us"))
+        period = _read_cgroup(os.path.join("cpu", "cpu.cfs_period_us"))
+    unlimited = os.cpu_count() or 1
+    try:
+        quota, period = int(quota), int(period)
+    except (TypeError, ValueError):                         # absent, "max", or unreadable
+        return unlimited
+    if quota <= 0 or period <= 0:                           # v1 says -1 for no quota
+        return unlimited
+    return max(1, min(unlimited, math.ceil(quota / period)))
+
+
+def _read_cgroup(name):
+    try:
+        with open(os.path.join(CGROUP_ROOT, name)) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 _deterministic = False
