@@ -96,19 +96,40 @@ def set_deterministic(flag):
     Parameters
     ----------
     flag : bool
-        ``False`` (default): GEMMs go through NumPy's BLAS (``numpy.matmul``)
-        and its threads, the pool a NumPy training loop already uses, so the
-        two never compete for the cores; BLAS may sum in another order with
-        another thread count (round-off differences, as in NumPy and PyTorch).
-        ``True``: GEMMs are cut into blocks whose geometry depends only on
-        the shapes, run on cydrop's OpenMP threads, each a single-threaded
+        ``True``: every GEMM is cut into blocks whose geometry depends only
+        on the shapes, run on cydrop's thread pool, each a single-threaded
         call into SciPy's BLAS; results are then identical for any thread
-        count. Masks are identical across thread counts in both modes.
+        count. ``False`` (default): so are GEMMs of fewer than
+        ``POOL_GEMM_MAX_MULTIPLY_ADDS`` (2**30) multiply-adds, which then
+        keep their speed on a busy machine; larger ones go through NumPy's
+        BLAS (``numpy.matmul``) and its threads, which may sum in another
+        order with another thread count (round-off differences, as in NumPy
+        and PyTorch). Masks are identical across thread counts in both modes.
     """
     global _deterministic
     if not isinstance(flag, bool):
         raise TypeError(f"flag must be a bool, got {type(flag).__name__}")
     _deterministic = flag
+
+
+# GEMMs of fewer multiply-adds than this run as blocks on cydrop's pool
+# (single-threaded SciPy BLAS calls) outside deterministic mode too; larger
+# ones on NumPy's BLAS and its threads. Why: OpenBLAS's threads meet at
+# barriers inside every GEMM, so on a busy machine one worker the scheduler
+# has not run makes the call wait a time slice, a large share of a GEMM of a
+# few milliseconds; the pool's blocks are claimed by whichever thread runs
+# (pool.h). Cut into blocks, a GEMM costs a few percent more on a quiet
+# machine, and from about this size on more than that (the packed operands
+# of OpenBLAS's own threads are shared, each block packs its own), while a
+# time slice is a small share of a call of this size.
+POOL_GEMM_MAX_MULTIPLY_ADDS = 2**30
+
+
+def gemm_on_pool(multiply_adds):
+    """Whether a GEMM of this many multiply-adds (m * n * k) runs as blocks on
+    cydrop's pool: always in deterministic mode, else below
+    POOL_GEMM_MAX_MULTIPLY_ADDS."""
+    return _deterministic or multiply_adds < POOL_GEMM_MAX_MULTIPLY_ADDS
 
 
 def get_deterministic():

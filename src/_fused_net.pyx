@@ -13,9 +13,10 @@ running sums.
 Same arithmetic as the reference engine (cydrop.mlp.engines.reference on
 cydrop.dense and cydrop.mlp.optimizers): the activation kernels
 (activations.pxd), the optimizer kernels (optim.pxd) and the mask kernels
-(dropout.pxd) are the same inlined functions, run on the calling thread.
-GEMMs go through blas.pxd: SciPy's BLAS (``gemm``, kept to one thread by the
-caller) for small networks, or the BLAS NumPy links (``gemm64``, with
+(dropout.pxd) are the same inlined functions, the mask passes on cydrop's
+pool (``set_threads``). GEMMs go through blas.pxd: SciPy's BLAS (kept to one
+thread by the caller), cut into blocks on the pool (``gemm_blocked``) when
+the Net has more than one thread, or the BLAS NumPy links (``gemm64``, with
 NumPy's threads) once its address is registered (``set_numpy_gemm``).
 
 Same masks: for each step, and each layer i whose keep_prob < 1 in layer
@@ -39,8 +40,8 @@ import numpy as np
 
 from arrays cimport array_data
 from activations cimport LINEAR, SIGMOID, activation_grad_block, bias_activation_block, sigmoid
-from blas cimport NO_TRANS, TRANS, Trans, gemm, gemm64
-from dropout cimport apply_mask, draw_and_apply
+from blas cimport NO_TRANS, TRANS, Trans, gemm, gemm64, gemm_blocked
+from dropout cimport apply_mask_parallel, draw_and_apply_parallel
 from optim cimport adam_kernel, max_norm_kernel, momentum_kernel, sgd_kernel
 from pool cimport load_pool
 from rng cimport n_words
@@ -95,14 +96,18 @@ ctypedef struct NetC:
     char *dz               # (rows, widest layer) gradient w.r.t. a pre-activation
     double *norm_scratch   # (widest layer,) for max-norm
     void *gemm_routine     # NumPy's ILP64 ?gemm (blas.pxd: gemm64), or NULL for SciPy's
+    int n_threads          # threads of the pool for SciPy's GEMM blocks and the mask passes
     double lr, momentum, beta1, beta2, eps, l2, max_norm
 
 
 cdef inline void net_gemm(NetC *net, Trans ta, Trans tb, int m, int n, int k, const floating *A, int lda,
                           const floating *B, int ldb, floating *C, int ldc) noexcept nogil:
-    """C := op(A) op(B), row-major, through the Net's BLAS (blas.pxd)."""
+    """C := op(A) op(B), row-major, through the Net's BLAS (blas.pxd): NumPy's
+    with its threads, or SciPy's in blocks on the pool (one thread each)."""
     if net.gemm_routine != NULL and m > 0 and n > 0 and k > 0:
         gemm64(net.gemm_routine, ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc)
+    elif net.n_threads > 1:
+        gemm_blocked(ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc, net.n_threads)
     else:
         gemm(ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc)
 
@@ -124,8 +129,8 @@ cdef void forward_layers(NetC *net, floating *x0, Py_ssize_t n, uint64_t key, ui
         xt = h
         if ly.dropout and masks:
             xt = <floating *>ly.x_tilde
-            draw_and_apply(h, xt, ly.words, 0, n * ly.n_in, key, block[0], ly.threshold,
-                           <floating>ly.scale)
+            draw_and_apply_parallel(h, xt, ly.words, n * ly.n_in, key, block[0], ly.threshold,
+                                    <floating>ly.scale, net.n_threads)
             block[0] += n_words(n * ly.n_in)
         # (n, n_out) := (n, n_in) (n_in, n_out)
         net_gemm(net, NO_TRANS, NO_TRANS, <int>n, <int>ly.n_out, <int>ly.n_in, xt, <int>ly.n_in,
@@ -234,7 +239,7 @@ cdef double forward_backward(NetC *net, floating *x0, const floating *y, const d
             net_gemm(net, NO_TRANS, TRANS, <int>n, <int>ly.n_in, <int>ly.n_out, <floating *>net.dz,
                      <int>ly.n_out, <floating *>ly.W, <int>ly.n_out, g, <int>ly.n_in)
             if ly.dropout and masks:
-                apply_mask(g, ly.words, <floating>ly.scale, n * ly.n_in, g)
+                apply_mask_parallel(g, ly.words, <floating>ly.scale, n * ly.n_in, g, net.n_threads)
     return total
 
 
@@ -496,6 +501,7 @@ cdef class Net:
         self.c.lr, self.c.momentum, self.c.beta1, self.c.beta2 = lr, momentum, beta1, beta2
         self.c.eps, self.c.l2, self.c.max_norm = eps, l2, max_norm
         self.c.gemm_routine = NULL
+        self.c.n_threads = 1
         if numpy_blas:
             routine = numpy_sgemm if self.dtype == np.float32 else numpy_dgemm
             if routine == 0:
@@ -572,6 +578,14 @@ cdef class Net:
             if <size_t>_data(arr, name, self.dtype, shape, writable) != ptr:
                 raise ValueError(f"{name} was reallocated (resized in place) since the Net was made")
         return 0
+
+    def set_threads(self, int n_threads):
+        """Threads of cydrop's pool for the next calls: the mask passes, and
+        SciPy's GEMMs cut into blocks (blas.pxd: gemm_blocked) when the Net
+        was not made with numpy_blas; 1 runs everything on the calling thread."""
+        if not 1 <= n_threads <= 4096:
+            raise ValueError(f"n_threads must be in [1, 4096], got {n_threads}")
+        self.c.n_threads = n_threads
 
     def _blocks_per_draw(self, Py_ssize_t n):
         """Generator blocks the masks of one forward pass of n rows draw."""

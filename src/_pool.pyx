@@ -8,7 +8,7 @@ from libc.stdlib cimport free, malloc
 cdef extern from "pool.h" nogil:
     ctypedef void (*cyd_body_t)(void *ctx, Py_ssize_t item) noexcept nogil
     int CYD_POOL_THREADS
-    void cyd_pool_run(cyd_body_t body, void *ctx, Py_ssize_t n_items, int n_threads) noexcept nogil
+    void cyd_pool_run(cyd_body_t body, void *ctx, Py_ssize_t n_items, int n_threads, int wake) noexcept nogil
     int cyd_pool_workers() noexcept nogil
     int cyd_pool_jobs() noexcept nogil
     void cyd_pool_hold_workers(int held) noexcept nogil
@@ -109,7 +109,7 @@ def probe(Py_ssize_t n_items, int n_threads, int work_us=0, int delay_us=0):
         p.work_us, p.delay_us = work_us, delay_us
         with nogil:
             cyd_probe_on_caller = 1
-            cyd_pool_run(probe_body, &p, n_items, n_threads)
+            cyd_pool_run(probe_body, &p, n_items, n_threads, 1)
             cyd_probe_on_caller = 0
         return [p.counts[i] for i in range(n_items)], on_caller
     finally:

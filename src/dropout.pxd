@@ -26,6 +26,9 @@ cdef enum:
     # would cost more than the work. Above it a second thread pays for
     # itself (benchmarks/bench_dropout.py, forward-threads groups).
     SERIAL_CHUNKS = 8
+    # Passes of fewer chunks (256k elements, about a tenth of a millisecond
+    # on one thread) take only pool workers that are awake (pool.pxd).
+    WAKE_CHUNKS = 64
 
 
 cdef inline int team_size(Py_ssize_t n_chunks, int n_threads) noexcept nogil:
@@ -121,7 +124,8 @@ cdef inline void draw_and_apply_parallel(const floating *x, floating *y, uint64_
     # which chunk cannot change the result.
     job.x, job.y, job.words, job.n = x, y, words, n
     job.key, job.block0, job.threshold, job.scale = key, block0, threshold, scale
-    run_items(draw_body_float if floating is float else draw_body_double, &job, n_chunks, team)
+    run_items(draw_body_float if floating is float else draw_body_double, &job, n_chunks, team,
+              n_chunks >= WAKE_CHUNKS)
 
 
 ctypedef struct ApplyJob:
@@ -161,7 +165,8 @@ cdef inline void apply_mask_parallel(const floating *x, const uint64_t *words, f
         apply_mask(x, words, scale, n, y)
         return
     job.x, job.words, job.y, job.n, job.scale = x, words, y, n, scale
-    run_items(apply_body_float if floating is float else apply_body_double, &job, n_chunks, team)
+    run_items(apply_body_float if floating is float else apply_body_double, &job, n_chunks, team,
+              n_chunks >= WAKE_CHUNKS)
 
 
 cdef inline void apply_mask_at(const floating *x, const uint64_t *words, Py_ssize_t bit0,
@@ -273,4 +278,5 @@ cdef inline void apply_broadcast_parallel(const floating *x, const uint64_t *wor
     job.sizes, job.x_strides, job.m_strides = sizes, x_strides, m_strides
     job.n_rows, job.rows_per_item = n_rows, max(1, CHUNK // max(row, 1))
     run_items(broadcast_body_float if floating is float else broadcast_body_double, &job,
-              (n_rows + job.rows_per_item - 1) // job.rows_per_item, team)
+              (n_rows + job.rows_per_item - 1) // job.rows_per_item, team,
+              n_rows * row >= WAKE_CHUNKS * CHUNK)

@@ -4,9 +4,13 @@
  * pool per process); the kernel modules reach cyd_pool_run through a
  * capsule (pool.pxd).
  *
- * Contract: cyd_pool_run(body, ctx, n_items, n_threads) calls body(ctx, i)
- * exactly once for every i in [0, n_items), on at most n_threads threads,
- * the calling thread included, and returns once every call has returned.
+ * Contract: cyd_pool_run(body, ctx, n_items, n_threads, wake) calls
+ * body(ctx, i) exactly once for every i in [0, n_items), on at most
+ * n_threads threads, the calling thread included, and returns once every
+ * call has returned. With wake 0, only workers still awake from an earlier
+ * pass join: waking a sleeping thread costs the caller a system call, and
+ * on a busy machine the woken thread is often put on the caller's own core
+ * and runs first, so a pass of a few microseconds is better done alone.
  *
  * Why not OpenMP: a parallel region ends at a barrier that waits for every
  * thread of the team. On a machine whose cores are busy, a worker the
@@ -277,7 +281,7 @@ static void cyd_run_serial(cyd_body_t body, void *ctx, ptrdiff_t n_items) {
         body(ctx, i);
 }
 
-static void cyd_pool_run(cyd_body_t body, void *ctx, ptrdiff_t n_items, int n_threads) {
+static void cyd_pool_run(cyd_body_t body, void *ctx, ptrdiff_t n_items, int n_threads, int wake) {
     cyd_job *j = NULL;
     int team, s, i, workers;
     int64_t until;
@@ -317,7 +321,7 @@ static void cyd_pool_run(cyd_body_t body, void *ctx, ptrdiff_t n_items, int n_th
     CYD_STORE(&cyd_pool.current, s, SEQ_CST);     /* publishes the fields */
     CYD_ADD(&cyd_pool.seq, 1, SEQ_CST);
     CYD_ADD(&cyd_pool.started, 1, RELAXED);
-    if (CYD_LOAD(&cyd_pool.n_sleeping, SEQ_CST) > 0) {
+    if (wake && CYD_LOAD(&cyd_pool.n_sleeping, SEQ_CST) > 0) {
         pthread_mutex_lock(&cyd_pool.lock);
         for (i = 0; i < team - 1; i++) {
             if (cyd_pool.workers[i]->sleeping)
@@ -351,9 +355,10 @@ static void cyd_pool_hold_workers(int held) { CYD_STORE(&cyd_pool.held, held, RE
 
 #else  /* no POSIX threads: every item on the calling thread */
 #define CYD_POOL_THREADS 0
-static void cyd_pool_run(cyd_body_t body, void *ctx, ptrdiff_t n_items, int n_threads) {
+static void cyd_pool_run(cyd_body_t body, void *ctx, ptrdiff_t n_items, int n_threads, int wake) {
     ptrdiff_t i;
     (void)n_threads;
+    (void)wake;
     for (i = 0; i < n_items; i++)
         body(ctx, i);
 }

@@ -14,12 +14,13 @@ from cpython.pycapsule cimport PyCapsule_GetPointer
 cdef extern from *:
     """
     typedef void (*cyd_body_t)(void *ctx, Py_ssize_t item);
-    typedef void (*cyd_run_t)(cyd_body_t body, void *ctx, Py_ssize_t n_items, int n_threads);
+    typedef void (*cyd_run_t)(cyd_body_t body, void *ctx, Py_ssize_t n_items, int n_threads, int wake);
     /* static: one copy per module that cimports pool.pxd, set when it is imported */
     static cyd_run_t cyd_pool_run_ptr = NULL;
     """
     ctypedef void (*cyd_body_t)(void *ctx, Py_ssize_t item) noexcept nogil
-    ctypedef void (*cyd_run_t)(cyd_body_t body, void *ctx, Py_ssize_t n_items, int n_threads) noexcept nogil
+    ctypedef void (*cyd_run_t)(cyd_body_t body, void *ctx, Py_ssize_t n_items, int n_threads,
+                               int wake) noexcept nogil
     cyd_run_t cyd_pool_run_ptr
 
 
@@ -31,11 +32,14 @@ cdef inline int load_pool() except -1:
     return 0
 
 
-cdef inline void run_items(cyd_body_t body, void *ctx, Py_ssize_t n_items, int n_threads) noexcept nogil:
-    """body(ctx, i) for every i < n_items, on at most n_threads threads."""
+cdef inline void run_items(cyd_body_t body, void *ctx, Py_ssize_t n_items, int n_threads,
+                           bint wake=True) noexcept nogil:
+    """body(ctx, i) for every i < n_items, on at most n_threads threads;
+    with wake False, only on workers still awake from an earlier pass (a
+    pass too short to pay for waking one: pool.h)."""
     cdef Py_ssize_t i
     if n_threads <= 1 or n_items <= 1 or cyd_pool_run_ptr == NULL:
         for i in range(n_items):
             body(ctx, i)
     else:
-        cyd_pool_run_ptr(body, ctx, n_items, n_threads)
+        cyd_pool_run_ptr(body, ctx, n_items, n_threads, wake)

@@ -234,31 +234,36 @@ def test_kept_compiled_net_follows_replaced_arrays():
 
 
 def test_auto_selection_rule():
-    """Small networks on the compiled engine (one thread, SciPy's BLAS), wider
-    ones too with NumPy's BLAS, but on the reference engine in deterministic
-    mode (its blocked GEMMs) or past 8 layers."""
+    """Networks of at most 8 layers on the compiled engine, whatever their
+    width and mode (its GEMMs take the reference engine's routes); deeper
+    ones on the reference engine."""
     small = cydrop.MLP([8, 50, 1], output="linear")._network
     wide = cydrop.MLP([8, 300, 3])._network
     deep = cydrop.MLP([8] * 10 + [3])._network
-    has_numpy_gemm = compiled.numpy_gemm(np.float32) != 0
     assert engines.select(small).name == "compiled"
     assert engines.select(deep).name == "reference"
-    assert engines.select(wide).name == ("compiled" if has_numpy_gemm else "reference")
+    assert engines.select(wide).name == "compiled"
     cydrop.set_deterministic(True)
     try:
-        assert engines.select(wide).name == "reference"
-        assert engines.select(small).name == "compiled"   # one thread, deterministic already
-        assert engines.select(wide, "compiled").name == "compiled"   # forced: SciPy's BLAS on one thread
+        assert engines.select(wide).name == "compiled"
+        assert engines.select(small).name == "compiled"
     finally:
         cydrop.set_deterministic(False)
     current = engines.select(small)
     assert engines.select(small, current=current) is current   # its caches survive
 
 
+@pytest.mark.parametrize("route", ["numpy_blas", "pool"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_wide_network_through_numpy_blas_equals_reference(dtype):
-    if not compiled.numpy_gemm(np.dtype(dtype)):
-        pytest.skip("NumPy's BLAS exports no ILP64 ?gemm here: wide networks take the reference engine")
+def test_wide_network_on_each_gemm_route_equals_reference(dtype, route, monkeypatch, reset_threads):
+    # the GEMMs of both engines on NumPy's BLAS (every GEMM counted as too
+    # large for the pool), or as SciPy's blocks on two threads of the pool
+    if route == "numpy_blas":
+        if not compiled.numpy_gemm(np.dtype(dtype)):
+            pytest.skip("NumPy's BLAS exports no ILP64 ?gemm here")
+        monkeypatch.setattr(cydrop._threads, "POOL_GEMM_MAX_MULTIPLY_ADDS", 1)
+    else:
+        cydrop.set_num_threads(2)
     X, y = _data()
     target = np.digitize(y, [-0.5, 0.5])
     nets = []

@@ -41,7 +41,7 @@ static int run_jobs(int caller, int rounds) {
         c.seed = state;
         for (i = 0; i < c.n; i++)
             c.counts[i] = 0;
-        cyd_pool_run(body, &c, c.n, 1 + (int)((state >> 4) % 4));
+        cyd_pool_run(body, &c, c.n, 1 + (int)((state >> 4) % 4), (int)(state >> 20) % 2);
         for (i = 0; i < c.n; i++) {
             if (c.counts[i] != 1) {
                 fprintf(stderr, "caller %d round %d: item %td ran %d times\n", caller, r, i, c.counts[i]);

@@ -3,14 +3,17 @@ into ``src/_fused_net.pyx``, with no Python per layer or step.
 
 It gives the reference engine's results to float round-off, with the same
 masks (``tests/test_engines.py``). It takes networks of at most
-``MAX_DENSE_LAYERS`` dense layers. Its GEMMs run:
+``MAX_DENSE_LAYERS`` dense layers. Its mask passes run on cydrop's thread
+pool, and its GEMMs follow the dense layer's rule (``cydrop._threads.gemm_on_pool``),
+taken for the largest GEMM of a step:
 
-- for layers of at most ``MAX_WIDTH`` units: on the calling thread, through
-  SciPy's BLAS held to one thread (the layers are too small for threads to pay);
-- for wider layers: through the BLAS NumPy links (OpenBLAS's ILP64 ``?gemm``,
-  found with threadpoolctl), with NumPy's threads, the pool the reference
-  engine's ``numpy.matmul`` uses. Where NumPy's BLAS exports no such routine,
-  and in deterministic mode, on the calling thread through SciPy's BLAS.
+- below ``POOL_GEMM_MAX_MULTIPLY_ADDS``, and always in deterministic mode:
+  through SciPy's BLAS held to one thread, cut into blocks on the pool
+  (a block on the calling thread when a GEMM is too small to cut);
+- above it: through the BLAS NumPy links (OpenBLAS's ILP64 ``?gemm``, found
+  with threadpoolctl), with NumPy's threads, the pool the reference engine's
+  ``numpy.matmul`` uses; where NumPy's BLAS exports no such routine, through
+  SciPy's blocks as above.
 """
 import contextlib
 import ctypes
@@ -21,19 +24,15 @@ import numpy as np
 
 from ... import _fused_net
 from ..._generator import reserve
-from ..._threads import get_deterministic, single_threaded_blas
+from ..._threads import gemm_on_pool, get_num_threads, single_threaded_blas
 from ...dense import ACTIVATIONS
 from . import interface
 from .interface import Engine
 
-__all__ = ["MAX_DENSE_LAYERS", "MAX_WIDTH", "CompiledEngine", "numpy_gemm"]
+__all__ = ["MAX_DENSE_LAYERS", "CompiledEngine", "numpy_gemm"]
 
 # The most dense layers a compiled net holds (its C struct has one slot per layer).
 MAX_DENSE_LAYERS = _fused_net.MAX_DENSE_LAYERS
-
-# The widest layer whose GEMMs run on one thread. Past it they want BLAS's
-# threads: they go through NumPy's BLAS, the pool numpy.matmul uses.
-MAX_WIDTH = 256
 
 _OUTPUTS = {"linear": _fused_net.Output.OUT_LINEAR, "sigmoid": _fused_net.Output.OUT_SIGMOID,
             "softmax": _fused_net.Output.OUT_SOFTMAX}
@@ -77,16 +76,15 @@ def takes(network):
 
 def prefers(network):
     """True when the compiled engine is the faster choice for ``network``:
-    small layers (one thread), or wide ones whose GEMMs can go to NumPy's
-    BLAS outside deterministic mode (in deterministic mode the reference
-    engine blocks them over cydrop's threads)."""
-    return takes(network) and (max(network.layer_sizes) <= MAX_WIDTH or _numpy_blas(network))
+    whenever it takes it (its GEMMs take the reference engine's routes)."""
+    return takes(network)
 
 
-def _numpy_blas(network):
-    """Whether this network's GEMMs go to NumPy's BLAS and its threads."""
-    return (max(network.layer_sizes) > MAX_WIDTH and not get_deterministic()
-            and numpy_gemm(network.dtype) != 0)
+def _numpy_blas(network, rows):
+    """Whether this network's GEMMs, on batches of ``rows`` rows, go to NumPy's BLAS and its threads."""
+    sizes = network.layer_sizes
+    largest = rows * max(n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    return not gemm_on_pool(largest) and numpy_gemm(network.dtype) != 0
 
 
 class CompiledEngine(Engine):
@@ -104,34 +102,35 @@ class CompiledEngine(Engine):
 
     def predict(self, network, X):
         network.require_kernel_ready()
-        numpy_blas = _numpy_blas(network)
         rows = interface.PREDICT_ROWS
+        numpy_blas = _numpy_blas(network, rows)
         settings = ("predict", tuple(network.layer_sizes), network.activation, network.output, rows, numpy_blas)
         compiled = self._kept("_predictor", settings, network.params, lambda: self._net(
             network, [1.0] * network.n_layers, rows, numpy_blas=numpy_blas))
         P = np.empty((X.shape[0], network.layer_sizes[-1]), dtype=network.dtype)
-        with _blas_threads(numpy_blas):
+        with _blas_threads(numpy_blas, compiled):
             compiled.predict(X, P)
         return P
 
     def mc_passes(self, network, X, n_passes, *, samples=False):
         network.require_kernel_ready()
-        numpy_blas = _numpy_blas(network)
         n_samples = X.shape[0]
-        compiled = self._net(network, network.keep_prob, max(1, min(interface.PREDICT_ROWS, n_samples)), numpy_blas=numpy_blas)
+        rows = max(1, min(interface.PREDICT_ROWS, n_samples))
+        numpy_blas = _numpy_blas(network, rows)
+        compiled = self._net(network, network.keep_prob, rows, numpy_blas=numpy_blas)
         n_out = network.layer_sizes[-1]
         total = np.zeros((n_samples, n_out))
         total_sq = np.zeros((n_samples, n_out))
         out = np.empty((n_passes, n_samples, n_out), dtype=network.dtype) if samples else None
         key, block0 = _reserve_blocks(network.mask_gen, compiled.blocks_per_mc(n_samples, n_passes))
-        with _blas_threads(numpy_blas):
+        with _blas_threads(numpy_blas, compiled):
             compiled.mc_passes(X, n_passes, key, block0, total, total_sq, out)
         return total, total_sq, out
 
     def train_epoch(self, network, optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm):
         network.require_kernel_ready(writable=True)
-        numpy_blas = _numpy_blas(network)
         rows = min(batch_size, len(order)) or 1
+        numpy_blas = _numpy_blas(network, rows)
         settings = ("train", id(optimizer), optimizer.name, optimizer.learning_rate, optimizer.momentum,
                     optimizer.beta1, optimizer.beta2, optimizer.eps, rows, l2, max_norm,
                     tuple(network.keep_prob), network.activation, network.output, numpy_blas)
@@ -143,16 +142,16 @@ class CompiledEngine(Engine):
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
         key, block0 = _reserve_blocks(network.mask_gen, compiled.blocks_per_epoch(order.shape[0]))
-        with _blas_threads(numpy_blas):
+        with _blas_threads(numpy_blas, compiled):
             loss_sum, optimizer.t, first_bad_step = compiled.train_epoch(X, Y, order, key, block0, optimizer.t,
                                                                          sample_weight)
         return loss_sum, (first_bad_step if first_bad_step > 0 else None)
 
     def gradients(self, network, X, Y):
         network.require_kernel_ready()
-        numpy_blas = _numpy_blas(network)
+        numpy_blas = _numpy_blas(network, X.shape[0])
         compiled = self._net(network, [1.0] * network.n_layers, X.shape[0], numpy_blas=numpy_blas, backward=True)
-        with _blas_threads(numpy_blas):
+        with _blas_threads(numpy_blas, compiled):
             loss_sum, dW, db = compiled.gradients(X, Y)
         return loss_sum / X.shape[0], dW, db
 
@@ -191,8 +190,10 @@ class CompiledEngine(Engine):
         self.__init__()
 
 
-def _blas_threads(numpy_blas):
-    """SciPy's BLAS on one thread when the GEMMs go there; NumPy's as it is."""
+def _blas_threads(numpy_blas, compiled):
+    """The thread settings of a call: the pool's thread count for the Net,
+    SciPy's BLAS on one thread when the GEMMs go there, NumPy's as it is."""
+    compiled.set_threads(get_num_threads())
     return contextlib.nullcontext() if numpy_blas else single_threaded_blas
 
 
