@@ -30,8 +30,8 @@ def set_num_threads(n_threads):
     n_threads : int in [1, 4096] or None
         ``None`` returns to the default: OpenMP's ``omp_get_max_threads()``
         (the CPUs of the process's affinity mask, or ``OMP_NUM_THREADS``,
-        or a ``threadpoolctl`` limit), at most the CPUs a cgroup CPU quota
-        allows (a container's ``--cpus``).
+        ``torch.set_num_threads`` or a ``threadpoolctl`` limit), at most the
+        CPUs a cgroup CPU quota allows (a container's ``--cpus``), rounded up.
 
     Results never depend on the thread count: mask bits are a function of
     element position only.
@@ -47,7 +47,8 @@ def get_num_threads():
         return 1
     if _n_threads is not None:
         return _n_threads
-    return max(1, min(_openmp.omp_max_threads(), cpu_quota()))
+    quota = cpu_quota()
+    return max(1, min(_openmp.omp_max_threads(), quota or MAX_THREADS))
 
 
 # Where cgroup file systems are mounted: the process's own cgroup in a
@@ -60,23 +61,21 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 def cpu_quota():
     """The CPUs a cgroup CPU quota lets this process use, rounded up, as
     ``loky.cpu_count()`` reads them (cgroup v2 ``cpu.max``, else v1
-    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``); ``os.cpu_count()``
-    without a quota. Read once: a kernel call must not read files."""
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``); None without a quota.
+    Read once: a kernel call must not read files."""
     quota = _read_cgroup("cpu.max")
     if quota is not None:                                   # cgroup v2: "max 100000" or "150000 100000"
-        fields = quota.split()
-        quota, period = (fields + [""])[:2]
+        quota, period = (quota.split() + [""])[:2]
     else:                                                   # cgroup v1
         quota = _read_cgroup(os.path.join("cpu", "cpu.cfs_quota_us"))
         period = _read_cgroup(os.path.join("cpu", "cpu.cfs_period_us"))
-    unlimited = os.cpu_count() or 1
     try:
         quota, period = int(quota), int(period)
     except (TypeError, ValueError):                         # absent, "max", or unreadable
-        return unlimited
+        return None
     if quota <= 0 or period <= 0:                           # v1 says -1 for no quota
-        return unlimited
-    return max(1, min(unlimited, math.ceil(quota / period)))
+        return None
+    return max(1, math.ceil(quota / period))
 
 
 def _read_cgroup(name):

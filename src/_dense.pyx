@@ -10,14 +10,12 @@ API, the MLP) can make a kernel touch memory out of bounds. Row-major,
 examples in rows: x (batch, n_in), W (n_in, n_out), b (n_out,),
 out (batch, n_out).
 
-Threads (see README, "Threads and BLAS"): by default (``blocked`` False) the
-GEMMs go through numpy.matmul (NumPy's BLAS and its threads) and the
-element-wise passes run on the calling thread (n_threads = 1), so a NumPy
-training loop keeps one thread pool. In deterministic mode (``blocked``) the
-GEMMs run as fixed blocks on n_threads OpenMP threads (blas.pxd:
-gemm_blocked), the element-wise passes on the same threads, cut so that each
-output element is computed by one thread in a fixed order: results do not
-depend on the thread count.
+Threads (cydrop._threads.gemm_on_pool): with ``blocked`` the GEMMs run as
+fixed blocks on cydrop's thread pool (blas.pxd: gemm_blocked), each a
+single-threaded SciPy BLAS call, so that results do not depend on the thread
+count; without it they go through numpy.matmul (NumPy's BLAS and its
+threads). The element-wise passes run on the pool in both, cut so that each
+output element is computed by one thread in a fixed order.
 """
 from cython cimport floating
 from libc.stdint cimport uint64_t

@@ -40,7 +40,7 @@ import numpy as np
 
 from arrays cimport array_data
 from activations cimport LINEAR, SIGMOID, activation_grad_block, bias_activation_block, sigmoid
-from blas cimport NO_TRANS, TRANS, Trans, gemm, gemm64, gemm_blocked
+from blas cimport NO_TRANS, TRANS, Trans, gemm, gemm64, gemm_blocked, load_blas
 from dropout cimport apply_mask_parallel, draw_and_apply_parallel
 from optim cimport adam_kernel, max_norm_kernel, momentum_kernel, sgd_kernel
 from pool cimport load_pool
@@ -502,6 +502,9 @@ cdef class Net:
         self.c.eps, self.c.l2, self.c.max_norm = eps, l2, max_norm
         self.c.gemm_routine = NULL
         self.c.n_threads = 1
+        # SciPy's BLAS now, under the GIL, rather than on the first GEMM,
+        # which may run on a worker of the pool
+        load_blas()
         if numpy_blas:
             routine = numpy_sgemm if self.dtype == np.float32 else numpy_dgemm
             if routine == 0:

@@ -157,6 +157,13 @@ def test_net_refuses_numpy_blas_without_a_registered_routine(monkeypatch):
         assert _fused_net.Net(W, b, [1.0], 1, 0, 8, numpy_blas=True).rows == 8
 
 
+@pytest.mark.parametrize("n_threads", [0, -1, 4097])
+def test_net_refuses_thread_counts_out_of_range(n_threads):
+    net = _fused_net.Net([np.zeros((3, 4))], [np.zeros(4)], [1.0], 1, 0, 8)
+    with pytest.raises(ValueError, match="n_threads must be in"):
+        net.set_threads(n_threads)
+
+
 def test_net_refuses_bad_layers():
     with pytest.raises(ValueError, match=r"weights\[1\] must have shape \(4"):
         _fused_net.Net([np.zeros((3, 4)), np.zeros((5, 1))], [np.zeros(4), np.zeros(1)], [1, 1], 1, 0, 8)
