@@ -13,6 +13,8 @@ import math
 import os
 import threading
 
+import numpy as np
+
 from . import _openmp
 from ._validation import check_positive_int
 
@@ -141,9 +143,32 @@ def thread_setting():
     return _n_threads
 
 
-# ---------------------------------------------------------------- SciPy's BLAS on one thread
-# Keep the BLAS behind ``scipy.linalg.cython_blas`` on one thread while
-# cydrop's own OpenMP threads run GEMM blocks.
+@functools.lru_cache(maxsize=None)
+def numpy_gemm(dtype):
+    """The address of the ILP64 Fortran-style ?gemm of the BLAS NumPy links
+    (sgemm for float32, dgemm for float64), or 0 if it is not an OpenBLAS
+    that exports one (a NumPy built on another BLAS)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return 0
+    letter = "s" if np.dtype(dtype) == np.float32 else "d"
+    numpy_dir = os.path.dirname(os.path.dirname(np.__file__))
+    for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+        # NumPy's own copy (numpy.libs, numpy/.dylibs), not SciPy's
+        if lib.internal_api != "openblas" or "numpy" not in os.path.relpath(lib.filepath, numpy_dir).split(os.sep)[0]:
+            continue
+        handle = ctypes.CDLL(lib.filepath)
+        for name in (f"scipy_{letter}gemm_64_", f"{letter}gemm_64_", f"{letter}gemm64_"):
+            routine = getattr(handle, name, None)
+            if routine is not None:
+                return ctypes.cast(routine, ctypes.c_void_p).value
+    return 0
+
+
+# ---------------------------------------------------------------- the BLAS on one thread
+# Keep the BLAS libraries (NumPy's and SciPy's) on one thread while cydrop's
+# pool runs GEMM blocks.
 #
 # Why: the dense kernels cut each GEMM into blocks whose geometry depends only
 # on the shapes and run them on cydrop's threads, so results are bit-identical
@@ -151,7 +176,8 @@ def thread_setting():
 # its own threads would both oversubscribe the cores and change the summation
 # order. This is scikit-learn's ``threadpool_limits(1, user_api="blas")`` done
 # once per call through cached function pointers (a ctypes call, not a scan of
-# the loaded libraries).
+# the loaded libraries). Meanwhile a GEMM of another Python thread runs on one
+# thread too.
 
 
 def _openblas_functions(filepath):
@@ -168,9 +194,9 @@ def _openblas_functions(filepath):
 
 
 class _Limiter:
-    """Context manager: the BLAS threads of SciPy's BLAS set to 1, restored
-    when the last concurrent user leaves (calls from several Python threads
-    nest)."""
+    """Context manager: the threads of the BLAS libraries of NumPy and SciPy
+    set to 1, restored when the last concurrent user leaves (calls from
+    several Python threads nest)."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -179,19 +205,13 @@ class _Limiter:
         self._controls = None
 
     def _find(self):
-        """(get, set) pairs for the BLAS libraries SciPy uses."""
+        """(get, set) pairs for the BLAS libraries loaded (NumPy's and SciPy's)."""
         from threadpoolctl import ThreadpoolController
 
         import scipy.linalg.cython_blas  # noqa: F401  (make sure SciPy's BLAS is loaded)
 
-        libs = ThreadpoolController().select(user_api="blas").lib_controllers
-        scipy_dir = os.path.dirname(os.path.dirname(scipy.__file__))
-        # SciPy's own copy lives beside the scipy package (scipy.libs, scipy/.libs);
-        # a system BLAS shared with NumPy is limited too when there is no such copy.
-        own = [lc for lc in libs if lc.filepath.startswith(scipy_dir)
-               and "scipy" in os.path.basename(os.path.dirname(lc.filepath))]
         controls = []
-        for lc in own or libs:
+        for lc in ThreadpoolController().select(user_api="blas").lib_controllers:
             funcs = _openblas_functions(lc.filepath) if lc.internal_api == "openblas" else None
             controls.append(funcs or (lc.get_num_threads, lc.set_num_threads))
         return controls

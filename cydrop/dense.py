@@ -6,6 +6,7 @@ each into ``src/_dense.pyx``. ``dense_forward_unchecked`` and
 for callers that made them already: the MLP's reference engine
 (``cydrop.mlp.engines.reference``) runs its layers through them.
 """
+import functools
 import threading
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from . import _dense
 from ._generator import as_generator, draw_mask, reserve
 from ._mask import WORD, Mask, as_mask, n_words, packed_words
-from ._threads import gemm_on_pool, get_num_threads, single_threaded_blas
+from ._threads import gemm_on_pool, get_num_threads, numpy_gemm, single_threaded_blas
 from ._validation import check_bool, check_float_dtype, check_keep_prob, threshold_of
 
 __all__ = ["ACTIVATIONS", "DenseCache", "dense_backward", "dense_forward"]
@@ -305,10 +306,17 @@ def dense_backward_unchecked(grad_out, cache, need_dx):
     return dx, dW, db
 
 
+@functools.lru_cache(maxsize=None)
+def _register_numpy_gemm():
+    """Hand the kernels NumPy's BLAS for the GEMM blocks, once (SciPy's without it)."""
+    _dense.set_numpy_gemm(numpy_gemm(np.float32), numpy_gemm(np.float64))
+
+
 def _run(kernel, *args, batch, n_in, n_out, **kwargs):
     """Call a dense kernel on the GEMM route for its size (see gemm_on_pool)."""
     if gemm_on_pool(batch * n_in * n_out):
-        # blocks on cydrop's pool, SciPy's BLAS kept to one thread meanwhile
+        # blocks on cydrop's pool, the BLAS kept to one thread meanwhile
+        _register_numpy_gemm()
         with single_threaded_blas:
             kernel(*args, **kwargs, n_threads=get_num_threads(), blocked=True)
     else:

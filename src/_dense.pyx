@@ -50,6 +50,25 @@ cdef enum:
 # The same codes by name, for Python (cydrop.dense reads them from here).
 MaskMode = enum.IntEnum("MaskMode", {"NO_MASK": NO_MASK, "DRAW": DRAW, "APPLY": APPLY})
 
+# The ILP64 ?gemm of the BLAS NumPy links, registered by set_numpy_gemm: the
+# blocks of a blocked GEMM go through it (blas.pxd gemm64), or through
+# SciPy's BLAS while it is 0.
+cdef size_t numpy_sgemm = 0, numpy_dgemm = 0
+
+
+def set_numpy_gemm(size_t sgemm, size_t dgemm):
+    """Register the addresses of the ILP64 Fortran-style ``sgemm`` and
+    ``dgemm`` of the BLAS NumPy links (0: none), as
+    ``cydrop._threads.numpy_gemm`` finds them; an address that is not such a
+    routine would be called blindly."""
+    global numpy_sgemm, numpy_dgemm
+    numpy_sgemm, numpy_dgemm = sgemm, dgemm
+
+
+cdef inline void *block_routine(floating *dtype_of) noexcept nogil:
+    """The registered routine of floating's precision (NULL: SciPy's BLAS)."""
+    return <void *>(numpy_sgemm if floating is float else numpy_dgemm)
+
 
 cdef inline int column_threads(Py_ssize_t batch, Py_ssize_t n_out, int n_threads) noexcept nogil:
     """Threads for a pass over (batch, n_out) cut in COLUMN_BLOCK-wide blocks."""
@@ -228,7 +247,7 @@ def forward_into(const floating[:, ::1] x, const floating[:, ::1] W, const float
         if blocked:
             # (batch, n_out) := (batch, n_in) W, W (n_in, n_out)
             gemm_blocked(NO_TRANS, NO_TRANS, batch, n_out, n_in, 1, src, max(n_in, 1), W_ptr, n_out,
-                         0, out_ptr, n_out, n_threads)
+                         0, out_ptr, n_out, n_threads, block_routine(out_ptr))
         bias_activation(out_ptr, bias, batch, n_out, activation, n_threads)
 
 
@@ -307,11 +326,11 @@ def backward_into(const floating[:, ::1] grad_out, const floating[:, ::1] a,
         if dW_ptr != NULL and blocked:
             # (n_in, n_out) := (batch, n_in)^T (batch, n_out)
             gemm_blocked(TRANS, NO_TRANS, n_in, n_out, batch, 1, xt, n_in, dz_ptr, n_out,
-                         0, dW_ptr, n_out, n_threads)
+                         0, dW_ptr, n_out, n_threads, block_routine(dW_ptr))
         if dx_ptr != NULL:
             if blocked:
                 # (batch, n_in) := (batch, n_out) W^T, W (n_in, n_out)
                 gemm_blocked(NO_TRANS, TRANS, batch, n_in, n_out, 1, dz_ptr, max(n_out, 1), W_ptr,
-                             max(n_out, 1), 0, dx_ptr, n_in, n_threads)
+                             max(n_out, 1), 0, dx_ptr, n_in, n_threads, block_routine(dx_ptr))
             if w != NULL:
                 apply_mask_parallel(dx_ptr, w, <floating>scale, batch * n_in, dx_ptr, n_threads)

@@ -14,10 +14,11 @@ Same arithmetic as the reference engine (cydrop.mlp.engines.reference on
 cydrop.dense and cydrop.mlp.optimizers): the activation kernels
 (activations.pxd), the optimizer kernels (optim.pxd) and the mask kernels
 (dropout.pxd) are the same inlined functions, the mask passes on cydrop's
-pool (``set_threads``). GEMMs go through blas.pxd: SciPy's BLAS (kept to one
-thread by the caller), cut into blocks on the pool (``gemm_blocked``) when
-the Net has more than one thread, or the BLAS NumPy links (``gemm64``, with
-NumPy's threads) once its address is registered (``set_numpy_gemm``).
+pool (``set_threads``). GEMMs go through blas.pxd, cut into blocks on the
+pool (``gemm_blocked``, the BLAS kept to one thread by the caller), or whole
+on the BLAS's own threads: the BLAS NumPy links (``gemm64``) once its
+address is registered (``set_numpy_gemm``) and the Net made with
+``numpy_blas``, else SciPy's.
 
 Same masks: for each step, and each layer i whose keep_prob < 1 in layer
 order, the reference engine reserves ceil(rows * n_in_i / 64) generator blocks
@@ -96,18 +97,22 @@ ctypedef struct NetC:
     char *dz               # (rows, widest layer) gradient w.r.t. a pre-activation
     double *norm_scratch   # (widest layer,) for max-norm
     void *gemm_routine     # NumPy's ILP64 ?gemm (blas.pxd: gemm64), or NULL for SciPy's
-    int n_threads          # threads of the pool for SciPy's GEMM blocks and the mask passes
+    int n_threads          # threads of the pool for the GEMM blocks and the mask passes
+    bint whole_gemms       # GEMMs whole, on the BLAS's own threads, rather than blocks on the pool
     double lr, momentum, beta1, beta2, eps, l2, max_norm
 
 
 cdef inline void net_gemm(NetC *net, Trans ta, Trans tb, int m, int n, int k, const floating *A, int lda,
                           const floating *B, int ldb, floating *C, int ldc) noexcept nogil:
-    """C := op(A) op(B), row-major, through the Net's BLAS (blas.pxd): NumPy's
-    with its threads, or SciPy's in blocks on the pool (one thread each)."""
-    if net.gemm_routine != NULL and m > 0 and n > 0 and k > 0:
+    """C := op(A) op(B), row-major, through the Net's BLAS (blas.pxd): in
+    blocks on the pool (one BLAS thread each; the blocks depend only on the
+    shapes, so results do not depend on n_threads), or whole on the BLAS's
+    own threads."""
+    if not net.whole_gemms:
+        gemm_blocked(ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc, net.n_threads,
+                     net.gemm_routine)
+    elif net.gemm_routine != NULL and m > 0 and n > 0 and k > 0:
         gemm64(net.gemm_routine, ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc)
-    elif net.n_threads > 1:
-        gemm_blocked(ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc, net.n_threads)
     else:
         gemm(ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc)
 
@@ -380,7 +385,7 @@ def set_numpy_gemm(size_t sgemm, size_t dgemm):
     """Register the addresses of the ILP64 Fortran-style ``sgemm`` and
     ``dgemm`` of the BLAS NumPy links (0: none), for Nets made with
     ``numpy_blas=True``. The compiled engine finds them with threadpoolctl
-    (``cydrop.mlp.engines.compiled.numpy_gemm``); an address that is not
+    (``cydrop._threads.numpy_gemm``); an address that is not
     such a routine would be called blindly."""
     global numpy_sgemm, numpy_dgemm
     numpy_sgemm, numpy_dgemm = sgemm, dgemm
@@ -425,10 +430,11 @@ cdef class Net:
     max_norm : float
         Cap of each unit's incoming weight norm after each update; 0 for none.
     numpy_blas : bool
-        False: GEMMs through SciPy's BLAS (blas.pxd: gemm), to be kept to
-        one thread by the caller. True: through the ILP64 ?gemm of the BLAS
-        NumPy links registered with :func:`set_numpy_gemm` (blas.pxd:
-        gemm64), for networks wide enough to want BLAS's threads.
+        False: GEMMs through SciPy's BLAS (blas.pxd: gemm). True: through
+        the ILP64 ?gemm of the BLAS NumPy links registered with
+        :func:`set_numpy_gemm` (blas.pxd: gemm64). Either is kept to one
+        thread by the caller while the GEMMs run in blocks on the pool
+        (:meth:`set_threads`).
     backward : bool
         Make the gradient buffers, for :meth:`gradients` (a Net that trains
         has them whatever this says).
@@ -502,6 +508,7 @@ cdef class Net:
         self.c.eps, self.c.l2, self.c.max_norm = eps, l2, max_norm
         self.c.gemm_routine = NULL
         self.c.n_threads = 1
+        self.c.whole_gemms = False
         # SciPy's BLAS now, under the GIL, rather than on the first GEMM,
         # which may run on a worker of the pool
         load_blas()
@@ -582,13 +589,15 @@ cdef class Net:
                 raise ValueError(f"{name} was reallocated (resized in place) since the Net was made")
         return 0
 
-    def set_threads(self, int n_threads):
-        """Threads of cydrop's pool for the next calls: the mask passes, and
-        SciPy's GEMMs cut into blocks (blas.pxd: gemm_blocked) when the Net
-        was not made with numpy_blas; 1 runs everything on the calling thread."""
+    def set_threads(self, int n_threads, bint whole_gemms=False):
+        """Threads of cydrop's pool for the next calls (1: the calling thread
+        alone): the mask passes, and the GEMMs cut into blocks (blas.pxd:
+        gemm_blocked), one BLAS thread each; with ``whole_gemms``, the GEMMs
+        whole instead, on the BLAS's own threads."""
         if not 1 <= n_threads <= 4096:
             raise ValueError(f"n_threads must be in [1, 4096], got {n_threads}")
         self.c.n_threads = n_threads
+        self.c.whole_gemms = whole_gemms
 
     def _blocks_per_draw(self, Py_ssize_t n):
         """Generator blocks the masks of one forward pass of n rows draw."""
