@@ -18,8 +18,11 @@ timed in interleaved rounds (PyTorch's after the others': its spinning threads
 would slow whatever runs next); figures are medians, ratios are taken within
 this run. The quick subset takes well under a minute; --full runs every size
 (batch 64 784->512 up to batch 1024 4096->4096, float32 and float64) and takes
-a few minutes. For pytest-benchmark's statistics use the suite in benchmarks/
-of the source tree: python -m pytest benchmarks --benchmark-only."""
+a few minutes. --load runs the load groups instead: each case quiet and
+with one busy process per core (started and ended by the benchmark), on
+one thread and on every core, as p50/p90 of single calls (a few minutes).
+For pytest-benchmark's statistics use the suite in benchmarks/ of the
+source tree: python -m pytest benchmarks --benchmark-only."""
 
 
 def add_parser(subparsers):
