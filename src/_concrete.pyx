@@ -18,11 +18,12 @@ blocks block0 .. block0 + ceil(n / run / 64) - 1.
 """
 cimport numpy as cnp
 from libc.math cimport isfinite
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint32_t, uint64_t
 
 from arrays cimport array_data
 from concrete cimport (concrete_backward, concrete_backward_runs, concrete_forward, concrete_forward_runs,
-                       concrete_noise, cyd_concrete, cyd_concrete_init)
+                       concrete_noise, cyd_concrete, cyd_concrete_init, cyd_concrete_noise_of_uniforms_double,
+                       cyd_concrete_noise_of_uniforms_float)
 
 cnp.import_array()
 
@@ -220,9 +221,36 @@ def noise(uint64_t key, uint64_t block0, Py_ssize_t n, double p_logit, double te
     return w, z
 
 
-def scalars(double p_logit, double temperature):
-    """(p, scale, inv_temperature) of a pass, in double, as the kernels form
-    them: p = sigmoid(p_logit), scale = 1 / (1 - p), from concrete.h's own exp."""
+def noise_of_uniforms(U, double p_logit, double temperature, dtype):
+    """(w, z) of the given 32-bit uniforms U (a C-contiguous uint32 array),
+    computed as the passes compute them from the generator's: for tests of
+    U's extremes (0, 2^31 - 1, 2^31, 2^32 - 1), which no test can draw."""
+    cdef int t = cnp.NPY_FLOAT32 if dtype == "float32" else (cnp.NPY_FLOAT64 if dtype == "float64" else -1)
+    if t < 0:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    cdef const uint32_t *u = <const uint32_t *>array_data(U, "U", cnp.NPY_UINT32, False)
+    cdef Py_ssize_t n = size(U)
     cdef cyd_concrete c
-    setup(&c, 0, 0, p_logit, temperature, 0, cnp.NPY_FLOAT64)
+    setup(&c, 0, 0, p_logit, temperature, 0, t)
+    w, z = empty_1d(n, t), empty_1d(n, t)
+    cdef void *w_data = cnp.PyArray_DATA(<cnp.ndarray>w)
+    cdef void *z_data = cnp.PyArray_DATA(<cnp.ndarray>z)
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            cyd_concrete_noise_of_uniforms_float(&c, u, n, <float *>w_data, <float *>z_data)
+        else:
+            cyd_concrete_noise_of_uniforms_double(&c, u, n, <double *>w_data, <double *>z_data)
+    return w, z
+
+
+def scalars(double p_logit, double temperature, dtype="float64"):
+    """(p, scale, inv_temperature) of a pass over arrays of ``dtype``
+    ('float32' or 'float64'), in double, as the kernels form them:
+    p = sigmoid(p_logit), scale = 1 / (1 - p), from concrete.h's own exp.
+    ValueError where the kernels would refuse these scalars."""
+    cdef int t = cnp.NPY_FLOAT32 if dtype == "float32" else (cnp.NPY_FLOAT64 if dtype == "float64" else -1)
+    if t < 0:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    cdef cyd_concrete c
+    setup(&c, 0, 0, p_logit, temperature, 0, t)
     return c.p, c.scale, c.inv_temperature

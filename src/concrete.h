@@ -14,15 +14,15 @@
  * Contract, element e of a pass that starts at generator block block0:
  *
  *   U_e  the 32-bit uniform of lane l = e % 64 of block B = block0 + e / 64:
- *        the low half of stream word R(key, B * 32 + l) for l < 32, the high
- *        half of R(key, B * 32 + l - 32) for l >= 32 (R as in rng.h). A block
- *        of 64 elements owns 32 stream words, as a Bernoulli mask block does.
+ *        the low half of stream word R(key, B * 32 + l / 2) for even l, its
+ *        high half for odd l (R as in rng.h): the block's 32 words read as
+ *        64 little-endian uint32. A block of 64 elements owns 32 stream
+ *        words, as a Bernoulli mask block does.
  *   u_e  = (U_e + 1/2) / 2^32, in (0, 1), never 0 or 1.
- *   l_e  = log(u_e) - log(1 - u_e), the logistic noise, in [-22.2, 22.2].
- *   s_e  = (a + l_e) / t,  a = p_logit = log(p / (1 - p)), p the drop
- *        probability, t the temperature (the division is a product with
- *        1/t rounded to the arrays' type).
- *   z_e  = sigmoid(s_e), the relaxed drop indicator; w_e = 1 - z_e = sigmoid(-s_e).
+ *   l_e  = log(u_e) - log(1 - u_e), the logistic noise, in [-22.9, 22.9].
+ *   z_e  = sigmoid((a + l_e) / t), the relaxed drop indicator, with
+ *        a = p_logit = log(p / (1 - p)), p the drop probability, t the
+ *        temperature; w_e = 1 - z_e = sigmoid(-(a + l_e) / t).
  *   y_e  = x_e * (w_e * scale),  scale = 1 / (1 - p) = 1 + exp(a).
  *
  * and the backward pass, for the gradient dy of the output:
@@ -39,32 +39,37 @@
  * eps is needed and none is added.
  *
  * Arithmetic: each array type computes in its own precision (float or
- * double); the scalars a, 1/t, p and scale arrive in double and are
- * rounded to that type once. The noise is computed without logs of u or of
- * p: with m = min(U, 2^32 - 1 - U) (so that 1/2 + m is exact in both types),
- *   l = +-log(num / den),  num = m + 1/2,  den = 2^32 - num,
- * by splitting num / den = 2^e f with f in [1/sqrt2, sqrt2] and
- * log f = 2 atanh(v), v = (f - 1) / (f + 1), |v| <= 0.1716, summed as its
- * Taylor series (coefficients 2 / (2k + 1)); and z, w from
- * G = exp(-|s|) in (0, 1], by z = 1 / (1 + G), w = G / (1 + G) for s > 0 (the
- * other way round otherwise), so that neither overflows and both keep their
- * relative precision near 0. exp(x), x <= 0, is 2^k exp(r), r = x - k ln 2,
- * |r| <= ln2 / 2, exp(r) summed as its Taylor series (coefficients 1 / k!).
- * The series are cut where their remainder is below 2^-30 (float) or 2^-60
- * (double) of the sum. exp(x) below e^-87 (float) or e^-708 (double) is
- * taken as 0: results are never subnormal.
+ * double); the scalars a log2(e), 1/t, p and scale arrive in double and
+ * are rounded to that type once. In base 2, with m = min(U, 2^32 - 1 - U)
+ * (so that num = m + 1/2 is exact in double),
+ *   x = log2(u / (1 - u)) = +-log2(num / den),  den = 2^32 - num,
+ *   y = (a log2(e) + x) / t  (times 1/t),   z = 1 / (1 + 2^-y),
+ * log2(num / den) = e + log2(fn / fd) from the exponent fields and the
+ * mantissas fn, fd in [1, 2) (integer arithmetic, which also brings
+ * |log2(fn / fd)| within 0.59 by doubling fn or fd), then
+ * log2(fn / fd) = v sum_k L_k v^2k, v = (fn - fd) / (fn + fd), |v| <= 0.2005
+ * (the series of 2 atanh(v) / ln 2); and 2^-|y| = 2^k 2^r, k = round(-|y|),
+ * r in [-1/2, 1/2], 2^r = sum_k (r ln 2)^k / k!. The series are cut where
+ * their remainder is below 1e-8 (float) or 1e-17 (double) of the sum. Then
+ * d = 1 / (1 + 2^-|y|) is z where y >= 0 and w where y < 0, and the other
+ * is 2^-|y| d: neither overflows and both keep their relative precision
+ * near 0. 2^-|y| below 2^-125 (float) or 2^-1021 (double) is taken as 0:
+ * results are never subnormal.
  *
- * Accuracy against float64 libm (tests/test_concrete.py measures it on
- * 2 million uniforms and the extremes of U):
- *   l: within 1.0 eps max(1, |l|) in double, 2.0 in float (float's includes
- *      the rounding of num to 24 bits);
- *   w and z given s: within 4 ulps in double, 3 ulps in float.
+ * Accuracy against float64 libm (tests/test_concrete.py, on 500,000 draws
+ * at eight (a, t) from (-50, 0.1) to (80, 0.5), and at the extremes of U):
+ *   |w - w_exact| <= 3 (w z (|a| + max(1, |l|)) / t + w) eps + 2^-124 (float)
+ *   or 2^-1020 (double), and the same for z, eps the type's epsilon
+ *   (measured: 2.1 instead of 3). The first term is what rounding a and l
+ *   to the type costs through the condition number of the logistic
+ *   function, the second an ulp: as accurate as the formula evaluated
+ *   exactly on a and l rounded to the type.
  *
- * Passes run over whole 64-element blocks in SIMD vectors of 64 bytes (16
- * floats or 8 doubles); a last partial block runs the same code on a
+ * Passes run over whole 64-element blocks in 128-byte SIMD vectors (32
+ * floats or 16 doubles); a last partial block runs the same code on a
  * zero-padded copy, so every element is computed alike wherever it lies.
  * The sum of the backward pass is accumulated in double, lane by lane, in
- * an order fixed by the element positions alone (then the 8 lanes in a
+ * an order fixed by the element positions alone (then the 16 lanes in a
  * fixed tree): the same bits whatever the CPU's vector width.
  */
 #ifndef CYDROP_CONCRETE_H
@@ -114,7 +119,7 @@ typedef uint64_t cyd_u64x16 __attribute__((vector_size(128)));
  * pointers: by value, their ABI would differ between the clones).
  *
  * Only operations that GCC lowers lane-parallel at every level (SSE2, AVX2,
- * AVX-512) are used on the 64-byte vectors: no vector comparisons and no
+ * AVX-512) are used on the vectors: no vector comparisons and no
  * 64-bit arithmetic shifts, which GCC splits into scalar code where the
  * CPU has no instruction of that width. A lane mask "a < b" is made from
  * the sign bit of a - b instead (exact: a - b has the sign of the true

@@ -16,7 +16,7 @@
 #                 (concrete_forward_runs/backward_runs).
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 from dropout cimport BLOCK, CHUNK_BLOCKS, grab_size, team_size
@@ -34,6 +34,11 @@ cdef extern from "concrete.h" nogil:
     # w[e] := 1 - z[e], z[e] := the relaxed drop indicator, e < n (either may be NULL)
     void cyd_concrete_noise_float(const cyd_concrete *c, uint64_t block0, size_t n, float *w, float *z)
     void cyd_concrete_noise_double(const cyd_concrete *c, uint64_t block0, size_t n, double *w, double *z)
+    # the same for given uniforms U[e] (tests)
+    void cyd_concrete_noise_of_uniforms_float(const cyd_concrete *c, const uint32_t *U, size_t n,
+                                              float *w, float *z)
+    void cyd_concrete_noise_of_uniforms_double(const cyd_concrete *c, const uint32_t *U, size_t n,
+                                               double *w, double *z)
     # y[e] := x[e] * (w[e] * scale), e < n
     void cyd_concrete_forward_float(const cyd_concrete *c, uint64_t block0, size_t n,
                                     const float *x, float *y)

@@ -112,6 +112,24 @@ static void CYD_NAME(cyd_concrete_noise)(const cyd_concrete *c, uint64_t block0,
     }
 }
 
+/* w[e], z[e] := the noise of the given uniforms U[e], e < n: the passes'
+ * arithmetic on chosen U (the tests reach U's extremes through it). */
+static void CYD_NAME(cyd_concrete_noise_of_uniforms)(const cyd_concrete *c, const uint32_t *U, size_t n,
+                                                     CYD_T *w, CYD_T *z)
+{
+    const CYD_NAME(cyd_scalars) s = CYD_NAME(cyd_round_scalars)(c);
+    size_t i;
+    for (i = 0; i < n; i += CYD_LANES) {
+        uint32_t U_pad[CYD_LANES] = {0};
+        CYD_V wv, zv;
+        size_t m = n - i < CYD_LANES ? n - i : CYD_LANES;
+        memcpy(U_pad, U + i, m * sizeof(uint32_t));
+        CYD_NOISE(U_pad, s.a_log2e, s.inv_t, &wv, &zv);
+        memcpy(w + i, &wv, m * sizeof(CYD_T));
+        memcpy(z + i, &zv, m * sizeof(CYD_T));
+    }
+}
+
 /* y[e] := x[e] * (w[e] * scale), e < n, from block block0. */
 CYD_DISPATCH
 static void CYD_NAME(cyd_concrete_forward)(const cyd_concrete *c, uint64_t block0, size_t n,
