@@ -17,6 +17,8 @@ functional
 bfloat16, other dtypes) run torch's own op.
 """
 from . import functional
+from .concrete import (ConcreteDropout, ConcreteDropout1d, ConcreteDropout2d, ConcreteDropout3d,  # noqa: F401
+                       ConcreteDropoutLinear, concrete_dropout, concrete_regularizer)
 from ._swap import mc_dropout, replace_dropout
 from .modules import Dropout, Dropout1d, Dropout2d, Dropout3d, DropoutLinear
 
