@@ -7,8 +7,9 @@
  * extensions) and runtime CPU dispatch (dispatch.h); and its log and exp
  * are written here instead of taken from libm, so that a seed gives the
  * same bits on every machine (libm's results differ between glibc versions
- * and vector libraries). Only +, -, *, /, integer and bit operations are
- * used, which IEEE 754 rounds identically at every vector width; setup.py
+ * and vector libraries). Only +, -, *, /, square roots, integer and bit
+ * operations are used, which IEEE 754 rounds identically at every vector
+ * width; setup.py
  * compiles with -ffp-contract=off so no clone fuses a * b + c.
  *
  * Contract, element e of a pass that starts at generator block block0:
@@ -39,31 +40,44 @@
  * eps is needed and none is added.
  *
  * Arithmetic: each array type computes in its own precision (float or
- * double); the scalars a log2(e), 1/t, p and scale arrive in double and
- * are rounded to that type once. In base 2, with m = min(U, 2^32 - 1 - U)
- * (so that num = m + 1/2 is exact in double),
- *   x = log2(u / (1 - u)) = +-log2(num / den),  den = 2^32 - num,
- *   y = (a log2(e) + x) / t  (times 1/t),   z = 1 / (1 + 2^-y),
- * log2(num / den) = e + log2(fn / fd) from the exponent fields and the
- * mantissas fn, fd in [1, 2) (integer arithmetic, which also brings
- * |log2(fn / fd)| within 0.59 by doubling fn or fd), then
- * log2(fn / fd) = v sum_k L_k v^2k, v = (fn - fd) / (fn + fd), |v| <= 0.2005
- * (the series of 2 atanh(v) / ln 2); and 2^-|y| = 2^k 2^r, k = round(-|y|),
- * r in [-1/2, 1/2], 2^r = sum_k (r ln 2)^k / k!. The series are cut where
- * their remainder is below 1e-8 (float) or 1e-17 (double) of the sum. Then
- * d = 1 / (1 + 2^-|y|) is z where y >= 0 and w where y < 0, and the other
- * is 2^-|y| d: neither overflows and both keep their relative precision
- * near 0. 2^-|y| below 2^-125 (float) or 2^-1021 (double) is taken as 0:
- * results are never subnormal.
+ * double); the scalars arrive in double and are rounded to that type once.
+ * In base 2, with m = min(U, 2^32 - 1 - U) (so that num = m + 1/2 is exact
+ * in double) and den = 2^32 - num, r = (1 - u) / u is den / num (u <= 1/2)
+ * or num / den, and
+ *   2^-y = 2^(-a log2(e) / t) r^(1/t),   z = 1 / (1 + 2^-y),  w = 2^-y z,
+ * y = s log2(e), s = (a + l) / t. Two paths compute 2^-y:
  *
- * Accuracy against float64 libm (tests/test_concrete.py, on 500,000 draws
- * at eight (a, t) from (-50, 0.1) to (80, 0.5), and at the extremes of U):
+ *   the power path, when 1/t is a whole or half-whole number n + h/2 <= 16.5
+ *   (t = 0.1 and 2/3, the reference's, 1, 0.5, 0.25, 2, ...): no log or
+ *   exp at all. r = 2^er rm (exponent fields; rm in (1/2, 2), one
+ *   division), rm^n by squaring (and one square root when h = 1), the powers
+ *   of 2 and 2^(-a log2(e) / t) = c 2^-shift (c in (1/2, 1], once per pass)
+ *   added to the exponent field;
+ *
+ *   the series path otherwise: x = log2(num / den) = e + log2(fn / fd) from
+ *   the exponent fields and the mantissas fn, fd in [1, 2) (integer
+ *   arithmetic, which also brings |log2(fn / fd)| within 0.59 by doubling fn
+ *   or fd), log2(fn / fd) = v sum_k L_k v^2k, v = (fn - fd) / (fn + fd),
+ *   |v| <= 0.2005 (the series of 2 atanh(v) / ln 2); y = (a log2(e) -+ x) / t
+ *   (times 1/t); 2^-|y| = 2^k 2^r, k = round(-|y|), r in [-1/2, 1/2],
+ *   2^r = sum_k (r ln 2)^k / k!; d = 1 / (1 + 2^-|y|) is z where y >= 0
+ *   and w where y < 0, the other 2^-|y| d. The series are cut where their
+ *   remainder is below 1e-8 (float) or 1e-17 (double) of the sum.
+ *
+ * Either way neither z nor w overflows and both keep their relative
+ * precision near 0; values below 2^-125 (float) or 2^-1021 (double) are
+ * taken as 0: results are never subnormal.
+ *
+ * Accuracy against float64 libm (tests/test_concrete.py, 500,000 draws at
+ * twelve (a, t) on both paths, from (-50, 0.1) to (80, 0.5), and the
+ * extremes of U):
  *   |w - w_exact| <= 3 (w z (|a| + max(1, |l|)) / t + w) eps + 2^-124 (float)
  *   or 2^-1020 (double), and the same for z, eps the type's epsilon
- *   (measured: 2.1 instead of 3). The first term is what rounding a and l
- *   to the type costs through the condition number of the logistic
- *   function, the second an ulp: as accurate as the formula evaluated
- *   exactly on a and l rounded to the type.
+ *   (measured on 2 million draws: 1.6 on the power path, 2.6 on the series
+ *   path, instead of 3). The first term is what rounding a and l to the
+ *   type costs through the condition number of the logistic function, the
+ *   second an ulp: as accurate as the formula evaluated exactly on a and l
+ *   rounded to the type.
  *
  * Passes run over whole 64-element blocks in 128-byte SIMD vectors (32
  * floats or 16 doubles); a last partial block runs the same code on a
@@ -93,6 +107,11 @@ typedef struct {
     double inv_temperature;  /* 1 / t */
     double p;                /* sigmoid(a), the drop probability */
     double scale;            /* 1 / (1 - p) = 1 + exp(a) */
+    /* the power path (1/t = pow_n + pow_half / 2, pow_n <= 64; pow_n < 0: the
+     * series path): 2^-B = pow_scale * 2^-pow_shift, B = a log2(e) / t */
+    int pow_n, pow_half;
+    int32_t pow_shift;       /* floor(B), B clamped to +-2^20 */
+    double pow_scale;        /* 2^-(B - floor(B)), in (1/2, 1] */
 } cyd_concrete;
 
 /* 128-byte vectors: GCC lowers each operation to 2 (AVX-512), 4 (AVX2) or 8
@@ -101,6 +120,7 @@ typedef struct {
  * it waiting on latencies. */
 typedef float cyd_f32x32 __attribute__((vector_size(128)));
 typedef int32_t cyd_i32x32 __attribute__((vector_size(128)));
+typedef uint32_t cyd_u32x32 __attribute__((vector_size(128)));
 typedef float cyd_f32x16 __attribute__((vector_size(64)));
 typedef int32_t cyd_i32x16 __attribute__((vector_size(64)));
 typedef double cyd_f64x16 __attribute__((vector_size(128)));
@@ -142,9 +162,10 @@ CYD_INLINE void cyd_block_uniforms(uint64_t key, uint64_t block, uint32_t U[CYD_
     }
 }
 
-/* Series coefficients, each the correctly rounded value (computed with
- * 300-bit mpmath): L_k = 2 log2(e) / (2k + 1), so that log2((1 + v) / (1 - v))
- * = v sum_k L_k v^2k; E_k = ln(2)^k / k!, so that 2^r = sum_k E_k r^k. */
+/* Series coefficients of the series path, each the correctly rounded value
+ * (computed with 300-bit mpmath): L_k = 2 log2(e) / (2k + 1), so that
+ * log2((1 + v) / (1 - v)) = v sum_k L_k v^2k; E_k = ln(2)^k / k!, so that
+ * 2^r = sum_k E_k r^k. */
 
 /* ------------------------------------------------------------------ float */
 
@@ -173,7 +194,8 @@ CYD_INLINE void cyd_exp2_neg_f32(const cyd_f32x32 *x_in, cyd_f32x32 *result)
     p = p * r + 1.0f;
     /* times 2^k: k added to the exponent field (p in [0.7, 1.5], k >= -125:
      * the result stays normal, so this is the exact product) */
-    *result = (cyd_f32x32)(((cyd_i32x32)p + (((cyd_i32x32)t - (cyd_i32x32)((cyd_f32x32){0} + magic)) << 23)) & ~over);
+    *result = (cyd_f32x32)(((cyd_i32x32)p + (cyd_i32x32)((cyd_u32x32)((cyd_i32x32)t - (cyd_i32x32)((cyd_f32x32){0} + magic)) << 23))
+                           & ~over);
 }
 
 /* (w, z) of the 32 lanes U[0..31] (see the contract):
@@ -231,6 +253,62 @@ CYD_INLINE void cyd_noise_f32(const uint32_t *U, float a_log2e, float inv_t,
     *w = (cyd_f32x32)(((cyd_i32x32)d & mask) | ((cyd_i32x32)small & ~mask));
 }
 
+/* (w, z) of the 32 lanes U[0..31] on the power path, 1/t = n + half / 2:
+ * 2^-y = 2^-B r^(1/t), r = (1 - u) / u, B = a log2(e) / t, and
+ * z = 1 / (1 + 2^-y), w = 2^-y z. r = 2^er rm, rm = fd / fn or fn / fd in
+ * (1/2, 2) (one division), so r^(1/t) = 2^(er / t) rm^n (sqrt(rm)); the
+ * powers of 2 and 2^-B = c 2^-shift are added to the exponent field at the
+ * end, and 2^-y below 2^-125 or above 2^125 is taken as 0 or infinite
+ * (z = 1, w = 0 or z = 0, w = 1, as the series path's flush). */
+CYD_INLINE void cyd_noise_pow_f32(const uint32_t *U, int n, int half, float c, int32_t shift,
+                                  cyd_f32x32 *w, cyd_f32x32 *z)
+{
+    const int32_t mant = 0x007fffff;
+    const cyd_f32x32 one = (cyd_f32x32){0} + 1.0f;
+    cyd_i32x32 u, flip, m, nb, db, nm, dm, er, k, et, under, over;
+    cyd_f32x32 num, r, b, P, q, Q, d;
+    int j;
+    memcpy(&u, U, sizeof u);
+    flip = u >> 31;                           /* u > 1/2: r = num / den, else den / num */
+    m = u ^ flip;
+    num = __builtin_convertvector(m, cyd_f32x32) + 0.5f;
+    nb = (cyd_i32x32)num;
+    db = (cyd_i32x32)(4294967296.0f - num);
+    er = (db >> 23) - (nb >> 23);
+    er = (er ^ flip) - flip;
+    nm = (nb & mant) | 0x3f800000;
+    dm = (db & mant) | 0x3f800000;
+    r = (cyd_f32x32)((dm & ~flip) | (nm & flip)) / (cyd_f32x32)((nm & ~flip) | (dm & flip));
+    /* P = r^n = prod over the bits j of n of r^(2^j), n <= 64, in
+     * straight-line code (a branch would make GCC keep these 128-byte
+     * vectors in memory): each factor is r^(2^j) or 1, chosen by a mask */
+    b = r;
+    P = (cyd_f32x32)(((cyd_i32x32)b & -(n & 1)) | ((cyd_i32x32)one & ~-(n & 1)));
+    for (j = 1; j <= 4; j++) {
+        int32_t bit = -((n >> j) & 1);
+        b = b * b;
+        P = P * (cyd_f32x32)(((cyd_i32x32)b & bit) | ((cyd_i32x32)one & ~bit));
+    }
+    k = er * n - shift;
+    if (half) {                               /* sqrt(2^er rm) = 2^floor(er / 2) sqrt(rm 2^(er mod 2)) */
+        cyd_f32x32 h = r + (cyd_f32x32)((cyd_i32x32)r & -(er & 1));
+        int l;
+        for (l = 0; l < 32; l++)
+            h[l] = __builtin_sqrtf(h[l]);
+        P = P * h;
+        k += er >> 1;
+    }
+    q = P * c;                                /* in (2^-66, 2^66): normal */
+    et = ((cyd_i32x32)q >> 23) + k;           /* the exponent field of 2^k q */
+    under = (et - 2) >> 31;
+    over = (252 - et) >> 31;
+    Q = (cyd_f32x32)((((cyd_i32x32)q + (cyd_i32x32)((cyd_u32x32)k << 23)) & ~(under | over)) |
+                     (over & 0x7f800000));
+    d = 1.0f / (1.0f + Q);
+    *z = d;
+    *w = (cyd_f32x32)(((cyd_i32x32)(Q * d) & ~over) | ((cyd_i32x32)one & over));
+}
+
 /* acc[0..1] += g, lane by lane, in double. */
 CYD_INLINE void cyd_accumulate_f32(cyd_f64x16 acc[2], const cyd_f32x32 *g)
 {
@@ -273,7 +351,8 @@ CYD_INLINE void cyd_exp2_neg_f64(const cyd_f64x16 *x_in, cyd_f64x16 *result)
     p = p * r + 0x1.ebfbdff82c58fp-3;
     p = p * r + 0x1.62e42fefa39efp-1;
     p = p * r + 1.0;
-    *result = (cyd_f64x16)(((cyd_i64x16)p + (((cyd_i64x16)t - (cyd_i64x16)((cyd_f64x16){0} + magic)) << 52)) & ~over);
+    *result = (cyd_f64x16)(((cyd_i64x16)p + (cyd_i64x16)((cyd_u64x16)((cyd_i64x16)t - (cyd_i64x16)((cyd_f64x16){0} + magic)) << 52))
+                           & ~over);
 }
 
 /* (w, z) of the 16 lanes U[0..15], as cyd_noise_f32. */
@@ -329,6 +408,60 @@ CYD_INLINE void cyd_noise_f64(const uint32_t *U, double a_log2e, double inv_t,
     *w = (cyd_f64x16)(((cyd_i64x16)d & mask) | ((cyd_i64x16)small & ~mask));
 }
 
+/* (w, z) of the 16 lanes U[0..15] on the power path, as cyd_noise_pow_f32
+ * (0 or infinity past 2^-1021 and 2^1021); exponents are carried in
+ * doubles, exact, since AVX2 has no 64-bit multiply or arithmetic shift. */
+CYD_INLINE void cyd_noise_pow_f64(const uint32_t *U, int n, int half, double c, int32_t shift,
+                                  cyd_f64x16 *w, cyd_f64x16 *z)
+{
+    const int64_t mant = 0x000fffffffffffff;
+    const double magic = 6755399441055744.0;  /* 1.5 * 2^52: reads a small int64 as a double */
+    const cyd_f64x16 one = (cyd_f64x16){0} + 1.0;
+    cyd_i32x16 u, flip32;
+    cyd_i64x16 flip, nb, db, nm, dm, erb, k, et, under, over;
+    cyd_f64x16 num, r, b, P, q, Q, d, er, kd;
+    int j;
+    memcpy(&u, U, sizeof u);
+    flip32 = u >> 31;
+    flip = __builtin_convertvector(flip32, cyd_i64x16);
+    num = __builtin_convertvector(u ^ flip32, cyd_f64x16) + 0.5;
+    nb = (cyd_i64x16)num;
+    db = (cyd_i64x16)(4294967296.0 - num);
+    erb = (cyd_i64x16)((cyd_u64x16)db >> 52) - (cyd_i64x16)((cyd_u64x16)nb >> 52);
+    erb = (erb ^ flip) - flip;
+    er = (cyd_f64x16)(erb + (cyd_i64x16)((cyd_f64x16){0} + magic)) - magic;
+    nm = (nb & mant) | 0x3ff0000000000000;
+    dm = (db & mant) | 0x3ff0000000000000;
+    r = (cyd_f64x16)((dm & ~flip) | (nm & flip)) / (cyd_f64x16)((nm & ~flip) | (dm & flip));
+    b = r;
+    P = (cyd_f64x16)(((cyd_i64x16)b & -(int64_t)(n & 1)) | ((cyd_i64x16)one & ~-(int64_t)(n & 1)));
+    for (j = 1; j <= 4; j++) {
+        int64_t bit = -(int64_t)((n >> j) & 1);
+        b = b * b;
+        P = P * (cyd_f64x16)(((cyd_i64x16)b & bit) | ((cyd_i64x16)one & ~bit));
+    }
+    kd = er * (double)n - (double)shift;
+    if (half) {
+        cyd_i64x16 odd = erb & 1;
+        cyd_f64x16 h = r + (cyd_f64x16)((cyd_i64x16)r & -odd);
+        int l;
+        for (l = 0; l < 16; l++)
+            h[l] = __builtin_sqrt(h[l]);
+        P = P * h;
+        kd += (er - (cyd_f64x16)(odd + (cyd_i64x16)((cyd_f64x16){0} + magic)) + magic) * 0.5;
+    }
+    q = P * c;
+    k = (cyd_i64x16)(kd + magic) - (cyd_i64x16)((cyd_f64x16){0} + magic);
+    et = (cyd_i64x16)((cyd_u64x16)q >> 52) + k;
+    under = CYD_NEGATIVE_I64(et - 2);
+    over = CYD_NEGATIVE_I64(2044 - et);
+    Q = (cyd_f64x16)((((cyd_i64x16)q + (cyd_i64x16)((cyd_u64x16)k << 52)) & ~(under | over)) |
+                     (over & 0x7ff0000000000000));
+    d = 1.0 / (1.0 + Q);
+    *z = d;
+    *w = (cyd_f64x16)(((cyd_i64x16)(Q * d) & ~over) | ((cyd_i64x16)one & over));
+}
+
 CYD_INLINE void cyd_accumulate_f64(cyd_f64x16 acc[2], const cyd_f64x16 *g)
 {
     acc[0] += *g;
@@ -345,9 +478,24 @@ static inline void cyd_concrete_init(cyd_concrete *c, uint64_t key, double p_log
     double g;
     cyd_exp2_neg_f64(&x, &G);
     g = G[0];
+    double inv_t = 1.0 / temperature, B;
     c->key = key;
     c->p_logit = p_logit;
-    c->inv_temperature = 1.0 / temperature;
+    c->inv_temperature = inv_t;
+    c->pow_n = -1;
+    c->pow_half = 0;
+    c->pow_shift = 0;
+    c->pow_scale = 1.0;
+    if (inv_t >= 0.5 && inv_t <= 16.5 && inv_t + inv_t == (double)(int)(inv_t + inv_t)) {
+        c->pow_n = (int)inv_t;
+        c->pow_half = (int)(inv_t + inv_t) & 1;
+        B = p_logit * CYD_LOG2E * inv_t;
+        B = B < -1048576.0 ? -1048576.0 : (B > 1048576.0 ? 1048576.0 : B);
+        c->pow_shift = (int32_t)B - (B < (double)(int32_t)B);        /* floor */
+        x = (cyd_f64x16){0} + (B - (double)c->pow_shift);
+        cyd_exp2_neg_f64(&x, &G);
+        c->pow_scale = G[0];
+    }
     if (p_logit > 0) {            /* p = 1 / (1 + e^-a), 1 - p = e^-a / (1 + e^-a) */
         c->p = 1.0 / (1.0 + g);
         c->scale = (1.0 + g) / g;
@@ -358,10 +506,13 @@ static inline void cyd_concrete_init(cyd_concrete *c, uint64_t key, double p_log
 }
 
 /* The passes, once per type (concrete_loops.h). */
+enum { CYD_NOISE_PASS, CYD_FORWARD_PASS, CYD_BACKWARD_PASS };
+
 #define CYD_T float
 #define CYD_V cyd_f32x32
 #define CYD_LANES 32
 #define CYD_NOISE cyd_noise_f32
+#define CYD_NOISE_POW cyd_noise_pow_f32
 #define CYD_ACCUMULATE cyd_accumulate_f32
 #define CYD_NAME(name) name##_float
 #include "concrete_loops.h"
@@ -370,6 +521,7 @@ static inline void cyd_concrete_init(cyd_concrete *c, uint64_t key, double p_log
 #define CYD_V cyd_f64x16
 #define CYD_LANES 16
 #define CYD_NOISE cyd_noise_f64
+#define CYD_NOISE_POW cyd_noise_pow_f64
 #define CYD_ACCUMULATE cyd_accumulate_f64
 #define CYD_NAME(name) name##_double
 #include "concrete_loops.h"
