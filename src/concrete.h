@@ -9,8 +9,8 @@
  * same bits on every machine (libm's results differ between glibc versions
  * and vector libraries). Only +, -, *, /, square roots, integer and bit
  * operations are used, which IEEE 754 rounds identically at every vector
- * width; setup.py
- * compiles with -ffp-contract=off so no clone fuses a * b + c.
+ * width; setup.py compiles with -ffp-contract=off so no clone fuses
+ * a * b + c.
  *
  * Contract, element e of a pass that starts at generator block block0:
  *

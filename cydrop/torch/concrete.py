@@ -466,7 +466,8 @@ class ConcreteDropoutLinear(nn.Linear):
         return out.reshape(*input.shape[:-1], out.shape[-1]) if batched else out
 
     def regularizer(self, *, weight_regularizer, dropout_regularizer):
-        """``weight_regularizer ||W||^2 / (1 - p) + dropout_regularizer * in_features * (p log p + (1 - p) log(1 - p))``."""
+        """``weight_regularizer ||W||^2 / (1 - p)
+        + dropout_regularizer * in_features * (p log p + (1 - p) log(1 - p))``."""
         return _regularizer(self.p_logit, self.weight, self.in_features,
                             _check_regularizer(weight_regularizer, "weight_regularizer"),
                             _check_regularizer(dropout_regularizer, "dropout_regularizer"))
