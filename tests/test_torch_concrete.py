@@ -1,6 +1,8 @@
 """cydrop.torch's concrete dropout: against the NumPy kernels at the same
 stream position, torch's operator and gradient checkers, central
 differences in float64, torch.compile, and its refusals."""
+import copy
+import io
 import math
 
 import numpy as np
@@ -122,6 +124,17 @@ def test_eval_is_the_identity_and_train_without_grad_draws():
     assert a.grad_fn is None and not torch.equal(a, b)
     lin = ct.ConcreteDropoutLinear(8, 3).eval()
     torch.testing.assert_close(lin(x), F.linear(x, lin.weight, lin.bias), rtol=0, atol=0)
+
+
+def test_mc_dropout_keeps_the_standalone_modules_drawing():
+    """The standalone modules are torch dropout modules (_DropoutNd): under
+    cydrop.torch.mc_dropout they stay in training mode and draw."""
+    model = nn.Sequential(nn.Linear(4, 8), ct.ConcreteDropout(), nn.Linear(8, 1)).eval()
+    x = data((3, 4))
+    with ct.mc_dropout(model), torch.no_grad():
+        assert model[1].training and not model[0].training
+        assert not torch.equal(model(x), model(x))
+    assert not model[1].training and torch.equal(model(x), model(x))
 
 
 def test_same_seed_same_noise_and_thread_counts_do_not_matter(reset_threads):
@@ -295,10 +308,12 @@ def test_compiled_training_fullgraph_matches_eager_and_learns_p():
     torch.manual_seed(0)
 
     def make():
-        return nn.Sequential(ct.ConcreteDropoutLinear(8, 32), nn.ReLU(), ct.ConcreteDropoutLinear(32, 1))
+        hidden, out = nn.Linear(32, 32), ct.ConcreteDropoutLinear(32, 1)
+        return nn.Sequential(ct.ConcreteDropoutLinear(8, 32), nn.ReLU(), ct.ConcreteDropout(layer=hidden), hidden,
+                             nn.ReLU(), out)
     net, twin = make(), make()
     twin.load_state_dict(net.state_dict())
-    for a, b in zip((net[0], net[2]), (twin[0], twin[2])):
+    for a, b in zip((net[0], net[2], net[5]), (twin[0], twin[2], twin[5])):
         b._stream = a._stream.clone()
     compiled = torch.compile(net, fullgraph=True)
     x = torch.randn(64, 8)
@@ -318,9 +333,9 @@ def test_compiled_training_fullgraph_matches_eager_and_learns_p():
         if step < 3:
             for a, b in zip(net.parameters(), twin.parameters()):
                 torch.testing.assert_close(a, b)
-    assert torch.equal(net[0]._stream, twin[0]._stream)
+    assert torch.equal(net[0]._stream, twin[0]._stream) and torch.equal(net[2]._stream, twin[2]._stream)
     assert losses[-1] < losses[0] / 2
-    assert abs(net[0].p - 0.1) > 1e-3          # p moved
+    assert abs(net[0].p - 0.1) > 1e-3 and abs(net[2].p - 0.1) > 1e-3     # p moved
 
 
 # --- the regulariser ---------------------------------------------------------------
@@ -356,6 +371,18 @@ def test_model_regularizer_sums_the_modules():
     assert parts[0].item() == pytest.approx(expected, rel=1e-5)
     # the layers are referenced, not registered twice: each parameter once in state_dict
     assert len(model.state_dict()) == 9 and not any("layer" in k for k in model.state_dict())
+
+
+def test_a_copy_of_the_model_keeps_the_layer_link():
+    linear = nn.Linear(3, 2)
+    model = nn.Sequential(ct.ConcreteDropout(layer=linear), linear)
+    twin = copy.deepcopy(model)
+    assert twin[0].layer is twin[1] and twin[0].layer is not linear
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    assert loaded[0].layer is loaded[1]
 
 
 def test_model_regularizer_refuses_a_module_without_layer():

@@ -27,9 +27,12 @@ position), custom ops under ``torch.compile``. Other inputs (CUDA, float16,
 ...) run the same formula in torch's own operations with ``torch.rand``.
 
 In ``eval()`` the modules are the identity (``ConcreteDropoutLinear`` is its
-linear layer), as inverted dropout is; in training mode (also under
-``cydrop.torch.mc_dropout``-style MC sampling) each call draws a fresh
-relaxed mask, as the reference's MC samples do.
+linear layer), as inverted dropout is and as the Keras reference's layer is
+outside MC mode. The relaxed mask's mean scale is not exactly 1 for t > 0:
+``E[(1 - z) / (1 - p)]`` at p = 0.1 is 0.9987 for t = 0.1 but 0.950 for
+t = 2/3, so the channel variants' eval outputs run about 5% above their
+training-time mean. In training mode (also for MC sampling) each call draws
+a fresh relaxed mask, as the reference's MC samples do.
 """
 import math
 import numbers
@@ -253,14 +256,20 @@ def concrete_regularizer(model, *, weight_regularizer, dropout_regularizer):
 # ---------------------------------------------------------------- the modules
 
 
-class _ConcreteDropoutNd(nn.Module):
+class _ConcreteDropoutNd(nn.modules.dropout._DropoutNd):
     """What the dropout modules share: the learned ``p_logit``, the
     temperature, the stream, and the layer whose weight the regulariser
     needs. ``_lead`` is None (element-wise) or the (batched, unbatched)
-    ranks of a channel variant."""
+    ranks of a channel variant.
+
+    A subclass of torch's dropout base class, so that code which finds a
+    model's dropout modules by it (``cydrop.torch.mc_dropout``) finds these
+    too; its ``p`` is a read-only property here (``_DropoutNd.__init__``,
+    which would set it, is not called)."""
 
     _lead = None
     _default_temperature = DENSE_TEMPERATURE
+    inplace = False
 
     def __init__(self, p=0.1, temperature=None, *, layer=None, n_inputs=None):
         p = _check_probability(p)
@@ -270,7 +279,7 @@ class _ConcreteDropoutNd(nn.Module):
         if n_inputs is not None and (isinstance(n_inputs, bool) or not isinstance(n_inputs, numbers.Integral)
                                      or n_inputs < 1):
             raise ValueError(f"n_inputs must be an int >= 1 or None, got {n_inputs!r}")
-        super().__init__()
+        nn.Module.__init__(self)
         self.p_logit = nn.Parameter(torch.tensor(math.log(p) - math.log1p(-p)))
         self.temperature = temperature
         self.n_inputs = None if n_inputs is None else int(n_inputs)

@@ -461,9 +461,9 @@ def numpy_concrete(x, p_logit, temperature, rng):
     in x's dtype: ``z = sigmoid((p_logit + log u - log(1 - u)) / t)``,
     ``y = x (1 - z) / (1 - p)``; z is what a backward pass needs kept."""
     u = rng.random(x.shape, dtype=x.dtype)
-    with np.errstate(divide="ignore"):     # u may be 0: log u = -inf, z = 0
+    with np.errstate(divide="ignore", over="ignore"):   # u = 0: log u = -inf; exp overflows: z = 0
         logistic = np.log(u) - np.log1p(-u)
-    z = 1 / (1 + np.exp(-(p_logit + logistic) / temperature))
+        z = 1 / (1 + np.exp(-(p_logit + logistic) / temperature))
     keep = 1 / (1 + np.exp(p_logit))
     return x * ((1 - z) / x.dtype.type(keep)), z
 
