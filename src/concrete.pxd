@@ -16,7 +16,7 @@
 #                 (concrete_forward_runs/backward_runs).
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport int32_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 from dropout cimport BLOCK, CHUNK_BLOCKS, grab_size, team_size
@@ -29,7 +29,12 @@ cdef extern from "concrete.h" nogil:
         double inv_temperature   # 1 / t
         double p                 # sigmoid(a)
         double scale             # 1 / (1 - p) = 1 + exp(a)
-    # c := the scalars of a pass (p and scale from concrete.h's own exp)
+        int pow_n                # the power path (concrete.h): 1/t = pow_n + pow_half / 2,
+        int pow_half             # or pow_n = -1: the series path
+        int32_t pow_shift
+        double pow_scale
+    # c := the scalars of a pass: p, scale and the power path's from concrete.h's own exp2
+    # (set every field through this: the passes read them all)
     void cyd_concrete_init(cyd_concrete *c, uint64_t key, double p_logit, double temperature)
     # w[e] := 1 - z[e], z[e] := the relaxed drop indicator, e < n (either may be NULL)
     void cyd_concrete_noise_float(const cyd_concrete *c, uint64_t block0, size_t n, float *w, float *z)
