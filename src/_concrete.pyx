@@ -21,15 +21,11 @@ from libc.math cimport isfinite
 from libc.stdint cimport uint32_t, uint64_t
 
 from arrays cimport array_data
-from concrete cimport (concrete_backward, concrete_backward_runs, concrete_forward, concrete_forward_runs,
-                       concrete_noise, cyd_concrete, cyd_concrete_init, cyd_concrete_noise_of_uniforms_double,
-                       cyd_concrete_noise_of_uniforms_float)
+from concrete cimport (CONCRETE_BAD_P_LOGIT, CONCRETE_BAD_TEMPERATURE, concrete_backward, concrete_backward_runs,
+                       concrete_forward, concrete_forward_runs, concrete_noise, concrete_setup, cyd_concrete,
+                       cyd_concrete_noise_of_uniforms_double, cyd_concrete_noise_of_uniforms_float)
 
 cnp.import_array()
-
-cdef extern from "<float.h>":
-    double FLT_MAX
-    double DBL_MAX
 
 # Block counters stay below 2^59 so that stream word indices (block * 32 + j)
 # never wrap around 2^64 (as cydrop.Generator's).
@@ -67,17 +63,16 @@ cdef int setup(cyd_concrete *c, uint64_t key, uint64_t block0, double p_logit, d
     """c := the scalars of a pass of n_noise noise values over arrays of
     type typenum, after checking that its arithmetic holds there."""
     cdef str type_name = "float32" if typenum == cnp.NPY_FLOAT32 else "float64"
-    cdef double limit = FLT_MAX if typenum == cnp.NPY_FLOAT32 else DBL_MAX
-    if not isfinite(p_logit):
-        raise ValueError(f"p_logit must be finite, got {p_logit!r}")
-    if not (isfinite(temperature) and temperature > 0):
+    cdef int status = concrete_setup(c, key, p_logit, temperature, typenum == cnp.NPY_FLOAT32)
+    if status == CONCRETE_BAD_TEMPERATURE:
+        if isfinite(temperature) and temperature > 0:
+            raise ValueError(f"temperature={temperature!r} is too small for {type_name}: 1 / temperature overflows")
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    if not 1.0 / temperature <= limit:
-        raise ValueError(f"temperature={temperature!r} is too small for {type_name}: 1 / temperature overflows")
-    cyd_concrete_init(c, key, p_logit, temperature)
-    if not c.scale <= limit:
-        raise ValueError(f"p_logit={p_logit!r} is too large for {type_name}: "
-                         f"1 / (1 - p) = 1 + exp(p_logit) overflows")
+    if status == CONCRETE_BAD_P_LOGIT:
+        if isfinite(p_logit):
+            raise ValueError(f"p_logit={p_logit!r} is too large for {type_name}: "
+                             f"1 / (1 - p) = 1 + exp(p_logit) overflows")
+        raise ValueError(f"p_logit must be finite, got {p_logit!r}")
     if block0 > MAX_BLOCKS - <uint64_t>((n_noise + 63) // 64):
         raise ValueError(f"block0={block0} leaves no room for {n_noise} noise values below block 2^59")
     return 0

@@ -57,6 +57,36 @@ cdef extern from "concrete.h" nogil:
                                         const double *dy, const double *x, double *dx, double *y)
 
 
+# ------------------------------------------------------------ the scalars
+
+cdef extern from "<float.h>" nogil:
+    double FLT_MAX
+    double DBL_MAX
+
+cdef enum:
+    CONCRETE_OK = 0
+    CONCRETE_BAD_P_LOGIT = 1       # not finite, or 1 / (1 - p) overflows the type
+    CONCRETE_BAD_TEMPERATURE = 2   # not finite and > 0, or 1 / t overflows the type
+
+
+cdef inline int concrete_setup(cyd_concrete *c, uint64_t key, double p_logit, double temperature,
+                               bint single) noexcept nogil:
+    """c := the scalars of a pass over float (single) or double arrays, if
+    the kernels' arithmetic holds for them; returns CONCRETE_OK, or which
+    argument breaks it (then c is not to be used). A caller that learns
+    p_logit checks every step: a p_logit pushed past about 88 makes
+    1 / (1 - p) overflow float."""
+    cdef double limit = FLT_MAX if single else DBL_MAX
+    if not (p_logit - p_logit == 0):                            # NaN or infinite
+        return CONCRETE_BAD_P_LOGIT
+    if not (temperature > 0 and temperature <= DBL_MAX and 1.0 / temperature <= limit):
+        return CONCRETE_BAD_TEMPERATURE
+    cyd_concrete_init(c, key, p_logit, temperature)
+    if not c.scale <= limit:
+        return CONCRETE_BAD_P_LOGIT
+    return CONCRETE_OK
+
+
 # ------------------------------------------------------------ chunk bodies
 #
 # Each covers the n elements of one chunk, from block block0 (a chunk starts
