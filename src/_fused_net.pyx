@@ -51,11 +51,15 @@ cnp.import_array()
 DEF MAX_LAYERS = 8
 MAX_DENSE_LAYERS = MAX_LAYERS
 
+# 0.5 * log(2 pi), the constant of a Gaussian log-likelihood
+cdef double HALF_LOG_2PI = 0.9189385332046727
+
 # Loss of the output layer (cydrop.MLP's output names map to these).
 cpdef enum Output:
     OUT_LINEAR = 0     # identity, squared error / 2
     OUT_SIGMOID = 1    # sigmoid, binary cross-entropy
     OUT_SOFTMAX = 2    # softmax, cross-entropy
+    OUT_GAUSSIAN = 3   # means and exp(log-variances), Gaussian negative log-likelihood
 
 cpdef enum Optimizer:
     OPT_NONE = 0       # prediction only: no gradients, no update
@@ -137,7 +141,15 @@ cdef void output_activation(int output, floating *z, Py_ssize_t n, Py_ssize_t wi
     cdef Py_ssize_t r, j
     cdef floating m, s
     cdef floating *row
-    if output == OUT_SIGMOID:
+    if output == OUT_GAUSSIAN:   # the second half of each row: variances from log-variances
+        for r in range(n):
+            row = z + r * width
+            for j in range(width // 2, width):
+                if floating is float:
+                    row[j] = expf(row[j])
+                else:
+                    row[j] = exp(row[j])
+    elif output == OUT_SIGMOID:
         for r in range(n * width):
             z[r] = sigmoid(z[r])
     elif output == OUT_SOFTMAX:
@@ -171,6 +183,8 @@ cdef double loss_and_grad(int output, const floating *P, const floating *Y, cons
     cdef double total = 0, row, p, y, d
     cdef floating diff, wr
     cdef floating denom = <floating>w_sum
+    if output == OUT_GAUSSIAN:
+        return gaussian_loss_and_grad(P, Y, w, w_sum, grad, n, width, tiny)
     for r in range(n):
         wr = 1 if w == NULL else <floating>w[r]
         row = 0
@@ -188,6 +202,35 @@ cdef double loss_and_grad(int output, const floating *P, const floating *Y, cons
                     row -= y * log(p if p > tiny else tiny)
                 else:
                     row -= y * log(p if p > tiny else tiny) + (1 - y) * log(1 - p if 1 - p > tiny else tiny)
+        total += row if w == NULL else row * w[r]
+    return total
+
+
+cdef double gaussian_loss_and_grad(const floating *P, const floating *Y, const double *w, double w_sum,
+                                   floating *grad, Py_ssize_t n, Py_ssize_t width, double tiny) noexcept nogil:
+    """loss_and_grad for OUT_GAUSSIAN: P's rows hold k = width / 2 means mu,
+    then their variances v; Y's first k columns the targets. grad := (mu - y) / v
+    for the means and 0.5 (1 - (y - mu)^2 / v) for the log-variances, each
+    times w_row / w_sum; the loss of a row is 0.5 ((y - mu)^2 / v + log v +
+    log(2 pi)) summed over its targets (cydrop.mlp.losses)."""
+    cdef Py_ssize_t r, j, e, k = width // 2
+    cdef double total = 0, row, dd, vv
+    cdef floating diff, var, g_mean, g_var, wr
+    cdef floating denom = <floating>w_sum
+    for r in range(n):
+        wr = 1 if w == NULL else <floating>w[r]
+        row = 0
+        for j in range(k):
+            e = r * width + j
+            diff, var = P[e] - Y[e], P[e + k]
+            g_mean = diff / var
+            g_var = 0.5 * (1 - diff * diff / var)
+            if w != NULL:
+                g_mean, g_var = g_mean * wr, g_var * wr
+            grad[e], grad[e + k] = g_mean / denom, g_var / denom
+            dd, vv = <double>P[e] - <double>Y[e], <double>var
+            vv = vv if vv > tiny else tiny
+            row += 0.5 * (dd * dd / vv + log(vv)) + HALF_LOG_2PI
         total += row if w == NULL else row * w[r]
     return total
 
@@ -448,7 +491,7 @@ cdef class Net:
                              f"got {len(biases)} biases and {len(keep_prob)} keep_prob")
         if not 0 <= activation <= 3:
             raise ValueError(f"activation must be a code 0..3 (cydrop.dense.ACTIVATIONS), got {activation}")
-        if output not in (OUT_LINEAR, OUT_SIGMOID, OUT_SOFTMAX):
+        if output not in (OUT_LINEAR, OUT_SIGMOID, OUT_SOFTMAX, OUT_GAUSSIAN):
             raise ValueError(f"output must be an Output code, got {output}")
         if optimizer not in (OPT_NONE, OPT_SGD, OPT_MOMENTUM, OPT_ADAM):
             raise ValueError(f"optimizer must be an Optimizer code, got {optimizer}")

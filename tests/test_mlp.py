@@ -675,3 +675,59 @@ def test_pandas_string_labels_are_kept_as_strings_and_saved(MLP, tmp_path):
         loaded = cydrop.MLP.load(tmp_path / "net.npz")
         np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
         assert loaded.score(X, column) == net.score(X, column)
+
+
+# -- output="gaussian": a variance learned per sample --------------------------------
+
+def _heteroscedastic(n=1500, seed=0):
+    """y = 2x + noise whose standard deviation grows with |x|: 0.2 at x = 0, 1.2 at |x| = 1."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (n, 1))
+    return X, 2 * X[:, 0] + rng.standard_normal(n) * (0.2 + np.abs(X[:, 0]))
+
+
+def test_gaussian_output_gradients_are_right(MLP):
+    X, y = _heteroscedastic(60)
+    net = MLP([1, 7, 6, 2], output="gaussian", activation="tanh", keep_prob=0.8, dtype="float64", seed=2)
+    net.fit(X, y, epochs=2, batch_size=10, l2=0.1, progress=False)
+    assert net.gradient_check(X, y, max_checks=10_000) < 1e-7
+    # the loss is the Gaussian negative log-likelihood, written here from its formula
+    P = net.predict_proba(X)
+    mu, var = P[:, 0], P[:, 1]
+    nll = np.mean(0.5 * ((y - mu) ** 2 / var + np.log(var) + np.log(2 * np.pi)))
+    assert net.cost(X, y, l2=0.0) == pytest.approx(nll, rel=1e-12)
+
+
+def test_gaussian_output_learns_the_noise_and_its_predictive_spread(MLP):
+    X, y = _heteroscedastic()
+    net = MLP([1, 64, 64, 2], output="gaussian", keep_prob=0.9, dtype="float64", seed=0)
+    net.fit(X, y, epochs=60, batch_size=64, learning_rate=3e-3, progress=False)
+    grid = np.array([[0.0], [0.9]])
+    mean, var = net.predict_proba(grid).T
+    # the mean is learnt slowly where the noise is large (its gradient is divided by the variance)
+    assert abs(mean[0]) < 0.15 and abs(mean[1] - 1.8) < 0.45
+    np.testing.assert_allclose(np.sqrt(var), [0.2, 1.1], rtol=0.35)   # the noise's own standard deviation
+    assert net.predict(grid).shape == (2,)
+    mc_mean, mc_std, samples = net.predict_proba(grid, mc_samples=400, return_samples=True)
+    assert mc_mean.shape == mc_std.shape == (2, 1) and samples.shape == (400, 2, 2)
+    # the law of total variance: the spread of the passes' means plus their mean variance
+    expected = np.sqrt(samples[:, :, 0].var(axis=0) + samples[:, :, 1].mean(axis=0))
+    np.testing.assert_allclose(mc_std[:, 0], expected, rtol=1e-6)
+    np.testing.assert_allclose(mc_mean[:, 0], samples[:, :, 0].mean(axis=0), rtol=1e-6, atol=1e-9)
+    assert 0.5 < net.score(X, y) < 1   # R^2 of the means
+
+
+def test_gaussian_output_shape_checks_and_files(MLP, tmp_path):
+    with pytest.raises(ValueError, match="two output units per target"):
+        MLP([2, 4, 3], output="gaussian")
+    with pytest.raises(ValueError, match="output='gaussian' takes none"):
+        MLP([2, 4, 2], output="gaussian", classes=[0, 1])
+    net = MLP([2, 4, 4], output="gaussian", seed=1)
+    X = np.ones((5, 2))
+    with pytest.raises(ValueError, match="y has 1 targets per sample, the network has 2 targets"):
+        net.fit(X, np.ones(5), epochs=1, batch_size=5, progress=False)
+    net.fit(X, np.ones((5, 2)), epochs=1, batch_size=5, progress=False)
+    assert net.predict(X).shape == (5, 2) and net.classes_ is None
+    net.save(tmp_path / "g.npz")
+    loaded = cydrop.MLP.load(tmp_path / "g.npz")
+    np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))

@@ -38,20 +38,24 @@ def encode_y(y, n, network, classes, name="y", learn_classes=False):
     without given classes) the labels of y become the classes; they are
     returned, not set, so that a call refused later changes nothing."""
     output, dtype, n_outputs = network.output, network.dtype, network.layer_sizes[-1]
-    y = _as_numeric(y) if output == "linear" else _as_labels(y, name)
+    regression = output in ("linear", "gaussian")
+    y = _as_numeric(y) if regression else _as_labels(y, name)
     if y.ndim == 0:
         raise ValueError(f"{name} must hold one target per sample ({n}), got a scalar {y!r}")
     if y.shape[0] != n:
         raise ValueError(f"{name} has {y.shape[0]} samples but X has {n}")
-    if output == "linear":
+    if regression:
         if y.dtype.kind not in "fiub":
-            raise TypeError(f"{name} must be numeric for output='linear', got dtype {y.dtype}")
+            raise TypeError(f"{name} must be numeric for output={output!r}, got dtype {y.dtype}")
         _check_finite(y, name)
         Y = y.reshape(n, -1).astype(dtype)
-        if Y.shape[1] != n_outputs:
-            raise ValueError(f"{name} has {Y.shape[1]} targets per sample, the network has {n_outputs} outputs")
+        if Y.shape[1] != network.n_targets:
+            raise ValueError(f"{name} has {Y.shape[1]} targets per sample, the network has "
+                             f"{network.n_targets} {'targets' if output == 'gaussian' else 'outputs'}")
         if not np.isfinite(Y).all():
             raise ValueError(f"{name} has values too large for {dtype}")
+        if output == "gaussian":   # as wide as the outputs: the second half is not read
+            Y = np.concatenate([Y, np.zeros_like(Y)], axis=1)
         return np.ascontiguousarray(Y), None
     if y.ndim == 2 and y.shape[1] == 1:
         warnings.warn(f"a column-vector {name} was passed when a 1-D array was expected; it was ravelled "

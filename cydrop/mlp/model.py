@@ -37,9 +37,12 @@ class MLP:
         again when assigned later (``net.keep_prob = ...``).
     activation : {"relu", "tanh", "sigmoid", "linear"}, default "relu"
         Hidden-layer activation.
-    output : {"softmax", "sigmoid", "linear"}, default "softmax"
-        Multi-class cross-entropy, binary cross-entropy, or squared error
-        (``0.5 * ||p - y||^2`` per sample).
+    output : {"softmax", "sigmoid", "linear", "gaussian"}, default "softmax"
+        Multi-class cross-entropy, binary cross-entropy, squared error
+        (``0.5 * ||p - y||^2`` per sample), or a Gaussian with a variance
+        learned per sample: the last layer's 2k units are the means of k
+        targets, then their log-variances, and the loss is the negative
+        log-likelihood (``layer_sizes`` ends with 2k).
     dtype : float32 or float64 (anything ``numpy.dtype`` reads as one), default "float32"
     seed : int or None
         Seeds the weight initialisation, the shuffling and the dropout masks.
@@ -69,7 +72,7 @@ class MLP:
     weights : list of ndarray (n_in, n_out)
     biases : list of ndarray (n_out,)
     classes_ : ndarray or None
-        Class labels (None for ``output="linear"``).
+        Class labels (None for ``output="linear"`` or ``"gaussian"``).
 
     Notes
     -----
@@ -99,9 +102,9 @@ class MLP:
         self._engine_choice = engines.check_engine(engine, self._network)
         self._engine = None
         self._training = TrainingState(classes_given=classes is not None)
-        if output == "linear":
+        if self._regression:
             if classes is not None:
-                raise ValueError("classes are for classification outputs; output='linear' takes none")
+                raise ValueError(f"classes are for classification outputs; output={output!r} takes none")
             self.classes_ = None
         elif classes is None:
             self.classes_ = np.arange(self._n_labels)
@@ -141,6 +144,10 @@ class MLP:
     def biases(self):
         """Biases of each dense layer, ``(n_out,)`` arrays (as :attr:`weights`)."""
         return self._network.biases
+
+    @property
+    def _regression(self):
+        return self._network.output in ("linear", "gaussian")
 
     @property
     def _n_labels(self):
@@ -268,8 +275,8 @@ class MLP:
         check_bool(shuffle, "shuffle")
         given = None
         if classes is not None:
-            if self._network.output == "linear":
-                raise ValueError("classes are for classification outputs; output='linear' takes none")
+            if self._regression:
+                raise ValueError(f"classes are for classification outputs; output={self.output!r} takes none")
             given = self._full_classes(data.check_classes(classes, self._network, "classes"), "classes")
             if not self._may_learn_classes() and not np.array_equal(given, self.classes_):
                 raise ValueError(f"classes {given.tolist()} differ from the network's classes_ "
@@ -292,7 +299,7 @@ class MLP:
         return data.encode_y(y, n, self._network, self.classes_ if classes is None else classes, name)
 
     def _may_learn_classes(self):
-        return (self._network.output != "linear" and not self._training.trained
+        return (not self._regression and not self._training.trained
                 and not self._training.classes_given)
 
     def _check_validation(self, validation_data, classes):
@@ -342,6 +349,12 @@ class MLP:
         passes, without observation noise (add ``1 / tau`` to the variance
         for a predictive distribution; :mod:`cydrop.uncertainty`).
 
+        For output="gaussian" the outputs are the k means, then the k
+        variances; with ``mc_samples`` the mean and standard deviation of the
+        predictive distribution of each target, ``(n_samples, k)`` each: the
+        mean of the passes' means, and ``sqrt(variance of the passes' means
+        + mean of the passes' variances)`` (the learned noise included).
+
         Parameters
         ----------
         X : array (n_samples, n_features)
@@ -366,22 +379,26 @@ class MLP:
         total, total_sq, out = self._current_engine().mc_passes(self._network, X, mc_samples,
                                                                 samples=return_samples)
         mean = total / mc_samples
-        std = np.sqrt(np.maximum(total_sq / mc_samples - mean * mean, 0))
+        var = np.maximum(total_sq / mc_samples - mean * mean, 0)
         if not self._network.dropout_on:
-            std[...] = 0  # every pass is the same; round-off aside
-        moments = (mean.astype(self.dtype), std.astype(self.dtype))
+            var[...] = 0  # every pass is the same; round-off aside
+        if self._network.output == "gaussian":   # the law of total variance
+            k = self._network.n_targets
+            mean, var = mean[:, :k], var[:, :k] + mean[:, k:]
+        moments = (mean.astype(self.dtype), np.sqrt(var).astype(self.dtype))
         return moments + (out,) if return_samples else moments
 
     def predict(self, X):
-        """Class labels (classification) or values (output="linear"), dropout off."""
+        """Class labels (classification) or values (the means for output="gaussian"), dropout off."""
         P = self.predict_proba(X)
-        if self._network.output == "linear":
+        if self._regression:
+            P = P[:, :self._network.n_targets]
             return P[:, 0] if P.shape[1] == 1 else P
         idx = (P[:, 0] > 0.5).astype(int) if self._network.output == "sigmoid" else P.argmax(axis=1)
         return self.classes_[idx]
 
     def score(self, X, y, sample_weight=None):
-        """Accuracy (classification) or R^2 averaged over the outputs (output="linear"), dropout off.
+        """Accuracy (classification) or R^2 averaged over the targets (regression), dropout off.
 
         The accuracy is that of :meth:`predict` (``sklearn.metrics.accuracy_score``'s,
         with ``sample_weight``)."""

@@ -189,11 +189,11 @@ def _check_classes(classes, dtype, network):
     """The class labels of a model header: None, or sorted unique labels of
     one type (as np.unique gives them), no more than the outputs, in their dtype."""
     if classes is None:
-        if network.output != "linear":
+        if network.output not in ("linear", "gaussian"):
             raise ValueError(f"a network with output={network.output!r} needs classes")
         return None
-    if network.output == "linear":
-        raise ValueError("classes given for output='linear'")
+    if network.output in ("linear", "gaussian"):
+        raise ValueError(f"classes given for output={network.output!r}")
     if not isinstance(classes, list) or not classes or len({type(c) for c in classes}) != 1 \
             or type(classes[0]) not in (int, float, str, bool):
         raise ValueError(f"classes must be a non-empty list of labels of one type, got {str(classes)[:100]}")

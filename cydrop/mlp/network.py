@@ -44,6 +44,9 @@ class Network:
             raise ValueError(f"output must be one of {list(OUTPUTS)}, got {output!r}")
         if output == "sigmoid" and self.layer_sizes[-1] != 1:
             raise ValueError(f"output='sigmoid' needs one output unit, layer_sizes ends with {self.layer_sizes[-1]}")
+        if output == "gaussian" and self.layer_sizes[-1] % 2:
+            raise ValueError("output='gaussian' needs two output units per target (its mean and log-variance), "
+                             f"layer_sizes ends with {self.layer_sizes[-1]}")
         if init not in INITS:
             raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
         self.activation, self.output, self.init = activation, output, init
@@ -101,6 +104,11 @@ class Network:
             weights.append(np.ascontiguousarray(W, dtype=self.dtype))
             biases.append(np.zeros(n_out, dtype=self.dtype))
         return weights, biases
+
+    @property
+    def n_targets(self):
+        """Target columns: the outputs, or half of them for output="gaussian"."""
+        return self.layer_sizes[-1] // 2 if self.output == "gaussian" else self.layer_sizes[-1]
 
     @property
     def params(self):

@@ -36,7 +36,7 @@ MAX_DENSE_LAYERS = _fused_net.MAX_DENSE_LAYERS
 MAX_WIDTH = 256
 
 _OUTPUTS = {"linear": _fused_net.Output.OUT_LINEAR, "sigmoid": _fused_net.Output.OUT_SIGMOID,
-            "softmax": _fused_net.Output.OUT_SOFTMAX}
+            "softmax": _fused_net.Output.OUT_SOFTMAX, "gaussian": _fused_net.Output.OUT_GAUSSIAN}
 _OPTIMIZERS = {"sgd": _fused_net.Optimizer.OPT_SGD, "momentum": _fused_net.Optimizer.OPT_MOMENTUM,
                "adam": _fused_net.Optimizer.OPT_ADAM}
 

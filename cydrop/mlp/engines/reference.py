@@ -70,7 +70,7 @@ class ReferenceEngine(Engine):
     def gradients(self, network, X, Y):
         network.require_kernel_ready()
         P, caches = self._forward(network, X, train=False)
-        dW, db = self._backward(network, losses.loss_grad(P, Y), caches)
+        dW, db = self._backward(network, losses.loss_grad(network.output, P, Y), caches)
         return losses.loss(network.output, P, Y), dW, db
 
     # ------------------------------------------------------------ passes
@@ -106,7 +106,7 @@ class ReferenceEngine(Engine):
         """One training step on a batch; returns its mean loss under dropout."""
         P, caches = self._forward(network, Xb, train=True)
         loss = losses.loss(network.output, P, Yb, wb)
-        dW, db = self._backward(network, losses.loss_grad(P, Yb, wb), caches)
+        dW, db = self._backward(network, losses.loss_grad(network.output, P, Yb, wb), caches)
         # J's penalty is l2 / (2 * batch weight) * ||W||^2; none on biases
         decay = l2 / (Xb.shape[0] if wb is None else float(np.sum(wb)))
         optimizer.update(network.params, dW + db, [decay] * len(dW) + [0.0] * len(db))
