@@ -21,7 +21,6 @@ from . import _fused_net
 from ._blas_threads import single_threaded_blas
 from ._threads import get_deterministic
 from .dense import ACTIVATIONS
-from .optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS
 
 __all__ = ["MAX_WIDTH", "mc_passes", "numpy_gemm", "qualifies", "route", "train_epoch"]
 
@@ -33,7 +32,7 @@ MAX_WIDTH = 256
 OUTPUTS = {"linear": _fused_net.Output.OUT_LINEAR, "sigmoid": _fused_net.Output.OUT_SIGMOID,
            "softmax": _fused_net.Output.OUT_SOFTMAX}
 OPTIMIZERS = {"sgd": _fused_net.Optimizer.OPT_SGD, "momentum": _fused_net.Optimizer.OPT_MOMENTUM,
-              "adam": _fused_net.Optimizer.OPT_ADAM}
+              "nesterov": _fused_net.Optimizer.OPT_NESTEROV, "adam": _fused_net.Optimizer.OPT_ADAM}
 
 
 def qualifies(layer_sizes):
@@ -92,6 +91,7 @@ def train_epoch(net, routine, optimizer, X, Y, sample_weight, order, batch_size,
     Returns the training loss summed over the rows with their weights.
     """
     compiled = _trainer(net, optimizer, min(batch_size, len(order)) or 1, l2, max_norm, routine)
+    compiled.lr = optimizer.learning_rate  # a schedule may have changed it since the last epoch
     order = np.ascontiguousarray(order, dtype=np.intp)
     if sample_weight is not None:
         sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
@@ -109,9 +109,10 @@ def _blas_threads(routine):
 def _trainer(net, optimizer, rows, l2, max_norm, routine):
     """The compiled Net that trains ``net`` with ``optimizer``: the one made
     for the previous epoch when nothing it was made from has changed (a
-    fit's epochs share it), else a new one, kept on the network."""
-    settings = (id(optimizer), optimizer.learning_rate, optimizer.momentum, rows, l2, max_norm,
-                tuple(net.keep_prob), routine)
+    fit's epochs share it), else a new one, kept on the network. The
+    learning rate is not among them: the caller sets it on every epoch."""
+    settings = (id(optimizer), optimizer.name, optimizer.momentum, optimizer.beta1, optimizer.beta2, optimizer.eps,
+                optimizer.eps_hat, rows, l2, max_norm, tuple(net.keep_prob), routine)
     # the Net holds these arrays, so their ids cannot be reused while it is kept
     arrays = net.params + [a for state in optimizer.state for a in state]
     kept = net.__dict__.get("_compiled")
@@ -122,8 +123,8 @@ def _trainer(net, optimizer, rows, l2, max_norm, routine):
     compiled = _fused_net.Net(
         net.weights, net.biases, net.keep_prob, ACTIVATIONS[net.activation], OUTPUTS[net.output], rows,
         first=state[0], second=state[1], optimizer=OPTIMIZERS[optimizer.name], lr=optimizer.learning_rate,
-        momentum=optimizer.momentum, beta1=ADAM_BETA1, beta2=ADAM_BETA2, eps=ADAM_EPS, l2=l2,
-        max_norm=0.0 if max_norm is None else max_norm, gemm_routine=routine)
+        momentum=optimizer.momentum, beta1=optimizer.beta1, beta2=optimizer.beta2, eps=optimizer.eps, l2=l2,
+        max_norm=0.0 if max_norm is None else max_norm, gemm_routine=routine, eps_hat=optimizer.eps_hat)
     net._compiled = (settings, arrays, compiled)
     return compiled
 

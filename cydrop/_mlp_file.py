@@ -3,7 +3,7 @@
 An ``.npz`` (``numpy.savez``, stored, no pickle) of the weights, the
 optimizer's state arrays and a JSON header with everything else: the
 architecture, the classes and their dtype, the L2 and max-norm of the last
-training, the optimizer's name, rate and step count, and the positions of the
+training, the optimizer's name, rate, step and sample counts, and the positions of the
 shuffling and mask generators. A loaded network trains on exactly as the
 saved one would. The reader (``_model_file.read_model_file``) checks every
 array against the header before reading it.
@@ -38,7 +38,8 @@ def save(net, file):
               "classes_given": net._classes_given, "trained": net._trained,
               "l2": net.l2, "max_norm": net.max_norm,
               "optimizer": None if opt is None else {"name": opt.name, "learning_rate": opt.learning_rate,
-                                                     "momentum": opt.momentum, "t": opt.t},
+                                                     "momentum": opt.momentum, "t": opt.t,
+                                                     "samples": opt.samples},
               "mask_generator": net._gen.state, "shuffle_generator": net._rng.bit_generator.state}
     arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     for i, (W, b) in enumerate(zip(net.weights, net.biases)):
@@ -84,6 +85,7 @@ def load(cls, file):
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{file!r} has an invalid optimizer in its header ({exc})") from None
         optimizer.t = opt["t"]
+        optimizer.samples = opt.get("samples", 0)  # written since the "invscaling" schedule
         optimizer.state = [[arrays[f"opt{j}_{k}"] for k in range(len(net.params))]
                            for j in range(optimizer.n_state)]
         if not all(np.isfinite(a).all() for state in optimizer.state for a in state):
@@ -118,7 +120,10 @@ def _declared_arrays(header):
         t = opt.get("t")
         if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < 2**63:
             raise ValueError(f"optimizer step count must be an int in [0, 2**63), got {t!r}")
-        n_state = {"sgd": 0, "momentum": 1, "adam": 2}[opt["name"]]
+        samples = opt.get("samples", 0)
+        if isinstance(samples, bool) or not isinstance(samples, int) or not 0 <= samples < 2**63:
+            raise ValueError(f"optimizer sample count must be an int in [0, 2**63), got {samples!r}")
+        n_state = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}[opt["name"]]
         for j in range(n_state):
             for k, shape in enumerate(shapes):
                 arrays[f"opt{j}_{k}"] = (shape, dtype)

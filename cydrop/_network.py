@@ -2,10 +2,13 @@
 
 Arrays only: targets arrive encoded (one-hot, a 0/1 column or values, see
 ``cydrop/_targets.py``) and checked; the face (``cydrop/mlp.py``) checks data,
-the epoch loop (``cydrop/_training.py``) decides what to run when.
+the epoch loop (``cydrop/_training.py``) decides what to run when. X is an
+ndarray or a SciPy CSR matrix, which the passes densify a batch (or a
+chunk of PREDICT_BATCH rows) at a time (:func:`dense_rows`).
 """
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -24,8 +27,10 @@ PREDICT_BATCH = 1024
 
 # Initial weights: "auto" draws He normal for ReLU hidden layers and Glorot
 # normal for the others; "glorot_uniform" is Keras's default for every layer
-# (what the published MC-dropout UCI networks started from).
-INITS = ("auto", "glorot_uniform")
+# (what the published MC-dropout UCI networks started from); "sklearn" is
+# scikit-learn's MLP's (weights and biases uniform, see initial_params), the
+# estimators' default.
+INITS = ("auto", "glorot_uniform", "sklearn")
 
 
 class Network:
@@ -80,20 +85,7 @@ class Network:
         self._keep_prob = [check_keep_prob(p, f"keep_prob[{i}]") for i, p in enumerate(keep_prob)]
 
     def _init_params(self):
-        weights, biases = [], []
-        for i, (n_in, n_out) in enumerate(zip(self.layer_sizes, self.layer_sizes[1:])):
-            hidden = i < len(self.layer_sizes) - 2
-            if self.init == "glorot_uniform":
-                # Keras's default: U(-a, a), a = sqrt(6 / (n_in + n_out)), every layer
-                limit = math.sqrt(6.0 / (n_in + n_out))
-                W = self._rng.uniform(-limit, limit, (n_in, n_out))
-            else:
-                # He for ReLU layers, Glorot otherwise (normal)
-                gain = 2.0 / n_in if hidden and self.activation == "relu" else 2.0 / (n_in + n_out)
-                W = self._rng.standard_normal((n_in, n_out)) * math.sqrt(gain)
-            weights.append(np.ascontiguousarray(W, dtype=self.dtype))
-            biases.append(np.zeros(n_out, dtype=self.dtype))
-        return weights, biases
+        return initial_params(self.layer_sizes, self.activation, self.init, self._rng, self.dtype)
 
     @property
     def params(self):
@@ -148,7 +140,7 @@ class Network:
 
     def predict_output(self, X, train=False):
         """Outputs for all rows of X, in passes of PREDICT_BATCH rows."""
-        return np.concatenate([self.forward(X[s:s + PREDICT_BATCH], train)[0]
+        return np.concatenate([self.forward(dense_rows(X, slice(s, s + PREDICT_BATCH)), train)[0]
                                for s in range(0, X.shape[0], PREDICT_BATCH)])
 
     def evaluate(self, X, Y, sample_weight=None):
@@ -173,7 +165,10 @@ class Network:
         (mc_samples, n_samples, n_outputs) of the network's dtype.
 
         Networks of the compiled path (cydrop._compiled_net.route) run all the
-        passes in one call; the masks are the same either way."""
+        passes in one call; the masks are the same either way. A sparse X is
+        densified whole: the passes take every chunk in every pass."""
+        if is_sparse(X):
+            X = np.ascontiguousarray(X.toarray())
         routine = _compiled_net.route(self)
         if routine is not None:
             self.check_params()
@@ -205,6 +200,19 @@ class Network:
         batch's loss weighted by its rows, or its sample weights)."""
         self.check_params(writable=True)
         weight = len(order) if sample_weight is None else float(np.sum(sample_weight[order]))
+        if is_sparse(X):
+            # one dense batch at a time (memory for batch_size rows, not all
+            # of X), each trained as an epoch of one batch: the same updates
+            # and masks, in the same order, as the whole epoch
+            total = 0.0
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                wb = None if sample_weight is None else sample_weight[idx]
+                n = len(idx) if wb is None else float(np.sum(wb))
+                loss = self.train_epoch(optimizer, dense_rows(X, idx), Y[idx], wb, np.arange(len(idx)),
+                                        batch_size, l2, max_norm)
+                total += loss * n
+            return total / weight if weight else 0.0
         routine = _compiled_net.route(self)
         if routine is not None:
             # every batch of the epoch in one compiled call
@@ -265,6 +273,58 @@ class Network:
     def __setstate__(self, state):
         state = dict(state, _gen=Generator.from_state(state["_gen"]))
         self.__dict__.update(state)
+
+
+def is_sparse(X):
+    """X is a SciPy sparse matrix or array (which exists only if scipy.sparse
+    was imported: ``import cydrop`` leaves SciPy out)."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(X)
+
+
+def dense_rows(X, rows):
+    """The rows ``rows`` (indices or a slice) of X, an ndarray or a SciPy CSR
+    matrix, as a C-contiguous ndarray of X's dtype."""
+    if is_sparse(X):
+        return np.ascontiguousarray(X[rows].toarray())
+    return X[rows]
+
+
+def initial_params(layer_sizes, activation, init, rng, dtype):
+    """(weights, biases) of a new network, drawn from ``rng``.
+
+    ``rng`` is a numpy Generator or RandomState (``uniform`` and
+    ``standard_normal`` draw alike from both): the scikit-learn estimators
+    pass their ``RandomState``, so that init="sklearn" draws the very
+    weights scikit-learn's MLP starts from for the same ``random_state``.
+
+    - "auto": He normal (variance 2 / n_in) for ReLU hidden layers, Glorot
+      normal (2 / (n_in + n_out)) for the others; biases 0.
+    - "glorot_uniform": U(-a, a), a = sqrt(6 / (n_in + n_out)), every layer
+      (Keras's default); biases 0.
+    - "sklearn": scikit-learn's ``_init_coef``: weights and then biases of
+      each layer from U(-a, a), a = sqrt(f / (n_in + n_out)), f = 2 when the
+      hidden activation is the sigmoid (scikit-learn's "logistic"), else 6,
+      every layer including the output.
+    """
+    weights, biases = [], []
+    n_dense = len(layer_sizes) - 1
+    for i, (n_in, n_out) in enumerate(zip(layer_sizes, layer_sizes[1:])):
+        b = np.zeros(n_out)
+        if init == "sklearn":
+            limit = math.sqrt((2.0 if activation == "sigmoid" else 6.0) / (n_in + n_out))
+            W = rng.uniform(-limit, limit, (n_in, n_out))
+            b = rng.uniform(-limit, limit, n_out)
+        elif init == "glorot_uniform":
+            limit = math.sqrt(6.0 / (n_in + n_out))
+            W = rng.uniform(-limit, limit, (n_in, n_out))
+        else:
+            hidden = i < n_dense - 1
+            gain = 2.0 / n_in if hidden and activation == "relu" else 2.0 / (n_in + n_out)
+            W = rng.standard_normal((n_in, n_out)) * math.sqrt(gain)
+        weights.append(np.ascontiguousarray(W, dtype=dtype))
+        biases.append(np.ascontiguousarray(b, dtype=dtype))
+    return weights, biases
 
 
 def _check_param(arr, name, dtype, shape, writable):

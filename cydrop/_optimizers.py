@@ -1,33 +1,55 @@
 """Optimizers as state objects with an ``update``, for cydrop.MLP's training loop.
 
 As scikit-learn's ``_stochastic_optimizers.py``: each optimizer owns its
-state (velocities, Adam's moments and step count), laid out like the
-parameters it updates, and ``update`` makes one fused in-place pass per
-parameter array through :mod:`cydrop.optim`'s kernels.
+state (velocities, Adam's moments and step count) and its learning-rate
+schedule, laid out like the parameters it updates, and ``update`` makes one
+fused in-place pass per parameter array through :mod:`cydrop.optim`'s kernels.
 """
 
 import numpy as np
 
 from . import _optim
-from ._validation import kernel_ready
+from ._validation import check_bool, kernel_ready
 from .optim import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, _check_real
 
-__all__ = ["OPTIMIZERS", "make_optimizer"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "make_optimizer"]
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+SCHEDULES = ("constant", "invscaling", "adaptive")
+# "adaptive" stops once a plateau finds the rate at or below this (scikit-learn's SGDOptimizer)
+ADAPTIVE_MIN_RATE = 1e-6
 
 
 class _Optimizer:
-    """One update rule and its state; ``params`` is the network's list of
-    parameter arrays (weights then biases), which must keep their layout."""
+    """One update rule, its state and its learning-rate schedule; ``params``
+    is the network's list of parameter arrays (weights then biases), which
+    must keep their layout.
+
+    The schedule is scikit-learn's (``SGDOptimizer``): "constant" keeps
+    ``learning_rate_init``; "invscaling" sets the rate after every epoch to
+    ``learning_rate_init / (samples + 1) ** power_t``, ``samples`` the rows
+    trained on by this optimizer; "adaptive" divides the rate by 5 each time
+    the stopping rule finds no improvement (:meth:`plateau`), and stops once
+    the rate is at or below 1e-6."""
 
     name = None
     n_state = 0  # state arrays per parameter
 
-    def __init__(self, params, learning_rate, momentum=0.9):
-        self.learning_rate = _check_real(learning_rate, "learning_rate", 0.0)
+    def __init__(self, params, learning_rate, momentum=0.9, *, beta1=ADAM_BETA1, beta2=ADAM_BETA2, eps=ADAM_EPS,
+                 eps_hat=False, schedule="constant", power_t=0.5):
+        self.learning_rate_init = _check_real(learning_rate, "learning_rate", 0.0)
         self.momentum = _check_real(momentum, "momentum", 0.0, 1.0, low_open=False)
+        self.beta1 = _check_real(beta1, "beta1", 0.0, 1.0, low_open=False)
+        self.beta2 = _check_real(beta2, "beta2", 0.0, 1.0, low_open=False)
+        self.eps = _check_real(eps, "eps", 0.0)
+        self.eps_hat = check_bool(eps_hat, "eps_hat")  # eps added to sqrt(v), not sqrt(v_hat)
+        if not isinstance(schedule, str) or schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {list(SCHEDULES)}, got {schedule!r}")
+        self.schedule = schedule
+        self.power_t = _check_real(power_t, "power_t", 0.0, low_open=False)
+        self.learning_rate = self.learning_rate_init  # the rate of the next step
         self.t = 0  # steps taken
+        self.samples = 0  # rows trained on: invscaling's time
         self.state = [[np.zeros_like(p, order="C") for p in params] for _ in range(self.n_state)]
 
     def fits(self, params):
@@ -35,6 +57,32 @@ class _Optimizer:
         return all(len(arrays) == len(params) and all(kernel_ready(a, p.dtype, p.shape, True)
                                                       for a, p in zip(arrays, params))
                    for arrays in self.state)
+
+    def configure(self, settings):
+        """Take the hyperparameters of ``settings`` (a checked optimizer of
+        this kind) for the next training call; the state, the step and
+        sample counts stay. The rate restarts at ``learning_rate_init``, or
+        where "invscaling" has brought it after the samples seen so far."""
+        for name in ("learning_rate_init", "momentum", "beta1", "beta2", "eps", "eps_hat", "schedule", "power_t"):
+            setattr(self, name, getattr(settings, name))
+        self.learning_rate = self.learning_rate_init
+        if self.schedule == "invscaling" and self.samples:
+            self.learning_rate = self.learning_rate_init / (self.samples + 1) ** self.power_t
+
+    def epoch_ends(self, n_rows):
+        """An epoch over ``n_rows`` rows is done: count them; "invscaling" lowers the rate."""
+        self.samples += n_rows
+        if self.schedule == "invscaling":
+            self.learning_rate = self.learning_rate_init / (self.samples + 1) ** self.power_t
+
+    def plateau(self):
+        """The stopping rule found no improvement: True to stop. "adaptive"
+        divides the rate by 5 and goes on instead, until the rate is at or
+        below 1e-6."""
+        if self.schedule != "adaptive" or self.learning_rate <= ADAPTIVE_MIN_RATE:
+            return True
+        self.learning_rate /= 5.0
+        return False
 
     def update(self, params, grads, l2):
         """One step on every parameter: ``params[k] -= step(grads[k] + l2[k] * params[k])``.
@@ -57,9 +105,16 @@ class _SGD(_Optimizer):
 class _Momentum(_Optimizer):
     name = "momentum"
     n_state = 1  # the velocity
+    nesterov = False
 
     def _step(self, p, g, state, decay):
-        _optim.momentum(p, g, state[0], self.learning_rate, self.momentum, decay)
+        _optim.momentum(p, g, state[0], self.learning_rate, self.momentum, decay, self.nesterov)
+
+
+class _Nesterov(_Momentum):
+    """Momentum with Nesterov's look-ahead, as scikit-learn's ``nesterovs_momentum=True``."""
+    name = "nesterov"
+    nesterov = True
 
 
 class _Adam(_Optimizer):
@@ -67,14 +122,16 @@ class _Adam(_Optimizer):
     n_state = 2  # first and second moments
 
     def _step(self, p, g, state, decay):
-        _optim.adam(p, g, state[0], state[1], self.t, self.learning_rate, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, decay)
+        _optim.adam(p, g, state[0], state[1], self.t, self.learning_rate, self.beta1, self.beta2, self.eps, decay,
+                    self.eps_hat)
 
 
-_CLASSES = {cls.name: cls for cls in (_SGD, _Momentum, _Adam)}
+_CLASSES = {cls.name: cls for cls in (_SGD, _Momentum, _Nesterov, _Adam)}
 
 
-def make_optimizer(name, params, learning_rate, momentum=0.9):
-    """A fresh optimizer ``name`` for ``params`` (ValueError naming ``optimizer``)."""
+def make_optimizer(name, params, learning_rate, momentum=0.9, **settings):
+    """A fresh optimizer ``name`` for ``params`` (ValueError naming ``optimizer``);
+    ``settings``: beta1, beta2, eps, eps_hat, schedule, power_t."""
     if not isinstance(name, str) or name not in _CLASSES:
         raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}")
-    return _CLASSES[name](params, learning_rate, momentum)
+    return _CLASSES[name](params, learning_rate, momentum, **settings)

@@ -9,7 +9,13 @@ sees another thinned network), so it jumps from epoch to epoch. The rule
 watches a cost measured with dropout off, every ``eval_every`` epochs: the
 validation loss when there is validation data, else J on the training set.
 It stops after ``patience`` evaluations in a row that did not improve on the
-best by more than ``tol``, and puts back the weights of the best evaluation.
+best by more than ``tol``, and puts back the weights of the best evaluation;
+under the "adaptive" learning-rate schedule (``cydrop/_optimizers.py``) such
+a plateau divides the rate by 5 instead, until it is at or below 1e-6.
+
+Shuffling permutes the row order of the previous epoch (the first epoch's of
+``arange(n)``) with ``rng.permutation(n)``, as scikit-learn's MLP permutes its
+index array: given scikit-learn's ``RandomState``, the same epochs.
 """
 import math
 
@@ -40,7 +46,8 @@ def run(net, optimizer, X, Y, *, epochs, batch_size, rng, shuffle=True, sample_w
     """Train ``net`` for up to ``epochs`` epochs; returns the history dict.
 
     Arguments arrive checked (``cydrop/mlp.py``): X (n, n_in) and encoded
-    targets Y in the network's dtype, ``validation`` None or
+    targets Y in the network's dtype, ``rng`` a numpy Generator or
+    RandomState (its ``permutation`` shuffles), ``validation`` None or
     ``(X_val, Y_val, w_val)``, ``patience`` None (no stopping rule) or an int
     or ``math.inf`` (evaluate, never stop, keep the best weights).
 
@@ -63,9 +70,11 @@ def run(net, optimizer, X, Y, *, epochs, batch_size, rng, shuffle=True, sample_w
     best = _Best(patience, tol) if patience is not None else None
     stopped = False
     bar = _progress(epochs, progress)
+    order = np.arange(n)
     try:
         for epoch in range(1, epochs + 1):
-            order = rng.permutation(n) if shuffle else np.arange(n)
+            if shuffle:
+                order = order[rng.permutation(n)]
             loss = net.train_epoch(optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm)
             # the weights too: a tanh or sigmoid layer turns infinite weights into a finite loss
             if not (math.isfinite(loss) and net.params_finite()):
@@ -75,6 +84,7 @@ def run(net, optimizer, X, Y, *, epochs, batch_size, rng, shuffle=True, sample_w
                     f"{'finite' if net.params_finite() else 'not finite'}; "
                     f"lower learning_rate (now {optimizer.learning_rate})")
             history["loss"].append(loss)
+            optimizer.epoch_ends(n)
             if verbose:
                 print(f"Iteration {epoch}, loss = {loss:.8f}")
             if evaluate and (epoch % eval_every == 0 or epoch == epochs):
@@ -82,10 +92,15 @@ def run(net, optimizer, X, Y, *, epochs, batch_size, rng, shuffle=True, sample_w
                 if verbose and validation is not None:
                     print(f"Validation loss: {history['val_loss'][-1]:f}, score: {history['val_score'][-1]:f}")
                 if best is not None and best.update(monitored, epoch, net):
-                    stopped = epoch < epochs
+                    message = f"No improvement by more than tol={tol} for {patience} evaluations:"
+                    if optimizer.plateau():
+                        stopped = epoch < epochs
+                        if verbose:
+                            print(f"{message} stopping.")
+                        break
+                    best.stale = 0  # "adaptive" lowered the rate instead
                     if verbose:
-                        print(f"No improvement by more than tol={tol} for {patience} evaluations: stopping.")
-                    break
+                        print(f"{message} learning rate set to {optimizer.learning_rate:g}.")
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from . import _checks, _mlp_file, _training
-from ._network import Network
+from ._network import Network, is_sparse
 from ._optimizers import make_optimizer
 from ._validation import check_bool, check_keep_prob, check_positive_int
 from .optim import _check_real
@@ -49,11 +49,15 @@ class MLP(Network):
         a network's classes are ``0 .. n_outputs - 1`` (``[0, 1]`` for
         ``output="sigmoid"``) until its first training, which may take them
         from the labels it is given.
-    init : {"auto", "glorot_uniform"}, default "auto"
-        Initial weights (biases start at 0): "auto" draws He normal
-        (variance 2 / n_in) for ReLU hidden layers and Glorot normal
-        (2 / (n_in + n_out)) for the others; "glorot_uniform" draws every
-        layer from U(-a, a), a = sqrt(6 / (n_in + n_out)), Keras's default.
+    init : {"auto", "glorot_uniform", "sklearn"}, default "auto"
+        Initial weights: "auto" draws He normal (variance 2 / n_in) for ReLU
+        hidden layers and Glorot normal (2 / (n_in + n_out)) for the others;
+        "glorot_uniform" draws every layer from U(-a, a),
+        a = sqrt(6 / (n_in + n_out)), Keras's default; both start the biases
+        at 0. "sklearn" is scikit-learn's MLP's (and the estimators'
+        default): weights and biases from U(-a, a),
+        a = sqrt(f / (n_in + n_out)), f = 2 for ``activation="sigmoid"``,
+        else 6.
 
     Attributes
     ----------
@@ -102,6 +106,8 @@ class MLP(Network):
     # ------------------------------------------------------------ data
 
     def _check_X(self, X, name="X"):
+        if is_sparse(X):
+            return self._check_sparse_X(X, name)
         X = _as_numeric(X, name)
         if X.dtype.kind not in "fiub":
             raise TypeError(f"{name} must be a numeric array, got dtype {X.dtype}")
@@ -117,6 +123,27 @@ class MLP(Network):
         if not np.isfinite(cast).all():
             raise ValueError(f"{name} has values too large for {self.dtype} (largest magnitude "
                              f"{float(np.max(np.abs(X))):.3g}, {self.dtype} holds {float(np.finfo(self.dtype).max):.3g})")
+        return cast
+
+    def _check_sparse_X(self, X, name):
+        """A SciPy sparse X as a CSR matrix of the network's dtype (the
+        caller's matrix is never changed); the passes densify it a batch at
+        a time."""
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
+        if X.dtype.kind not in "fiub":
+            raise TypeError(f"{name} must be a numeric array, got dtype {X.dtype}")
+        if X.shape[0] == 0:
+            raise ValueError(f"{name} is empty (0 samples)")
+        if X.shape[1] != self.layer_sizes[0]:
+            raise ValueError(f"{name} has {X.shape[1]} features, the network expects {self.layer_sizes[0]}")
+        X = X.tocsr()  # rows of a batch are slices of CSR's arrays
+        _check_finite(X.data, name)
+        with np.errstate(over="ignore"):
+            cast = X.astype(self.dtype, copy=False)
+        if not np.isfinite(cast.data).all():
+            raise ValueError(f"{name} has values too large for {self.dtype} (largest magnitude "
+                             f"{float(np.max(np.abs(X.data))):.3g}, {self.dtype} holds {float(np.finfo(self.dtype).max):.3g})")
         return cast
 
     def _check_y(self, y, n, name="y", learn_classes=False, classes=None):
@@ -176,37 +203,64 @@ class MLP(Network):
             raise ValueError(f"{name} has {len(unique)} classes, the network has room for {room}")
         return unique
 
-    def _check_data(self, X, y, sample_weight, learn_classes=False):
-        """(X, Y, sample_weight, new classes or None), all checked, nothing set."""
+    def _check_data(self, X, y, sample_weight, learn_classes=False, dense=False):
+        """(X, Y, sample_weight, new classes or None), all checked, nothing set;
+        with ``dense``, a sparse X densified (for the checks' full-batch passes)."""
         X = self._check_X(X)
+        if dense and is_sparse(X):
+            X = np.ascontiguousarray(X.toarray())
         Y, classes = self._check_y(y, X.shape[0], learn_classes=learn_classes)
         return X, Y, _check_sample_weight(sample_weight, X.shape[0]), classes
 
     # ------------------------------------------------------------ training
 
     def fit(self, X, y, *, epochs, batch_size, optimizer="adam", learning_rate=1e-3, l2=0.0,
-            max_norm=None, momentum=0.9, sample_weight=None, validation_data=None, early_stopping=None,
+            max_norm=None, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8, eps_hat=False, schedule="constant",
+            power_t=0.5, sample_weight=None, validation_data=None, early_stopping=None,
             tol=0.0, eval_every=1, track_cost=False, shuffle=True, progress=True, verbose=False):
         """Train with mini-batches, dropout on; stop on a cost measured with dropout off.
 
         Parameters
         ----------
-        X : array (n_samples, n_features)
+        X : array (n_samples, n_features), or a SciPy sparse matrix
+            A sparse X is densified one mini-batch at a time (as CSR rows).
         y : array (n_samples,) of labels, or (n_samples[, n_outputs]) values for output="linear"
         epochs : int >= 1
             The most epochs to train (a cap when ``early_stopping`` is set).
         batch_size : int >= 1
-        optimizer : {"adam", "sgd", "momentum"}
+        optimizer : {"adam", "sgd", "momentum", "nesterov"}
             The optimizer's state (moments, step count) carries over to the
             next ``fit`` or ``partial_fit`` with the same optimizer.
+            "nesterov" is momentum with Nesterov's look-ahead
+            (``param += momentum * velocity - learning_rate * grad`` after the
+            velocity update, as scikit-learn's ``nesterovs_momentum``).
         learning_rate : float > 0
+            The initial rate (see ``schedule``).
         l2 : float >= 0
             Cost ``J = loss + l2 / (2 * batch) * sum ||W||^2`` (weights only).
         max_norm : float > 0 or None
             Cap each unit's incoming weight vector at this L2 norm after each
             update (Srivastava et al. 2014).
         momentum : float in [0, 1)
-            For optimizer="momentum".
+            For optimizer="momentum" and "nesterov".
+        beta1, beta2 : float in [0, 1); eps : float > 0
+            Adam's decay rates of the moments and its epsilon (Kingma & Ba
+            2015, Algorithm 1: ``eps`` is added to the bias-corrected
+            ``sqrt(v_hat)``, as PyTorch's Adam).
+        eps_hat : bool
+            Adam's ``eps`` is the paper's "epsilon hat" instead, added to
+            ``sqrt(v)`` before the bias correction, as scikit-learn's and
+            Keras's Adam (:func:`cydrop.optim.adam_update`).
+        schedule : {"constant", "invscaling", "adaptive"}
+            The learning rate's course, as scikit-learn's ``learning_rate``:
+            "constant" keeps ``learning_rate``; "invscaling" sets it after
+            every epoch to ``learning_rate / (samples + 1) ** power_t``,
+            ``samples`` the rows this optimizer has trained on; "adaptive"
+            divides it by 5 whenever ``early_stopping`` would stop, and
+            stops once it is at or below 1e-6 (without ``early_stopping``
+            it stays constant).
+        power_t : float >= 0
+            The exponent of "invscaling".
         sample_weight : array (n_samples,) of float >= 0, or None
             Weights of the samples in the loss: each batch's loss is
             ``sum w_i l_i / sum w_i``.
@@ -226,7 +280,12 @@ class MLP(Network):
         track_cost : bool
             Record J on the training set at every evaluation even without
             a stopping rule (it costs a forward pass over the training set).
-        shuffle, progress, verbose : bool
+        shuffle : bool, numpy.random.Generator or numpy.random.RandomState
+            Shuffle the rows before every epoch: True with the network's own
+            generator, or with the one given (the scikit-learn estimators
+            give their ``random_state``). Each epoch permutes the previous
+            epoch's order, as scikit-learn's MLP does.
+        progress, verbose : bool
             progress shows a tqdm bar when tqdm is installed; verbose prints
             every epoch's loss and evaluation (as scikit-learn's verbose).
 
@@ -255,20 +314,22 @@ class MLP(Network):
         tol = _check_real(tol, "tol", 0.0, low_open=False)
         if early_stopping is not None and early_stopping != math.inf:
             early_stopping = check_positive_int(early_stopping, "early_stopping")
-        for name, value in (("track_cost", track_cost), ("shuffle", shuffle), ("progress", progress),
-                            ("verbose", verbose)):
+        for name, value in (("track_cost", track_cost), ("progress", progress), ("verbose", verbose)):
             check_bool(value, name)
+        shuffle, rng = self._shuffle_rng(shuffle)
         X, Y, w, classes = self._check_data(X, y, sample_weight, learn_classes=self._may_learn_classes())
         validation = self._check_validation(validation_data, classes)
-        settings = self._training_settings(optimizer, learning_rate, l2, max_norm, momentum)
+        settings = self._training_settings(optimizer, learning_rate, l2, max_norm, momentum, beta1=beta1,
+                                           beta2=beta2, eps=eps, eps_hat=eps_hat, schedule=schedule, power_t=power_t)
         self._start_training(settings, classes)
-        return _training.run(self, self._optimizer, X, Y, epochs=epochs, batch_size=batch_size, rng=self._rng,
+        return _training.run(self, self._optimizer, X, Y, epochs=epochs, batch_size=batch_size, rng=rng,
                              shuffle=shuffle, sample_weight=w, l2=self.l2, max_norm=self.max_norm,
                              validation=validation, patience=early_stopping, tol=tol, eval_every=eval_every,
                              track_cost=track_cost, progress=progress, verbose=verbose)
 
     def partial_fit(self, X, y, *, classes=None, batch_size=None, sample_weight=None, optimizer="adam",
-                    learning_rate=1e-3, l2=0.0, max_norm=None, momentum=0.9, shuffle=True):
+                    learning_rate=1e-3, l2=0.0, max_norm=None, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8,
+                    eps_hat=False, schedule="constant", power_t=0.5, shuffle=True):
         """One pass over (X, y) in mini-batches of ``batch_size``, for data that arrives in parts.
 
         ``batch_size=None`` makes the whole of X one batch (one update).
@@ -278,11 +339,13 @@ class MLP(Network):
         partial_fit never takes classes from y, as one part need not hold
         every class. Later calls must give the same classes or none. Returns the mean
         training loss of the pass (with dropout). The optimizer's state
-        carries over between calls.
+        carries over between calls; the other options are :meth:`fit`'s
+        ("invscaling" goes on lowering the rate from call to call,
+        "adaptive" has no stopping rule here and keeps it).
         """
         X = self._check_X(X)
         batch_size = X.shape[0] if batch_size is None else check_positive_int(batch_size, "batch_size")
-        check_bool(shuffle, "shuffle")
+        shuffle, rng = self._shuffle_rng(shuffle)
         given = None
         if classes is not None:
             if self.output == "linear":
@@ -294,9 +357,10 @@ class MLP(Network):
         # never learnt from y: one part need not hold every class
         Y, _ = self._check_y(y, X.shape[0], classes=given)
         w = _check_sample_weight(sample_weight, X.shape[0])
-        settings = self._training_settings(optimizer, learning_rate, l2, max_norm, momentum)
+        settings = self._training_settings(optimizer, learning_rate, l2, max_norm, momentum, beta1=beta1,
+                                           beta2=beta2, eps=eps, eps_hat=eps_hat, schedule=schedule, power_t=power_t)
         self._start_training(settings, given)
-        history = _training.run(self, self._optimizer, X, Y, epochs=1, batch_size=batch_size, rng=self._rng,
+        history = _training.run(self, self._optimizer, X, Y, epochs=1, batch_size=batch_size, rng=rng,
                                 shuffle=shuffle, sample_weight=w, l2=self.l2, max_norm=self.max_norm,
                                 name_steps=True)
         return history["loss"][0]
@@ -316,13 +380,30 @@ class MLP(Network):
             if len(validation_data) == 3 else None
         return Xv, Yv, wv
 
-    def _training_settings(self, optimizer, learning_rate, l2, max_norm, momentum):
+    def _shuffle_rng(self, shuffle):
+        """(shuffle as a bool, the generator that shuffles) of a training call's ``shuffle``."""
+        if isinstance(shuffle, (np.random.Generator, np.random.RandomState)):
+            return True, shuffle
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError("shuffle must be a bool, a numpy.random.Generator or a numpy.random.RandomState, "
+                            f"got {type(shuffle).__name__} {shuffle!r}")
+        return bool(shuffle), self._rng
+
+    def _training_settings(self, optimizer, learning_rate, l2, max_norm, momentum, **hyper):
         """Checked settings of a training call; nothing set yet."""
         self.check_params(writable=True)
         l2 = _check_real(l2, "l2", 0.0, low_open=False)
         if max_norm is not None:
             max_norm = _check_real(max_norm, "max_norm", 0.0)
-        fresh = make_optimizer(optimizer, [], learning_rate, momentum)  # checks name, rate, momentum
+        # checks the name, the rate, momentum, Adam's settings and the schedule
+        fresh = make_optimizer(optimizer, [], learning_rate, momentum, **hyper)
+        if fresh.name == "adam":
+            # the kernel adds eps (times sqrt(1 - beta2^t) unless eps_hat, least
+            # at t = 1) in the network's dtype: were it 0 there, an element
+            # with a zero gradient so far would become 0 / 0
+            smallest = fresh.eps if fresh.eps_hat else fresh.eps * math.sqrt(1.0 - fresh.beta2)
+            if self.dtype.type(smallest) == 0:
+                raise ValueError(f"eps={fresh.eps!r} is too small for {self.dtype} (it rounds to 0)")
         return fresh, l2, max_norm
 
     def _start_training(self, settings, classes):
@@ -335,8 +416,8 @@ class MLP(Network):
         # optimizer and still laid out like the parameters (a network whose
         # layers were replaced, or a tampered state, gets a fresh one)
         if self._optimizer is None or self._optimizer.name != fresh.name or not self._optimizer.fits(params):
-            self._optimizer = make_optimizer(fresh.name, params, fresh.learning_rate, fresh.momentum)
-        self._optimizer.learning_rate, self._optimizer.momentum = fresh.learning_rate, fresh.momentum
+            self._optimizer = make_optimizer(fresh.name, params, fresh.learning_rate)
+        self._optimizer.configure(fresh)
         self._trained = True
 
     # ------------------------------------------------------------ inference
@@ -403,7 +484,7 @@ class MLP(Network):
         there are fewer). Returns ``||num - grad|| / (||num|| + ||grad||)``;
         below 1e-7 means backprop is right.
         """
-        X, Y, _, _ = self._check_data(X, y, None)
+        X, Y, _, _ = self._check_data(X, y, None, dense=True)
         return _checks.gradient_check(self, X, Y, eps=eps, max_checks=max_checks, seed=seed)
 
     def check(self, X, y, *, iterations=50, learning_rate=0.05, eps=1e-6, max_checks=200):
@@ -425,7 +506,7 @@ class MLP(Network):
         """
         iterations = check_positive_int(iterations, "iterations")
         learning_rate = _check_real(learning_rate, "learning_rate", 0.0)
-        X, Y, _, _ = self._check_data(X, y, None)
+        X, Y, _, _ = self._check_data(X, y, None, dense=True)
         return _checks.check(self, X, Y, iterations=iterations, learning_rate=learning_rate, eps=eps,
                              max_checks=max_checks)
 
