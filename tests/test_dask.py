@@ -41,7 +41,7 @@ def _sum_of_two_features():
 def _incremental_accuracy(estimator, data, passes=5):
     X, y = data
     Xd, yd = da.from_array(X, chunks=500), da.from_array(y, chunks=500)  # 6 blocks of 500 rows
-    inc = wrappers.Incremental(estimator, scoring="accuracy")
+    inc = wrappers.Incremental(estimator, scoring="accuracy", random_state=0)  # the same order of blocks
     for _ in range(passes):
         inc.partial_fit(Xd, yd, classes=[0, 1])
     return inc.score(Xd, yd), inc.estimator_

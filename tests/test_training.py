@@ -208,7 +208,7 @@ def test_finding4_estimator_partial_fit_is_one_pass():
     X, y = blobs(n=500)
     clf = DropoutMLPClassifier((16,), batch_size=100, random_state=0)
     clf.partial_fit(X, y, classes=[0, 1, 2])
-    assert clf._net._optimizer.t == clf.t_ == 5 and clf.n_iter_ == 1
+    assert clf._net._optimizer.t == 5 and clf.t_ == 500 and clf.n_iter_ == 1  # t_: samples, as scikit-learn
 
 
 # ------------------------------------------------------------ finding 6: J when asked
