@@ -66,6 +66,7 @@ cpdef enum Optimizer:
     OPT_SGD = 1
     OPT_MOMENTUM = 2
     OPT_ADAM = 3
+    OPT_NESTEROV = 4   # momentum with Nesterov's look-ahead (optim.pxd: momentum_kernel)
 
 
 ctypedef struct Layer:
@@ -98,6 +99,7 @@ ctypedef struct NetC:
     double *norm_scratch   # (widest layer,) for max-norm
     void *gemm_routine     # NumPy's ILP64 ?gemm (blas.pxd: gemm64), or NULL for SciPy's
     double lr, momentum, beta1, beta2, eps, l2, max_norm
+    bint eps_hat           # Adam's eps added to sqrt(v), not sqrt(v_hat) (optim.pxd: adam_kernel)
 
 
 cdef inline void net_gemm(NetC *net, Trans ta, Trans tb, int m, int n, int k, const floating *A, int lda,
@@ -240,10 +242,10 @@ cdef void update(NetC *net, floating *param, const floating *grad, floating *fir
     """One optimizer step on a parameter array (the step of cydrop.mlp.optimizers' classes)."""
     if net.optimizer == OPT_SGD:
         sgd_kernel(param, grad, size, net.lr, l2)
-    elif net.optimizer == OPT_MOMENTUM:
-        momentum_kernel(param, grad, first, size, net.lr, net.momentum, l2)
+    elif net.optimizer == OPT_MOMENTUM or net.optimizer == OPT_NESTEROV:
+        momentum_kernel(param, grad, first, size, net.lr, net.momentum, l2, net.optimizer == OPT_NESTEROV)
     elif net.optimizer == OPT_ADAM:
-        adam_kernel(param, grad, first, second, size, t, net.lr, net.beta1, net.beta2, net.eps, l2)
+        adam_kernel(param, grad, first, second, size, t, net.lr, net.beta1, net.beta2, net.eps, l2, net.eps_hat)
 
 
 cdef double forward_backward(NetC *net, floating *x0, const floating *y, const double *w, double w_sum,
@@ -456,6 +458,11 @@ cdef class Net:
     optimizer : int
         An ``Optimizer`` code; OPT_NONE for prediction only.
     lr, momentum, beta1, beta2, eps : float
+        ``lr`` may be set again between calls (the attribute ``lr``): a
+        learning-rate schedule changes it from epoch to epoch.
+    eps_hat : bool
+        Adam's ``eps`` is added to ``sqrt(v)`` instead of ``sqrt(v_hat)``
+        (optim.pxd: adam_kernel).
     l2 : float
         J's L2 coefficient: weights decay by l2 / batch rows, biases not.
     max_norm : float
@@ -480,8 +487,8 @@ cdef class Net:
     def __cinit__(self, list weights, list biases, keep_prob, int activation, int output,
                   Py_ssize_t rows, first=None, second=None, int optimizer=OPT_NONE,
                   double lr=0.0, double momentum=0.0, double beta1=0.9, double beta2=0.999,
-                  double eps=1e-8, double l2=0.0, double max_norm=0.0, bint numpy_blas=False,
-                  bint backward=False):
+                  double eps=1e-8, double l2=0.0, double max_norm=0.0, bint eps_hat=False,
+                  bint numpy_blas=False, bint backward=False):
         cdef Py_ssize_t L = len(weights), i, widest
         cdef Layer *ly
         if not 1 <= L <= MAX_LAYERS:
@@ -493,7 +500,7 @@ cdef class Net:
             raise ValueError(f"activation must be a code 0..3 (cydrop.dense.ACTIVATIONS), got {activation}")
         if output not in (OUT_LINEAR, OUT_SIGMOID, OUT_SOFTMAX, OUT_GAUSSIAN):
             raise ValueError(f"output must be an Output code, got {output}")
-        if optimizer not in (OPT_NONE, OPT_SGD, OPT_MOMENTUM, OPT_ADAM):
+        if optimizer not in (OPT_NONE, OPT_SGD, OPT_MOMENTUM, OPT_ADAM, OPT_NESTEROV):
             raise ValueError(f"optimizer must be an Optimizer code, got {optimizer}")
         if not isinstance(weights[0], np.ndarray) or weights[0].ndim != 2:
             raise TypeError("weights[0] must be a 2-D numpy.ndarray")
@@ -516,7 +523,7 @@ cdef class Net:
         if rows * widest >= 2**31:
             raise ValueError(f"rows * widest layer must be < 2**31 (BLAS dimensions), got {rows} * {widest}")
         self.rows = rows
-        need = {OPT_NONE: 0, OPT_SGD: 0, OPT_MOMENTUM: 1, OPT_ADAM: 2}[optimizer]
+        need = {OPT_NONE: 0, OPT_SGD: 0, OPT_MOMENTUM: 1, OPT_NESTEROV: 1, OPT_ADAM: 2}[optimizer]
         states = []
         for state, name, needed in ((first, "first", need >= 1), (second, "second", need >= 2)):
             if needed and (not isinstance(state, (list, tuple)) or len(state) != 2 * L):
@@ -535,7 +542,7 @@ cdef class Net:
         self.c.n_layers, self.c.activation, self.c.output, self.c.optimizer = L, activation, output, optimizer
         self.c.rows = rows
         self.c.lr, self.c.momentum, self.c.beta1, self.c.beta2 = lr, momentum, beta1, beta2
-        self.c.eps, self.c.l2, self.c.max_norm = eps, l2, max_norm
+        self.c.eps, self.c.l2, self.c.max_norm, self.c.eps_hat = eps, l2, max_norm, eps_hat
         self.c.gemm_routine = NULL
         if numpy_blas:
             routine = numpy_sgemm if self.dtype == np.float32 else numpy_dgemm
@@ -613,6 +620,17 @@ cdef class Net:
             if <size_t>_data(arr, name, self.dtype, shape, writable) != ptr:
                 raise ValueError(f"{name} was reallocated (resized in place) since the Net was made")
         return 0
+
+    @property
+    def lr(self):
+        """The learning rate of the next update."""
+        return self.c.lr
+
+    @lr.setter
+    def lr(self, double value):
+        if self.c.optimizer != OPT_NONE and not (0.0 < value < INF):   # false for NaN
+            raise ValueError(f"lr must be in (0.0, inf), got {value!r}")
+        self.c.lr = value
 
     def _blocks_per_draw(self, Py_ssize_t n):
         """Generator blocks the masks of one forward pass of n rows draw."""

@@ -52,11 +52,15 @@ class MLP:
         them a network's classes are ``0 .. n_outputs - 1`` (``[0, 1]`` for
         ``output="sigmoid"``) until its first training, which takes them
         from the labels it is given; those must then name every output.
-    init : {"auto", "glorot_uniform"}, default "auto"
-        Initial weights (biases start at 0): "auto" draws He normal
-        (variance 2 / n_in) for ReLU hidden layers and Glorot normal
-        (2 / (n_in + n_out)) for the others; "glorot_uniform" draws every
-        layer from U(-a, a), a = sqrt(6 / (n_in + n_out)), Keras's default.
+    init : {"auto", "glorot_uniform", "sklearn"}, default "auto"
+        Initial weights: "auto" draws He normal (variance 2 / n_in) for ReLU
+        hidden layers and Glorot normal (2 / (n_in + n_out)) for the others;
+        "glorot_uniform" draws every layer from U(-a, a),
+        a = sqrt(6 / (n_in + n_out)), Keras's default; both start the biases
+        at 0. "sklearn" is scikit-learn's MLP's (and the estimators'
+        default): weights and biases from U(-a, a),
+        a = sqrt(f / (n_in + n_out)), f = 2 for ``activation="sigmoid"``,
+        else 6.
     engine : {"auto", "compiled", "reference"}, default "auto"
         What runs the passes (:mod:`cydrop.mlp.engines`): "compiled" makes a
         whole epoch, or all Monte Carlo passes, one call into compiled code
@@ -172,28 +176,52 @@ class MLP:
     # ------------------------------------------------------------ training
 
     def fit(self, X, y, *, epochs, batch_size, optimizer="adam", learning_rate=1e-3, l2=0.0,
-            max_norm=None, momentum=0.9, sample_weight=None, validation_data=None, early_stopping=None,
+            max_norm=None, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8, eps_hat=False, schedule="constant",
+            power_t=0.5, sample_weight=None, validation_data=None, early_stopping=None,
             tol=0.0, eval_every=1, track_cost=False, shuffle=True, progress=True, verbose=False):
         """Train with mini-batches, dropout on; stop on a cost measured with dropout off.
 
         Parameters
         ----------
-        X : array (n_samples, n_features)
+        X : array (n_samples, n_features), or a SciPy sparse matrix
+            A sparse X is densified one mini-batch at a time (as CSR rows).
         y : array (n_samples,) of labels, or (n_samples[, n_outputs]) values for output="linear"
         epochs : int >= 1
             The most epochs to train (a cap when ``early_stopping`` is set).
         batch_size : int >= 1
-        optimizer : {"adam", "sgd", "momentum"}
+        optimizer : {"adam", "sgd", "momentum", "nesterov"}
             The optimizer's state (moments, step count) carries over to the
             next ``fit`` or ``partial_fit`` with the same optimizer.
+            "nesterov" is momentum with Nesterov's look-ahead
+            (``param += momentum * velocity - learning_rate * grad`` after the
+            velocity update, as scikit-learn's ``nesterovs_momentum``).
         learning_rate : float > 0
+            The initial rate (see ``schedule``).
         l2 : float >= 0
             Cost ``J = loss + l2 / (2 * batch) * sum ||W||^2`` (weights only).
         max_norm : float > 0 or None
             Cap each unit's incoming weight vector at this L2 norm after each
             update (Srivastava et al. 2014).
         momentum : float in [0, 1)
-            For optimizer="momentum".
+            For optimizer="momentum" and "nesterov".
+        beta1, beta2 : float in [0, 1); eps : float > 0
+            Adam's decay rates of the moments and its epsilon (Kingma & Ba
+            2015, Algorithm 1: ``eps`` is added to the bias-corrected
+            ``sqrt(v_hat)``, as PyTorch's Adam).
+        eps_hat : bool
+            Adam's ``eps`` is the paper's "epsilon hat" instead, added to
+            ``sqrt(v)`` before the bias correction, as scikit-learn's and
+            Keras's Adam (:func:`cydrop.optim.adam_update`).
+        schedule : {"constant", "invscaling", "adaptive"}
+            The learning rate's course, as scikit-learn's ``learning_rate``:
+            "constant" keeps ``learning_rate``; "invscaling" sets it after
+            every epoch to ``learning_rate / (samples + 1) ** power_t``,
+            ``samples`` the rows this optimizer has trained on; "adaptive"
+            divides it by 5 whenever ``early_stopping`` would stop, and
+            stops once it is at or below 1e-6 (without ``early_stopping``
+            it stays constant).
+        power_t : float >= 0
+            The exponent of "invscaling".
         sample_weight : array (n_samples,) of float >= 0, or None
             Weights of the samples in the loss: each batch's loss is
             ``sum w_i l_i / sum w_i``.
@@ -213,7 +241,12 @@ class MLP:
         track_cost : bool
             Record J on the training set at every evaluation even without
             a stopping rule (it costs a forward pass over the training set).
-        shuffle, progress, verbose : bool
+        shuffle : bool, numpy.random.Generator or numpy.random.RandomState
+            Shuffle the rows before every epoch: True with the network's own
+            generator, or with the one given (the scikit-learn estimators
+            give their ``random_state``). Each epoch permutes the previous
+            epoch's order, as scikit-learn's MLP does.
+        progress, verbose : bool
             progress shows a tqdm bar when tqdm is installed; verbose prints
             every epoch's loss and evaluation (as scikit-learn's verbose).
 
@@ -242,23 +275,25 @@ class MLP:
         tol = check_real(tol, "tol", 0.0, low_open=False)
         if early_stopping is not None and early_stopping != math.inf:
             early_stopping = check_positive_int(early_stopping, "early_stopping")
-        for name, value in (("track_cost", track_cost), ("shuffle", shuffle), ("progress", progress),
-                            ("verbose", verbose)):
+        for name, value in (("track_cost", track_cost), ("progress", progress), ("verbose", verbose)):
             check_bool(value, name)
+        shuffle, rng = self._shuffle_rng(shuffle)
         X = data.check_X(X, self._network)
         Y, classes = self._encode(y, X.shape[0], learn_classes=self._may_learn_classes())
         w = data.check_sample_weight(sample_weight, X.shape[0])
         validation = self._check_validation(validation_data, classes)
-        settings = self._training_settings(optimizer, learning_rate, l2, max_norm, momentum)
+        settings = self._training_settings(optimizer, learning_rate, l2, max_norm, momentum, beta1=beta1,
+                                           beta2=beta2, eps=eps, eps_hat=eps_hat, schedule=schedule, power_t=power_t)
         self._start_training(settings, classes)
         return training.run(self._network, self._current_engine(), self._training.optimizer, X, Y, epochs=epochs,
-                            batch_size=batch_size, shuffle=shuffle, sample_weight=w, l2=self._training.l2,
+                            batch_size=batch_size, rng=rng, shuffle=shuffle, sample_weight=w, l2=self._training.l2,
                             max_norm=self._training.max_norm, validation=validation, patience=early_stopping,
                             tol=tol, eval_every=eval_every, track_cost=track_cost, progress=progress,
                             verbose=verbose)
 
     def partial_fit(self, X, y, *, classes=None, batch_size=None, sample_weight=None, optimizer="adam",
-                    learning_rate=1e-3, l2=0.0, max_norm=None, momentum=0.9, shuffle=True):
+                    learning_rate=1e-3, l2=0.0, max_norm=None, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8,
+                    eps_hat=False, schedule="constant", power_t=0.5, shuffle=True):
         """One pass over (X, y) in mini-batches of ``batch_size``, for data that arrives in parts.
 
         ``batch_size=None`` makes the whole of X one batch (one update).
@@ -268,11 +303,13 @@ class MLP:
         partial_fit never takes classes from y, as one part need not hold
         every class. Later calls must give the same classes or none. Returns the mean
         training loss of the pass (with dropout). The optimizer's state
-        carries over between calls.
+        carries over between calls; the other options are :meth:`fit`'s
+        ("invscaling" goes on lowering the rate from call to call,
+        "adaptive" has no stopping rule here and keeps it).
         """
         X = data.check_X(X, self._network)
         batch_size = X.shape[0] if batch_size is None else check_positive_int(batch_size, "batch_size")
-        check_bool(shuffle, "shuffle")
+        shuffle, rng = self._shuffle_rng(shuffle)
         given = None
         if classes is not None:
             if self._regression:
@@ -284,11 +321,12 @@ class MLP:
         # never learnt from y: one part need not hold every class
         Y, _ = self._encode(y, X.shape[0], classes=given)
         w = data.check_sample_weight(sample_weight, X.shape[0])
-        settings = self._training_settings(optimizer, learning_rate, l2, max_norm, momentum)
+        settings = self._training_settings(optimizer, learning_rate, l2, max_norm, momentum, beta1=beta1,
+                                           beta2=beta2, eps=eps, eps_hat=eps_hat, schedule=schedule, power_t=power_t)
         self._start_training(settings, given)
         history = training.run(self._network, self._current_engine(), self._training.optimizer, X, Y, epochs=1,
-                               batch_size=batch_size, shuffle=shuffle, sample_weight=w, l2=self._training.l2,
-                               max_norm=self._training.max_norm, name_steps=True)
+                               batch_size=batch_size, rng=rng, shuffle=shuffle, sample_weight=w,
+                               l2=self._training.l2, max_norm=self._training.max_norm, name_steps=True)
         return history["loss"][0]
 
     def _encode(self, y, n, name="y", learn_classes=False, classes=None):
@@ -314,13 +352,30 @@ class MLP:
             if len(validation_data) == 3 else None
         return Xv, Yv, wv
 
-    def _training_settings(self, optimizer, learning_rate, l2, max_norm, momentum):
+    def _shuffle_rng(self, shuffle):
+        """(shuffle as a bool, the generator that shuffles) of a training call's ``shuffle``."""
+        if isinstance(shuffle, (np.random.Generator, np.random.RandomState)):
+            return True, shuffle
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError("shuffle must be a bool, a numpy.random.Generator or a numpy.random.RandomState, "
+                            f"got {type(shuffle).__name__} {shuffle!r}")
+        return bool(shuffle), self._network.shuffle_rng
+
+    def _training_settings(self, optimizer, learning_rate, l2, max_norm, momentum, **hyper):
         """Checked settings of a training call; nothing set yet."""
         self._network.require_kernel_ready(writable=True)
         l2 = check_real(l2, "l2", 0.0, low_open=False)
         if max_norm is not None:
             max_norm = check_real(max_norm, "max_norm", 0.0)
-        fresh = make_optimizer(optimizer, [], learning_rate, momentum)  # checks name, rate, momentum
+        # checks the name, the rate, momentum, Adam's settings and the schedule
+        fresh = make_optimizer(optimizer, [], learning_rate, momentum, **hyper)
+        if fresh.name == "adam":
+            # the kernel adds eps (times sqrt(1 - beta2^t) unless eps_hat, least
+            # at t = 1) in the network's dtype: were it 0 there, an element
+            # with a zero gradient so far would become 0 / 0
+            smallest = fresh.eps if fresh.eps_hat else fresh.eps * math.sqrt(1.0 - fresh.beta2)
+            if self.dtype.type(smallest) == 0:
+                raise ValueError(f"eps={fresh.eps!r} is too small for {self.dtype} (it rounds to 0)")
         return fresh, l2, max_norm
 
     def _start_training(self, settings, classes):
@@ -334,8 +389,8 @@ class MLP:
         # layers were replaced, or a tampered state, gets a fresh one)
         kept = self._training.optimizer
         if kept is None or kept.name != fresh.name or not kept.fits(params):
-            kept = self._training.optimizer = make_optimizer(fresh.name, params, fresh.learning_rate, fresh.momentum)
-        kept.learning_rate, kept.momentum = fresh.learning_rate, fresh.momentum
+            kept = self._training.optimizer = make_optimizer(fresh.name, params, fresh.learning_rate)
+        kept.configure(fresh)
         self._training.trained = True
 
     # ------------------------------------------------------------ inference
@@ -374,9 +429,10 @@ class MLP:
         if mc_samples is None:
             if return_samples:
                 raise ValueError("return_samples=True needs mc_samples")
-            return self._current_engine().predict(self._network, X)
+            return training.predict(self._network, self._current_engine(), X)
         mc_samples = check_positive_int(mc_samples, "mc_samples")
-        total, total_sq, out = self._current_engine().mc_passes(self._network, X, mc_samples,
+        # the passes take every chunk in every pass: a sparse X densified whole
+        total, total_sq, out = self._current_engine().mc_passes(self._network, data.dense(X), mc_samples,
                                                                 samples=return_samples)
         mean = total / mc_samples
         var = np.maximum(total_sq / mc_samples - mean * mean, 0)
@@ -431,7 +487,7 @@ class MLP:
             ``seed`` not an int >= 0, or bad data.
         """
         eps, max_checks, seed = _check_gradient_settings(eps, max_checks, seed)
-        X = data.check_X(X, self._network)
+        X = data.dense(data.check_X(X, self._network))   # full-batch passes
         Y, _ = self._encode(y, X.shape[0])
         twin = self._network.float64_copy()
         return debugging.gradient_check(twin, self._current_engine(twin), X, Y, l2=self._training.l2, eps=eps,
@@ -457,7 +513,7 @@ class MLP:
         iterations = check_positive_int(iterations, "iterations")
         learning_rate = check_real(learning_rate, "learning_rate", 0.0)
         eps, max_checks, _ = _check_gradient_settings(eps, max_checks, 0)
-        X = data.check_X(X, self._network)
+        X = data.dense(data.check_X(X, self._network))   # full-batch passes
         Y, _ = self._encode(y, X.shape[0])
         twin = self._network.float64_copy()
         return debugging.check(twin, self._current_engine(twin), X, Y, l2=self._training.l2,

@@ -93,7 +93,8 @@ def save(file, network, training, classes, engine):
               "classes_dtype": classes_dtype, "classes_given": training.classes_given,
               "trained": training.trained, "l2": training.l2, "max_norm": training.max_norm,
               "optimizer": None if opt is None else {"name": opt.name, "learning_rate": opt.learning_rate,
-                                                     "momentum": opt.momentum, "t": opt.t},
+                                                     "momentum": opt.momentum, "t": opt.t,
+                                                     "samples": opt.samples},
               "mask_generator": network.mask_gen.state, "shuffle_generator": network.shuffle_rng.bit_generator.state}
     arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     for i, (W, b) in enumerate(zip(network.weights, network.biases)):
@@ -144,6 +145,7 @@ def load(file):
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{file!r} has an invalid optimizer in its header ({exc})") from None
         optimizer.t = opt["t"]
+        optimizer.samples = opt.get("samples", 0)  # written since the "invscaling" schedule
         optimizer.state = [[arrays[f"opt{j}_{k}"] for k in range(len(network.params))]
                            for j in range(optimizer.n_state)]
         if not all(np.isfinite(a).all() for state in optimizer.state for a in state):
@@ -178,7 +180,10 @@ def _declared_arrays(header):
         t = opt.get("t")
         if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < 2**63:
             raise ValueError(f"optimizer step count must be an int in [0, 2**63), got {t!r}")
-        n_state = {"sgd": 0, "momentum": 1, "adam": 2}[opt["name"]]
+        samples = opt.get("samples", 0)
+        if isinstance(samples, bool) or not isinstance(samples, int) or not 0 <= samples < 2**63:
+            raise ValueError(f"optimizer sample count must be an int in [0, 2**63), got {samples!r}")
+        n_state = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}[opt["name"]]
         for j in range(n_state):
             for k, shape in enumerate(shapes):
                 arrays[f"opt{j}_{k}"] = (shape, dtype)

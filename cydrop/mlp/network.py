@@ -16,12 +16,13 @@ from .._validation import check_keep_prob, check_network_dtype, check_positive_i
 from ..dense import ACTIVATIONS
 from .losses import OUTPUTS
 
-__all__ = ["INITS", "Network"]
+__all__ = ["INITS", "Network", "initial_params"]
 
-# Initial weights: "auto" draws He normal for ReLU hidden layers and Glorot
-# normal for the others; "glorot_uniform" is Keras's default for every layer
-# (what the published MC-dropout UCI networks started from).
-INITS = ("auto", "glorot_uniform")
+# Initial weights (initial_params): "auto" draws He normal for ReLU hidden
+# layers and Glorot normal for the others; "glorot_uniform" is Keras's default
+# for every layer (what the published MC-dropout UCI networks started from);
+# "sklearn" is scikit-learn's MLP's, the estimators' default.
+INITS = ("auto", "glorot_uniform", "sklearn")
 
 
 class Network:
@@ -90,20 +91,7 @@ class Network:
         return any(kp < 1.0 for kp in self._keep_prob)
 
     def _init_params(self):
-        weights, biases = [], []
-        for i, (n_in, n_out) in enumerate(zip(self.layer_sizes, self.layer_sizes[1:])):
-            hidden = i < self.n_layers - 1
-            if self.init == "glorot_uniform":
-                # Keras's default: U(-a, a), a = sqrt(6 / (n_in + n_out)), every layer
-                limit = math.sqrt(6.0 / (n_in + n_out))
-                W = self.shuffle_rng.uniform(-limit, limit, (n_in, n_out))
-            else:
-                # He for ReLU layers, Glorot otherwise (normal)
-                gain = 2.0 / n_in if hidden and self.activation == "relu" else 2.0 / (n_in + n_out)
-                W = self.shuffle_rng.standard_normal((n_in, n_out)) * math.sqrt(gain)
-            weights.append(np.ascontiguousarray(W, dtype=self.dtype))
-            biases.append(np.zeros(n_out, dtype=self.dtype))
-        return weights, biases
+        return initial_params(self.layer_sizes, self.activation, self.init, self.shuffle_rng, self.dtype)
 
     @property
     def n_targets(self):
@@ -166,6 +154,43 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state, mask_gen=Generator.from_state(state["mask_gen"]))
+
+
+def initial_params(layer_sizes, activation, init, rng, dtype):
+    """(weights, biases) of a new network, drawn from ``rng``.
+
+    ``rng`` is a numpy Generator or RandomState (``uniform`` and
+    ``standard_normal`` draw alike from both): the scikit-learn estimators
+    pass their ``RandomState``, so that init="sklearn" draws the very
+    weights scikit-learn's MLP starts from for the same ``random_state``.
+
+    - "auto": He normal (variance 2 / n_in) for ReLU hidden layers, Glorot
+      normal (2 / (n_in + n_out)) for the others; biases 0.
+    - "glorot_uniform": U(-a, a), a = sqrt(6 / (n_in + n_out)), every layer
+      (Keras's default); biases 0.
+    - "sklearn": scikit-learn's ``_init_coef``: weights and then biases of
+      each layer from U(-a, a), a = sqrt(f / (n_in + n_out)), f = 2 when the
+      hidden activation is the sigmoid (scikit-learn's "logistic"), else 6,
+      every layer including the output.
+    """
+    weights, biases = [], []
+    n_dense = len(layer_sizes) - 1
+    for i, (n_in, n_out) in enumerate(zip(layer_sizes, layer_sizes[1:])):
+        b = np.zeros(n_out)
+        if init == "sklearn":
+            limit = math.sqrt((2.0 if activation == "sigmoid" else 6.0) / (n_in + n_out))
+            W = rng.uniform(-limit, limit, (n_in, n_out))
+            b = rng.uniform(-limit, limit, n_out)
+        elif init == "glorot_uniform":
+            limit = math.sqrt(6.0 / (n_in + n_out))
+            W = rng.uniform(-limit, limit, (n_in, n_out))
+        else:
+            hidden = i < n_dense - 1
+            gain = 2.0 / n_in if hidden and activation == "relu" else 2.0 / (n_in + n_out)
+            W = rng.standard_normal((n_in, n_out)) * math.sqrt(gain)
+        weights.append(np.ascontiguousarray(W, dtype=dtype))
+        biases.append(np.ascontiguousarray(b, dtype=dtype))
+    return weights, biases
 
 
 def _require_param(arr, name, dtype, shape, writable):

@@ -38,7 +38,7 @@ MAX_WIDTH = 256
 _OUTPUTS = {"linear": _fused_net.Output.OUT_LINEAR, "sigmoid": _fused_net.Output.OUT_SIGMOID,
             "softmax": _fused_net.Output.OUT_SOFTMAX, "gaussian": _fused_net.Output.OUT_GAUSSIAN}
 _OPTIMIZERS = {"sgd": _fused_net.Optimizer.OPT_SGD, "momentum": _fused_net.Optimizer.OPT_MOMENTUM,
-               "adam": _fused_net.Optimizer.OPT_ADAM}
+               "nesterov": _fused_net.Optimizer.OPT_NESTEROV, "adam": _fused_net.Optimizer.OPT_ADAM}
 
 
 @functools.lru_cache(maxsize=None)
@@ -132,13 +132,16 @@ class CompiledEngine(Engine):
         network.require_kernel_ready(writable=True)
         numpy_blas = _numpy_blas(network)
         rows = min(batch_size, len(order)) or 1
-        settings = ("train", id(optimizer), optimizer.name, optimizer.learning_rate, optimizer.momentum,
-                    optimizer.beta1, optimizer.beta2, optimizer.eps, rows, l2, max_norm,
-                    tuple(network.keep_prob), network.activation, network.output, numpy_blas)
+        # the learning rate is not among them: a schedule may change it
+        # between epochs, and it is set on the kept Net before each
+        settings = ("train", id(optimizer), optimizer.name, optimizer.momentum, optimizer.beta1, optimizer.beta2,
+                    optimizer.eps, optimizer.eps_hat, rows, l2, max_norm, tuple(network.keep_prob),
+                    network.activation, network.output, numpy_blas)
         # the Net holds these arrays, so their ids cannot be reused while it is kept
         arrays = network.params + [a for state in optimizer.state for a in state]
         compiled = self._kept("_trainer", settings, arrays, lambda: self._net(
             network, network.keep_prob, rows, optimizer=optimizer, l2=l2, max_norm=max_norm, numpy_blas=numpy_blas))
+        compiled.lr = optimizer.learning_rate
         order = np.ascontiguousarray(order, dtype=np.intp)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
@@ -178,7 +181,7 @@ class CompiledEngine(Engine):
             state = optimizer.state + [None] * (2 - len(optimizer.state))
             train = dict(first=state[0], second=state[1], optimizer=_OPTIMIZERS[optimizer.name],
                          lr=optimizer.learning_rate, momentum=optimizer.momentum, beta1=optimizer.beta1,
-                         beta2=optimizer.beta2, eps=optimizer.eps, l2=l2,
+                         beta2=optimizer.beta2, eps=optimizer.eps, eps_hat=optimizer.eps_hat, l2=l2,
                          max_norm=0.0 if max_norm is None else max_norm)
         return _fused_net.Net(network.weights, network.biases, keep_prob, ACTIVATIONS[network.activation],
                               _OUTPUTS[network.output], rows, numpy_blas=numpy_blas, backward=backward, **train)
