@@ -55,6 +55,18 @@ class MLP(Network):
         (2 / (n_in + n_out)) for the others; "glorot_uniform" draws every
         layer from U(-a, a), a = sqrt(6 / (n_in + n_out)), Keras's default.
 
+    Raises
+    ------
+    TypeError
+        ``layer_sizes`` not a sequence of ints; ``keep_prob`` not a number or
+        a sequence of numbers; ``seed`` not an int.
+    ValueError
+        Fewer than two sizes or a size < 1; an unknown ``activation``,
+        ``output``, ``init`` or ``dtype``; ``keep_prob`` outside (0, 1] or
+        not one entry per dense layer; ``output="sigmoid"`` with more than
+        one output unit; ``classes`` with ``output="linear"``, or more
+        classes than outputs.
+
     Attributes
     ----------
     weights : list of ndarray (n_in, n_out)
@@ -543,6 +555,20 @@ def dropout_l2_equivalent(X, keep_prob):
     Returns
     -------
     ndarray (n_features,) of float64
+
+    Raises
+    ------
+    ValueError
+        ``X`` not 2-D or not finite; ``keep_prob`` outside (0, 1].
+    TypeError
+        ``keep_prob`` not a number.
+
+    Examples
+    --------
+    >>> import numpy as np, cydrop
+    >>> X = np.array([[1.0, 10.0], [1.0, -10.0]])
+    >>> cydrop.dropout_l2_equivalent(X, 0.5)   # the feature of larger scale is penalised more
+    array([  2., 200.])
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:

@@ -5,13 +5,10 @@ published UCI regression protocol, on arrays.
   samples with model precision tau, computed with logsumexp.
 - :func:`weight_decay_from_tau` / :func:`tau_from_weight_decay`: the
   relation between tau and the L2 coefficient of :meth:`cydrop.MLP.fit`.
-- :func:`run_protocol`: per split, a grid search of (dropout rate, tau)
-  scored by validation log-likelihood, the best retrained on all training
-  rows, MC RMSE and test log-likelihood on the test rows.
+- ``run_protocol``: the published UCI protocol on arrays, which the command
+  ``cydrop uci`` runs (an application, not library API: see the user guide).
 
-The command ``cydrop uci`` (cydrop/apps/uci.py) is a thin wrapper on
-:func:`run_protocol`. Imports NumPy and SciPy only; tqdm when asked for a
-progress bar.
+Imports NumPy and SciPy only; tqdm when asked for a progress bar.
 """
 import math
 import numbers
@@ -125,14 +122,79 @@ def weight_decay_from_tau(tau, keep_prob, n_samples, batch_size, lengthscale=LEN
     on the objective ``mean squared error + lambda ||W||^2``. cydrop's cost
     ``J = mean squared error / 2 + l2 / (2 batch) ||W||^2`` is half that
     objective when ``l2 = lambda * batch``.
+
+    Parameters
+    ----------
+    tau : float > 0
+        Model precision (inverse observation noise variance).
+    keep_prob : float in (0, 1]
+        Keep probability of the dropout (the published protocol's ``1 - p``).
+    n_samples : int
+        Training rows N.
+    batch_size : int
+        The mini-batch of :meth:`cydrop.MLP.fit` (its L2 term is per batch).
+    lengthscale : float, default 1e-2
+        The prior length-scale l of the UCI experiments.
+
+    Returns
+    -------
+    float
+        The ``l2`` to pass to :meth:`cydrop.MLP.fit`.
+
+    Raises
+    ------
+    ValueError
+        ``tau`` not a finite number > 0.
+
+    Examples
+    --------
+    >>> from cydrop.uncertainty import tau_from_weight_decay, weight_decay_from_tau
+    >>> l2 = weight_decay_from_tau(0.5, 0.95, n_samples=1000, batch_size=128)
+    >>> round(tau_from_weight_decay(l2, 0.95, 1000, 128), 12)   # the two are inverses
+    0.5
     """
     tau = check_tau(tau)
     return lengthscale ** 2 * keep_prob / (2.0 * n_samples * tau) * batch_size
 
 
 def tau_from_weight_decay(l2, keep_prob, n_samples, batch_size, lengthscale=LENGTHSCALE):
-    """The precision tau that the ``l2`` of :meth:`cydrop.MLP.fit` implies
-    (the inverse of :func:`weight_decay_from_tau`)."""
+    """The precision tau that the ``l2`` of :meth:`cydrop.MLP.fit` implies.
+
+    The inverse of :func:`weight_decay_from_tau`: ``tau = l^2 p batch / (2 N l2)``.
+    :class:`cydrop.sklearn.DropoutMLPRegressor` uses it for
+    ``predict(X, return_std=True)`` when no tau is given.
+
+    Parameters
+    ----------
+    l2 : float > 0
+        The L2 coefficient of :meth:`cydrop.MLP.fit` (``alpha`` of the
+        scikit-learn estimators).
+    keep_prob : float in (0, 1]
+        Keep probability of the output layer's input.
+    n_samples : int
+        Training rows N.
+    batch_size : int
+        The mini-batch of the training.
+    lengthscale : float, default 1e-2
+        The prior length-scale l.
+
+    Returns
+    -------
+    float
+        The model precision tau.
+
+    Raises
+    ------
+    ValueError
+        ``l2`` not a finite number > 0 (without weight decay the relation
+        gives no tau).
+
+    Examples
+    --------
+    >>> from cydrop.uncertainty import tau_from_weight_decay
+    >>> round(tau_from_weight_decay(1e-4, 0.95, n_samples=1000, batch_size=200), 6)
+    0.095
+    """
     if not (0 < l2 < math.inf):
         raise ValueError(f"l2 must be a finite number > 0 to imply a tau, got {l2!r}")
     return lengthscale ** 2 * keep_prob * batch_size / (2.0 * n_samples * l2)
