@@ -50,7 +50,7 @@ print(f"the loss under dropout rose on {rises} of {STEPS - 1} steps; "
 
 # %%
 # The recipe: dropout off, J falls on every iteration, gradients checked
-# ---------------------------------------------------------------------
+# ----------------------------------------------------------------------
 # :meth:`cydrop.MLP.check` runs it on a float64 copy of the network with
 # dropout off (the network and its keep_prob are left as they are):
 # ``iterations`` steps of full-batch gradient descent, J before each step and
