@@ -5,7 +5,7 @@ Why: the per-layer path (cydrop._network) makes a dozen Python calls per
 layer and step. On a features-50-1 network with batch 128 a layer's
 arithmetic is about a microsecond, less than those calls; on the demo
 network (40-512-512-10, batch 100) they kept an epoch above 1.3x its GEMMs
-(README, "Performance"). :class:`cydrop._network.Network` takes this path for every network
+(docs: user_guide/performance.rst). :class:`cydrop._network.Network` takes this path for every network
 :func:`route` admits. It gives the per-layer path's results to float
 round-off, with the same masks: the kernels draw the same generator blocks
 in the same order (tests/test_compiled_net.py).

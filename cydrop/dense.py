@@ -336,7 +336,7 @@ def _run(kernel, *args):
             kernel(*args, get_num_threads(), None)
     else:
         # GEMMs on NumPy's BLAS threads; the element-wise passes on this
-        # thread, so that no second pool spins against BLAS's (see README)
+        # thread, so that no second pool spins against BLAS's (docs: user_guide/threads.rst)
         kernel(*args, 1, np.matmul)
 
 
