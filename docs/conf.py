@@ -38,6 +38,8 @@ exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py", "au
 root_doc = "index"
 # ``x`` in the prose is code, as in NumPy's and scikit-learn's docs
 default_role = "literal"
+# curly quotes, but ``--option`` stays two hyphens (no en dashes)
+smartquotes_action = "qe"
 
 # ---------------------------------------------------------------- cross-references
 # Every reference must resolve. cydrop's docs link nothing outside themselves:

@@ -77,17 +77,22 @@ for keep in keep_probs:
 # The generalisation gap closes
 # -----------------------------
 # On the left, each keep_prob's final training and test accuracy; the shaded
-# band is the gap between them. Without dropout (keep_prob 1.0, on the right
-# of the axis) the network memorises its training set and the gap is widest.
-# As keep_prob falls, training accuracy drops below 1.0 and test accuracy
-# rises: each unit must work with a random half of its inputs, so it cannot
-# rely on any single one of them. Below some keep_prob the network has too
-# little capacity left and both curves fall: that trade-off is why keep_prob
-# is a hyperparameter (see :ref:`sphx_glr_auto_examples_plot_04_choosing_keep_prob.py`).
+# band is the gap between them. Without dropout (keep_prob 1.0, on the left
+# of the axis) the network memorises its training set and reaches about 65%
+# on the test set. As keep_prob falls, the training accuracy hardly moves
+# from 1.0 while the test accuracy climbs by more than ten points: the gap
+# narrows because the network generalises better, not because it fits
+# worse. Each unit must work with a random part of its inputs, so it cannot
+# rely on any single one of them. At the lowest keep_prob too little of the
+# network is left to fit the training set in 200 epochs, and both curves
+# fall: that trade-off is why keep_prob is a hyperparameter (see
+# :ref:`sphx_glr_auto_examples_plot_04_choosing_keep_prob.py`).
 #
 # On the right, the test accuracy during training, evaluated with dropout off
-# every five epochs: the network without dropout peaks early and then
-# degrades as it overfits; with dropout it keeps improving for longer.
+# every five epochs: without dropout it stops improving within a few dozen
+# epochs; with keep_prob 0.5 it keeps improving for well over a hundred; at
+# the lowest keep_prob it is still rising when training ends. Stronger
+# dropout needs more epochs, which matters when candidates are compared.
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
 ax1.plot(keep_probs, train_acc, "o--", color="C3", label="training accuracy")
 ax1.plot(keep_probs, test_acc, "o-", color="C0", label="test accuracy")

@@ -62,9 +62,9 @@ for keep in input_keeps:
 # Reading the figure
 # ------------------
 # Test accuracy is highest with the input layer at or near 1.0 and falls
-# steadily as more of each signal is removed: here dropout is no longer
-# regularising what the network learnt, it is destroying what the network
-# is given. Training accuracy falls faster still. The rule the lecture gives,
+# steadily as more of each signal is removed, training accuracy with it:
+# here dropout is no longer regularising what the network learnt, it is
+# destroying what the network is given. The rule the lecture gives,
 # a keep_prob at or near 1.0 for the input layer and lower ones for the wide
 # hidden layers that overfit, is built into :class:`cydrop.MLP`: a single
 # float ``keep_prob=0.5`` applies to the hidden layers only, ``[1.0, 0.5, 0.5]``

@@ -62,16 +62,24 @@ for i in range(3):
 
 # %%
 # Reading the figure: on the left, the distribution of the largest share over
-# the units of each layer; on the right, each layer's squared norm. Dropout
-# acts on the *inputs* of layers 2 and 3 (the outputs of the hidden layers);
-# layer 1 reads the input features, which keep 1.0. The clearest effect is
-# at the output layer: its ten units, which read the last hidden layer
-# through dropout, hold smaller largest shares and a much smaller norm: they
-# spread their weight, as the intuition says. Deeper in the network the
-# picture is less simple: the weights of a layer also adapt to the scale of
-# the units they read, and a hidden layer trained with dropout can end with
-# a norm as large as or larger than without. The L2 analogy is exact for one
-# layer, and only a guide for many.
+# the units of each layer (boxes: the middle half of the units); on the
+# right, each layer's squared norm. Dropout acts on the *inputs* of layers 2
+# and 3 (the outputs of the hidden layers); layer 1 reads the input
+# features, which keep 1.0.
+#
+# - **The output layer spreads its weight.** Its ten units read the last
+#   hidden layer through dropout, and with dropout their largest shares are
+#   smaller: no output unit can stake much on one hidden unit that may
+#   vanish. That is the intuition, visible where the layer is narrow and its
+#   inputs are dropped.
+# - **The norms do not shrink.** In this network the squared norms of the
+#   layers whose inputs are dropped grow with dropout. The analogy with an
+#   L2 penalty is exact for one linear layer (part 2); in a deep network
+#   dropout penalises relying on particular inputs, not large weights as
+#   such. That is why Srivastava et al. (2014) pair dropout with a max-norm
+#   constraint on each unit's incoming weights (``max_norm`` of
+#   :meth:`cydrop.MLP.fit`), which lets them train with large learning rates
+#   without the weights growing without bound.
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
 positions = np.arange(3)
 for offset, (name, color) in zip((-0.18, 0.18), (("no dropout", "C3"), ("dropout 0.5", "C0"))):

@@ -61,7 +61,10 @@ for group in groups:
 # Reading the figure
 # ------------------
 # Each bar is a baseline's median time divided by cydrop's, measured in the
-# same run: right of 1, cydrop is faster. The grey diamond is the floor:
+# same run: right of 1, cydrop is faster. This is one short run on whatever
+# machine built these pages, and a busy machine moves the figures (the floor's
+# most, as memory bandwidth is shared): the recorded runs on the
+# :doc:`Performance page </user_guide/performance>` are the ones to quote. The grey diamond is the floor:
 # a ratio below 1 for it says how close cydrop comes to the least the
 # operation can cost (0.9 means cydrop takes 1.1 times the floor).
 #

@@ -174,14 +174,15 @@ class UciTableDirective(SphinxDirective):
         repeats = found.get("repeats", {})
         names = sorted(repeats)
         if self.options.get("table", "summary") == "repeats":
-            rst = self._repeats_table(repeats, names)
+            rst, shown = self._repeats_table(repeats, names), {"repeats": repeats}
         else:
-            rst = self._summary_table(found, names)
+            rst, shown = self._summary_table(found, names), found
         commands = {}
-        for kind in found.values():
+        for kind in shown.values():
             for _, meta, path in kind.values():
                 commands[meta["command"]] = (meta, os.path.basename(path))
         rst += ["", "Made by (result files in ``benchmarks/results/uci/``):", ""]
+        commands = dict(sorted(commands.items(), key=lambda item: item[1][1]))
         for command, (meta, name) in commands.items():
             rst.append(f"- ``{command}`` (``{name}``; {meta['date']}, {meta['machine']})")
         container = nodes.container(classes=["cydrop-result"])
