@@ -62,7 +62,7 @@ class Mask:
     >>> mask = cydrop.Mask.from_bool(np.array([[True, False, True, True]]), keep_prob=0.75)
     >>> mask.count_kept(), mask.nbytes, mask.to_bool().tolist()
     (3, 8, [[True, False, True, True]])
-    >>> y, _ = cydrop.dropout(np.ones((1, 4), dtype=np.float32), 0.75, mask=mask)
+    >>> y, _ = cydrop.dropout(np.ones((1, 4)), 0.75, mask=mask)
     >>> np.round(y, 4).tolist()
     [[1.3333, 0.0, 1.3333, 1.3333]]
     """
