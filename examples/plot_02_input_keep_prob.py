@@ -17,6 +17,7 @@ probability of the input features down from 1.0.
 # at 1.0, 0.8 and 0.5 (the same draw of random bits each time, so the kept
 # samples at 0.5 are a subset of those at 0.8). The kept samples are scaled
 # by ``1 / keep_prob``: the signal's mean is unchanged, its shape is not.
+# sphinx_gallery_thumbnail_number = 2
 import os
 
 import matplotlib.pyplot as plt

@@ -24,6 +24,7 @@ trained with dropout.
 # we take the largest share of its incoming weight that any one input holds,
 # ``max_i |w_ij| / sum_i |w_ij|``: 1 means the unit listens to one input only,
 # ``1 / n_in`` means it weighs all inputs alike.
+# sphinx_gallery_thumbnail_number = 2
 import os
 
 import matplotlib.pyplot as plt

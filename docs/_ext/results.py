@@ -78,7 +78,10 @@ def _table(rows):
     out = [".. list-table::", "   :header-rows: 1", "   :class: cydrop-results", ""]
     for row in [header] + body:
         for j, cell in enumerate(row):
-            out.append(f"   {'* -' if j == 0 else '  -'} {_inline(cell) or '..'}")
+            text = _inline(cell) or ".."
+            if text[0] in "-*+":  # a cell "-" (no figure) is text, not a nested bullet list
+                text = "\\" + text
+            out.append(f"   {'* -' if j == 0 else '  -'} {text}")
     return out + [""]
 
 
