@@ -23,8 +23,29 @@ def set_num_threads(n_threads):
         ``None`` returns to the default: OpenMP's ``omp_get_max_threads()``,
         which honours ``OMP_NUM_THREADS`` and ``threadpoolctl`` limits.
 
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        ``n_threads`` not an int or None.
+    ValueError
+        ``n_threads`` outside [1, 4096].
+
+    Notes
+    -----
     Results never depend on the thread count: mask bits are a function of
-    element position only.
+    element position only. The setting is process-wide.
+
+    Examples
+    --------
+    >>> import cydrop
+    >>> cydrop.set_num_threads(1)
+    >>> cydrop.get_num_threads()
+    1
+    >>> cydrop.set_num_threads(None)   # back to OpenMP's default
     """
     global _n_threads
     _n_threads = None if n_threads is None else check_positive_int(n_threads, "n_threads",
@@ -32,7 +53,20 @@ def set_num_threads(n_threads):
 
 
 def get_num_threads():
-    """The number of threads the next kernel call will use (1 without OpenMP)."""
+    """The number of threads the next kernel call will use.
+
+    Returns
+    -------
+    int
+        The count set by :func:`set_num_threads`, else OpenMP's
+        ``omp_get_max_threads()``; 1 in a build without OpenMP.
+
+    Examples
+    --------
+    >>> import cydrop
+    >>> cydrop.get_num_threads() >= 1
+    True
+    """
     if not _openmp.openmp_enabled():
         return 1
     return _n_threads if _n_threads is not None else _openmp.omp_max_threads()
@@ -55,6 +89,23 @@ def set_deterministic(flag):
         the shapes, run on cydrop's OpenMP threads, each a single-threaded
         call into SciPy's BLAS; results are then identical for any thread
         count. Masks are identical across thread counts in both modes.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        ``flag`` not a bool.
+
+    Examples
+    --------
+    >>> import cydrop
+    >>> cydrop.set_deterministic(True)
+    >>> cydrop.get_deterministic()
+    True
+    >>> cydrop.set_deterministic(False)
     """
     global _deterministic
     if not isinstance(flag, bool):
@@ -63,7 +114,19 @@ def set_deterministic(flag):
 
 
 def get_deterministic():
-    """Whether the dense layer runs in deterministic mode (see set_deterministic)."""
+    """Whether the dense layer runs in deterministic mode.
+
+    Returns
+    -------
+    bool
+        The flag last given to :func:`set_deterministic` (False by default).
+
+    Examples
+    --------
+    >>> import cydrop
+    >>> cydrop.get_deterministic()
+    False
+    """
     return _deterministic
 
 

@@ -10,7 +10,7 @@ API, the MLP) can make a kernel touch memory out of bounds. Row-major,
 examples in rows: x (batch, n_in), W (n_in, n_out), b (n_out,),
 out (batch, n_out).
 
-Threads (see README, "Threads and BLAS"): by default (``blocked`` False) the
+Threads (docs: user_guide/threads.rst): by default (``blocked`` False) the
 GEMMs go through numpy.matmul (NumPy's BLAS and its threads) and the
 element-wise passes run on the calling thread (n_threads = 1), so a NumPy
 training loop keeps one thread pool. In deterministic mode (``blocked``) the

@@ -1,7 +1,7 @@
 """A fixed seed gives the same masks and the same trained network, whatever the
 thread count and in every process.
 
-What is promised (README, "Threads and BLAS"):
+What is promised (docs/user_guide/threads.rst):
 
 - masks: identical for any thread count, in both modes;
 - ``set_deterministic(True)``: trained weights bit-identical under

@@ -5,7 +5,7 @@ file, and allocates nothing beyond what the file holds.
 Every file is built from one good file (``test_good_file_loads``) by one
 change, so each test shows that exactly that change is caught.
 (``cydrop.sklearn``'s estimators have no file format of their own: they are
-pickled like every scikit-learn estimator, see the README.)
+pickled like every scikit-learn estimator, see docs/user_guide/model_files.rst.)
 """
 import io
 import json

@@ -1,6 +1,6 @@
 """Numerical robustness of training: divergence is reported, never returned;
 losses stay finite for huge logits; float32 agrees with float64 within the
-tolerances stated in the README ("Security and robustness").
+tolerances stated in docs/user_guide/model_files.rst.
 """
 import itertools
 import math

@@ -62,7 +62,7 @@ class MLP:
         a = sqrt(f / (n_in + n_out)), f = 2 for ``activation="sigmoid"``,
         else 6.
     engine : {"auto", "compiled", "reference"}, default "auto"
-        What runs the passes (:mod:`cydrop.mlp.engines`): "compiled" makes a
+        What runs the passes (``cydrop.mlp.engines``): "compiled" makes a
         whole epoch, or all Monte Carlo passes, one call into compiled code
         (at most 8 dense layers); "reference" runs the network layer by
         layer through :func:`cydrop.dense_forward` and
@@ -70,6 +70,19 @@ class MLP:
         same masks and the same results to float round-off. "auto" takes
         the compiled engine where it is the faster one (layers of at most
         256 units, or wider ones outside deterministic mode).
+
+    Raises
+    ------
+    TypeError
+        ``layer_sizes`` not a sequence of ints; ``keep_prob`` not a number or
+        a sequence of numbers; ``seed`` not an int.
+    ValueError
+        Fewer than two sizes or a size < 1; an unknown ``activation``,
+        ``output``, ``init``, ``engine`` or ``dtype``; ``keep_prob`` outside
+        (0, 1] or not one entry per dense layer; ``output="sigmoid"`` with
+        more than one output unit, ``output="gaussian"`` with an odd number;
+        ``classes`` with a regression output, or not one label per output;
+        ``engine="compiled"`` for more than 8 dense layers.
 
     Attributes
     ----------

@@ -128,8 +128,8 @@ def words_array(words):
 # ``src/_dense.pyx`` serve NumPy callers; reached from torch, each of their
 # GEMMs went back into torch.mm through a callback, so the layer paid NumPy
 # views and a Python call per GEMM on top of the same passes, and its small
-# layer SciPy's BLAS under a thread limit (README "PyTorch" has the
-# before-and-after measurement).
+# layer SciPy's BLAS under a thread limit (benchmarks/results/torch/
+# torch-group-*.md has the before-and-after measurement).
 
 
 def linear_forward(x, weight, bias, keep_prob, source):

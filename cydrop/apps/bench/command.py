@@ -41,7 +41,7 @@ def add_parser(subparsers):
     p.add_argument("--plot", default=None, metavar="PATH",
                    help="write a PNG bar chart of the ratios (needs matplotlib; default: not written)")
     p.add_argument("--markdown", default=None, metavar="PATH",
-                   help="write the summary as a Markdown table, as in the README (default: not written)")
+                   help="write the summary as a Markdown table, as in benchmarks/results/bench/ (default: not written)")
     p.set_defaults(func=run)
     return p
 
