@@ -23,8 +23,9 @@ from ._threads import get_deterministic, get_num_threads, set_deterministic, set
 from .concrete import (ConcreteState, concrete_dropout, concrete_dropout_backward, concrete_keep_prob,
                        concrete_p_logit, concrete_regularizer, concrete_regularizer_weights)
 from .dense import DenseCache, dense_backward, dense_forward
-from .mlp import MLP, dropout_l2_equivalent
+from .mlp import MLP
 from .ops import dropout, dropout_backward
+from .regularization import dropout_l2_equivalent
 
 __version__ = "0.1.0"
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _concrete
-from ._generator import as_generator
-from ._mask import _check_shape, check_noise_shape
+from ._generator import as_generator, reserve
+from ._mask import check_noise_shape, check_shape
 from ._threads import get_num_threads
 from ._validation import FLOAT_DTYPES, check_float_array, check_out
 
@@ -62,6 +62,25 @@ class ConcreteState:
     dtype : numpy.dtype
         float32 or float64: the precision the noise was computed in.
     p_logit, temperature : float
+
+    Parameters
+    ----------
+    key, block, shape, noise_shape, dtype, p_logit, temperature
+        As the attributes; :func:`concrete_dropout` makes the state, a user
+        does not.
+
+    Raises
+    ------
+    TypeError
+        Never: the state is a plain record (``dataclasses.dataclass``), checked
+        where it is used (:func:`concrete_dropout_backward`).
+
+    Examples
+    --------
+    >>> import numpy as np, cydrop
+    >>> y, state = cydrop.concrete_dropout(np.ones((2, 3)), cydrop.concrete_p_logit(0.9), seed=0)
+    >>> state.shape, state.nbytes   # no mask is kept: the backward pass draws the noise again
+    ((2, 3), 0)
     """
 
     key: int
@@ -154,7 +173,7 @@ def concrete_dropout(x, p_logit, *, temperature=DEFAULT_TEMPERATURE, seed=None, 
     n_noise = math.prod(noise_shape)
     # the kernel's dtype-dependent limits, checked before anything is drawn
     _concrete.scalars(p_logit, temperature, x.dtype.name)
-    key, block = gen._reserve(n_noise)
+    key, block = reserve(gen, n_noise)
     if x.size:
         _concrete.forward(x, out, key, block, p_logit, temperature, run, get_num_threads())
     return out, ConcreteState(key, block, x.shape, noise_shape, x.dtype, p_logit, temperature)
@@ -328,6 +347,12 @@ def concrete_regularizer_weights(length_scale, n_samples, *, precision=1.0, loss
     -------
     weight_regularizer, dropout_regularizer : float
 
+    Raises
+    ------
+    ValueError, TypeError
+        ``length_scale`` or ``precision`` not a finite number > 0,
+        ``n_samples`` not an int >= 1, an unknown ``loss``.
+
     Examples
     --------
     >>> import cydrop
@@ -348,6 +373,22 @@ def concrete_regularizer_weights(length_scale, n_samples, *, precision=1.0, loss
 def concrete_p_logit(keep_prob):
     """``log((1 - keep_prob) / keep_prob)``: the p_logit of a keep probability in (0, 1).
 
+    Parameters
+    ----------
+    keep_prob : float in (0, 1)
+
+    Returns
+    -------
+    float
+        The logit of the drop probability ``1 - keep_prob``.
+
+    Raises
+    ------
+    TypeError
+        ``keep_prob`` not a real number.
+    ValueError
+        ``keep_prob`` not in (0, 1) (the logit is infinite at 0 and 1).
+
     Examples
     --------
     >>> import cydrop
@@ -362,6 +403,20 @@ def concrete_p_logit(keep_prob):
 
 def concrete_keep_prob(p_logit):
     """``1 - sigmoid(p_logit) = sigmoid(-p_logit)``: the keep probability of a p_logit.
+
+    Parameters
+    ----------
+    p_logit : float
+        The logit of a drop probability.
+
+    Returns
+    -------
+    float in [0, 1]
+
+    Raises
+    ------
+    TypeError
+        ``p_logit`` not a real number.
 
     Examples
     --------
@@ -424,5 +479,5 @@ def _noise_layout(noise_shape, shape):
     if noise_shape[:k] != tuple(shape[:k]):
         raise ValueError(f"noise_shape must be x's shape {tuple(shape)} on its leading axes and 1 on the others "
                          f"(one noise value per element or per leading index), got {noise_shape}")
-    _check_shape(noise_shape)
+    check_shape(noise_shape)
     return noise_shape, max(1, math.prod(shape[k:]))

@@ -16,6 +16,7 @@ from scipy.special import expit
 
 import cydrop
 from cydrop import _concrete
+from cydrop._generator import reserve
 from reference import key_from_seed
 from reference_concrete import (concrete_logistic, concrete_noise, concrete_uniforms, reference_backward,
                                 reference_forward)
@@ -293,7 +294,7 @@ def test_state_holds_no_mask():
 def test_noise_shape_gives_one_value_per_channel(dtype):
     x = _data((3, 4, 5, 6), dtype, 12)
     y, state = cydrop.concrete_dropout(x, -1.0, temperature=2 / 3, seed=3, noise_shape=(3, 4, 1, 1))
-    assert state.noise_shape == (3, 4, 1, 1) and cydrop.Generator(3)._reserve(12)[1] == 0
+    assert state.noise_shape == (3, 4, 1, 1) and reserve(cydrop.Generator(3), 12)[1] == 0
     w, _ = _concrete.noise(state.key, state.block, 12, -1.0, 2 / 3, np.dtype(dtype).name)
     scale = dtype(_concrete.scalars(-1.0, 2 / 3)[1])
     np.testing.assert_array_equal(y, x * (w * scale).reshape(3, 4, 1, 1))

@@ -86,10 +86,10 @@ def position(source, n_mask):
         stream[1] = block + n_words(n_mask)     # a block of the stream per mask word
         return key % _U64, block
     if source is None:
-        return _generator.Generator(draw_seed())._key, 0
+        return _generator.stream_key(_generator.Generator(draw_seed())), 0
     if type(source) is Drawn:
         return source
-    return _generator.as_generator(source)._reserve(n_mask)
+    return _generator.reserve(_generator.as_generator(source), n_mask)
 
 
 def module_stream():
