@@ -312,19 +312,26 @@ def concrete_regularizer(p_logit, W, *, weight_regularizer, dropout_regularizer,
         n_inputs = W.shape[0]
     elif isinstance(n_inputs, (bool, np.bool_)) or not isinstance(n_inputs, numbers.Integral) or n_inputs < 1:
         raise ValueError(f"n_inputs must be an int >= 1, got {n_inputs!r}")
+    w64 = W.astype(np.float64, copy=False).ravel()
+    value, dp_logit, decay = prior_terms(float(np.dot(w64, w64)), int(n_inputs), p_logit, weight_regularizer,
+                                         dropout_regularizer)
+    return value, dp_logit, W * W.dtype.type(decay)
+
+
+def prior_terms(square_sum, n_inputs, p_logit, weight_regularizer, dropout_regularizer):
+    """``(R, dR/dp_logit, decay)`` of one layer's regulariser (see
+    :func:`concrete_regularizer`) from ``square_sum = ||W||^2``: ``dR/dW``
+    is ``decay * W``. The one body of these formulas in Python (cydrop.MLP's
+    reference engine and cost J use it; src/_fused_net.pyx mirrors it)."""
     a = p_logit
     # log p = -softplus(-a), log(1 - p) = -softplus(a): no cancellation at either end
     log_p, log_keep = -np.logaddexp(0.0, -a), -np.logaddexp(0.0, a)
     p, keep = math.exp(log_p), math.exp(log_keep)
     with np.errstate(over="ignore"):
-        inv_keep = 1.0 + np.exp(a)        # 1 / (1 - p); inf past p_logit ~ 709
-    w64 = W.astype(np.float64, copy=False).ravel()
-    square_sum = float(np.dot(w64, w64))
-    k = int(n_inputs)
-    value = weight_regularizer * square_sum * inv_keep + dropout_regularizer * k * (p * log_p + keep * log_keep)
-    dp_logit = weight_regularizer * square_sum * (inv_keep - 1.0) + dropout_regularizer * k * p * keep * a
-    dW = W * W.dtype.type(2.0 * weight_regularizer * inv_keep)
-    return float(value), float(dp_logit), dW
+        inv_keep = float(1.0 + np.exp(a))        # 1 / (1 - p); inf past p_logit ~ 709
+    value = weight_regularizer * square_sum * inv_keep + dropout_regularizer * n_inputs * (p * log_p + keep * log_keep)
+    dp_logit = weight_regularizer * square_sum * (inv_keep - 1.0) + dropout_regularizer * n_inputs * p * keep * a
+    return float(value), float(dp_logit), 2.0 * weight_regularizer * inv_keep
 
 
 def concrete_regularizer_weights(length_scale, n_samples, *, precision=1.0, loss="squared"):

@@ -30,7 +30,7 @@ caller can make them read or write out of bounds. This module imports
 nothing from the Python package.
 """
 from cython cimport floating
-from libc.math cimport INFINITY as INF, exp, expf, isfinite, log, sqrt
+from libc.math cimport INFINITY as INF, exp, expf, fabs, isfinite, log, log1p, sqrt
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
@@ -40,6 +40,7 @@ import numpy as np
 from arrays cimport array_data
 from activations cimport LINEAR, SIGMOID, activation_grad_block, bias_activation_block, sigmoid
 from blas cimport NO_TRANS, TRANS, Trans, gemm, gemm64
+from concrete cimport CONCRETE_OK, concrete_backward, concrete_forward, concrete_setup, cyd_concrete
 from dropout cimport apply_mask, draw_and_apply
 from optim cimport adam_kernel, max_norm_kernel, momentum_kernel, sgd_kernel
 from rng cimport n_words
@@ -85,6 +86,16 @@ ctypedef struct Layer:
     char *x_tilde          # (rows, n_in) dropped-out input, or the input itself
     char *a                # (rows, n_out) output
     uint64_t *words        # packed mask of the input, ceil(rows * n_in / 64) words
+    # Concrete dropout (a learned keep_prob: src/concrete.pxd) on the input
+    bint learned           # the relaxed mask, p = sigmoid(*p_logit)
+    char *p_logit          # (1,) the network's parameter, trained in place
+    char *a1               # optimizer state of p_logit, like W1 and W2, or NULL
+    char *a2
+    cyd_concrete conc      # the pass's scalars, set from *p_logit at every batch
+    uint64_t block0        # the first generator block of this batch's draw (backward draws it again)
+    double da              # dL/dp_logit of the batch
+    bint prior             # the prior's terms apply: learned, or p fixed (the checks' network)
+    double fixed_p_logit   # the p_logit of the prior when not learned
 
 
 ctypedef struct NetC:
@@ -100,6 +111,9 @@ ctypedef struct NetC:
     void *gemm_routine     # NumPy's ILP64 ?gemm (blas.pxd: gemm64), or NULL for SciPy's
     double lr, momentum, beta1, beta2, eps, l2, max_norm
     bint eps_hat           # Adam's eps added to sqrt(v), not sqrt(v_hat) (optim.pxd: adam_kernel)
+    double temperature     # of the learned layers' relaxed masks
+    double wr, dr          # the prior's weight and dropout coefficients (cydrop.mlp.network.ConcreteSettings)
+    int bad_p_logit        # a learned layer's p_logit left the range its pass computes in: 1 + its index
 
 
 cdef inline void net_gemm(NetC *net, Trans ta, Trans tb, int m, int n, int k, const floating *A, int lda,
@@ -111,22 +125,35 @@ cdef inline void net_gemm(NetC *net, Trans ta, Trans tb, int m, int n, int k, co
         gemm(ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc)
 
 
-cdef void forward_layers(NetC *net, floating *x0, Py_ssize_t n, uint64_t key, uint64_t *block,
-                         int first_layer, int end_layer, bint masks) noexcept nogil:
+cdef int forward_layers(NetC *net, floating *x0, Py_ssize_t n, uint64_t key, uint64_t *block,
+                        int first_layer, int end_layer, bint masks) noexcept nogil:
     """For layers first_layer <= i < end_layer: x_tilde_i := h_i * D_i / keep_prob_i (D_i
     drawn at *block, which advances by the draw; with ``masks`` False, or a
-    keep_prob of 1, x_tilde_i := h_i), a_i := act(x_tilde_i W_i + b_i) with
-    h_0 = x0 and h_i = a_{i-1}; the last layer's act is the identity (the
-    output's own function is applied by the caller). n <= net.rows."""
+    keep_prob of 1, x_tilde_i := h_i; a learned layer's relaxed mask
+    x_tilde_i := h_i * (1 - z) / (1 - p), drawn likewise), a_i := act(x_tilde_i
+    W_i + b_i) with h_0 = x0 and h_i = a_{i-1}; the last layer's act is the
+    identity (the output's own function is applied by the caller).
+    n <= net.rows. Returns -1 (net.bad_p_logit set) if a learned layer's
+    p_logit is out of its pass's range, else 0."""
     cdef Layer *ly
     cdef floating *h
     cdef floating *xt
     cdef int i
+    cdef bint single = sizeof(floating) == sizeof(float)   # the pass's arithmetic: float or double
     for i in range(first_layer, end_layer):
         ly = &net.layers[i]
         h = x0 if i == 0 else <floating *>net.layers[i - 1].a
         xt = h
-        if ly.dropout and masks:
+        if ly.learned and masks:
+            if concrete_setup(&ly.conc, key, <double>(<floating *>ly.p_logit)[0], net.temperature,
+                              single) != CONCRETE_OK:
+                net.bad_p_logit = i + 1
+                return -1
+            xt = <floating *>ly.x_tilde
+            ly.block0 = block[0]
+            concrete_forward(&ly.conc, block[0], n * ly.n_in, h, xt, 1)
+            block[0] += n_words(n * ly.n_in)
+        elif ly.dropout and masks:
             xt = <floating *>ly.x_tilde
             draw_and_apply(h, xt, ly.words, 0, n * ly.n_in, key, block[0], ly.threshold,
                            <floating>ly.scale)
@@ -136,6 +163,7 @@ cdef void forward_layers(NetC *net, floating *x0, Py_ssize_t n, uint64_t key, ui
                  <floating *>ly.W, <int>ly.n_out, <floating *>ly.a, <int>ly.n_out)
         bias_activation_block(<floating *>ly.a, <floating *>ly.b, n, ly.n_out, ly.n_out,
                               net.activation if i < net.n_layers - 1 else LINEAR)
+    return 0
 
 
 cdef void output_activation(int output, floating *z, Py_ssize_t n, Py_ssize_t width) noexcept nogil:
@@ -262,22 +290,56 @@ cdef double forward_backward(NetC *net, floating *x0, const floating *y, const d
     cdef int L = net.n_layers
     cdef floating *g = <floating *>net.grad
     cdef floating *out = <floating *>net.layers[L - 1].a
+    cdef floating *h
     cdef double total
-    forward_layers(net, x0, n, key, block, 0, L, masks)
+    cdef bint relaxed
+    if forward_layers(net, x0, n, key, block, 0, L, masks) < 0:
+        return INF - INF   # NaN: the caller stops, and reads net.bad_p_logit
     output_activation(net.output, out, n, n_outputs)
     total = loss_and_grad(net.output, out, y, w, w_sum, g, n, n_outputs, tiny)
     for i in range(L - 1, -1, -1):
         ly = &net.layers[i]
+        h = x0 if i == 0 else <floating *>net.layers[i - 1].a
+        relaxed = ly.learned and masks
         activation_grad_block(g, <floating *>ly.a, <floating *>net.dz, <floating *>ly.db, n,
                               ly.n_out, ly.n_out, net.activation if i < L - 1 else LINEAR)
         net_gemm(net, TRANS, NO_TRANS, <int>ly.n_in, <int>ly.n_out, <int>n,
-                 <floating *>(ly.x_tilde if ly.dropout and masks else (net.x0 if i == 0 else net.layers[i - 1].a)),
+                 <floating *>ly.x_tilde if (ly.dropout or ly.learned) and masks else h,
                  <int>ly.n_in, <floating *>net.dz, <int>ly.n_out, <floating *>ly.dW, <int>ly.n_out)
-        if i > 0:
+        if i > 0 or relaxed:   # the gradient w.r.t. x_tilde: the layer below's, and p_logit's
             net_gemm(net, NO_TRANS, TRANS, <int>n, <int>ly.n_in, <int>ly.n_out, <floating *>net.dz,
                      <int>ly.n_out, <floating *>ly.W, <int>ly.n_out, g, <int>ly.n_in)
-            if ly.dropout and masks:
+            if relaxed:
+                # the same noise drawn again: dh := g * (1 - z) / (1 - p) in place
+                # (not needed below the first layer) and dL/dp_logit's data term
+                concrete_backward(&ly.conc, ly.block0, n * ly.n_in, g, h, g if i > 0 else NULL,
+                                  <floating *>NULL, &ly.da, 1)
+            elif ly.dropout and masks:
                 apply_mask(g, ly.words, <floating>ly.scale, n * ly.n_in, g)
+    return total
+
+
+cdef inline double softplus(double v) noexcept nogil:
+    """log(1 + e^v), without overflow at either end."""
+    return log1p(exp(-fabs(v))) + (v if v > 0 else 0.0)
+
+
+cdef void prior_terms(double square_sum, Py_ssize_t n_inputs, double p_logit, double wr, double dr,
+                      double *d_p_logit, double *decay) noexcept nogil:
+    """The gradients of one layer's prior (cydrop.concrete.prior_terms, whose
+    formulas these are): d_p_logit := wr ||W||^2 e^a + dr K p (1 - p) a, and
+    decay := 2 wr / (1 - p), the prior's dR/dW = decay * W."""
+    cdef double p = exp(-softplus(-p_logit)), keep = exp(-softplus(p_logit)), inv_keep = 1.0 + exp(p_logit)
+    d_p_logit[0] = wr * square_sum * (inv_keep - 1.0) + dr * n_inputs * p * keep * p_logit
+    decay[0] = 2.0 * wr * inv_keep
+
+
+cdef double sum_of_squares(const floating *W, Py_ssize_t n) noexcept nogil:
+    """||W||^2 in double."""
+    cdef double total = 0
+    cdef Py_ssize_t e
+    for e in range(n):
+        total += <double>W[e] * <double>W[e]
     return total
 
 
@@ -293,9 +355,13 @@ cdef double train_epoch_kernel(NetC *net, const floating *X, const floating *Y,
     sum to 0 holds no sample and makes no update. Returns the training loss
     summed over the rows with their weights; *t is the optimizer step count,
     *first_bad_step the step (t after it) of the first batch whose loss was
-    not finite, if it is still 0 when such a batch comes."""
+    not finite, if it is still 0 when such a batch comes. A learned layer
+    also updates its p_logit, and the prior's terms (net.wr, net.dr) join
+    the gradients of its weights and p_logit. A p_logit out of its pass's
+    range ends the epoch (NaN, net.bad_p_logit set)."""
     cdef Py_ssize_t start, r, n, i
-    cdef double w_sum, batch_loss
+    cdef double w_sum, batch_loss, decay, d_prior, decay_prior
+    cdef floating grad_a
     cdef Layer *ly
     cdef int L = net.n_layers
     cdef double total = 0
@@ -318,22 +384,35 @@ cdef double train_epoch_kernel(NetC *net, const floating *X, const floating *Y,
             # no sample: no update, but the batch's mask blocks are passed
             # over as if drawn, so that later batches keep their masks
             for i in range(L):
-                if net.layers[i].dropout:
+                if net.layers[i].dropout or net.layers[i].learned:
                     block += n_words(n * net.layers[i].n_in)
             start += n
             continue
         batch_loss = forward_backward(net, x0, y, NULL if weights == NULL else net.w, w_sum, n, n_outputs,
                                       key, &block, True, tiny)
         total += batch_loss
+        if net.bad_p_logit:
+            return total
         t[0] += 1
         if first_bad_step[0] == 0 and not isfinite(batch_loss):
             first_bad_step[0] = t[0]
         for i in range(L):
             ly = &net.layers[i]
+            decay = net.l2 / w_sum
+            if ly.prior:   # with W before its update, as the reference engine
+                prior_terms(sum_of_squares(<floating *>ly.W, ly.n_in * ly.n_out), ly.n_in,
+                            <double>(<floating *>ly.p_logit)[0] if ly.learned else ly.fixed_p_logit,
+                            net.wr, net.dr, &d_prior, &decay_prior)
+                decay += decay_prior
+                if ly.learned:
+                    ly.da += d_prior
             update(net, <floating *>ly.W, <floating *>ly.dW, <floating *>ly.W1, <floating *>ly.W2,
-                   ly.n_in * ly.n_out, t[0], net.l2 / w_sum)
+                   ly.n_in * ly.n_out, t[0], decay)
             update(net, <floating *>ly.b, <floating *>ly.db, <floating *>ly.b1, <floating *>ly.b2,
                    ly.n_out, t[0], 0.0)   # no penalty on biases
+            if ly.learned:
+                grad_a = <floating>ly.da
+                update(net, <floating *>ly.p_logit, &grad_a, <floating *>ly.a1, <floating *>ly.a2, 1, t[0], 0.0)
         if net.max_norm > 0:
             for i in range(L):
                 ly = &net.layers[i]
@@ -352,7 +431,8 @@ cdef void mc_kernel(NetC *net, const floating *X, Py_ssize_t n_rows, Py_ssize_t 
     layer, as n_passes dropout predictions of the reference engine draw them.
 
     A first layer without input dropout gives the same output in every pass:
-    it is computed once per chunk."""
+    it is computed once per chunk. A learned p_logit out of its pass's range
+    stops the passes (net.bad_p_logit set)."""
     cdef Py_ssize_t start, n, e, i
     cdef long long p
     cdef uint64_t done = 0, per_pass = 0, block
@@ -364,7 +444,7 @@ cdef void mc_kernel(NetC *net, const floating *X, Py_ssize_t n_rows, Py_ssize_t 
     while start < n_rows:
         n = min(net.rows, n_rows - start)
         for i in range(L):
-            if net.layers[i].dropout:
+            if net.layers[i].dropout or net.layers[i].learned:
                 per_pass += n_words(n * net.layers[i].n_in)
         start += n
     start = 0
@@ -372,13 +452,14 @@ cdef void mc_kernel(NetC *net, const floating *X, Py_ssize_t n_rows, Py_ssize_t 
         n = min(net.rows, n_rows - start)
         x0 = <floating *>X + start * n_features
         first = 0
-        if L > 1 and not net.layers[0].dropout:
+        if L > 1 and not (net.layers[0].dropout or net.layers[0].learned):
             forward_layers(net, x0, n, key, &done, 0, 1, False)
             first = 1
         for p in range(n_passes):
             # `done`: the blocks the chunks before this one draw in a pass
             block = block0 + <uint64_t>p * per_pass + done
-            forward_layers(net, x0, n, key, &block, first, L, True)
+            if forward_layers(net, x0, n, key, &block, first, L, True) < 0:
+                return
             output_activation(net.output, out, n, n_outputs)
             for e in range(n * n_outputs):
                 v = out[e]
@@ -387,7 +468,7 @@ cdef void mc_kernel(NetC *net, const floating *X, Py_ssize_t n_rows, Py_ssize_t 
             if samples != NULL:
                 memcpy(samples + (p * n_rows + start) * n_outputs, out, n * n_outputs * sizeof(floating))
         for i in range(L):
-            if net.layers[i].dropout:
+            if net.layers[i].dropout or net.layers[i].learned:
                 done += n_words(n * net.layers[i].n_in)
         start += n
 
@@ -446,15 +527,17 @@ cdef class Net:
     weights, biases : lists of ndarray (n_in, n_out), (n_out,), one float dtype
         Layer i's input is layer i - 1's output.
     keep_prob : sequence of float in (0, 1], one per layer (of its input)
+        A learned layer's entry is not read.
     activation : int
         Hidden-layer activation code (cydrop.dense.ACTIVATIONS).
     output : int
         An ``Output`` code.
     rows : int >= 1
         Rows of the buffers: the batch size, or the chunk of MC rows.
-    first, second : lists of ndarray like weights + biases, or None
+    first, second : lists of ndarray like weights + biases + the p_logits, or None
         Optimizer state (momentum's velocity or Adam's m; Adam's v), laid out
-        as cydrop.MLP keeps it: the weights' arrays, then the biases'.
+        as cydrop.MLP keeps it: the weights' arrays, then the biases', then
+        the learned layers' p_logits'.
     optimizer : int
         An ``Optimizer`` code; OPT_NONE for prediction only.
     lr, momentum, beta1, beta2, eps : float
@@ -475,6 +558,19 @@ cdef class Net:
     backward : bool
         Make the gradient buffers, for :meth:`gradients` (a Net that trains
         has them whatever this says).
+    p_logits : list of (ndarray (1,) or None), one per layer, or None
+        A layer whose keep_prob is learned (Concrete dropout) has its
+        p_logit here: its input gets the relaxed mask (in training and MC
+        passes), and a Net that trains updates the p_logit in place.
+    temperature : float > 0
+        Of the relaxed masks.
+    prior : (wr, dr) or None
+        The prior's coefficients: each learned layer's weights and p_logit
+        get the gradients of ``wr ||W||^2 / (1 - p) + dr K (p log p + (1 - p)
+        log(1 - p))``.
+    fixed_p_logits : list of (float or None), one per layer, or None
+        A layer with the prior's weight term at a fixed p (a network whose
+        rates were learned, checked with dropout off).
     """
     cdef NetC c
     cdef readonly object dtype
@@ -483,12 +579,14 @@ cdef class Net:
     cdef list _caller    # (array, name, shape, data pointer, writable) re-checked per call
     cdef list _own       # scratch arrays the pointers in c point into
     cdef list _dW, _db   # the gradient buffers among them, by layer
+    cdef list _p_logits  # the learned layers' p_logit arrays (None for the others), by layer
 
     def __cinit__(self, list weights, list biases, keep_prob, int activation, int output,
                   Py_ssize_t rows, first=None, second=None, int optimizer=OPT_NONE,
                   double lr=0.0, double momentum=0.0, double beta1=0.9, double beta2=0.999,
                   double eps=1e-8, double l2=0.0, double max_norm=0.0, bint eps_hat=False,
-                  bint numpy_blas=False, bint backward=False):
+                  bint numpy_blas=False, bint backward=False, p_logits=None, double temperature=0.1,
+                  prior=None, fixed_p_logits=None):
         cdef Py_ssize_t L = len(weights), i, widest
         cdef Layer *ly
         if not 1 <= L <= MAX_LAYERS:
@@ -523,12 +621,23 @@ cdef class Net:
         if rows * widest >= 2**31:
             raise ValueError(f"rows * widest layer must be < 2**31 (BLAS dimensions), got {rows} * {widest}")
         self.rows = rows
+        p_logits = [None] * L if p_logits is None else list(p_logits)
+        fixed_p_logits = [None] * L if fixed_p_logits is None else list(fixed_p_logits)
+        if len(p_logits) != L or len(fixed_p_logits) != L:
+            raise ValueError(f"p_logits and fixed_p_logits must have one entry per layer ({L})")
+        learned = [i for i in range(L) if p_logits[i] is not None]
+        if not (temperature > 0 and temperature < INF):
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        wr, dr = (0.0, 0.0) if prior is None else prior
+        if not (0 <= wr < INF and 0 <= dr < INF):
+            raise ValueError(f"prior must be two finite numbers >= 0, got {prior!r}")
         need = {OPT_NONE: 0, OPT_SGD: 0, OPT_MOMENTUM: 1, OPT_NESTEROV: 1, OPT_ADAM: 2}[optimizer]
+        n_params = 2 * L + len(learned)
         states = []
         for state, name, needed in ((first, "first", need >= 1), (second, "second", need >= 2)):
-            if needed and (not isinstance(state, (list, tuple)) or len(state) != 2 * L):
-                raise ValueError(f"{name} must be a list of {2 * L} optimizer state arrays "
-                                 f"(weights then biases), got {type(state).__name__}")
+            if needed and (not isinstance(state, (list, tuple)) or len(state) != n_params):
+                raise ValueError(f"{name} must be a list of {n_params} optimizer state arrays "
+                                 f"(weights, biases, then p_logits), got {type(state).__name__}")
             states.append(state if needed else None)
         for name, value, lo, hi in (("lr", lr, 0.0, INF), ("momentum", momentum, 0.0, 1.0),
                                     ("beta1", beta1, 0.0, 1.0), ("beta2", beta2, 0.0, 1.0),
@@ -543,6 +652,7 @@ cdef class Net:
         self.c.rows = rows
         self.c.lr, self.c.momentum, self.c.beta1, self.c.beta2 = lr, momentum, beta1, beta2
         self.c.eps, self.c.l2, self.c.max_norm, self.c.eps_hat = eps, l2, max_norm, eps_hat
+        self.c.temperature, self.c.wr, self.c.dr, self.c.bad_p_logit = temperature, wr, dr, 0
         self.c.gemm_routine = NULL
         if numpy_blas:
             routine = numpy_sgemm if self.dtype == np.float32 else numpy_dgemm
@@ -552,15 +662,28 @@ cdef class Net:
             self.c.gemm_routine = <void *>routine
         self._caller, self._own = [], []
         self._dW, self._db = [], []
+        self._p_logits = p_logits
         train = optimizer != OPT_NONE
         grads = train or backward
         for i in range(L):
             ly = &self.c.layers[i]
             ly.n_in, ly.n_out = sizes[i], sizes[i + 1]
-            kp = keep_prob[i]
+            ly.learned = p_logits[i] is not None
+            kp = 1.0 if ly.learned else keep_prob[i]
             if not (0.0 < kp <= 1.0):
                 raise ValueError(f"keep_prob[{i}] must be in (0, 1], got {kp!r}")
             ly.dropout = kp < 1.0
+            ly.p_logit = ly.a1 = ly.a2 = NULL
+            ly.da, ly.block0 = 0.0, 0
+            ly.prior = prior is not None and (ly.learned or fixed_p_logits[i] is not None)
+            ly.fixed_p_logit = 0.0 if fixed_p_logits[i] is None else fixed_p_logits[i]
+            if ly.learned:
+                k = 2 * L + learned.index(i)
+                ly.p_logit = self._take(p_logits[i], f"p_logits[{i}]", (1,), train)
+                if states[0] is not None:
+                    ly.a1 = self._take(states[0][k], f"first[{k}]", (1,), True)
+                if states[1] is not None:
+                    ly.a2 = self._take(states[1][k], f"second[{k}]", (1,), True)
             ly.threshold = int(round(kp * 4294967296.0))   # cydrop._validation.threshold_of
             ly.scale = 1.0 / kp
             ly.W = self._take(weights[i], f"weights[{i}]", (ly.n_in, ly.n_out), train)
@@ -578,7 +701,7 @@ cdef class Net:
             if grads:   # the two arrays just made (no negative indices: wraparound is off)
                 self._dW.append(self._own[len(self._own) - 2])
                 self._db.append(self._own[len(self._own) - 1])
-            ly.x_tilde = self._scratch((rows, ly.n_in)) if ly.dropout else NULL
+            ly.x_tilde = self._scratch((rows, ly.n_in)) if ly.dropout or ly.learned else NULL
             ly.words = NULL
             if ly.dropout:
                 words = np.zeros(n_words(rows * ly.n_in), dtype=np.uint64)
@@ -635,7 +758,16 @@ cdef class Net:
     def _blocks_per_draw(self, Py_ssize_t n):
         """Generator blocks the masks of one forward pass of n rows draw."""
         return sum(n_words(n * self.c.layers[i].n_in) for i in range(self.c.n_layers)
-                   if self.c.layers[i].dropout)
+                   if self.c.layers[i].dropout or self.c.layers[i].learned)
+
+    def _raise_bad_p_logit(self):
+        """FloatingPointError if a pass stopped at a learned p_logit out of its range."""
+        i = self.c.bad_p_logit - 1
+        self.c.bad_p_logit = 0
+        if i >= 0:
+            value = float(self._p_logits[i][0])
+            raise FloatingPointError(f"the learned keep_prob of layer {i} left the range its relaxed mask "
+                                     f"computes in (p_logit {value!r}): training diverged")
 
     def blocks_per_epoch(self, Py_ssize_t n_rows):
         """Generator blocks one train_epoch over n_rows rows draws."""
@@ -697,6 +829,7 @@ cdef class Net:
             with nogil:
                 total = train_epoch_kernel(&self.c, <const double *>Xp, <const double *>Yp, wp, n0, n_out,
                                            idx, n_rows, key, block0, &t, &first_bad_step, tiny)
+        self._raise_bad_p_logit()
         return total, t, first_bad_step
 
     def mc_passes(self, X, long long n_passes, uint64_t key, uint64_t block0, total, total_sq,
@@ -731,6 +864,7 @@ cdef class Net:
             with nogil:
                 mc_kernel(&self.c, <const double *>Xp, n_samples, n0, n_out, n_passes, key, block0,
                           tp, tsp, <double *>sp)
+        self._raise_bad_p_logit()
 
     def predict(self, X, P):
         """P := the outputs for the rows of X, dropout off, in chunks of ``rows``.

@@ -27,13 +27,15 @@ def test_per_layer_keep_prob_reaches_the_right_layers():
     net = cydrop.MLP([50, 64, 64, 3], keep_prob=[1.0, 0.5, 0.9], seed=0)
     X, _ = blobs(n=200, n_features=50)
     # the reference engine's layer caches hold each layer's mask
-    _, caches = ReferenceEngine()._forward(net._network, X, train=True)
+    _, layers = ReferenceEngine()._forward(net._network, X, masks="relaxed")
+    caches = [cache for cache, _ in layers]
     assert [c.keep_prob for c in caches] == [1.0, 0.5, 0.9]
     assert caches[0].mask.count_kept() == X.size          # input kept whole
     rate1 = caches[1].mask.count_kept() / caches[1].mask.size
     rate2 = caches[2].mask.count_kept() / caches[2].mask.size
     assert abs(rate1 - 0.5) < 0.03 and abs(rate2 - 0.9) < 0.03
-    _, caches = ReferenceEngine()._forward(net._network, X, train=False)
+    _, layers = ReferenceEngine()._forward(net._network, X, masks=None)
+    caches = [cache for cache, _ in layers]
     assert all(c.keep_prob == 1.0 for c in caches)       # dropout off outside training
 
 
@@ -599,9 +601,10 @@ def test_public_surface_is_what_the_readme_documents():
     the network state and the training loop stay behind it."""
     public = {name for name in dir(cydrop.MLP) if not name.startswith("_")}
     assert public == {"fit", "partial_fit", "predict", "predict_proba", "score", "cost", "gradient_check", "check",
-                      "save", "load", "keep_prob", "weights", "biases",
+                      "save", "load", "keep_prob", "keep_prob_", "weights", "biases",
                       # the constructor's settings
-                      "layer_sizes", "activation", "output", "dtype", "seed", "init", "engine"}
+                      "layer_sizes", "activation", "output", "dtype", "seed", "init", "engine",
+                      "init_keep_prob", "temperature", "lengthscale"}
     net = cydrop.MLP([3, 4, 2], seed=0)
     assert {name for name in vars(net) if not name.startswith("_")} == {"classes_"}
     assert cydrop.mlp.MLP is cydrop.MLP

@@ -16,7 +16,9 @@ import math
 
 import numpy as np
 
-__all__ = ["OUTPUTS", "activate", "l2_penalty", "loss", "loss_grad", "score"]
+from ..concrete import prior_terms
+
+__all__ = ["OUTPUTS", "activate", "l2_penalty", "loss", "loss_grad", "prior_penalty", "score"]
 
 OUTPUTS = ("softmax", "sigmoid", "linear", "gaussian")
 
@@ -121,3 +123,15 @@ def l2_penalty(l2, squared_weight_norm, total_weight):
     sample weights): the gradient of one step's penalty is
     ``l2 / total_weight * W``."""
     return 0.5 * l2 / total_weight * squared_weight_norm if l2 else 0.0
+
+
+def prior_penalty(network, prior):
+    """The Concrete dropout prior's terms of J: ``sum over the layers with a
+    prior of wr ||W||^2 / (1 - p) + dr K (p log p + (1 - p) log(1 - p))``,
+    ``prior = (wr, dr)`` (``ConcreteSettings.regularizer_weights``), K the
+    layer's input width; 0 without a prior."""
+    if prior is None:
+        return 0.0
+    wr, dr = prior
+    return sum(prior_terms(float(np.square(network.weights[i], dtype=np.float64).sum()), network.layer_sizes[i],
+                           a, wr, dr)[0] for i, a in network.prior_logits().items())

@@ -16,7 +16,7 @@ import numpy as np
 from .._validation import check_bool, check_positive_int, check_real
 from . import data, debugging, engines, model_file, training
 from .model_file import TrainingState
-from .network import Network
+from .network import ConcreteSettings, Network
 from .optimizers import make_optimizer
 
 __all__ = ["MLP"]
@@ -30,11 +30,16 @@ class MLP:
     layer_sizes : sequence of int
         ``[n_features, hidden..., n_outputs]``, e.g. ``[40, 512, 512, 10]``.
         For ``output="sigmoid"`` the last size is 1.
-    keep_prob : float or sequence of float, default 1.0
+    keep_prob : float, "learn", or sequence of float or "learn", default 1.0
         A float applies to every hidden layer's output (the input features
         keep 1.0). A sequence has one entry per dense layer: entry 0 for the
-        input features, entry i for the output of hidden layer i. Checked
-        again when assigned later (``net.keep_prob = ...``).
+        input features, entry i for the output of hidden layer i. ``"learn"``
+        (for every layer, the features' included, or as an entry) learns
+        the layer's keep probability by gradient descent instead: Concrete
+        dropout (Gal, Hron & Kendall 2017), a relaxed mask whose rate is a
+        parameter, with the prior's two terms added to the cost (see
+        ``lengthscale``); :attr:`keep_prob_` holds the learned values.
+        Checked again when assigned later (``net.keep_prob = ...``).
     activation : {"relu", "tanh", "sigmoid", "linear"}, default "relu"
         Hidden-layer activation.
     output : {"softmax", "sigmoid", "linear", "gaussian"}, default "softmax"
@@ -61,6 +66,19 @@ class MLP:
         default): weights and biases from U(-a, a),
         a = sqrt(f / (n_in + n_out)), f = 2 for ``activation="sigmoid"``,
         else 6.
+    init_keep_prob : float in (0, 1), default 0.9
+        The keep probability a learned layer starts from (the reference
+        code's drop probability 0.1).
+    temperature : float > 0, default 0.1
+        Of the relaxed mask of the learned layers: as it tends to 0 the mask
+        tends to a Bernoulli one (0.1, the reference's for dense layers).
+    lengthscale : float > 0, default 1e-2
+        The prior length-scale l of the learned layers' weights. Training
+        adds ``l^2 / (2 N) * ||W||^2 / keep_prob - K H(p) / N`` for each
+        learned layer (N the training rows, K the layer's input width,
+        H(p) the entropy of its drop probability), the KL term of the
+        method for cydrop's losses, which are negative log-likelihoods.
+        A larger l is a stronger prior on the weights, and drops more.
     engine : {"auto", "compiled", "reference"}, default "auto"
         What runs the passes (``cydrop.mlp.engines``): "compiled" makes a
         whole epoch, or all Monte Carlo passes, one call into compiled code
@@ -114,8 +132,10 @@ class MLP:
 
 
     def __init__(self, layer_sizes, keep_prob=1.0, activation="relu", output="softmax",
-                 dtype="float32", seed=None, classes=None, init="auto", engine="auto"):
-        self._network = Network(layer_sizes, keep_prob, activation, output, dtype, seed, init)
+                 dtype="float32", seed=None, classes=None, init="auto", init_keep_prob=0.9, temperature=0.1,
+                 lengthscale=1e-2, engine="auto"):
+        concrete = ConcreteSettings(init_keep_prob, temperature, lengthscale)
+        self._network = Network(layer_sizes, keep_prob, activation, output, dtype, seed, init, concrete)
         self._engine_choice = engines.check_engine(engine, self._network)
         self._engine = None
         self._training = TrainingState(classes_given=classes is not None)
@@ -138,6 +158,12 @@ class MLP:
     seed = property(lambda self: self._network.seed, doc="The seed the network was built with.")
     init = property(lambda self: self._network.init, doc="How the initial weights were drawn.")
     engine = property(lambda self: self._engine_choice, doc="The engine setting (see the class docstring).")
+    init_keep_prob = property(lambda self: self._network.concrete.init_keep_prob,
+                              doc="The keep probability a learned layer starts from.")
+    temperature = property(lambda self: self._network.concrete.temperature,
+                           doc="The temperature of the learned layers' relaxed masks.")
+    lengthscale = property(lambda self: self._network.concrete.lengthscale,
+                           doc="The prior length-scale of the learned layers' weights.")
 
     @property
     def keep_prob(self):
@@ -150,6 +176,12 @@ class MLP:
     @keep_prob.setter
     def keep_prob(self, keep_prob):
         self._network.keep_prob = keep_prob
+
+    @property
+    def keep_prob_(self):
+        """The keep probability of each layer now: its fixed value, or what
+        it has learned (``1 - sigmoid(p_logit)``) for a learned layer."""
+        return self._network.keep_prob_values()
 
     @property
     def weights(self):
@@ -297,10 +329,11 @@ class MLP:
         validation = self._check_validation(validation_data, classes)
         settings = self._training_settings(optimizer, learning_rate, l2, max_norm, momentum, beta1=beta1,
                                            beta2=beta2, eps=eps, eps_hat=eps_hat, schedule=schedule, power_t=power_t)
-        self._start_training(settings, classes)
+        self._start_training(settings, classes, X.shape[0])
         return training.run(self._network, self._current_engine(), self._training.optimizer, X, Y, epochs=epochs,
                             batch_size=batch_size, rng=rng, shuffle=shuffle, sample_weight=w, l2=self._training.l2,
-                            max_norm=self._training.max_norm, validation=validation, patience=early_stopping,
+                            max_norm=self._training.max_norm, prior=self._training.prior, validation=validation,
+                            patience=early_stopping,
                             tol=tol, eval_every=eval_every, track_cost=track_cost, progress=progress,
                             verbose=verbose)
 
@@ -336,10 +369,11 @@ class MLP:
         w = data.check_sample_weight(sample_weight, X.shape[0])
         settings = self._training_settings(optimizer, learning_rate, l2, max_norm, momentum, beta1=beta1,
                                            beta2=beta2, eps=eps, eps_hat=eps_hat, schedule=schedule, power_t=power_t)
-        self._start_training(settings, given)
+        self._start_training(settings, given, X.shape[0])
         history = training.run(self._network, self._current_engine(), self._training.optimizer, X, Y, epochs=1,
                                batch_size=batch_size, rng=rng, shuffle=shuffle, sample_weight=w,
-                               l2=self._training.l2, max_norm=self._training.max_norm, name_steps=True)
+                               l2=self._training.l2, max_norm=self._training.max_norm, prior=self._training.prior,
+                               name_steps=True)
         return history["loss"][0]
 
     def _encode(self, y, n, name="y", learn_classes=False, classes=None):
@@ -391,9 +425,12 @@ class MLP:
                 raise ValueError(f"eps={fresh.eps!r} is too small for {self.dtype} (it rounds to 0)")
         return fresh, l2, max_norm
 
-    def _start_training(self, settings, classes):
+    def _start_training(self, settings, classes, n_samples):
         """Commit a checked training call's settings (the only place they are set)."""
         fresh, self._training.l2, self._training.max_norm = settings
+        # the learned layers' prior is scaled by the rows of this training call
+        self._training.prior = (self._network.concrete.regularizer_weights(n_samples)
+                                if self._network.learned_layers else None)
         if classes is not None:
             self.classes_ = classes
         params = self._network.params
@@ -482,7 +519,7 @@ class MLP:
         X = data.check_X(X, self._network)
         Y, _ = self._encode(y, X.shape[0])
         l2 = self._training.l2 if l2 is None else check_real(l2, "l2", 0.0, low_open=False)
-        return training.cost(self._network, self._current_engine(), X, Y, l2)
+        return training.cost(self._network, self._current_engine(), X, Y, l2, prior=self._training.prior)
 
     def gradient_check(self, X, y, *, eps=1e-6, max_checks=200, seed=0):
         """Relative difference between backprop and central differences, dropout off.
@@ -503,7 +540,8 @@ class MLP:
         X = data.dense(data.check_X(X, self._network))   # full-batch passes
         Y, _ = self._encode(y, X.shape[0])
         twin = self._network.float64_copy()
-        return debugging.gradient_check(twin, self._current_engine(twin), X, Y, l2=self._training.l2, eps=eps,
+        return debugging.gradient_check(twin, self._current_engine(twin), X, Y, l2=self._training.l2,
+                                        prior=self._training.prior, eps=eps,
                                         max_checks=max_checks, seed=seed)
 
     def check(self, X, y, *, iterations=50, learning_rate=0.05, eps=1e-6, max_checks=200):
@@ -530,6 +568,7 @@ class MLP:
         Y, _ = self._encode(y, X.shape[0])
         twin = self._network.float64_copy()
         return debugging.check(twin, self._current_engine(twin), X, Y, l2=self._training.l2,
+                               prior=self._training.prior,
                                iterations=iterations, learning_rate=learning_rate, eps=eps, max_checks=max_checks)
 
     # ------------------------------------------------------------ files

@@ -37,7 +37,7 @@ from numpy.lib import format as npy_format
 from .._generator import Generator
 from .._validation import check_positive_int
 from .engines import ENGINES
-from .network import Network
+from .network import LEARN, ConcreteSettings, Network
 from .optimizers import OPTIMIZERS, make_optimizer
 
 __all__ = ["MAX_HEADER_BYTES", "TrainingState", "check_file", "load", "read_model_file", "save"]
@@ -59,6 +59,7 @@ class TrainingState:
     trained: bool = False         # after the first update, the classes are fixed too
     l2: float = 0.0               # J's L2 coefficient of the last training
     max_norm: float = None        # the max-norm of the last training, or None
+    prior: tuple = None           # (wr, dr) of the learned layers' prior in the last training, or None
     optimizer: object = None      # its optimizer (cydrop.mlp.optimizers), state included, or None
 
 
@@ -92,6 +93,8 @@ def save(file, network, training, classes, engine):
               "classes": classes_list,
               "classes_dtype": classes_dtype, "classes_given": training.classes_given,
               "trained": training.trained, "l2": training.l2, "max_norm": training.max_norm,
+              "concrete": network.concrete.__getstate__(),
+              "prior": None if training.prior is None else list(training.prior),
               "optimizer": None if opt is None else {"name": opt.name, "learning_rate": opt.learning_rate,
                                                      "momentum": opt.momentum, "t": opt.t,
                                                      "samples": opt.samples},
@@ -99,6 +102,8 @@ def save(file, network, training, classes, engine):
     arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     for i, (W, b) in enumerate(zip(network.weights, network.biases)):
         arrays[f"W{i}"], arrays[f"b{i}"] = W, b
+    for i, a in zip(network.learned_layers, network.p_logits):
+        arrays[f"p_logit{i}"] = a
     if opt is not None:
         for j, state in enumerate(opt.state):
             for k, arr in enumerate(state):
@@ -115,8 +120,15 @@ def load(file):
     header, arrays = read_model_file(file, _declared_arrays)
     training = TrainingState()
     try:
+        concrete = header.get("concrete")   # files written before learned keep_prob: the defaults
+        concrete = ConcreteSettings(**concrete) if concrete is not None else None
         network = Network(header["layer_sizes"], header["keep_prob"], header["activation"], header["output"],
-                          header["dtype"], _check_seed(header.get("seed")), header.get("init", "auto"))
+                          header["dtype"], _check_seed(header.get("seed")), header.get("init", "auto"), concrete)
+        prior = header.get("prior")
+        if prior is not None:
+            if not isinstance(prior, list) or len(prior) != 2:
+                raise ValueError(f"prior must be a list of two numbers, got {prior!r}")
+            training.prior = tuple(_check_number(v, "prior", allow_zero=True) for v in prior)
         engine = header.get("engine", "auto")   # files written before it was kept: the default
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
@@ -138,6 +150,10 @@ def load(file):
             if not np.isfinite(arrays[name]).all():
                 raise ValueError(f"{file!r}: {name} contains NaN or inf")
         network.weights[i], network.biases[i] = arrays[f"W{i}"], arrays[f"b{i}"]
+    for k, i in enumerate(network.learned_layers):
+        if not np.isfinite(arrays[f"p_logit{i}"]).all():
+            raise ValueError(f"{file!r}: p_logit{i} contains NaN or inf")
+        network.p_logits[k] = arrays[f"p_logit{i}"]
     opt = header.get("optimizer") if header["version"] >= 2 else None
     if opt is not None:
         try:
@@ -168,11 +184,18 @@ def _declared_arrays(header):
     if header.get("dtype") not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {header.get('dtype')!r}")
     dtype = np.dtype(header["dtype"])
+    keep_prob = header.get("keep_prob")
+    if not isinstance(keep_prob, list) or len(keep_prob) != len(sizes) - 1:
+        raise ValueError(f"keep_prob must be a list of one entry per layer, got {keep_prob!r}")
+    learned = [i for i, kp in enumerate(keep_prob) if kp == LEARN]
     arrays, shapes = {}, []
     for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
         arrays[f"W{i}"], arrays[f"b{i}"] = ((n_in, n_out), dtype), ((n_out,), dtype)
         shapes.append((n_in, n_out))
-    shapes += [(n_out,) for n_out in sizes[1:]]  # the optimizer's state is laid out like weights + biases
+    for i in learned:
+        arrays[f"p_logit{i}"] = ((1,), dtype)
+    # the optimizer's state is laid out like the parameters: weights, biases, p_logits
+    shapes += [(n_out,) for n_out in sizes[1:]] + [(1,)] * len(learned)
     opt = header.get("optimizer") if header["version"] >= 2 else None
     if opt is not None:
         if not isinstance(opt, dict) or opt.get("name") not in OPTIMIZERS:
