@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 import cydrop.torch._kernels as K
-from cydrop.torch._stream import Drawn
+from cydrop.torch._keys import Drawn
 from cydrop.apps.bench import baselines as bl
 from cydrop.apps.bench.cases import MLP_BATCH, MLP_KEEP_PROB, MLP_LR, _torch_demo
 
