@@ -330,7 +330,8 @@ def test_opcheck(shape, noise, layout):
     y, words = _ops.dropout_op(x, 0.7, position, noise)
     assert y.numel() == 0 or y.stride() == torch.empty_like(x).stride()
     torch.library.opcheck(_ops.apply_mask_op, (make(1), words, 0.7, noise))
-    torch.library.opcheck(_ops.draw_position_op, (x,), test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(_ops.draw_position_op, (x, torch.zeros((), dtype=torch.int64)),
+                          test_utils=("test_schema", "test_faketensor"))
 
 
 @pytest.mark.parametrize("bias", [True, False])

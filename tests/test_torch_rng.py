@@ -223,3 +223,49 @@ def test_a_call_from_another_thread_at_any_line_of_a_call_draws_another_mask(nam
             sys.settrace(None)
         assert len(other) == 1, k
         assert other[0] != first, f"the same mask when the other call ran before line event {k}"
+
+
+# --- torch.compile -------------------------------------------------------------------------------
+
+class _Branches(nn.Module):
+    """Two dropout calls on one input (no data path between them), then a third on their sum."""
+
+    def __init__(self):
+        super().__init__()
+        self.left, self.right = ct.Dropout(0.5), ct.Dropout2d(0.3)
+        self.after = ct.DropoutLinear(6, 2, p=0.2)
+
+    def forward(self, x):
+        a, b = self.left(x), self.right(x)
+        return self.after((a + b).flatten(1)[:, :6]), a, b
+
+
+def test_compiled_calls_draw_the_keys_of_the_eager_calls_in_their_order():
+    """fullgraph: the same RNG state gives the same masks, outputs and
+    gradients eager and compiled, also for calls the compiler could reorder
+    or merge (no data path between them, the same input); and the generator
+    ends in the same state."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = _Branches()
+    compiled = torch.compile(model, fullgraph=True)
+    x = torch.randn(4, 3, 2, 2)
+    results = []
+    for run in (model, compiled, compiled):
+        x_leaf = x.clone().requires_grad_()
+        model.zero_grad()
+        torch.manual_seed(7)
+        out, a, b = run(x_leaf)
+        out.square().sum().backward()
+        results.append((out, a, b, x_leaf.grad, model.after.weight.grad.clone(), torch.rand(2)))
+    for eager, comp in zip(results[0], results[1]):
+        assert torch.equal(eager, comp)
+    for first, second in zip(results[1], results[2]):
+        assert torch.equal(first, second)
+    inference = []
+    for run in (model, compiled):                 # no autograd: another graph, the same draws
+        torch.manual_seed(9)
+        with torch.no_grad():
+            inference.append((*run(x), torch.rand(2)))
+    for eager, comp in zip(*inference):
+        assert torch.equal(eager, comp)

@@ -1,12 +1,11 @@
 """cydrop's dropout as PyTorch custom operators, for torch.compile.
 
-- ``cydrop::draw_position(x) -> position``: the position ``[key, 0]`` of a
-  call without a seed, its key drawn from torch's default generator when
-  the graph runs (``_keys.call_key``, as an eager call draws it). Registered
-  as an ordered effect, so that torch.compile keeps these draws in the
-  order of the calls (the eager order) and never merges, drops or
-  recomputes one. ``x`` is the input to drop out, unused: it ties the
-  draw to its call.
+- ``cydrop::draw_position(x, count) -> position``: the position ``[key, 0]``
+  of a call without a seed, its key drawn from torch's default generator
+  when the graph runs (``_keys.call_key``, as an eager call draws it).
+  Every draw adds 1 to ``count`` (``draw_count``): the chain of writes
+  keeps compiled draws in the order of the eager calls, unmerged. ``x`` is
+  the input to drop out, unused: it ties the draw to its call.
 
 Functional ops (no argument is mutated, so they can have autograd):
 
@@ -40,20 +39,23 @@ from ._keys import call_key, signed
 __all__ = ["apply_mask_op", "draw_position_op", "dropout_linear_op", "dropout_linear_backward_op", "dropout_op"]
 
 
-@torch.library.custom_op("cydrop::draw_position", mutates_args=(), device_types="cpu")
-def draw_position_op(x: torch.Tensor) -> torch.Tensor:
+# Counts the draws of compiled graphs: each adds 1. Its only use is as an
+# argument every draw reads and writes, which makes torch.compile keep the
+# draws in the order of the calls and never merge two (AOTAutograd's CSE
+# would merge two draws on one input, as it merges any functional op with
+# equal arguments that is not one of aten's random ops).
+draw_count = torch.zeros((), dtype=torch.int64)
+
+
+@torch.library.custom_op("cydrop::draw_position", mutates_args=("count",), device_types="cpu")
+def draw_position_op(x: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    count.add_(1)
     return torch.tensor([signed(call_key()), 0], dtype=torch.int64)
 
 
 @draw_position_op.register_fake
-def _draw_position_fake(x):
+def _draw_position_fake(x, count):
     return x.new_empty((2,), dtype=torch.int64)
-
-
-if hasattr(draw_position_op, "register_effect"):     # older torch: only the x tie orders the draws
-    from torch._library.effects import EffectType
-
-    draw_position_op.register_effect(EffectType.ORDERED)
 
 
 @torch.library.custom_op("cydrop::dropout", mutates_args=(), device_types="cpu")

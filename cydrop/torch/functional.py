@@ -79,7 +79,7 @@ def _compiled_position(source, x, n_mask):
     graph runs, in the order of the eager calls. A Generator draws in Python
     at each call: a graph break (fullgraph=True refuses it)."""
     if source is None:
-        return _ops.draw_position_op(x)
+        return _ops.draw_position_op(x, _ops.draw_count)
     if isinstance(source, int) and not isinstance(source, bool):
         return torch.tensor(_seed_position(source, n_mask), dtype=torch.int64)
     key, block = position(source, n_mask)
