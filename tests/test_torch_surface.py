@@ -178,6 +178,27 @@ def test_channels_last_input_gives_channels_last_output_and_gradient(name):
     assert make(1e-10)(sliced).is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.parametrize("make, shape, perm", [
+    (ct.Dropout1d, (4, 6, 9), (0, 2, 1)),              # (N, L, C) in memory
+    (ct.Dropout2d, (4, 6, 5, 3), (0, 2, 3, 1)),        # channels_last
+    (ct.Dropout2d, (4, 6, 5, 3), (1, 0, 2, 3)),        # C before N in memory: the mask's order differs
+    (ct.Dropout3d, (2, 6, 3, 4, 5), (0, 2, 3, 4, 1)),  # channels_last_3d
+    (ct.Dropout3d, (6, 3, 4, 5), (1, 2, 3, 0)),        # unbatched, channels last
+])
+def test_channel_dropout_of_any_layout_draws_the_mask_of_the_contiguous_input(make, shape, perm):
+    inverse = _inverse(perm)
+    x = torch.rand(shape).permute(perm).contiguous().permute(inverse).requires_grad_()
+    torch.manual_seed(4)
+    y = make(0.5)(x)
+    torch.manual_seed(4)
+    y_contiguous = make(0.5)(x.detach().contiguous())
+    assert torch.equal(y, y_contiguous) and y.permute(perm).is_contiguous()
+    g = torch.rand(shape).permute(perm).contiguous().permute(inverse)
+    y.backward(g)
+    assert torch.equal(x.grad, torch.where(y_contiguous != 0, g / 0.5, 0.0))
+    assert x.grad.permute(perm).is_contiguous()
+
+
 # --- replace_dropout ---------------------------------------------------------------------------
 
 def test_replace_dropout_keeps_a_module_registered_twice_one_object():

@@ -84,6 +84,25 @@ def _broadcasts(noise_shape, shape):
     return bool(noise_shape) and list(noise_shape) != list(shape)
 
 
+def _mask_ordered(t, noise_shape):
+    """perm with t.permute(perm) C-contiguous, when t is dense in that order
+    but not contiguous (channels_last, a transpose) and its mask, of a
+    broadcast noise_shape, draws its elements in the same order over
+    t.permute(perm) as over t (the mask's axes larger than 1 come in the
+    same order in perm): channel dropout of a channels_last tensor, whose
+    (N, C) mask is (N, 1, 1, C) in memory order. The kernels then work on
+    t's memory as it is, without a copy either way. None otherwise."""
+    if not _broadcasts(noise_shape, t.shape) or t.is_contiguous():
+        return None
+    perm = sorted(range(t.dim()), key=lambda d: -t.stride(d))
+    masked = [d for d in perm if noise_shape[d] != 1]
+    return perm if masked == sorted(masked) and t.permute(perm).is_contiguous() else None
+
+
+def _inverse(perm):
+    return [perm.index(d) for d in range(len(perm))]
+
+
 def dropout_forward(x, keep_prob, noise_shape, source, out=None):
     """(y, words): y = x * D / keep_prob, the mask D of noise_shape (x's
     shape when empty) drawn from ``source`` (see ``_keys.position``: None
@@ -95,6 +114,10 @@ def dropout_forward(x, keep_prob, noise_shape, source, out=None):
     several times more than alone: without a noise shape, the kernel takes
     x's view as it is and makes y and the words itself. The output is
     shared with torch.from_numpy."""
+    perm = None if out is not None else _mask_ordered(x, noise_shape)
+    if perm is not None:
+        y, words = dropout_forward(x.permute(perm), keep_prob, [noise_shape[d] for d in perm], source)
+        return y.permute(_inverse(perm)), words
     x_np, y_np = _in_and_out(x, out)
     threshold, scale, n_threads = threshold_of(keep_prob), 1.0 / keep_prob, kernel_threads()
     if _broadcasts(noise_shape, x_np.shape):
@@ -116,6 +139,9 @@ def apply_mask(grad, words, keep_prob, noise_shape, out=None):
     array; noise_shape as in dropout_forward), laid out like grad: the
     backward pass of dropout, and its own backward. ``out`` may be grad itself, contiguous (a
     product autograd does not record), for in-place work."""
+    perm = None if out is not None else _mask_ordered(grad, noise_shape)
+    if perm is not None:
+        return apply_mask(grad.permute(perm), words, keep_prob, [noise_shape[d] for d in perm]).permute(_inverse(perm))
     g_np, out_np = _in_and_out(grad, out)
     scale, n_threads = 1.0 / keep_prob, kernel_threads()
     if _broadcasts(noise_shape, g_np.shape):
