@@ -10,6 +10,16 @@ import torch.nn.functional as F  # noqa: E402
 
 import cydrop.torch as ct  # noqa: E402
 from cydrop.torch import functional as cf  # noqa: E402
+from reference import key_from_seed, reference_mask  # noqa: E402
+
+
+def next_mask(shape, keep_prob):
+    """The mask (True = kept) the next call without a seed draws over
+    ``shape`` (rank 0), from torch's RNG state, which it leaves as it was."""
+    with torch.random.fork_rng(devices=[]):
+        key = key_from_seed(int(torch.randint(0, 2**63 - 1, (), dtype=torch.int64)))
+    n = torch.Size(shape).numel()
+    return torch.from_numpy(reference_mask(key, 0, n, keep_prob).reshape(shape))
 
 INPLACE_CALLS = {
     "Dropout": (lambda x: ct.Dropout(0.5, inplace=True)(x), lambda x: nn.Dropout(0.5, inplace=True)(x), (4, 4)),
@@ -65,10 +75,8 @@ def test_dropout_linear_gradient_penalty_matches_f_linear_with_the_same_mask(dty
     W = lin.weight.detach().clone().requires_grad_()
     b = lin.bias.detach().clone().requires_grad_()
     x = torch.randn(6, 7, dtype=dtype)
-    torch.manual_seed(11)
+    D = next_mask((6, 7), 0.6).to(dtype)
     ours = _penalised(lin, x.clone().requires_grad_(), lambda: (lin.weight.grad, lin.bias.grad))
-    torch.manual_seed(11)      # the same RNG state: Dropout draws the same mask over as many elements
-    D = (ct.Dropout(0.4)(torch.ones(6, 7, dtype=dtype)) != 0).to(dtype)
     theirs = _penalised(lambda t: F.linear(t * D / 0.6, W, b), x.clone().requires_grad_(), lambda: (W.grad, b.grad))
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
     for a, c in zip(ours, theirs):
@@ -125,8 +133,9 @@ def test_torch_func_grad_through_dropout_linear():
 def test_jvp_and_forward_ad_apply_the_mask_to_the_tangent():
     x, tangent = torch.randn(4, 6), torch.randn(4, 6)
     torch.manual_seed(0)
+    kept = next_mask((4, 6), 0.5)
     out, out_tangent = torch.func.jvp(lambda t: cf.dropout(t, 0.5), (x,), (tangent,))
-    assert torch.equal(out_tangent, (out != 0) * tangent * 2.0)
+    assert torch.equal(out, x * kept * 2.0) and torch.equal(out_tangent, tangent * kept * 2.0)
     torch.manual_seed(0)
     with fwAD.dual_level():
         primal, dual_tangent = fwAD.unpack_dual(ct.Dropout(0.5)(fwAD.make_dual(x, tangent)))
@@ -211,11 +220,9 @@ def test_dropout_linear_trains_under_bfloat16_autocast():
     ref.load_state_dict(lin.state_dict())
     x = torch.randn(8, 16, requires_grad=True)
     x_ref = x.detach().clone().requires_grad_()
+    mask = next_mask((8, 16), 0.75)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        torch.manual_seed(3)
         out = lin(x)
-        torch.manual_seed(3)
-        mask = ct.Dropout(0.25)(torch.ones(8, 16)) != 0
         out_ref = ref(x_ref * mask / 0.75)
     assert out.dtype == out_ref.dtype == torch.bfloat16
     assert torch.equal(out, out_ref)

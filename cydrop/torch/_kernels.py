@@ -137,11 +137,13 @@ def dropout_forward(x, keep_prob, noise_shape, source, out=None):
 def apply_mask(grad, words, keep_prob, noise_shape, out=None):
     """grad * D / keep_prob for the packed mask ``words`` (uint64 NumPy
     array; noise_shape as in dropout_forward), laid out like grad: the
-    backward pass of dropout, and its own backward. ``out`` may be grad itself, contiguous (a
-    product autograd does not record), for in-place work."""
+    backward pass of dropout, and its own backward. ``out`` may be grad
+    itself, contiguous (a product autograd does not record), for in-place
+    work."""
     perm = None if out is not None else _mask_ordered(grad, noise_shape)
     if perm is not None:
-        return apply_mask(grad.permute(perm), words, keep_prob, [noise_shape[d] for d in perm]).permute(_inverse(perm))
+        out = apply_mask(grad.permute(perm), words, keep_prob, [noise_shape[d] for d in perm])
+        return out.permute(_inverse(perm))
     g_np, out_np = _in_and_out(grad, out)
     scale, n_threads = 1.0 / keep_prob, kernel_threads()
     if _broadcasts(noise_shape, g_np.shape):

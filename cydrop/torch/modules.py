@@ -25,7 +25,8 @@ class _CydropDropout:
 class Dropout(_CydropDropout, nn.Dropout):
     """``torch.nn.Dropout`` on cydrop's kernels: zeroes each element with
     probability ``p`` in training and scales the others by ``1 / (1 - p)``;
-    the identity in ``eval()``.
+    the identity in ``eval()``. Each call draws its mask's key from torch's
+    default generator (see ``functional.dropout``).
 
     Parameters
     ----------
@@ -86,12 +87,13 @@ class DropoutLinear(nn.Linear):
     from the packed mask and gives ``dW = dy^T x_tilde``, ``db = sum dy``,
     ``dx = (dy W) * D / (1 - p)``. Autograd keeps x, the weight (references)
     and the packed mask, one bit per input element, never the masked input.
-    Gradients are computed only for the tensors that require them; twice
-    differentiable (the mask fixed, the layer is linear in x and W). Under ``torch.compile`` the same code runs as the custom
-    op ``cydrop::dropout_linear``. In eval mode (or p = 0 or 1), for tensors
-    cydrop cannot compute (see the package docstring), under autocast and
-    under torch.func's transforms it is dropout then ``F.linear`` (with the
-    same mask).
+    Gradients are computed only for the tensors that require them. Twice
+    differentiable (the mask fixed, the layer is linear in x and W: a
+    gradient penalty gets the weight's share too). Under ``torch.compile``
+    the same code runs as the custom op ``cydrop::dropout_linear``. In eval
+    mode (or p = 0 or 1), for tensors cydrop cannot compute (see the package
+    docstring), under autocast, under torch.func's transforms and
+    forward-mode AD it is dropout then ``F.linear`` (with the same mask).
 
     Parameters
     ----------
