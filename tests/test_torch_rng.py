@@ -169,6 +169,20 @@ def test_threads_calling_one_module_never_share_a_mask():
     assert len(masks) == 2000 and len(set(masks)) == 2000
 
 
+def test_a_threads_first_call_under_inference_mode_leaves_later_calls_working():
+    m, results = ct.Dropout(0.5), []
+
+    def work():
+        with torch.inference_mode():
+            results.append(m(torch.ones(2, 64)))
+        results.append(m(torch.ones(2, 64, requires_grad=True)))
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert len(results) == 2 and results[1].requires_grad
+
+
 def _calls_lines(fn):
     """The (file, line) events of cydrop.torch's Python code during fn()."""
     events = []

@@ -54,7 +54,10 @@ class _Draw(threading.local):
     into a shared tensor could land between this thread's draw and its read."""
 
     def __init__(self):
-        self.tensor = torch.empty((), dtype=torch.int64)
+        # a normal tensor even when a thread's first draw is under
+        # inference_mode (an inference tensor could not be written outside it)
+        with torch.inference_mode(False):
+            self.tensor = torch.empty((), dtype=torch.int64)
         self.array = self.tensor.numpy()
 
 
