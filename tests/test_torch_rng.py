@@ -183,6 +183,21 @@ def test_a_threads_first_call_under_inference_mode_leaves_later_calls_working():
     assert len(results) == 2 and results[1].requires_grad
 
 
+def test_the_draw_is_on_the_cpu_whatever_the_default_device():
+    m, results = ct.Dropout(0.5), []
+
+    def work():       # a new thread: its draw tensor is made under the default device
+        x = torch.ones(2, 64, device="cpu")
+        with torch.device("meta"):
+            results.append(m(x))
+            results.append(torch.func.grad(lambda t: m(t).sum())(x))
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert len(results) == 2 and all(r.device.type == "cpu" for r in results)
+
+
 def _calls_lines(fn):
     """The (file, line) events of cydrop.torch's Python code during fn()."""
     events = []

@@ -57,7 +57,7 @@ class _Draw(threading.local):
         # a normal tensor even when a thread's first draw is under
         # inference_mode (an inference tensor could not be written outside it)
         with torch.inference_mode(False):
-            self.tensor = torch.empty((), dtype=torch.int64)
+            self.tensor = torch.empty((), dtype=torch.int64, device="cpu")
         self.array = self.tensor.numpy()
 
 
@@ -77,7 +77,7 @@ def seed_tensor():
     the form for torch.func's transforms, where vmap sees a random op in it
     (an error under ``randomness="error"``, one draw per sample under
     ``"different"``), as in torch's dropout."""
-    return torch.randint(0, _HIGH, (), dtype=torch.int64)
+    return torch.randint(0, _HIGH, (), dtype=torch.int64, device="cpu")
 
 
 def key_of(s):

@@ -44,13 +44,13 @@ __all__ = ["apply_mask_op", "draw_position_op", "dropout_linear_op", "dropout_li
 # draws in the order of the calls and never merge two (AOTAutograd's CSE
 # would merge two draws on one input, as it merges any functional op with
 # equal arguments that is not one of aten's random ops).
-draw_count = torch.zeros((), dtype=torch.int64)
+draw_count = torch.zeros((), dtype=torch.int64, device="cpu")
 
 
 @torch.library.custom_op("cydrop::draw_position", mutates_args=("count",), device_types="cpu")
 def draw_position_op(x: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     count.add_(1)
-    return torch.tensor([signed(call_key()), 0], dtype=torch.int64)
+    return torch.tensor([signed(call_key()), 0], dtype=torch.int64, device="cpu")
 
 
 @draw_position_op.register_fake

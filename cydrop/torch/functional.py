@@ -81,9 +81,9 @@ def _compiled_position(source, x, n_mask):
     if source is None:
         return _ops.draw_position_op(x, _ops.draw_count)
     if isinstance(source, int) and not isinstance(source, bool):
-        return torch.tensor(_seed_position(source, n_mask), dtype=torch.int64)
+        return torch.tensor(_seed_position(source, n_mask), dtype=torch.int64, device="cpu")
     key, block = position(source, n_mask)
-    return torch.tensor([signed(key), block], dtype=torch.int64)
+    return torch.tensor([signed(key), block], dtype=torch.int64, device="cpu")
 
 
 def _dropout(x, p, training, inplace, noise_shape, source):
