@@ -64,19 +64,12 @@ class _Draw(threading.local):
 _draw = _Draw()
 
 
-def torch_seed():
-    """s: the next draw from torch's default CPU generator, as
-    ``torch.randint(0, 2**63 - 1, ())`` makes it (``random_(high)`` is the
-    same draw, written in place)."""
-    _draw.tensor.random_(_HIGH)
-    return int(_draw.array)
-
-
 def seed_tensor():
-    """torch_seed()'s draw as a new 0-d int64 tensor, by ``torch.randint``:
-    the form for torch.func's transforms, where vmap sees a random op in it
-    (an error under ``randomness="error"``, one draw per sample under
-    ``"different"``), as in torch's dropout."""
+    """s, the next draw from torch's default CPU generator, as a new 0-d
+    int64 tensor: ``torch.randint(0, 2**63 - 1, ())``. The form for
+    torch.func's transforms, where vmap sees a random op in it (an error
+    under ``randomness="error"``, one draw per sample under ``"different"``),
+    as in torch's dropout."""
     return torch.randint(0, _HIGH, (), dtype=torch.int64, device="cpu")
 
 
@@ -86,8 +79,12 @@ def key_of(s):
 
 
 def call_key():
-    """The key of a call without a seed, drawn now."""
-    return key_of(torch_seed())
+    """The key of a call without a seed, drawn now: key_of(s) for the same
+    draw s as seed_tensor()'s (``random_(high)`` makes it in place, without
+    a new tensor), in one function: it runs once per call, between the GEMMs
+    of a training step, where every Python frame costs."""
+    _draw.tensor.random_(_HIGH)
+    return int(_dropout.key_from_seed((int(_draw.array) + _rank() * _GAMMA) % _U64))
 
 
 class Drawn(NamedTuple):
