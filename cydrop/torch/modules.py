@@ -77,8 +77,8 @@ class DropoutLinear(nn.Linear):
 
     A subclass of ``torch.nn.Linear``: the same parameters (``weight``
     (out_features, in_features), ``bias`` (out_features,)), the same
-    initialisation (the same draws from torch's generator, made before the
-    stream's) and the same ``state_dict``, so weights load both ways. Inputs
+    initialisation (the same draws from torch's generator, and no other) and
+    the same ``state_dict``, so weights load both ways. Inputs
     may have leading batch dimensions, ``(*, in_features)``.
 
     Forward draws the mask in one pass of cydrop's kernels (scaling as it
