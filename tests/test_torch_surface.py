@@ -253,6 +253,7 @@ def test_output_and_gradient_means_are_kept_and_eval_is_the_identity(name, memor
             "Dropout3d": ct.Dropout3d}[name]
     shape = {"Dropout": (1000,), "Dropout1d": (100, 10, 7), "Dropout2d": (1000, 2, 3, 3),
              "Dropout3d": (1000, 2, 2, 3, 3)}[name]
+    torch.manual_seed(0)        # statistical bounds: fixed masks, no flaky run
     p = 0.2
     x = torch.full(shape, 1 - p)
     for inplace in (False, True):
@@ -285,6 +286,7 @@ def test_permuted_inputs_keep_their_mean_and_are_changed(p):
     """All 24 layouts of a (2, 3, 4, 5) tensor of ones: the output laid out
     alike, changed, its mean near 1 (over the 24 x 120 elements: binomial
     sd 0.03 at p = 0.7); at p = 1e-10 the input's values."""
+    torch.manual_seed(0)
     x = torch.ones(2, 3, 4, 5)
     means = []
     for perm in itertools.permutations(range(4)):
@@ -302,6 +304,7 @@ def test_permuted_inputs_keep_their_mean_and_are_changed(p):
 ])
 @pytest.mark.parametrize("inplace", [False, True])
 def test_channel_dropout_zeroes_whole_channels(make, shape, inplace):
+    torch.manual_seed(0)
     out = make(0.5, inplace)(torch.ones(shape))
     per_channel = out.flatten(2).count_nonzero(dim=2)
     channel_size = out[0, 0].numel()
@@ -327,7 +330,8 @@ def test_channel_dropout_ranks_raise_and_warn_as_torch():
         assert any(message in str(w.message) for w in caught), message
 
 
-def test_bfloat16_input_keeps_its_mean_and_layout():
+def test_bfloat16_input_goes_to_torch_and_keeps_its_mean():
+    torch.manual_seed(0)
     x = torch.full((1000,), 0.8, dtype=torch.bfloat16)
     leaf = x.clone().requires_grad_()
     out = ct.Dropout(0.2)(leaf)
