@@ -114,7 +114,7 @@ def dropout_forward(x, keep_prob, noise_shape, source, out=None):
     several times more than alone: without a noise shape, the kernel takes
     x's view as it is and makes y and the words itself. The output is
     shared with torch.from_numpy."""
-    perm = None if out is not None else _mask_ordered(x, noise_shape)
+    perm = None if out is not None or not noise_shape else _mask_ordered(x, noise_shape)
     if perm is not None:
         y, words = dropout_forward(x.permute(perm), keep_prob, [noise_shape[d] for d in perm], source)
         return y.permute(_inverse(perm)), words
@@ -131,7 +131,10 @@ def dropout_forward(x, keep_prob, noise_shape, source, out=None):
     else:
         key, block = position(source, x_np.size)
         y_np, words = _dropout.forward(x_np, y_np, None, key, block, threshold, scale, n_threads)
-    return (like(x, torch.from_numpy(y_np)) if out is None else out), words
+    if out is not None:
+        return out, words
+    y = torch.from_numpy(y_np)
+    return (y if x.is_contiguous() else like(x, y)), words
 
 
 def apply_mask(grad, words, keep_prob, noise_shape, out=None):
@@ -140,7 +143,7 @@ def apply_mask(grad, words, keep_prob, noise_shape, out=None):
     backward pass of dropout, and its own backward. ``out`` may be grad
     itself, contiguous (a product autograd does not record), for in-place
     work."""
-    perm = None if out is not None else _mask_ordered(grad, noise_shape)
+    perm = None if out is not None or not noise_shape else _mask_ordered(grad, noise_shape)
     if perm is not None:
         out = apply_mask(grad.permute(perm), words, keep_prob, [noise_shape[d] for d in perm])
         return out.permute(_inverse(perm))
@@ -152,7 +155,10 @@ def apply_mask(grad, words, keep_prob, noise_shape, out=None):
                                  n_threads)
     else:
         out_np = _dropout.apply(g_np, words, scale, out_np, n_threads)
-    return like(grad, torch.from_numpy(out_np)) if out is None else out
+    if out is not None:
+        return out
+    out = torch.from_numpy(out_np)
+    return out if grad.is_contiguous() else like(grad, out)
 
 
 def words_tensor(words):

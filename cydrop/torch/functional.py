@@ -39,22 +39,18 @@ def check_p(p):
     return float(p)
 
 
-def _check_flags(training, inplace):
-    """training and inplace as torch takes them: training must be a bool
-    (torch's TypeError otherwise; None would silently mean eval mode),
-    inplace is read for its truth."""
+def _check_args(p, training, seed):
+    """p (check_p), training (a bool, as torch requires: None would silently
+    mean eval mode) and seed (None, an int or a cydrop.Generator) of a
+    public function; TypeError naming the argument. One call for the three:
+    it runs on every module call."""
     if type(training) is not bool:
         raise TypeError(f"dropout(): argument 'training' must be bool, not {type(training).__name__}")
-    return bool(inplace)
-
-
-def _check_seed(seed):
-    """seed as _keys.position takes it; TypeError naming seed and listing what it may be."""
-    if seed is None or isinstance(seed, _generator.Generator) or (
-            isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
-        return seed
-    raise TypeError(f"seed must be None, an int in [0, 2**64) or a cydrop.Generator, "
-                    f"got {type(seed).__name__} {seed!r}")
+    if seed is not None and not isinstance(seed, _generator.Generator) and (
+            not isinstance(seed, numbers.Integral) or isinstance(seed, bool)):
+        raise TypeError(f"seed must be None, an int in [0, 2**64) or a cydrop.Generator, "
+                        f"got {type(seed).__name__} {seed!r}")
+    return check_p(p)
 
 
 def _cydrop_can_run(x):
@@ -199,7 +195,7 @@ def dropout(input, p=0.5, training=True, inplace=False, *, seed=None):
     >>> sorted(set(y.flatten().tolist())) in ([0.0, 2.0], [2.0], [0.0])
     True
     """
-    p, inplace, seed = check_p(p), _check_flags(training, inplace), _check_seed(seed)
+    p = _check_args(p, training, seed)
     if not _cydrop_can_run(input):
         return F.dropout(input, p, training, inplace)
     return _dropout(input, p, training, inplace, [], seed)
@@ -209,7 +205,7 @@ def _feature_dropout(input, p, training, inplace, seed, batched_dims, unbatched_
     """Channel dropout for inputs of batched_dims (N, C, ...) or
     unbatched_dims (C, ...) dimensions; any other rank goes to torch_fn, which
     raises or warns exactly as torch does."""
-    p, inplace, seed = check_p(p), _check_flags(training, inplace), _check_seed(seed)
+    p = _check_args(p, training, seed)
     if not _cydrop_can_run(input) or input.dim() not in (batched_dims, unbatched_dims):
         return torch_fn(input, p, training, inplace)
     lead = 2 if input.dim() == batched_dims else 1
