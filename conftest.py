@@ -15,7 +15,6 @@ _PACKAGE = os.path.join(_HERE, "cydrop")
 # module or package (relative to this folder) -> the optional package it imports when loaded
 OPTIONAL = {
     os.path.join("cydrop", "sklearn.py"): "sklearn",
-    os.path.join("cydrop", "torch.py"): "torch",
     os.path.join("cydrop", "torch"): "torch",
 }
 

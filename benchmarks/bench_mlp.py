@@ -299,18 +299,18 @@ def test_train_torch(benchmark, mnist1d, init_params):
 # Group ``mlp-cost-mnist1d``: the cost J with dropout off on the 4000 training
 # rows, which ``fit`` computes at each evaluation of a stopping rule (or with
 # ``track_cost``), with the trained weights: ``net.cost`` in its default passes
-# of ``cydrop._network.PREDICT_BATCH`` (1024) rows, the same in one pass of all
+# of ``cydrop.mlp.engines.interface.PREDICT_ROWS`` (1024) rows, the same in one pass of all
 # 4000 rows, and the floor, NumPy's three bare GEMMs on the whole set.
 
 
 @pytest.mark.parametrize("rows", ["default", "all"])
 def test_cost_cydrop(benchmark, monkeypatch, mnist1d, trained_net, rows):
-    import cydrop._network
+    from cydrop.mlp.engines import interface
 
     x, y, _, _ = mnist1d
     if rows == "all":
-        monkeypatch.setattr(cydrop._network, "PREDICT_BATCH", x.shape[0])
-    _group(benchmark, "mlp-cost-mnist1d", f"net.cost(x, y), passes of {cydrop._network.PREDICT_BATCH} rows")
+        monkeypatch.setattr(interface, "PREDICT_ROWS", x.shape[0])
+    _group(benchmark, "mlp-cost-mnist1d", f"net.cost(x, y), passes of {interface.PREDICT_ROWS} rows")
     cost = benchmark(trained_net.cost, x, y)
     assert math.isfinite(cost) and 0 < cost < _CHANCE_LOSS, f"cost {cost}"
 

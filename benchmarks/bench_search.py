@@ -1,6 +1,6 @@
 """``cydrop search`` with its defaults on MNIST-1D: does the keep_prob search find the right answer?
 
-The claims of issue 12, checked on one full run of the command as a user
+The README's claims for it, checked on one full run of the command as a user
 runs it (4000 samples, 40-256-256-10, keep_prob 1.0, 0.8, 0.5 and
 0.8,0.5,0.5, 3-fold CV, every fit until converged):
 

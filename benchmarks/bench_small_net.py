@@ -1,5 +1,5 @@
-"""Small networks, where the cost is per step: the compiled epoch and MC passes
-beside the per-layer path and PyTorch (issue 13).
+"""Small networks, where the cost is per step: the compiled engine's epoch and
+MC passes beside the reference engine and PyTorch.
 
 The network of the UCI protocol: 8-50-1, ReLU, linear output with squared
 error, keep_prob ``[1.0, 0.95]`` (dropout 0.05 on the hidden layer's output),
@@ -14,9 +14,8 @@ work the epoch loop does per epoch when no stopping rule asks for J.
 ``cydrop``            ``net.fit(X, y, epochs=1, batch_size=128, progress=False)``: the
                       one training loop, whose epoch is one compiled call for a network
                       this small (forward, masks, loss, backward, Adam of both layers).
-``cydrop_per_layer``  the same call with the per-layer path forced (no network
-                      qualifies for the compiled one): one fused kernel call per layer
-                      and pass, Adam per array (the path of networks too wide to qualify).
+``cydrop_per_layer``  the same call on the reference engine (``engine="reference"``):
+                      one fused kernel call per layer and pass, Adam per array.
 ``torch``             ``nn.Sequential(Linear, ReLU, Dropout(0.05), Linear)``, ``MSELoss``,
                       ``optim.Adam``, batches indexed from tensors made once.
 
@@ -25,8 +24,8 @@ of that network, mean and std of the outputs.
 
 ``cydrop``            ``net.predict_proba(X, mc_samples=10000)``: one compiled call
                       (the first layer, without input dropout, computed once).
-``cydrop_per_layer``  the same with the per-layer path forced: 10,000 passes of the
-                      per-layer forward.
+``cydrop_per_layer``  the same on the reference engine: 10,000 passes of its
+                      layer-by-layer forward.
 ``torch``             ``model.train()``, the 200 rows repeated 500 times per batch
                       (100,000 rows, 20 batches) under ``no_grad``, mean and std.
 
@@ -39,7 +38,7 @@ Run::
     python -m pytest benchmarks/bench_small_net.py --benchmark-only \\
         --benchmark-columns=median,iqr,rounds -q
 
-Threads: cydrop's compiled path runs on one thread (SciPy's BLAS held to one
+Threads: cydrop's compiled engine runs on one thread (SciPy's BLAS held to one
 thread); PyTorch uses ``torch.get_num_threads()``; set ``OMP_NUM_THREADS=1``
 for a one-thread comparison.
 """
@@ -48,7 +47,6 @@ import pytest
 from _common import import_torch
 
 import cydrop
-from cydrop import _compiled_net
 from cydrop.apps.bench import baselines as bl
 
 SIZES, KEEP_PROB, N, BATCH, LR = [8, 50, 1], [1.0, 0.95], 5242, 128, 1e-3
@@ -64,23 +62,17 @@ def data():
     return X, y.reshape(-1, 1)
 
 
-def _net():
-    return cydrop.MLP(SIZES, keep_prob=KEEP_PROB, output="linear", seed=0)
+def _net(engine="auto"):
+    return cydrop.MLP(SIZES, keep_prob=KEEP_PROB, output="linear", seed=0, engine=engine)
 
 
 def _check_losses(losses):
     assert np.isfinite(losses).all(), f"losses {losses}"
 
 
-@pytest.fixture
-def per_layer(monkeypatch):
-    """The per-layer path for every network, as for one too wide to qualify."""
-    monkeypatch.setattr(_compiled_net, "route", lambda net: None)
-
-
-def _bench_epoch(benchmark, data):
+def _bench_epoch(benchmark, data, engine="auto"):
     X, Y = data
-    net = _net()
+    net = _net(engine)
 
     def epoch():
         return net.fit(X, Y, epochs=1, batch_size=BATCH, learning_rate=LR, progress=False)["loss"][0]
@@ -98,8 +90,8 @@ def test_epoch_cydrop(benchmark, data):
 
 
 @pytest.mark.benchmark(group="small-net-epoch")
-def test_epoch_cydrop_per_layer(benchmark, data, per_layer):
-    _bench_epoch(benchmark, data)
+def test_epoch_cydrop_per_layer(benchmark, data):
+    _bench_epoch(benchmark, data, "reference")
 
 
 def _torch_model(torch):
@@ -144,8 +136,8 @@ def test_mc_cydrop(benchmark, mc_rows):
 
 
 @pytest.mark.benchmark(group="small-net-mc")
-def test_mc_cydrop_per_layer(benchmark, mc_rows, per_layer):
-    net = _net()
+def test_mc_cydrop_per_layer(benchmark, mc_rows):
+    net = _net("reference")
     _check_mc(*benchmark.pedantic(net.predict_proba, (mc_rows,), {"mc_samples": MC_T}, rounds=3))
 
 

@@ -3,7 +3,7 @@
 The published repository keeps, for every split and grid candidate, the
 validation log-likelihood its run scored (``UCI_Datasets/<name>/results/
 validation_ll_100_xepochs_1_hidden_layers.txt``). This runs the protocol's
-grid phase (cydrop.uncertainty's own task: all 20 splits, the full grid,
+grid phase (cydrop.apps.uci_protocol's own task: all 20 splits, the full grid,
 4000 epochs, T = 10,000, seed 0 as ``cydrop uci``) and prints, per
 candidate, the mean over the splits of both, and the mean of each split's
 best. It reads no test rows. Needs a clone of the published repository::
@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from cydrop.apps.uci import SHIPPED_DIR, load_dataset
-from cydrop.uncertainty import _candidate_task, _config, _pool
+from cydrop.apps.uci_protocol import candidate_task, config, workers
 
 
 def published_validation(repo, name, n_splits, n_candidates):
@@ -34,13 +34,13 @@ def main():
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     ds = load_dataset(os.path.join(SHIPPED_DIR, args.name), 20)
-    cfg = _config(ds["dropout_rates"], ds["taus"], epochs=ds["epochs"], mc_samples=10000, n_hidden=ds["n_hidden"])
+    cfg = config(ds["dropout_rates"], ds["taus"], epochs=ds["epochs"], mc_samples=10000, n_hidden=ds["n_hidden"])
     grid = cfg["grid"]
     tasks = [(ds["X"], ds["y"], train, 0, k, c, cfg) for k, (train, _) in enumerate(ds["splits"])
              for c in range(len(grid))]
     ours = np.empty((len(ds["splits"]), len(grid)))
-    with _pool(args.jobs) as run:
-        for _, k, c, ll, _ in run(_candidate_task, tasks):
+    with workers(args.jobs) as run:
+        for _, k, c, ll, _ in run(candidate_task, tasks):
             ours[k, c] = ll
     theirs = published_validation(args.repo, args.name, len(ds["splits"]), len(grid))
     for c, (rate, tau, _) in enumerate(grid):

@@ -19,8 +19,9 @@ from ._generator import Generator
 from ._mask import Mask
 from ._threads import get_deterministic, get_num_threads, set_deterministic, set_num_threads
 from .dense import DenseCache, dense_backward, dense_forward
-from .mlp import MLP, dropout_l2_equivalent
+from .mlp import MLP
 from .ops import dropout, dropout_backward
+from .regularization import dropout_l2_equivalent
 
 __version__ = "0.1.0"
 

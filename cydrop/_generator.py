@@ -6,12 +6,12 @@ import threading
 import numpy as np
 
 from . import _dropout
-from ._mask import _WORD, Mask, n_words
+from ._mask import WORD, Mask, n_words
 from ._validation import threshold_of
 
 # Block counters stay below 2^59 so that stream word indices (block * 32 + j)
 # never wrap around 2^64.
-_MAX_BLOCKS = 1 << 59
+MAX_BLOCKS = 1 << 59
 _STATE_NAME = "SplitMix64-bitsliced-v1"
 
 
@@ -30,6 +30,13 @@ class Generator:
     seed : int or None, default None
         A 64-bit seed (``0 <= seed < 2**64``). ``None`` draws one from the
         operating system's entropy.
+
+    Raises
+    ------
+    TypeError
+        ``seed`` not an int (a bool or a float is refused).
+    ValueError
+        ``seed`` outside [0, 2**64).
 
     Notes
     -----
@@ -111,18 +118,26 @@ class Generator:
         self._key, self._counter = key, counter
         self._lock = threading.Lock()
 
-    def _reserve(self, n_elements):
-        """Claim the counter range of a draw of n_elements; return (key, first block)."""
-        n_blocks = n_words(n_elements)  # one 64-element block per mask word
-        with self._lock:
-            first = self._counter
-            if first + n_blocks > _MAX_BLOCKS:
-                raise ValueError("Generator counter space exhausted (2^65 elements drawn); use a new seed")
-            self._counter = first + n_blocks
-            return self._key, first
-
     def __repr__(self):
         return f"cydrop.Generator(key={self._key:#018x}, counter={self._counter})"
+
+
+def reserve(gen, n_elements):
+    """Claim from ``gen`` the counter range of a draw of ``n_elements``
+    elements (one block per 64); return ``(key, first block)``. Concurrent
+    claims get disjoint ranges (under the Generator's lock)."""
+    n_blocks = n_words(n_elements)  # one 64-element block per mask word
+    with gen._lock:
+        first = gen._counter
+        if first + n_blocks > MAX_BLOCKS:
+            raise ValueError("Generator counter space exhausted (2^65 elements drawn); use a new seed")
+        gen._counter = first + n_blocks
+        return gen._key, first
+
+
+def stream_key(gen):
+    """The stream key of ``gen`` (the mix of its seed; see src/rng.h)."""
+    return gen._key
 
 
 def _check_seed(seed):
@@ -141,7 +156,7 @@ def _check_state(state):
     if state.get("generator") != _STATE_NAME:
         raise ValueError(f"state must come from a {_STATE_NAME} Generator, got {state.get('generator')!r}")
     key, counter = state.get("key"), state.get("counter")
-    for name, value, bound in (("key", key, 1 << 64), ("counter", counter, _MAX_BLOCKS)):
+    for name, value, bound in (("key", key, 1 << 64), ("counter", counter, MAX_BLOCKS)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < bound:
             raise ValueError(f"state[{name!r}] must be an int in [0, {bound}), got {value!r}")
     return int(key), int(counter)
@@ -151,7 +166,7 @@ def draw_mask(key, first_block, shape, keep_prob):
     """The Mask a draw at generator position (key, first_block) produced,
     drawn again (as a regenerating backward pass does)."""
     size = int(np.prod(shape, dtype=np.int64))
-    words = np.empty(n_words(size), dtype=_WORD)
+    words = np.empty(n_words(size), dtype=WORD)
     _dropout.draw_words(key, first_block, threshold_of(keep_prob), words, size)
     return Mask(words, shape, keep_prob)
 

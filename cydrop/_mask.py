@@ -7,7 +7,7 @@ import numpy as np
 from ._validation import check_keep_prob
 
 # Packed words are little-endian uint64: element e is bit e % 64 of word e // 64.
-_WORD = np.dtype("<u8")
+WORD = np.dtype("<u8")
 
 
 def n_words(n_elements):
@@ -25,9 +25,27 @@ class Mask:
     stores no words at all.
 
     Masks are immutable. Build them with :func:`cydrop.dropout` or
-    :meth:`Mask.from_bool`; the constructor takes packed ``words`` (a
-    contiguous little-endian uint64 array of length ``ceil(n / 64)``, or None
-    for all kept) over and makes them read-only.
+    :meth:`Mask.from_bool`; the constructor takes packed words over and
+    makes them read-only.
+
+    Parameters
+    ----------
+    words : ndarray of uint64 (ceil(n / 64),) or None
+        The packed bits, little-endian: element ``e`` is bit ``e % 64`` of
+        word ``e // 64``; contiguous and aligned. None keeps every element.
+    shape : tuple of int
+        The shape of the data the mask applies to.
+    keep_prob : float in (0, 1]
+        The keep probability the mask stands for: kept elements are scaled
+        by ``1 / keep_prob`` when it is applied.
+
+    Raises
+    ------
+    TypeError
+        ``shape`` not a sequence of ints; ``keep_prob`` not a number.
+    ValueError
+        ``words`` not a contiguous aligned uint64 array of the right length,
+        or with bits set past the last element; ``keep_prob`` outside (0, 1].
 
     Attributes
     ----------
@@ -37,6 +55,16 @@ class Mask:
         Number of elements, ``prod(shape)``.
     nbytes : int
         Bytes of packed storage.
+
+    Examples
+    --------
+    >>> import numpy as np, cydrop
+    >>> mask = cydrop.Mask.from_bool(np.array([[True, False, True, True]]), keep_prob=0.75)
+    >>> mask.count_kept(), mask.nbytes, mask.to_bool().tolist()
+    (3, 8, [[True, False, True, True]])
+    >>> y, _ = cydrop.dropout(np.ones((1, 4)), 0.75, mask=mask)
+    >>> np.round(y, 4).tolist()
+    [[1.3333, 0.0, 1.3333, 1.3333]]
     """
 
     __slots__ = ("_shape", "_keep_prob", "_words")
@@ -48,7 +76,7 @@ class Mask:
         if words is not None:
             n_words_ = n_words(self.size)
             # aligned: the kernels read the words as uint64 through a pointer
-            if (not isinstance(words, np.ndarray) or words.dtype != _WORD or words.shape != (n_words_,)
+            if (not isinstance(words, np.ndarray) or words.dtype != WORD or words.shape != (n_words_,)
                     or not words.flags.c_contiguous or not words.flags.aligned):
                 got = f"dtype {words.dtype} shape {words.shape}" if isinstance(words, np.ndarray) else type(words).__name__
                 raise ValueError(f"words must be a contiguous, aligned 1-D uint64 array of length {n_words_} "
@@ -80,7 +108,7 @@ class Mask:
         bytes_ = np.packbits(arr.reshape(-1), bitorder="little")
         padded = np.zeros(n_words(arr.size) * 8, dtype=np.uint8)
         padded[: bytes_.size] = bytes_
-        return cls(padded.view(_WORD), arr.shape, keep_prob)
+        return cls(padded.view(WORD), arr.shape, keep_prob)
 
     @property
     def shape(self):
@@ -105,7 +133,7 @@ class Mask:
         return None if self._words is None else self._words.view()
 
     def to_bool(self):
-        """The mask as a bool ndarray of :attr:`shape` (True = kept)."""
+        """The mask as a bool ndarray of the mask's ``shape`` (True = kept)."""
         if self._words is None:
             return np.ones(self._shape, dtype=bool)
         bits = np.unpackbits(self._words.view(np.uint8), count=self.size, bitorder="little")
@@ -142,7 +170,7 @@ class Mask:
 def _unpickle_mask(words, shape, keep_prob):
     """A Mask from pickled words: copied, so it owns them (an out-of-band
     pickle buffer may still be written to by whoever provided it)."""
-    return Mask(None if words is None else np.array(words, dtype=_WORD, copy=True), shape, keep_prob)
+    return Mask(None if words is None else np.array(words, dtype=WORD, copy=True), shape, keep_prob)
 
 
 def _check_shape(shape):
@@ -212,7 +240,7 @@ def packed_words(mask):
     all-ones words with the padding bits past the last element clear."""
     if mask.words is not None:
         return mask.words
-    words = np.full(n_words(mask.size), ~np.uint64(0), dtype=_WORD)
+    words = np.full(n_words(mask.size), ~np.uint64(0), dtype=WORD)
     if mask.size % 64:
         words[-1] = np.uint64((1 << (mask.size % 64)) - 1)
     return words

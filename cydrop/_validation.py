@@ -3,6 +3,7 @@
 Everything that reaches compiled ``nogil`` code goes through here first, so
 each error names the argument, what was expected and what was given.
 """
+import math
 import numbers
 
 import numpy as np
@@ -106,6 +107,25 @@ def check_network_dtype(dtype, allow_none=False):
         raise ValueError(f"dtype must be {allowed} (anything numpy.dtype reads as one, e.g. 'float32', "
                          f"np.float64, 'f8'), got {dtype!r}")
     return resolved
+
+
+def check_real(value, name, low, high=math.inf, *, low_open=True, high_open=True):
+    """Return ``value`` as a Python float inside the interval low..high.
+
+    The interval is open at an end whose ``*_open`` flag is set; an infinite
+    end is always open, so the value is finite unless ``high`` says otherwise.
+    """
+    lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+    interval = f"{lo}{low}, {high}{hi}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number in {interval}, "
+                        f"got {type(value).__name__} {value!r}")
+    x = float(value)
+    above = x > low if low_open else x >= low
+    below = x < high if high_open else x <= high
+    if not (above and below):  # also refuses NaN
+        raise ValueError(f"{name} must be in {interval}, got {x!r}")
+    return x
 
 
 def check_bool(value, name):

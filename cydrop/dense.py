@@ -1,17 +1,19 @@
 """The fused dense layer: dropout on the input, GEMM, bias and activation.
 
 ``dense_forward`` and ``dense_backward`` validate here, then make one call
-each into ``src/_dense.pyx``.
+each into ``src/_dense.pyx``. ``dense_forward_unchecked`` and
+``dense_backward_unchecked`` are the same work without the argument checks,
+for callers that made them already: the MLP's reference engine
+(``cydrop.mlp.engines.reference``) runs its layers through them.
 """
 import threading
 
 import numpy as np
 
 from . import _dense
-from ._blas_threads import single_threaded_blas
-from ._generator import as_generator, draw_mask
-from ._mask import _WORD, Mask, as_mask, n_words, packed_words
-from ._threads import get_deterministic, get_num_threads
+from ._generator import as_generator, draw_mask, reserve
+from ._mask import WORD, Mask, as_mask, n_words, packed_words
+from ._threads import get_deterministic, get_num_threads, single_threaded_blas
 from ._validation import check_bool, check_float_dtype, check_keep_prob, threshold_of
 
 __all__ = ["ACTIVATIONS", "DenseCache", "dense_backward", "dense_forward"]
@@ -19,7 +21,7 @@ __all__ = ["ACTIVATIONS", "DenseCache", "dense_backward", "dense_forward"]
 # names of the activations and their codes, read from src/_dense.pyx's enum
 ACTIVATIONS = {member.name.lower(): int(member) for member in _dense.Activation}
 _ACTIVATION_NAMES = {code: name for name, code in ACTIVATIONS.items()}
-# the kernels' mask modes, read from src/_dense.pyx's enum (plain ints: compared on every call)
+# the forward kernel's mask modes, read from src/_dense.pyx's enum (plain ints: compared on every call)
 _NO_MASK, _DRAW, _APPLY = (int(mode) for mode in _dense.MaskMode)
 _BLAS_MAX = 2**31 - 1  # BLAS takes 32-bit int dimensions
 
@@ -43,6 +45,18 @@ class DenseCache:
     nbytes : int
         Bytes held by the cache beyond the caller's own arrays
         (``x_tilde`` and the packed mask).
+
+    Examples
+    --------
+    >>> import numpy as np, cydrop
+    >>> x = np.ones((64, 32), dtype=np.float32)
+    >>> W = np.zeros((32, 8), dtype=np.float32)
+    >>> out, cache = cydrop.dense_forward(x, W, None, 0.5, seed=0)
+    >>> cache.nbytes == x.nbytes + 64 * 32 // 8   # x_tilde and one bit per input element
+    True
+    >>> _, cache = cydrop.dense_forward(x, W, None, 0.5, seed=0, regenerate=True)
+    >>> cache.nbytes   # only the generator position: the backward pass draws the mask again
+    0
     """
 
     __slots__ = ("_x", "_x_tilde", "_out", "_W", "_has_bias", "activation", "keep_prob",
@@ -193,16 +207,16 @@ def dense_forward(x, W, b, keep_prob, *, activation="relu", seed=None, mask=None
     if mask is not None:
         mask = as_mask(mask, x.shape, keep_prob)
     gen = as_generator(seed) if seed is not None else None  # validated even if unused
-    return _forward(x, W, b, keep_prob, code, gen, mask, regenerate)
+    return dense_forward_unchecked(x, W, b, keep_prob, code, gen, mask, regenerate)
 
 
-def _forward(x, W, b, keep_prob, code, gen, mask=None, regenerate=False):
+def dense_forward_unchecked(x, W, b, keep_prob, code, gen, mask=None, regenerate=False):
     """dense_forward's work after its argument checks: buffers, the mask
     draw, the kernel call and the cache (``code`` the activation's code,
-    ``gen`` a Generator or None, ``mask`` a Mask or None). cydrop.MLP calls
-    it for its own layers. The kernel checks every buffer's shape itself, so
-    a wrong array here raises ValueError/TypeError from the kernel (with a
-    terser message than dense_forward's) instead of touching memory."""
+    ``gen`` a Generator or None, ``mask`` a Mask or None). The kernel checks
+    every buffer's shape itself, so a wrong array here raises
+    ValueError/TypeError from the kernel (with a terser message than
+    dense_forward's) instead of touching memory."""
     activation = _ACTIVATION_NAMES[code]
     out = np.empty((x.shape[0], W.shape[1]), dtype=x.dtype)
     key = first_block = threshold = 0
@@ -214,14 +228,14 @@ def _forward(x, W, b, keep_prob, code, gen, mask=None, regenerate=False):
     elif mask is not None:
         mode, x_tilde, words = _APPLY, np.empty_like(x), packed_words(mask)
     else:
-        key, first_block = (gen or as_generator(None))._reserve(x.size)
+        key, first_block = reserve(gen or as_generator(None), x.size)
         threshold = threshold_of(keep_prob)
         # a regenerating cache keeps no x_tilde: draw it into a work buffer
         x_tilde = _scratch_buffer("x_tilde", x.shape, x.dtype) if regenerate else np.empty_like(x)
         mode = _DRAW
-        words = np.empty(n_words(x.size), dtype=_WORD)
-    _run(_dense.forward, x, W, b, x_tilde, words, mode, key, first_block, threshold,
-         1.0 / keep_prob, code, out)
+        words = np.empty(n_words(x.size), dtype=WORD)
+    _run(_dense.forward_into, x, W, b, out, activation=code, mask_mode=mode, x_tilde=x_tilde, words=words,
+         key=key, block0=first_block, threshold=threshold, scale=1.0 / keep_prob)
 
     if mode == _NO_MASK:
         x_tilde = x
@@ -263,6 +277,21 @@ def dense_backward(grad_out, cache, *, need_dx=True):
     ValueError
         ``grad_out`` of the wrong shape or non-contiguous; the layer's ``x``,
         ``W`` or ``out`` reshaped or resized in place since the forward pass.
+
+    Examples
+    --------
+    >>> import numpy as np, cydrop
+    >>> x = np.ones((2, 3), dtype=np.float32)
+    >>> W = np.full((3, 2), 0.5, dtype=np.float32)
+    >>> out, cache = cydrop.dense_forward(x, W, None, 0.5, activation="linear", seed=0)
+    >>> dx, dW, db = cydrop.dense_backward(np.ones_like(out), cache)
+    >>> D = cache.mask.to_bool()
+    >>> bool(np.allclose(dW, (x * D / 0.5).T @ np.ones_like(out)))   # dW = x_tilde.T @ dz
+    True
+    >>> bool(np.allclose(dx, (np.ones_like(out) @ W.T) * D / 0.5))   # dx = (dz @ W.T) * D / keep_prob
+    True
+    >>> db is None   # the layer had no bias
+    True
     """
     if not isinstance(cache, DenseCache):
         raise TypeError(f"cache must be the DenseCache returned by dense_forward, got {type(cache).__name__}")
@@ -274,12 +303,12 @@ def dense_backward(grad_out, cache, *, need_dx=True):
         raise ValueError(f"grad_out must have the forward output's shape {expected}, got {grad_out.shape}")
     check_bool(need_dx, "need_dx")
 
-    return _backward(grad_out, cache, need_dx)
+    return dense_backward_unchecked(grad_out, cache, need_dx)
 
 
-def _backward(grad_out, cache, need_dx):
-    """dense_backward's work after its argument checks (cydrop.MLP calls it,
-    as _forward; the kernel checks the buffers' shapes itself)."""
+def dense_backward_unchecked(grad_out, cache, need_dx):
+    """dense_backward's work after its argument checks (as
+    dense_forward_unchecked; the kernel checks the buffers' shapes itself)."""
     x, W = cache._x, cache._W
     dW = np.empty_like(W)
     db = np.empty(W.shape[1], dtype=x.dtype) if cache._has_bias else None
@@ -291,26 +320,26 @@ def _backward(grad_out, cache, need_dx):
         key, first_block = cache._origin
         threshold = threshold_of(cache.keep_prob)
         x_tilde = _scratch_buffer("x_tilde", x.shape, x.dtype)
-        words = np.empty(n_words(x.size), dtype=_WORD)
+        words = np.empty(n_words(x.size), dtype=WORD)
     else:
         x_tilde = cache._x_tilde
         words = None if x_tilde is x else packed_words(cache._mask)
-    _run(_dense.backward, grad_out, cache._out, x if redraw else None, x_tilde, W, words,
-         _DRAW if redraw else _NO_MASK, key, first_block, threshold, 1.0 / cache.keep_prob,
-         ACTIVATIONS[cache.activation], dz, dW, db, dx)
+    _run(_dense.backward_into, grad_out, cache._out, x_tilde, W, dz, dW, db, dx,
+         activation=ACTIVATIONS[cache.activation], words=words, redraw=redraw, x=x if redraw else None,
+         key=key, block0=first_block, threshold=threshold, scale=1.0 / cache.keep_prob)
     return dx, dW, db
 
 
-def _run(kernel, *args):
+def _run(kernel, *args, **kwargs):
     """Call a dense kernel with the threading scheme of the current mode."""
     if get_deterministic():
         # blocks on cydrop's threads, SciPy's BLAS kept to one thread meanwhile
         with single_threaded_blas:
-            kernel(*args, get_num_threads(), None)
+            kernel(*args, **kwargs, n_threads=get_num_threads(), blocked=True)
     else:
         # GEMMs on NumPy's BLAS threads; the element-wise passes on this
-        # thread, so that no second pool spins against BLAS's (see README)
-        kernel(*args, 1, np.matmul)
+        # thread, so that no second pool spins against BLAS's (docs: user_guide/threads.rst)
+        kernel(*args, **kwargs)
 
 
 def _activation_code(activation):

@@ -8,8 +8,8 @@ import math
 import numpy as np
 
 from . import _dropout
-from ._generator import as_generator
-from ._mask import _WORD, Mask, as_mask, check_noise_shape, n_words
+from ._generator import as_generator, reserve
+from ._mask import WORD, Mask, as_mask, check_noise_shape, n_words
 from ._threads import get_num_threads
 from ._validation import check_float_array, check_keep_prob, check_out, flat, threshold_of
 
@@ -105,8 +105,8 @@ def dropout(x, keep_prob, *, seed=None, mask=None, out=None, noise_shape=None):
             np.copyto(out, x)
         return out, Mask.all_kept(mask_shape)
     n_mask = math.prod(mask_shape)
-    key, first_block = (gen or as_generator(None))._reserve(n_mask)
-    words = np.empty(n_words(n_mask), dtype=_WORD)
+    key, first_block = reserve(gen or as_generator(None), n_mask)
+    words = np.empty(n_words(n_mask), dtype=WORD)
     if mask_shape == x.shape:
         # draw and apply in one pass, chunk by chunk
         _dropout.forward(flat(x), flat(out), words, key, first_block,
@@ -140,7 +140,18 @@ def dropout_backward(dy, mask, *, out=None):
     Raises
     ------
     TypeError, ValueError
-        As in :func:`dropout`, naming ``dy``, ``mask`` or ``out``.
+        As in :func:`dropout`, naming ``dy``, ``mask`` or ``out``; a bool
+        array as ``mask`` is a TypeError (it carries no keep_prob: wrap it
+        with :meth:`Mask.from_bool`).
+
+    Examples
+    --------
+    >>> import numpy as np, cydrop
+    >>> x = np.arange(1.0, 7.0).reshape(2, 3)
+    >>> y, mask = cydrop.dropout(x, 0.5, seed=1)
+    >>> dx = cydrop.dropout_backward(np.ones_like(x), mask)
+    >>> bool((dx == mask.to_bool() / 0.5).all())   # the gradient flows through the kept units only
+    True
     """
     dy = check_float_array(dy, "dy")
     if isinstance(mask, np.ndarray):

@@ -10,13 +10,14 @@ API, the MLP) can make a kernel touch memory out of bounds. Row-major,
 examples in rows: x (batch, n_in), W (n_in, n_out), b (n_out,),
 out (batch, n_out).
 
-Threads (see README, "Threads and BLAS"): by default the GEMMs go through
-``matmul`` (numpy.matmul, NumPy's BLAS threads) and the element-wise passes
-run on the calling thread (n_threads = 1), so a NumPy training loop keeps one
-thread pool. In deterministic mode (matmul is None) the GEMMs run as fixed
-blocks on n_threads OpenMP threads (blas.pxd: gemm_blocked), the element-wise
-passes on the same threads, cut so that each output element is computed by
-one thread in a fixed order: results do not depend on the thread count.
+Threads (docs: user_guide/threads.rst): by default (``blocked`` False) the
+GEMMs go through numpy.matmul (NumPy's BLAS and its threads) and the
+element-wise passes run on the calling thread (n_threads = 1), so a NumPy
+training loop keeps one thread pool. In deterministic mode (``blocked``) the
+GEMMs run as fixed blocks on n_threads OpenMP threads (blas.pxd:
+gemm_blocked), the element-wise passes on the same threads, cut so that each
+output element is computed by one thread in a fixed order: results do not
+depend on the thread count.
 """
 from cython cimport floating
 from libc.stdint cimport uint64_t
@@ -26,8 +27,11 @@ from cython.parallel cimport prange
 
 from activations cimport LINEAR, RELU, SIGMOID, TANH, activation_grad_block, bias_activation_block
 from dropout cimport apply_mask_parallel, draw_and_apply_parallel
+from rng cimport n_words
 
 import enum
+
+from numpy import matmul
 
 # The activation codes of activations.pxd by name, for Python: cydrop.dense
 # builds its name table from this, so the numbers are written only there.
@@ -37,7 +41,7 @@ Activation = enum.IntEnum("Activation", {"LINEAR": LINEAR, "RELU": RELU, "TANH":
 cdef enum:
     COLUMN_BLOCK = 256
 
-# How the input mask is obtained (the mask mode argument).
+# How forward obtains the input mask (its mask_mode argument).
 cdef enum:
     NO_MASK = 0   # keep_prob == 1: x is used as is, no mask work
     DRAW = 1      # draw words from (key, block0) and apply: x_tilde := x * D * scale
@@ -80,11 +84,6 @@ cdef void activation_grad(const floating *grad_out, const floating *a, floating 
                               batch, min(COLUMN_BLOCK, n_out - j0), n_out, activation)
 
 
-cdef inline Py_ssize_t n_words(Py_ssize_t n_elements) noexcept nogil:
-    """Words of a packed mask of n_elements elements: ceil(n / 64)."""
-    return (n_elements + 63) // 64
-
-
 cdef int check_shape(str name, object shape, tuple expected) except -1:
     """A buffer's shape (memoryview.shape, padded to 8 entries) against
     the expected (rows, columns) or (length,)."""
@@ -95,9 +94,16 @@ cdef int check_shape(str name, object shape, tuple expected) except -1:
 
 cdef int check_codes(int mask_mode, int activation) except -1:
     if mask_mode not in (NO_MASK, DRAW, APPLY):
-        raise ValueError(f"mask_mode must be 0, 1 or 2, got {mask_mode}")
+        raise ValueError(f"mask_mode must be a MaskMode ({[int(m) for m in MaskMode]}), got {mask_mode}")
     if activation not in (LINEAR, RELU, TANH, SIGMOID):
         raise ValueError(f"activation code must be one of {[int(a) for a in Activation]}, got {activation}")
+    return 0
+
+
+cdef int check_words(const uint64_t[::1] words, Py_ssize_t n_elements) except -1:
+    """words long enough for a packed mask of n_elements elements."""
+    if words.shape[0] < n_words(n_elements):
+        raise ValueError(f"words has {words.shape[0]} words, x needs {n_words(n_elements)}")
     return 0
 
 
@@ -111,19 +117,20 @@ cdef void mask_input(const floating *x, floating *x_tilde, uint64_t *words,
         apply_mask_parallel(x, words, scale, n, x_tilde, n_threads)
 
 
-def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[::1] b,
-            floating[:, ::1] x_tilde, object words, int mask_mode,
-            uint64_t key, uint64_t block0, uint64_t threshold, double scale,
-            int activation, floating[:, ::1] out, int n_threads, object matmul):
-    """x_tilde := x * D * scale (x_tilde is None for NO_MASK: x is used as is);
-    out := act(x_tilde @ W + b). The product goes through ``matmul``
-    (``matmul(a, b, out=c)``: numpy.matmul, NumPy's BLAS and its threads, or
-    any callable with its contract on NumPy arrays) or, when it is None,
-    through gemm_blocked on n_threads threads (bit-identical for any thread
-    count).
+def forward_into(const floating[:, ::1] x, const floating[:, ::1] W, const floating[::1] b,
+                 floating[:, ::1] out, *, int activation, int mask_mode=NO_MASK,
+                 floating[:, ::1] x_tilde=None, object words=None, uint64_t key=0, uint64_t block0=0,
+                 uint64_t threshold=0, double scale=1.0, int n_threads=1, bint blocked=False):
+    """x_tilde := x * D * scale, D drawn at (key, block0) into ``words``
+    (mask_mode DRAW) or given as ``words`` (APPLY); then
+    out := act(x_tilde @ W + b), x_tilde being x itself for NO_MASK (x_tilde
+    is then not needed). b may be None.
 
-    words (uint64, ceil(x.size / 64) of them) are read for APPLY (a Mask's
-    read-only words) and written for DRAW (then they must be writable)."""
+    The product goes through numpy.matmul (NumPy's BLAS and its threads) or,
+    when ``blocked``, through gemm_blocked on n_threads threads
+    (bit-identical for any thread count). words (uint64, at least
+    ceil(x.size / 64)) are written for DRAW (so must be writable) and read
+    for APPLY (a Mask's read-only words)."""
     cdef Py_ssize_t batch = x.shape[0], n_in = x.shape[1]
     cdef Py_ssize_t n_out = W.shape[1]
     cdef const uint64_t[::1] words_read
@@ -141,17 +148,18 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[:
         check_shape("b", b.shape, (n_out,))
         bias = &b[0] if n_out else NULL
     out_ptr = &out[0, 0] if batch * n_out else NULL
-    if matmul is None:
+    if blocked:
         load_blas()
     if mask_mode != NO_MASK:
+        if x_tilde is None or words is None:
+            raise ValueError("a mask needs an x_tilde buffer and the words")
         check_shape("x_tilde", x_tilde.shape, (batch, n_in))
         if mask_mode == DRAW:
             words_written = words   # refuses a read-only buffer
             words_read = words_written
         else:
             words_read = words
-        if words_read.shape[0] < n_words(batch * n_in):
-            raise ValueError(f"words has {words_read.shape[0]} words, x needs {n_words(batch * n_in)}")
+        check_words(words_read, batch * n_in)
         if src != NULL:
             xt, w = &x_tilde[0, 0], <uint64_t *>&words_read[0]
     with nogil:
@@ -161,34 +169,31 @@ def forward(const floating[:, ::1] x, const floating[:, ::1] W, const floating[:
             src = xt
     if out_ptr == NULL:
         return
-    if matmul is not None:
+    if not blocked:
         # numpy.matmul checks the shapes of what it multiplies
         matmul(x.base if xt == NULL else x_tilde.base, W.base, out=out.base)
     with nogil:
-        if matmul is None:
+        if blocked:
             # (batch, n_out) := (batch, n_in) W, W (n_in, n_out)
             gemm_blocked(NO_TRANS, NO_TRANS, batch, n_out, n_in, 1, src, max(n_in, 1), W_ptr, n_out,
                          0, out_ptr, n_out, n_threads)
         bias_activation(out_ptr, bias, batch, n_out, activation, n_threads)
 
 
-def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
-             const floating[:, ::1] x, const floating[:, ::1] x_tilde,
-             const floating[:, ::1] W, object words, int mask_mode,
-             uint64_t key, uint64_t block0, uint64_t threshold, double scale,
-             int activation, floating[:, ::1] dz, floating[:, ::1] dW,
-             floating[::1] db, floating[:, ::1] dx, int n_threads, object matmul):
-    """Where x_tilde comes from (mask_mode, a MaskMode): NO_MASK: it is
-    given, the forward's; DRAW (redraw): words and
-    x_tilde := x * D * scale are drawn again from (key, block0), as in
-    forward; APPLY: x_tilde := x * D * scale from the given words (a
-    front end that saved only the packed mask). Then dz := grad_out * act'(z);
+def backward_into(const floating[:, ::1] grad_out, const floating[:, ::1] a,
+                  const floating[:, ::1] x_tilde, const floating[:, ::1] W,
+                  floating[:, ::1] dz, floating[:, ::1] dW, floating[::1] db, floating[:, ::1] dx,
+                  *, int activation, object words=None, bint redraw=False,
+                  const floating[:, ::1] x=None, uint64_t key=0, uint64_t block0=0,
+                  uint64_t threshold=0, double scale=1.0, int n_threads=1, bint blocked=False):
+    """Gradients of forward_into, a = its output: dz := grad_out * act'(a);
     dW := x_tilde^T dz; db := sum_rows dz (if db); dx := (dz W^T) * D * scale
     (if dx; D and scale omitted when words is None).
 
-    x_tilde and words are read-only views of the cache for NO_MASK; for DRAW
-    the caller passes fresh writable buffers for both (and x), for APPLY a
-    writable x_tilde (and x). GEMMs as in forward (matmul or gemm_blocked)."""
+    x_tilde is the forward's (read only, with its mask's words), or, with
+    ``redraw``, a writable buffer that receives x * D * scale again, D drawn
+    again at (key, block0) into the writable ``words`` buffer, as forward
+    drew it (then x is needed). GEMMs as in forward_into."""
     cdef Py_ssize_t batch = grad_out.shape[0], n_out = grad_out.shape[1]
     cdef Py_ssize_t n_in = W.shape[0], j
     cdef tuple w_shape = (n_in, n_out)
@@ -196,7 +201,7 @@ def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
     cdef uint64_t[::1] words_written
     cdef floating[:, ::1] x_tilde_written
     cdef uint64_t *w = NULL
-    check_codes(mask_mode, activation)
+    check_codes(NO_MASK, activation)
     check_shape("W", W.shape, w_shape)
     check_shape("a", a.shape, (batch, n_out))
     check_shape("x_tilde", x_tilde.shape, (batch, n_in))
@@ -206,56 +211,53 @@ def backward(const floating[:, ::1] grad_out, const floating[:, ::1] a,
         check_shape("db", db.shape, (n_out,))
     if dx is not None:
         check_shape("dx", dx.shape, (batch, n_in))
-    if mask_mode != NO_MASK:
+    if redraw:
         if x is None or words is None:
-            raise ValueError("redraw needs x and a words buffer" if mask_mode == DRAW else
-                             "mask_mode 2 (apply) needs x and the words")
+            raise ValueError("redraw needs x and a words buffer")
         check_shape("x", x.shape, (batch, n_in))
         x_tilde_written = x_tilde.base   # the array itself: refuses a read-only one
-    if mask_mode == DRAW:
         words_written = words
         words_read = words_written
     elif words is not None:
         words_read = words
     if words is not None:
-        if words_read.shape[0] < n_words(batch * n_in):
-            raise ValueError(f"words has {words_read.shape[0]} words, x needs {n_words(batch * n_in)}")
+        check_words(words_read, batch * n_in)
         if batch * n_in:
             w = <uint64_t *>&words_read[0]
     cdef const floating *g_ptr = &grad_out[0, 0] if batch * n_out else NULL
     cdef const floating *a_ptr = &a[0, 0] if batch * n_out else NULL
-    # written only for DRAW and APPLY, then through the writable view
+    # written only when redrawn, then through the writable view
     cdef floating *xt = NULL
     if batch * n_in:
-        xt = &x_tilde_written[0, 0] if mask_mode != NO_MASK else <floating *>&x_tilde[0, 0]
+        xt = &x_tilde_written[0, 0] if redraw else <floating *>&x_tilde[0, 0]
     cdef const floating *W_ptr = &W[0, 0] if n_in * n_out else NULL
     cdef floating *dz_ptr = &dz[0, 0] if batch * n_out else NULL
     cdef floating *dW_ptr = &dW[0, 0] if n_in * n_out else NULL
     cdef floating *db_ptr = &db[0] if db is not None and n_out else NULL
     cdef floating *dx_ptr = &dx[0, 0] if dx is not None and batch * n_in else NULL
-    if matmul is None:
+    if blocked:
         load_blas()
     with nogil:
-        if xt != NULL and mask_mode != NO_MASK:
-            mask_input(&x[0, 0], xt, w, batch * n_in, mask_mode, key, block0, threshold,
+        if xt != NULL and redraw:
+            mask_input(&x[0, 0], xt, w, batch * n_in, DRAW, key, block0, threshold,
                        <floating>scale, n_threads)
         if dz_ptr != NULL:
             activation_grad(g_ptr, a_ptr, dz_ptr, db_ptr, batch, n_out, activation, n_threads)
         elif db_ptr != NULL:
             for j in range(n_out):
                 db_ptr[j] = 0
-    if matmul is not None:
+    if not blocked:
         if dW_ptr != NULL:
             matmul(x_tilde.base.T, dz.base, out=dW.base)
         if dx_ptr != NULL:
             matmul(dz.base, W.base.T, out=dx.base)
     with nogil:
-        if dW_ptr != NULL and matmul is None:
+        if dW_ptr != NULL and blocked:
             # (n_in, n_out) := (batch, n_in)^T (batch, n_out)
             gemm_blocked(TRANS, NO_TRANS, n_in, n_out, batch, 1, xt, n_in, dz_ptr, n_out,
                          0, dW_ptr, n_out, n_threads)
         if dx_ptr != NULL:
-            if matmul is None:
+            if blocked:
                 # (batch, n_in) := (batch, n_out) W^T, W (n_in, n_out)
                 gemm_blocked(NO_TRANS, TRANS, batch, n_in, n_out, 1, dz_ptr, max(n_out, 1), W_ptr,
                              max(n_out, 1), 0, dx_ptr, n_in, n_threads)

@@ -21,18 +21,13 @@ from libc.stdint cimport uint64_t
 cimport dropout
 from arrays cimport array_data
 from dropout cimport apply_broadcast_parallel, apply_mask_parallel, draw_and_apply_parallel
-from rng cimport cyd_key_from_seed
+from rng cimport cyd_key_from_seed, n_words
 
 cnp.import_array()
 
 # NumPy's limit on dimensions: the collapsed shape of a broadcast apply fits.
 cdef enum:
     MAX_DIMS = 64
-
-
-cdef inline Py_ssize_t n_words(Py_ssize_t n_elements) noexcept nogil:
-    """Words of a packed mask of n_elements elements: ceil(n / 64)."""
-    return (n_elements + 63) // 64
 
 
 cdef int check_lengths(Py_ssize_t n_x, Py_ssize_t n_y, Py_ssize_t n_words_given,

@@ -1,35 +1,36 @@
-"""An MLP in one compiled call: a whole training epoch, or all the Monte
-Carlo dropout passes of a prediction.
+"""An MLP in one compiled call: a whole training epoch, all the Monte Carlo
+dropout passes of a prediction, a prediction, or one batch's gradients (the
+compiled engine of cydrop.MLP, ``cydrop/mlp/engines/compiled.py``).
 
-Why: the per-layer path makes a dozen Python calls per layer and step; on a
-features-50-1 network with batch 128 they cost more than the arithmetic,
-and on the demo network they kept an epoch above 1.3x its GEMMs. So
-``Net.train_epoch`` runs, for every mini-batch of an epoch, the forward pass
-(masks drawn from the counter-based generator, src/rng.h), the loss, the
-backward pass and the optimizer update of every layer, with rows gathered
-into buffers allocated once (``Net.__cinit__``), and ``Net.mc_passes`` runs T
-dropout passes with their running sums.
+Why: the reference engine makes a dozen Python calls per layer and step, and
+on small layers those calls cost more than the arithmetic. ``Net.train_epoch``
+runs, for every mini-batch of an epoch, the forward pass (masks drawn from
+the counter-based generator, src/rng.h), the loss, the backward pass and the
+optimizer update of every layer, with rows gathered into buffers allocated
+once (``Net.__cinit__``); ``Net.mc_passes`` runs T dropout passes with their
+running sums.
 
-Same arithmetic as the per-layer path (cydrop._network on cydrop.dense and
-cydrop.optim): the activation kernels (activations.pxd), the optimizer
-kernels (optim.pxd) and the mask kernels (dropout.pxd) are the same inlined
-functions, run on the calling thread. GEMMs go through blas.pxd: SciPy's
-BLAS (``gemm``, kept to one thread by the caller) for small networks, or the
-BLAS NumPy links (``gemm64``, with NumPy's threads) when the caller gives its
-address (cydrop._compiled_net.route).
+Same arithmetic as the reference engine (cydrop.mlp.engines.reference on
+cydrop.dense and cydrop.mlp.optimizers): the activation kernels
+(activations.pxd), the optimizer kernels (optim.pxd) and the mask kernels
+(dropout.pxd) are the same inlined functions, run on the calling thread.
+GEMMs go through blas.pxd: SciPy's BLAS (``gemm``, kept to one thread by the
+caller) for small networks, or the BLAS NumPy links (``gemm64``, with
+NumPy's threads) once its address is registered (``set_numpy_gemm``).
 
 Same masks: for each step, and each layer i whose keep_prob < 1 in layer
-order, the per-layer path reserves ceil(rows * n_in_i / 64) generator blocks
+order, the reference engine reserves ceil(rows * n_in_i / 64) generator blocks
 and draws its mask there. These kernels draw the same blocks in the same
 order from the first block of one reservation for the whole call
-(``blocks_per_epoch``, ``blocks_per_mc``), so both paths give the same masks.
+(``blocks_per_epoch``, ``blocks_per_mc``), so both engines give the same masks.
 
 Every array a kernel touches is checked here before any nogil code runs
 (dtype, shape, C order, alignment, writability, row indices in range): no
-caller can make them read or write out of bounds.
+caller can make them read or write out of bounds. This module imports
+nothing from the Python package.
 """
 from cython cimport floating
-from libc.math cimport INFINITY as INF, exp, expf, log, sqrt
+from libc.math cimport INFINITY as INF, exp, expf, isfinite, log, sqrt
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
@@ -41,6 +42,7 @@ from activations cimport LINEAR, SIGMOID, activation_grad_block, bias_activation
 from blas cimport NO_TRANS, TRANS, Trans, gemm, gemm64
 from dropout cimport apply_mask, draw_and_apply
 from optim cimport adam_kernel, max_norm_kernel, momentum_kernel, sgd_kernel
+from rng cimport n_words
 
 cnp.import_array()
 
@@ -49,17 +51,22 @@ cnp.import_array()
 DEF MAX_LAYERS = 8
 MAX_DENSE_LAYERS = MAX_LAYERS
 
+# 0.5 * log(2 pi), the constant of a Gaussian log-likelihood
+cdef double HALF_LOG_2PI = 0.9189385332046727
+
 # Loss of the output layer (cydrop.MLP's output names map to these).
 cpdef enum Output:
     OUT_LINEAR = 0     # identity, squared error / 2
     OUT_SIGMOID = 1    # sigmoid, binary cross-entropy
     OUT_SOFTMAX = 2    # softmax, cross-entropy
+    OUT_GAUSSIAN = 3   # means and exp(log-variances), Gaussian negative log-likelihood
 
 cpdef enum Optimizer:
     OPT_NONE = 0       # prediction only: no gradients, no update
     OPT_SGD = 1
     OPT_MOMENTUM = 2
     OPT_ADAM = 3
+    OPT_NESTEROV = 4   # momentum with Nesterov's look-ahead (optim.pxd: momentum_kernel)
 
 
 ctypedef struct Layer:
@@ -92,6 +99,7 @@ ctypedef struct NetC:
     double *norm_scratch   # (widest layer,) for max-norm
     void *gemm_routine     # NumPy's ILP64 ?gemm (blas.pxd: gemm64), or NULL for SciPy's
     double lr, momentum, beta1, beta2, eps, l2, max_norm
+    bint eps_hat           # Adam's eps added to sqrt(v), not sqrt(v_hat) (optim.pxd: adam_kernel)
 
 
 cdef inline void net_gemm(NetC *net, Trans ta, Trans tb, int m, int n, int k, const floating *A, int lda,
@@ -103,16 +111,12 @@ cdef inline void net_gemm(NetC *net, Trans ta, Trans tb, int m, int n, int k, co
         gemm(ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc)
 
 
-cdef inline Py_ssize_t n_blocks(Py_ssize_t n_elements) noexcept nogil:
-    """Generator blocks of a draw of n_elements (64 elements per block)."""
-    return (n_elements + 63) // 64
-
-
-cdef void forward(NetC *net, floating *x0, Py_ssize_t n, uint64_t key, uint64_t *block,
-                  int first_layer, int end_layer) noexcept nogil:
+cdef void forward_layers(NetC *net, floating *x0, Py_ssize_t n, uint64_t key, uint64_t *block,
+                         int first_layer, int end_layer, bint masks) noexcept nogil:
     """For layers first_layer <= i < end_layer: x_tilde_i := h_i * D_i / keep_prob_i (D_i
-    drawn at *block, which advances by the draw), a_i := act(x_tilde_i W_i + b_i)
-    with h_0 = x0 and h_i = a_{i-1}; the last layer's act is the identity (the
+    drawn at *block, which advances by the draw; with ``masks`` False, or a
+    keep_prob of 1, x_tilde_i := h_i), a_i := act(x_tilde_i W_i + b_i) with
+    h_0 = x0 and h_i = a_{i-1}; the last layer's act is the identity (the
     output's own function is applied by the caller). n <= net.rows."""
     cdef Layer *ly
     cdef floating *h
@@ -122,11 +126,11 @@ cdef void forward(NetC *net, floating *x0, Py_ssize_t n, uint64_t key, uint64_t 
         ly = &net.layers[i]
         h = x0 if i == 0 else <floating *>net.layers[i - 1].a
         xt = h
-        if ly.dropout:
+        if ly.dropout and masks:
             xt = <floating *>ly.x_tilde
             draw_and_apply(h, xt, ly.words, 0, n * ly.n_in, key, block[0], ly.threshold,
                            <floating>ly.scale)
-            block[0] += n_blocks(n * ly.n_in)
+            block[0] += n_words(n * ly.n_in)
         # (n, n_out) := (n, n_in) (n_in, n_out)
         net_gemm(net, NO_TRANS, NO_TRANS, <int>n, <int>ly.n_out, <int>ly.n_in, xt, <int>ly.n_in,
                  <floating *>ly.W, <int>ly.n_out, <floating *>ly.a, <int>ly.n_out)
@@ -135,11 +139,19 @@ cdef void forward(NetC *net, floating *x0, Py_ssize_t n, uint64_t key, uint64_t 
 
 
 cdef void output_activation(int output, floating *z, Py_ssize_t n, Py_ssize_t width) noexcept nogil:
-    """z := the output function of z in place, row by row (cydrop.mlp._output_activation)."""
+    """z := the output function of z in place, row by row (cydrop.mlp.losses.activate)."""
     cdef Py_ssize_t r, j
     cdef floating m, s
     cdef floating *row
-    if output == OUT_SIGMOID:
+    if output == OUT_GAUSSIAN:   # the second half of each row: variances from log-variances
+        for r in range(n):
+            row = z + r * width
+            for j in range(width // 2, width):
+                if floating is float:
+                    row[j] = expf(row[j])
+                else:
+                    row[j] = exp(row[j])
+    elif output == OUT_SIGMOID:
         for r in range(n * width):
             z[r] = sigmoid(z[r])
     elif output == OUT_SOFTMAX:
@@ -167,19 +179,21 @@ cdef double loss_and_grad(int output, const floating *P, const floating *Y, cons
     """grad := (P - Y) * w_row / w_sum (for each output with its matching
     loss, the gradient of the weighted mean loss w.r.t. the last
     pre-activation; w NULL: all weights 1, w_sum = n); returns the loss of the
-    n rows summed with their weights, in double (cydrop._outputs.loss_grad
+    n rows summed with their weights, in double (cydrop.mlp.losses.loss_grad
     and loss)."""
     cdef Py_ssize_t r, j, e
     cdef double total = 0, row, p, y, d
     cdef floating diff, wr
     cdef floating denom = <floating>w_sum
+    if output == OUT_GAUSSIAN:
+        return gaussian_loss_and_grad(P, Y, w, w_sum, grad, n, width, tiny)
     for r in range(n):
         wr = 1 if w == NULL else <floating>w[r]
         row = 0
         for j in range(width):
             e = r * width + j
             diff = P[e] - Y[e]
-            # as cydrop._outputs.loss_grad: times the weight, then divided by their sum
+            # as cydrop.mlp.losses.loss_grad: times the weight, then divided by their sum
             grad[e] = (diff if w == NULL else diff * wr) / denom
             if output == OUT_LINEAR:
                 d = <double>diff
@@ -194,32 +208,95 @@ cdef double loss_and_grad(int output, const floating *P, const floating *Y, cons
     return total
 
 
+cdef double gaussian_loss_and_grad(const floating *P, const floating *Y, const double *w, double w_sum,
+                                   floating *grad, Py_ssize_t n, Py_ssize_t width, double tiny) noexcept nogil:
+    """loss_and_grad for OUT_GAUSSIAN: P's rows hold k = width / 2 means mu,
+    then their variances v; Y's first k columns the targets. grad := (mu - y) / v
+    for the means and 0.5 (1 - (y - mu)^2 / v) for the log-variances, each
+    times w_row / w_sum; the loss of a row is 0.5 ((y - mu)^2 / v + log v +
+    log(2 pi)) summed over its targets (cydrop.mlp.losses)."""
+    cdef Py_ssize_t r, j, e, k = width // 2
+    cdef double total = 0, row, dd, vv
+    cdef floating diff, var, g_mean, g_var, wr
+    cdef floating denom = <floating>w_sum
+    for r in range(n):
+        wr = 1 if w == NULL else <floating>w[r]
+        row = 0
+        for j in range(k):
+            e = r * width + j
+            diff, var = P[e] - Y[e], P[e + k]
+            g_mean = diff / var
+            g_var = 0.5 * (1 - diff * diff / var)
+            if w != NULL:
+                g_mean, g_var = g_mean * wr, g_var * wr
+            grad[e], grad[e + k] = g_mean / denom, g_var / denom
+            dd, vv = <double>P[e] - <double>Y[e], <double>var
+            vv = vv if vv > tiny else tiny
+            row += 0.5 * (dd * dd / vv + log(vv)) + HALF_LOG_2PI
+        total += row if w == NULL else row * w[r]
+    return total
+
+
 cdef void update(NetC *net, floating *param, const floating *grad, floating *first,
                  floating *second, Py_ssize_t size, long long t, double l2) noexcept nogil:
-    """One optimizer step on a parameter array (cydrop.optim._update_unchecked)."""
+    """One optimizer step on a parameter array (the step of cydrop.mlp.optimizers' classes)."""
     if net.optimizer == OPT_SGD:
         sgd_kernel(param, grad, size, net.lr, l2)
-    elif net.optimizer == OPT_MOMENTUM:
-        momentum_kernel(param, grad, first, size, net.lr, net.momentum, l2)
+    elif net.optimizer == OPT_MOMENTUM or net.optimizer == OPT_NESTEROV:
+        momentum_kernel(param, grad, first, size, net.lr, net.momentum, l2, net.optimizer == OPT_NESTEROV)
     elif net.optimizer == OPT_ADAM:
-        adam_kernel(param, grad, first, second, size, t, net.lr, net.beta1, net.beta2, net.eps, l2)
+        adam_kernel(param, grad, first, second, size, t, net.lr, net.beta1, net.beta2, net.eps, l2, net.eps_hat)
+
+
+cdef double forward_backward(NetC *net, floating *x0, const floating *y, const double *w, double w_sum,
+                             Py_ssize_t n, Py_ssize_t n_outputs, uint64_t key, uint64_t *block, bint masks,
+                             double tiny) noexcept nogil:
+    """One batch of n rows (x0, y gathered; w their sample weights or NULL,
+    summing to w_sum > 0): forward (with dropout when ``masks``, drawing at
+    *block), the output function, and the gradient of the weighted mean loss
+    backward into every layer's dW and db: dz := grad * act'; dW := x_tilde^T dz;
+    db := sum_rows dz; grad := (dz W^T) * D / keep_prob for the layer below.
+    Returns the batch's loss summed over its rows with their weights."""
+    cdef Py_ssize_t i
+    cdef Layer *ly
+    cdef int L = net.n_layers
+    cdef floating *g = <floating *>net.grad
+    cdef floating *out = <floating *>net.layers[L - 1].a
+    cdef double total
+    forward_layers(net, x0, n, key, block, 0, L, masks)
+    output_activation(net.output, out, n, n_outputs)
+    total = loss_and_grad(net.output, out, y, w, w_sum, g, n, n_outputs, tiny)
+    for i in range(L - 1, -1, -1):
+        ly = &net.layers[i]
+        activation_grad_block(g, <floating *>ly.a, <floating *>net.dz, <floating *>ly.db, n,
+                              ly.n_out, ly.n_out, net.activation if i < L - 1 else LINEAR)
+        net_gemm(net, TRANS, NO_TRANS, <int>ly.n_in, <int>ly.n_out, <int>n,
+                 <floating *>(ly.x_tilde if ly.dropout and masks else (net.x0 if i == 0 else net.layers[i - 1].a)),
+                 <int>ly.n_in, <floating *>net.dz, <int>ly.n_out, <floating *>ly.dW, <int>ly.n_out)
+        if i > 0:
+            net_gemm(net, NO_TRANS, TRANS, <int>n, <int>ly.n_in, <int>ly.n_out, <floating *>net.dz,
+                     <int>ly.n_out, <floating *>ly.W, <int>ly.n_out, g, <int>ly.n_in)
+            if ly.dropout and masks:
+                apply_mask(g, ly.words, <floating>ly.scale, n * ly.n_in, g)
+    return total
 
 
 cdef double train_epoch_kernel(NetC *net, const floating *X, const floating *Y,
                                const double *weights, Py_ssize_t n_features, Py_ssize_t n_outputs,
                                const Py_ssize_t *order, Py_ssize_t n_rows, uint64_t key,
-                               uint64_t block, long long *t, double tiny) noexcept nogil:
+                               uint64_t block, long long *t, long long *first_bad_step,
+                               double tiny) noexcept nogil:
     """For each mini-batch of net.rows rows of X (rows order[start:start + rows]):
     forward with dropout, J's gradient backward, one update of every layer
     (weights with L2 l2 / batch weight, biases without), then max-norm.
     weights: per-row sample weights, or NULL for all 1; a batch whose weights
     sum to 0 holds no sample and makes no update. Returns the training loss
-    summed over the rows with their weights; *t is the optimizer step count."""
+    summed over the rows with their weights; *t is the optimizer step count,
+    *first_bad_step the step (t after it) of the first batch whose loss was
+    not finite, if it is still 0 when such a batch comes."""
     cdef Py_ssize_t start, r, n, i
-    cdef double w_sum
+    cdef double w_sum, batch_loss
     cdef Layer *ly
-    cdef floating *g
-    cdef floating *out
     cdef int L = net.n_layers
     cdef double total = 0
     cdef floating *x0 = <floating *>net.x0
@@ -242,30 +319,15 @@ cdef double train_epoch_kernel(NetC *net, const floating *X, const floating *Y,
             # over as if drawn, so that later batches keep their masks
             for i in range(L):
                 if net.layers[i].dropout:
-                    block += n_blocks(n * net.layers[i].n_in)
+                    block += n_words(n * net.layers[i].n_in)
             start += n
             continue
-        forward(net, x0, n, key, &block, 0, L)
-        out = <floating *>net.layers[L - 1].a
-        output_activation(net.output, out, n, n_outputs)
-        g = <floating *>net.grad
-        total += loss_and_grad(net.output, out, y, NULL if weights == NULL else net.w, w_sum, g, n,
-                               n_outputs, tiny)
-        # backward: grad holds dJ/da_i; dz := grad * act'; dW := x_tilde^T dz;
-        # db := sum_rows dz; grad := (dz W^T) * D / keep_prob for layer i - 1
-        for i in range(L - 1, -1, -1):
-            ly = &net.layers[i]
-            activation_grad_block(g, <floating *>ly.a, <floating *>net.dz, <floating *>ly.db, n,
-                                  ly.n_out, ly.n_out, net.activation if i < L - 1 else LINEAR)
-            net_gemm(net, TRANS, NO_TRANS, <int>ly.n_in, <int>ly.n_out, <int>n,
-                     <floating *>(ly.x_tilde if ly.dropout else (net.x0 if i == 0 else net.layers[i - 1].a)),
-                     <int>ly.n_in, <floating *>net.dz, <int>ly.n_out, <floating *>ly.dW, <int>ly.n_out)
-            if i > 0:
-                net_gemm(net, NO_TRANS, TRANS, <int>n, <int>ly.n_in, <int>ly.n_out, <floating *>net.dz,
-                         <int>ly.n_out, <floating *>ly.W, <int>ly.n_out, g, <int>ly.n_in)
-                if ly.dropout:
-                    apply_mask(g, ly.words, <floating>ly.scale, n * ly.n_in, g)
+        batch_loss = forward_backward(net, x0, y, NULL if weights == NULL else net.w, w_sum, n, n_outputs,
+                                      key, &block, True, tiny)
+        total += batch_loss
         t[0] += 1
+        if first_bad_step[0] == 0 and not isfinite(batch_loss):
+            first_bad_step[0] = t[0]
         for i in range(L):
             ly = &net.layers[i]
             update(net, <floating *>ly.W, <floating *>ly.dW, <floating *>ly.W1, <floating *>ly.W2,
@@ -287,7 +349,7 @@ cdef void mc_kernel(NetC *net, const floating *X, Py_ssize_t n_rows, Py_ssize_t 
     dropout, the output function, total += P, total_sq += P^2 (in double),
     and samples[p, rows, :] := P when samples is not NULL. Pass p's masks
     start at block0 + p * (blocks of one pass), chunk after chunk, layer after
-    layer, as n_passes calls of the per-layer prediction draw them.
+    layer, as n_passes dropout predictions of the reference engine draw them.
 
     A first layer without input dropout gives the same output in every pass:
     it is computed once per chunk."""
@@ -303,7 +365,7 @@ cdef void mc_kernel(NetC *net, const floating *X, Py_ssize_t n_rows, Py_ssize_t 
         n = min(net.rows, n_rows - start)
         for i in range(L):
             if net.layers[i].dropout:
-                per_pass += n_blocks(n * net.layers[i].n_in)
+                per_pass += n_words(n * net.layers[i].n_in)
         start += n
     start = 0
     while start < n_rows:
@@ -311,12 +373,12 @@ cdef void mc_kernel(NetC *net, const floating *X, Py_ssize_t n_rows, Py_ssize_t 
         x0 = <floating *>X + start * n_features
         first = 0
         if L > 1 and not net.layers[0].dropout:
-            forward(net, x0, n, key, &done, 0, 1)   # draws nothing
+            forward_layers(net, x0, n, key, &done, 0, 1, False)
             first = 1
         for p in range(n_passes):
             # `done`: the blocks the chunks before this one draw in a pass
             block = block0 + <uint64_t>p * per_pass + done
-            forward(net, x0, n, key, &block, first, L)
+            forward_layers(net, x0, n, key, &block, first, L, True)
             output_activation(net.output, out, n, n_outputs)
             for e in range(n * n_outputs):
                 v = out[e]
@@ -326,11 +388,40 @@ cdef void mc_kernel(NetC *net, const floating *X, Py_ssize_t n_rows, Py_ssize_t 
                 memcpy(samples + (p * n_rows + start) * n_outputs, out, n * n_outputs * sizeof(floating))
         for i in range(L):
             if net.layers[i].dropout:
-                done += n_blocks(n * net.layers[i].n_in)
+                done += n_words(n * net.layers[i].n_in)
+        start += n
+
+
+cdef void predict_kernel(NetC *net, const floating *X, Py_ssize_t n_rows, Py_ssize_t n_features,
+                         Py_ssize_t n_outputs, floating *P) noexcept nogil:
+    """P := the outputs for the n_rows rows of X, dropout off, in chunks of net.rows rows."""
+    cdef Py_ssize_t start = 0, n
+    cdef uint64_t no_block = 0
+    cdef floating *out = <floating *>net.layers[net.n_layers - 1].a
+    while start < n_rows:
+        n = min(net.rows, n_rows - start)
+        # read only: forward_layers takes the input as it takes a layer's output
+        forward_layers(net, <floating *>X + start * n_features, n, 0, &no_block, 0, net.n_layers, False)
+        output_activation(net.output, out, n, n_outputs)
+        memcpy(P + start * n_outputs, out, n * n_outputs * sizeof(floating))
         start += n
 
 
 # ---------------------------------------------------------------- Python face
+
+# The ILP64 ?gemm of the BLAS NumPy links (blas.pxd: gemm64), by dtype,
+# registered by set_numpy_gemm: a Net made with numpy_blas=True calls it.
+cdef size_t numpy_sgemm = 0, numpy_dgemm = 0
+
+
+def set_numpy_gemm(size_t sgemm, size_t dgemm):
+    """Register the addresses of the ILP64 Fortran-style ``sgemm`` and
+    ``dgemm`` of the BLAS NumPy links (0: none), for Nets made with
+    ``numpy_blas=True``. The compiled engine finds them with threadpoolctl
+    (``cydrop.mlp.engines.compiled.numpy_gemm``); an address that is not
+    such a routine would be called blindly."""
+    global numpy_sgemm, numpy_dgemm
+    numpy_sgemm, numpy_dgemm = sgemm, dgemm
 
 cdef char *_data(object arr, str name, object dtype, tuple shape, bint writable) except NULL:
     """The data pointer of arr after checking that the kernels may use it as a
@@ -367,16 +458,23 @@ cdef class Net:
     optimizer : int
         An ``Optimizer`` code; OPT_NONE for prediction only.
     lr, momentum, beta1, beta2, eps : float
+        ``lr`` may be set again between calls (the attribute ``lr``): a
+        learning-rate schedule changes it from epoch to epoch.
+    eps_hat : bool
+        Adam's ``eps`` is added to ``sqrt(v)`` instead of ``sqrt(v_hat)``
+        (optim.pxd: adam_kernel).
     l2 : float
         J's L2 coefficient: weights decay by l2 / batch rows, biases not.
     max_norm : float
         Cap of each unit's incoming weight norm after each update; 0 for none.
-    gemm_routine : int
-        0: GEMMs through SciPy's BLAS (blas.pxd: gemm), to be kept to one
-        thread by the caller. Else ``cydrop._compiled_net.numpy_gemm(dtype)``,
-        the ILP64 ?gemm of the BLAS NumPy links (blas.pxd: gemm64), for
-        networks wide enough to want BLAS's threads; any other value is a
-        ValueError.
+    numpy_blas : bool
+        False: GEMMs through SciPy's BLAS (blas.pxd: gemm), to be kept to
+        one thread by the caller. True: through the ILP64 ?gemm of the BLAS
+        NumPy links registered with :func:`set_numpy_gemm` (blas.pxd:
+        gemm64), for networks wide enough to want BLAS's threads.
+    backward : bool
+        Make the gradient buffers, for :meth:`gradients` (a Net that trains
+        has them whatever this says).
     """
     cdef NetC c
     cdef readonly object dtype
@@ -384,11 +482,13 @@ cdef class Net:
     cdef readonly Py_ssize_t rows
     cdef list _caller    # (array, name, shape, data pointer, writable) re-checked per call
     cdef list _own       # scratch arrays the pointers in c point into
+    cdef list _dW, _db   # the gradient buffers among them, by layer
 
     def __cinit__(self, list weights, list biases, keep_prob, int activation, int output,
                   Py_ssize_t rows, first=None, second=None, int optimizer=OPT_NONE,
                   double lr=0.0, double momentum=0.0, double beta1=0.9, double beta2=0.999,
-                  double eps=1e-8, double l2=0.0, double max_norm=0.0, size_t gemm_routine=0):
+                  double eps=1e-8, double l2=0.0, double max_norm=0.0, bint eps_hat=False,
+                  bint numpy_blas=False, bint backward=False):
         cdef Py_ssize_t L = len(weights), i, widest
         cdef Layer *ly
         if not 1 <= L <= MAX_LAYERS:
@@ -398,9 +498,9 @@ cdef class Net:
                              f"got {len(biases)} biases and {len(keep_prob)} keep_prob")
         if not 0 <= activation <= 3:
             raise ValueError(f"activation must be a code 0..3 (cydrop.dense.ACTIVATIONS), got {activation}")
-        if output not in (OUT_LINEAR, OUT_SIGMOID, OUT_SOFTMAX):
+        if output not in (OUT_LINEAR, OUT_SIGMOID, OUT_SOFTMAX, OUT_GAUSSIAN):
             raise ValueError(f"output must be an Output code, got {output}")
-        if optimizer not in (OPT_NONE, OPT_SGD, OPT_MOMENTUM, OPT_ADAM):
+        if optimizer not in (OPT_NONE, OPT_SGD, OPT_MOMENTUM, OPT_ADAM, OPT_NESTEROV):
             raise ValueError(f"optimizer must be an Optimizer code, got {optimizer}")
         if not isinstance(weights[0], np.ndarray) or weights[0].ndim != 2:
             raise TypeError("weights[0] must be a 2-D numpy.ndarray")
@@ -423,7 +523,7 @@ cdef class Net:
         if rows * widest >= 2**31:
             raise ValueError(f"rows * widest layer must be < 2**31 (BLAS dimensions), got {rows} * {widest}")
         self.rows = rows
-        need = {OPT_NONE: 0, OPT_SGD: 0, OPT_MOMENTUM: 1, OPT_ADAM: 2}[optimizer]
+        need = {OPT_NONE: 0, OPT_SGD: 0, OPT_MOMENTUM: 1, OPT_NESTEROV: 1, OPT_ADAM: 2}[optimizer]
         states = []
         for state, name, needed in ((first, "first", need >= 1), (second, "second", need >= 2)):
             if needed and (not isinstance(state, (list, tuple)) or len(state) != 2 * L):
@@ -442,16 +542,18 @@ cdef class Net:
         self.c.n_layers, self.c.activation, self.c.output, self.c.optimizer = L, activation, output, optimizer
         self.c.rows = rows
         self.c.lr, self.c.momentum, self.c.beta1, self.c.beta2 = lr, momentum, beta1, beta2
-        self.c.eps, self.c.l2, self.c.max_norm = eps, l2, max_norm
-        if gemm_routine != 0:
-            # only the routine cydrop found itself: any other address would be called blindly
-            from cydrop._compiled_net import numpy_gemm
-            if gemm_routine != numpy_gemm(self.dtype):
-                raise ValueError("gemm_routine must be 0 or cydrop._compiled_net.numpy_gemm(dtype) "
-                                 f"for the weights' dtype {self.dtype}")
-        self.c.gemm_routine = <void *>gemm_routine
+        self.c.eps, self.c.l2, self.c.max_norm, self.c.eps_hat = eps, l2, max_norm, eps_hat
+        self.c.gemm_routine = NULL
+        if numpy_blas:
+            routine = numpy_sgemm if self.dtype == np.float32 else numpy_dgemm
+            if routine == 0:
+                raise ValueError(f"numpy_blas=True, but no ?gemm of NumPy's BLAS is registered for {self.dtype} "
+                                 "(set_numpy_gemm)")
+            self.c.gemm_routine = <void *>routine
         self._caller, self._own = [], []
+        self._dW, self._db = [], []
         train = optimizer != OPT_NONE
+        grads = train or backward
         for i in range(L):
             ly = &self.c.layers[i]
             ly.n_in, ly.n_out = sizes[i], sizes[i + 1]
@@ -471,12 +573,15 @@ cdef class Net:
                 ly.W2 = self._take(states[1][i], f"second[{i}]", (ly.n_in, ly.n_out), True)
                 ly.b2 = self._take(states[1][L + i], f"second[{L + i}]", (ly.n_out,), True)
             ly.a = self._scratch((rows, ly.n_out))
-            ly.dW = self._scratch((ly.n_in, ly.n_out)) if train else NULL
-            ly.db = self._scratch((ly.n_out,)) if train else NULL
+            ly.dW = self._scratch((ly.n_in, ly.n_out)) if grads else NULL
+            ly.db = self._scratch((ly.n_out,)) if grads else NULL
+            if grads:   # the two arrays just made (no negative indices: wraparound is off)
+                self._dW.append(self._own[len(self._own) - 2])
+                self._db.append(self._own[len(self._own) - 1])
             ly.x_tilde = self._scratch((rows, ly.n_in)) if ly.dropout else NULL
             ly.words = NULL
             if ly.dropout:
-                words = np.zeros(n_blocks(rows * ly.n_in), dtype=np.uint64)
+                words = np.zeros(n_words(rows * ly.n_in), dtype=np.uint64)
                 self._own.append(words)
                 ly.words = <uint64_t *>cnp.PyArray_DATA(words)
         self.c.x0 = self._scratch((rows, sizes[0]))
@@ -500,6 +605,15 @@ cdef class Net:
         self._own.append(arr)
         return <char *>cnp.PyArray_DATA(arr)
 
+    cdef char *_input(self, object X, Py_ssize_t *n_samples) except NULL:
+        """The data of X, an input of the Net's dtype (n_samples, n_features),
+        checked after the caller's arrays (``_recheck``); sets n_samples."""
+        self._recheck()
+        if not isinstance(X, np.ndarray) or X.ndim != 2:
+            raise ValueError(f"X must be a 2-D numpy.ndarray (n_samples, {self.layer_sizes[0]})")
+        n_samples[0] = X.shape[0]
+        return _data(X, "X", self.dtype, (n_samples[0], self.layer_sizes[0]), False)
+
     cdef int _recheck(self) except -1:
         """The caller's arrays are still the ones the pointers point into."""
         for arr, name, shape, ptr, writable in self._caller:
@@ -507,9 +621,20 @@ cdef class Net:
                 raise ValueError(f"{name} was reallocated (resized in place) since the Net was made")
         return 0
 
+    @property
+    def lr(self):
+        """The learning rate of the next update."""
+        return self.c.lr
+
+    @lr.setter
+    def lr(self, double value):
+        if self.c.optimizer != OPT_NONE and not (0.0 < value < INF):   # false for NaN
+            raise ValueError(f"lr must be in (0.0, inf), got {value!r}")
+        self.c.lr = value
+
     def _blocks_per_draw(self, Py_ssize_t n):
         """Generator blocks the masks of one forward pass of n rows draw."""
-        return sum(n_blocks(n * self.c.layers[i].n_in) for i in range(self.c.n_layers)
+        return sum(n_words(n * self.c.layers[i].n_in) for i in range(self.c.n_layers)
                    if self.c.layers[i].dropout)
 
     def blocks_per_epoch(self, Py_ssize_t n_rows):
@@ -536,8 +661,9 @@ cdef class Net:
 
         Returns
         -------
-        (loss_sum, t) : the training loss summed over the rows with their
-        weights, and the step count after the epoch.
+        (loss_sum, t, first_bad_step) : the training loss summed over the
+        rows with their weights, the step count after the epoch, and the
+        step (t after it) of the first batch whose loss was not finite, or 0.
         """
         cdef Py_ssize_t n0 = self.layer_sizes[0], n_out = self.layer_sizes[len(self.layer_sizes) - 1]
         cdef Py_ssize_t n_samples, n_rows, r
@@ -546,15 +672,12 @@ cdef class Net:
         cdef char *Yp
         cdef const double *wp = NULL
         cdef double total, tiny
+        cdef long long first_bad_step = 0
         if self.c.optimizer == OPT_NONE:
             raise ValueError("this Net was made for prediction (optimizer OPT_NONE)")
         if t < 0:
             raise ValueError(f"t must be >= 0, got {t}")
-        self._recheck()
-        if not isinstance(X, np.ndarray) or X.ndim != 2:
-            raise ValueError(f"X must be a 2-D numpy.ndarray (n_samples, {n0})")
-        n_samples = X.shape[0]
-        Xp = _data(X, "X", self.dtype, (n_samples, n0), False)
+        Xp = self._input(X, &n_samples)
         Yp = _data(Y, "Y", self.dtype, (n_samples, n_out), False)
         if sample_weight is not None:
             wp = <const double *>_data(sample_weight, "sample_weight", np.dtype(np.float64), (n_samples,), False)
@@ -569,12 +692,12 @@ cdef class Net:
         if self.dtype == np.float32:
             with nogil:
                 total = train_epoch_kernel(&self.c, <const float *>Xp, <const float *>Yp, wp, n0, n_out,
-                                           idx, n_rows, key, block0, &t, tiny)
+                                           idx, n_rows, key, block0, &t, &first_bad_step, tiny)
         else:
             with nogil:
                 total = train_epoch_kernel(&self.c, <const double *>Xp, <const double *>Yp, wp, n0, n_out,
-                                           idx, n_rows, key, block0, &t, tiny)
-        return total, t
+                                           idx, n_rows, key, block0, &t, &first_bad_step, tiny)
+        return total, t, first_bad_step
 
     def mc_passes(self, X, long long n_passes, uint64_t key, uint64_t block0, total, total_sq,
                   samples=None):
@@ -592,11 +715,7 @@ cdef class Net:
         cdef char *sp = NULL
         if n_passes < 0:
             raise ValueError(f"n_passes must be >= 0, got {n_passes}")
-        self._recheck()
-        if not isinstance(X, np.ndarray) or X.ndim != 2:
-            raise ValueError(f"X must be a 2-D numpy.ndarray (n_samples, {n0})")
-        n_samples = X.shape[0]
-        Xp = _data(X, "X", self.dtype, (n_samples, n0), False)
+        Xp = self._input(X, &n_samples)
         f64 = np.dtype(np.float64)
         tp = <double *>_data(total, "total", f64, (n_samples, n_out), True)
         tsp = <double *>_data(total_sq, "total_sq", f64, (n_samples, n_out), True)
@@ -612,3 +731,52 @@ cdef class Net:
             with nogil:
                 mc_kernel(&self.c, <const double *>Xp, n_samples, n0, n_out, n_passes, key, block0,
                           tp, tsp, <double *>sp)
+
+    def predict(self, X, P):
+        """P := the outputs for the rows of X, dropout off, in chunks of ``rows``.
+
+        X : ndarray (n_samples, n_features) of the Net's dtype; P : ndarray
+        (n_samples, n_outputs) of the Net's dtype, written."""
+        cdef Py_ssize_t n0 = self.layer_sizes[0], n_out = self.layer_sizes[len(self.layer_sizes) - 1], n_samples
+        cdef char *Xp
+        cdef char *Pp
+        Xp = self._input(X, &n_samples)
+        Pp = _data(P, "P", self.dtype, (n_samples, n_out), True)
+        if n_samples == 0:
+            return
+        if self.dtype == np.float32:
+            with nogil:
+                predict_kernel(&self.c, <const float *>Xp, n_samples, n0, n_out, <float *>Pp)
+        else:
+            with nogil:
+                predict_kernel(&self.c, <const double *>Xp, n_samples, n0, n_out, <double *>Pp)
+
+    def gradients(self, X, Y):
+        """``(loss_sum, dW, db)`` of all rows of X, Y as one batch, dropout off:
+        the loss summed over the rows and the gradients of the mean loss,
+        copies of the layers' gradient buffers (lists by layer). The Net must
+        have been made with ``backward`` (or an optimizer) and ``rows`` >=
+        the rows of X."""
+        cdef Py_ssize_t n0 = self.layer_sizes[0], n_out = self.layer_sizes[len(self.layer_sizes) - 1], n
+        cdef char *Xp
+        cdef char *Yp
+        cdef double total, tiny
+        cdef uint64_t no_block = 0
+        if not self._dW:
+            raise ValueError("this Net has no gradient buffers (make it with backward=True)")
+        Xp = self._input(X, &n)
+        if not 1 <= n <= self.rows:
+            raise ValueError(f"X must have 1 to rows = {self.rows} rows, got {n}")
+        Yp = _data(Y, "Y", self.dtype, (n, n_out), False)
+        tiny = float(np.finfo(self.dtype).tiny)
+        if self.dtype == np.float32:
+            with nogil:
+                memcpy(self.c.x0, Xp, n * n0 * sizeof(float))
+                total = forward_backward(&self.c, <float *>self.c.x0, <const float *>Yp, NULL, n, n, n_out,
+                                         0, &no_block, False, tiny)
+        else:
+            with nogil:
+                memcpy(self.c.x0, Xp, n * n0 * sizeof(double))
+                total = forward_backward(&self.c, <double *>self.c.x0, <const double *>Yp, NULL, n, n, n_out,
+                                         0, &no_block, False, tiny)
+        return total, [dW.copy() for dW in self._dW], [db.copy() for db in self._db]

@@ -126,9 +126,9 @@ cdef inline void gemm(Trans ta, Trans tb, int m, int n, int k, floating alpha,
 # the arguments of SciPy's, with 64-bit integers). Why a second route: on 2
 # cores, NumPy's and SciPy's OpenBLAS each keep a thread pool, and a training
 # loop whose GEMMs alternate between the two pools is several times slower
-# (README, "Threads and BLAS"). A compiled step of a network too wide for one
+# (docs: user_guide/threads.rst). A compiled step of a network too wide for one
 # thread (src/_fused_net.pyx) calls NumPy's BLAS here, so that it shares
-# NumPy's pool as the per-layer path's numpy.matmul does.
+# NumPy's pool as the reference engine's numpy.matmul does.
 cdef extern from *:
     """
     typedef void (*cydrop_gemm64_t)(char *, char *, long long *, long long *, long long *, void *,

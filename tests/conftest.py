@@ -1,5 +1,7 @@
 """Shared fixtures. The thread setting is process-global, so tests that touch
-it get it reset afterwards whatever happens."""
+it get it reset afterwards whatever happens. The MLP's tests take their
+networks from the ``MLP`` fixture, so that each runs on both engines."""
+import functools
 import os
 import sys
 
@@ -32,3 +34,16 @@ def reset_threads():
     cydrop.set_num_threads(None)
     yield
     cydrop.set_num_threads(None)
+
+
+@pytest.fixture(params=["reference", "compiled"])
+def engine(request):
+    """Each engine of cydrop.MLP in turn (cydrop.mlp.engines)."""
+    return request.param
+
+
+@pytest.fixture
+def MLP(engine):
+    """cydrop.MLP on the engine under test: a test written with it runs on
+    both engines and must hold on each (thinc's pattern for its two Ops)."""
+    return functools.partial(cydrop.MLP, engine=engine)

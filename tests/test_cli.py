@@ -30,6 +30,12 @@ def test_demo_runs_and_writes_the_plot_into_a_folder(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("keep_prob", ["1e-300", "1e-9", "0.999999"])
+def test_kernels_check_holds_at_extreme_keep_prob(keep_prob, capsys):
+    assert main(["kernels", "--batch", "8", "--width", "64", "--repeats", "1", "--keep-prob", keep_prob]) == 0
+    assert len(re.findall(r":\s+yes\n", capsys.readouterr().out)) == 2
+
+
 @pytest.fixture
 def no_training(monkeypatch):
     """Make the demo's training fail the test: a refused call must not get there."""
@@ -158,11 +164,11 @@ def test_every_option_has_help_and_shows_its_default(prog, parser):
         assert "default" in shown and any(f in shown for f in forms), f"{prog} {action.option_strings}: {shown!r}"
 
 
-MARKUP = re.compile(r"``|:(func|class|meth|mod|attr|obj|data):`")
+MARKUP = re.compile(r"``|:(func|class|meth|mod|attr|obj|data):`|%%")
 
 
 @pytest.mark.parametrize("prog, parser", _parsers(), ids=[name for name, _ in _parsers()])
-def test_help_has_no_docstring_markup(prog, parser):
+def test_help_has_no_docstring_markup_or_unformatted_escapes(prog, parser):
     text = parser.format_help()
     assert prog in text
     assert not MARKUP.search(text), text
@@ -182,7 +188,7 @@ def test_unknown_option_is_refused():
 
 
 def test_output_path_check(tmp_path):
-    from cydrop.apps._paths import check_output_path
+    from cydrop.apps._options import check_output_path
 
     a_file = tmp_path / "a-file"
     a_file.write_text("")
@@ -211,3 +217,83 @@ def test_demo_check_prints_the_report_and_plots_j(tmp_path, capsys, monkeypatch)
     assert "gradient check: relative difference" in out and "(right)" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["demo", "--check", "--check-iterations", "0"]) == 2
+
+
+def test_output_path_is_proven_writable_by_creating_it(tmp_path):
+    """os.access says yes to root for a path no one can create (sysfs): the
+    check creates the file, and removes it again if it was not there."""
+    from cydrop.apps._options import check_output_path
+
+    if os.path.isdir("/sys/kernel"):
+        with pytest.raises(ValueError, match="--x '/sys/kernel/x.json' cannot be written"):
+            check_output_path("/sys/kernel/x.json", "--x")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK) or os.geteuid() != 0:   # root may write anyway
+            with pytest.raises(ValueError, match="cannot be written"):
+                check_output_path(str(locked / "x.json"), "--x")
+    finally:
+        locked.chmod(0o700)
+    existing = tmp_path / "kept.json"
+    existing.write_text("old")
+    assert check_output_path(str(existing), "--x") == str(existing)
+    assert existing.read_text() == "old"   # not truncated by the check
+
+
+@pytest.mark.parametrize("name, expected", [("fig", "fig.png"), ("fig.svg", "fig.svg")])
+def test_plot_path_gets_the_extension_matplotlib_will_write(name, expected, tmp_path):
+    pytest.importorskip("matplotlib")
+    from cydrop.apps._options import check_output_path
+
+    assert check_output_path(str(tmp_path / name), "--plot", plot=True) == str(tmp_path / expected)
+    with pytest.raises(ValueError, match="matplotlib cannot write '.xyz' files"):
+        check_output_path(str(tmp_path / "fig.xyz"), "--plot", plot=True)
+
+
+def _no_work(monkeypatch):
+    """Fail the test if a command starts its work: every refusal here comes first."""
+    from cydrop.apps import uci_protocol
+    from cydrop.apps.bench import timer
+
+    def work(*args, **kwargs):
+        raise AssertionError("the command started its work")
+
+    monkeypatch.setattr(uci_protocol, "run_protocol", work)
+    monkeypatch.setattr(timer, "time_group", work)
+    monkeypatch.setattr("cydrop.apps.bench.command.time_group", work)
+
+
+@pytest.mark.parametrize("command", [["uci", "yacht", "--splits", "1"], ["bench", "--only", "dropout-forward"],
+                                     ["search", "--n-train", "200"]])
+@pytest.mark.parametrize("option, target, message", [
+    ("--json", "{tmp}", "is a folder"),
+    ("--plot", "{tmp}", "is a folder"),
+    ("--plot", "{tmp}/fig.xyz", "matplotlib cannot write '.xyz' files"),
+    ("--json", "{tmp}/missing/x.json", "does not exist"),
+])
+def test_every_command_checks_its_output_paths_before_any_work(command, option, target, message, tmp_path,
+                                                               monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    if command[0] == "search":
+        pytest.importorskip("sklearn")
+        pytest.importorskip("mnist1d")
+    _no_work(monkeypatch)
+    assert main([*command, option, target.format(tmp=tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and option in captured.err and message in captured.err
+    assert list(tmp_path.iterdir()) == []   # nothing written
+
+
+def test_an_error_of_the_work_itself_is_not_a_usage_error(monkeypatch):
+    """cli reports the library's usage errors with exit code 2; a ValueError
+    raised by the work keeps its traceback."""
+    from cydrop.apps import uci_protocol
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug deep inside")
+
+    monkeypatch.setattr(uci_protocol, "run_protocol", broken)
+    with pytest.raises(ValueError, match="a bug deep inside"):
+        main(["uci", "yacht", "--splits", "1", "--quiet"])

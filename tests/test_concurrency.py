@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import cydrop
-from cydrop._blas_threads import single_threaded_blas
+from cydrop._threads import single_threaded_blas
 from cydrop.optim import adam_update, max_norm_, momentum_update, sgd_update
 from reference import key_from_seed, reference_dropout, reference_mask
 

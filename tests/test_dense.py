@@ -9,7 +9,7 @@ import pytest
 
 import cydrop
 from cydrop import _dense
-from cydrop._blas_threads import single_threaded_blas
+from cydrop._threads import single_threaded_blas
 from reference import reference_mask, threshold, words_of
 
 DTYPES = [np.float32, np.float64]
@@ -293,11 +293,10 @@ def test_set_deterministic_validates():
 
 # --- the kernel itself --------------------------------------------------------
 # src/_dense.pyx on every GEMM route against the NumPy layer given the
-# reference mask; x_tilde in backward from the cache, drawn again, or applied
-# from the saved words.
+# reference mask; x_tilde in backward from the cache or drawn again.
 
-# route: (n_threads, matmul); the blocked routes run SciPy's BLAS on one thread
-KERNEL_ROUTES = {"numpy-matmul": (1, np.matmul), "blocked-1": (1, None), "blocked-2": (2, None)}
+# route: (n_threads, blocked); the blocked routes run SciPy's BLAS on one thread
+KERNEL_ROUTES = {"numpy-matmul": (1, False), "blocked-1": (1, True), "blocked-2": (2, True)}
 # sizes that cut gemm_blocked into several row and column blocks
 KERNEL_SHAPES = [(1, 1, 1), (33, 17, 65), (65, 300, 9), (130, 20, 270)]
 
@@ -310,32 +309,28 @@ def _kernel_layer(shape, dtype, route, backward_mode, activation="relu", keep_pr
     key, block0, scale = 0xC0FFEE, 7, 1.0 / keep_prob
     D = reference_mask(key, block0, x.size, keep_prob).reshape(x.shape)
     code = cydrop.dense.ACTIVATIONS[activation]
-    n_threads, matmul = KERNEL_ROUTES[route]
+    n_threads, blocked = KERNEL_ROUTES[route]
+    kernel = dict(key=key, block0=block0, threshold=threshold(keep_prob), scale=scale, activation=code,
+                  n_threads=n_threads, blocked=blocked)
     n_words = -(-x.size // 64)
     x_tilde, words = np.empty_like(x), np.empty(n_words, np.uint64)
     out = np.empty((batch, n_out), dtype)
     with single_threaded_blas:
-        _dense.forward(x, W, b, x_tilde, words, 1, key, block0, threshold(keep_prob), scale,
-                       code, out, n_threads, matmul)
+        _dense.forward_into(x, W, b, out, mask_mode=1, x_tilde=x_tilde, words=words, **kernel)
         dz, dW, db, dx = (np.empty_like(out), np.empty_like(W), np.empty(n_out, dtype),
                           np.empty_like(x))
         if backward_mode == "cache":
-            args = (None, x_tilde, W, words, 0)
-        elif backward_mode == "draw":
-            args = (x, np.empty_like(x), W, np.empty(n_words, np.uint64), 1)
-        else:   # apply: x_tilde recomputed from x and the saved (read-only) words
-            saved = words.copy()
-            saved.flags.writeable = False
-            args = (x, np.empty_like(x), W, saved, 2)
-        _dense.backward(g, out, *args, key, block0, threshold(keep_prob), scale, code,
-                        dz, dW, db, dx, n_threads, matmul)
+            _dense.backward_into(g, out, x_tilde, W, dz, dW, db, dx, words=words, **kernel)
+        else:   # draw: x_tilde and the words drawn again from (key, block0)
+            _dense.backward_into(g, out, np.empty_like(x), W, dz, dW, db, dx, words=np.empty(n_words, np.uint64),
+                                 redraw=True, x=x, **kernel)
     return x, W, b, g, D, out, words, dx, dW, db
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("route", list(KERNEL_ROUTES))
 @pytest.mark.parametrize("shape", KERNEL_SHAPES)
-@pytest.mark.parametrize("backward_mode", ["cache", "draw", "apply"])
+@pytest.mark.parametrize("backward_mode", ["cache", "draw"])
 def test_kernel_matches_numpy_reference(dtype, route, shape, backward_mode):
     x, W, b, g, D, out, words, dx, dW, db = _kernel_layer(shape, dtype, route, backward_mode)
     np.testing.assert_array_equal(words, words_of(D))
@@ -349,8 +344,8 @@ def test_kernel_matches_numpy_reference(dtype, route, shape, backward_mode):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_kernel_blocked_route_is_thread_count_independent(dtype):
-    one = _kernel_layer((130, 300, 270), dtype, "blocked-1", "apply", "tanh")
-    two = _kernel_layer((130, 300, 270), dtype, "blocked-2", "apply", "tanh")
+    one = _kernel_layer((130, 300, 270), dtype, "blocked-1", "draw", "tanh")
+    two = _kernel_layer((130, 300, 270), dtype, "blocked-2", "draw", "tanh")
     for a, r in zip(one[5:], two[5:]):
         np.testing.assert_array_equal(a, r)
 

@@ -1,7 +1,7 @@
 """A fixed seed gives the same masks and the same trained network, whatever the
 thread count and in every process.
 
-What is promised (README, "Threads and BLAS"):
+What is promised (docs/user_guide/threads.rst):
 
 - masks: identical for any thread count, in both modes;
 - ``set_deterministic(True)``: trained weights bit-identical under
@@ -12,7 +12,7 @@ What is promised (README, "Threads and BLAS"):
 
 Each run trains in a fresh interpreter (OMP_NUM_THREADS is read at start-up)
 and writes its masks and weights to a file compared here. The network is wide
-enough ([32, 512, 512, 10], batches of 256) that the kernels' parallel
+enough ([32, 512, 512, 3], batches of 256) that the kernels' parallel
 paths and a blocked GEMM of several blocks run.
 """
 import os
@@ -36,16 +36,17 @@ TRAIN_SCRIPT = textwrap.dedent("""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((1024, 32)).astype(np.float32)
     y = (X[:, :10] @ rng.standard_normal(10) > 0).astype(int) + (X[:, 0] > 1)
-    net = cydrop.MLP([32, 512, 512, 10], keep_prob=[0.8, 0.5, 0.5], seed=123)
+    net = cydrop.MLP([32, 512, 512, 3], keep_prob=[0.8, 0.5, 0.5], seed=123)
     net.fit(X, y, epochs=2, batch_size=256, optimizer="adam", learning_rate=1e-3, l2=1e-3,
             max_norm=3.0, progress=False)
     # the masks of one more training pass, and MC dropout (masks drawn at inference)
-    _, caches = net.forward(X[:256], train=True)
+    from cydrop.mlp.engines.reference import ReferenceEngine
+    _, caches = ReferenceEngine()._forward(net._network, X[:256], train=True)
     mean, std = net.predict_proba(X[:64], mc_samples=3)
     arrays = {f"W{i}": W for i, W in enumerate(net.weights)}
     arrays.update({f"b{i}": b for i, b in enumerate(net.biases)})
     arrays.update({f"mask{i}": c.mask.words for i, c in enumerate(caches) if c.mask.words is not None})
-    arrays.update(mc_mean=mean, mc_std=std, counter=np.array(net._gen.state["counter"]),
+    arrays.update(mc_mean=mean, mc_std=std, counter=np.array(net._network.mask_gen.state["counter"]),
                   threads=np.array(cydrop.get_num_threads()))
     np.savez(out, **arrays)
 """)

@@ -108,12 +108,14 @@ def test_kernels_refuse_read_only_outputs_and_dtype_mixes():
 
 
 def dense_args(batch=4, n_in=5, n_out=3, **change):
+    """(positional, keyword) arguments of a good _dense.forward_into call, with ``change``."""
     args = dict(x=np.ones((batch, n_in), F), W=np.ones((n_in, n_out), F), b=np.zeros(n_out, F),
-                x_tilde=np.empty((batch, n_in), F), words=np.empty(1, "<u8"), mask_mode=1,
-                key=1, block0=0, threshold=2**31, scale=2.0, activation=1,
-                out=np.empty((batch, n_out), F), n_threads=1, matmul=None)
-    args.update(change)
-    return list(args.values())
+                out=np.empty((batch, n_out), F))
+    kwargs = dict(x_tilde=np.empty((batch, n_in), F), words=np.empty(1, "<u8"), mask_mode=1,
+                  key=1, block0=0, threshold=2**31, scale=2.0, activation=1, n_threads=1, blocked=True)
+    for name, value in change.items():
+        (args if name in args else kwargs)[name] = value
+    return list(args.values()), kwargs
 
 
 @pytest.mark.parametrize("change, match", [
@@ -122,36 +124,43 @@ def dense_args(batch=4, n_in=5, n_out=3, **change):
     (dict(out=np.empty((4, 4), F)), "out must have shape"),
     (dict(out=np.empty((3, 3), F)), "out must have shape"),
     (dict(x_tilde=np.empty((4, 4), F)), "x_tilde must have shape"),
+    (dict(x_tilde=None), "a mask needs an x_tilde buffer"),
     (dict(words=np.empty(0, "<u8")), "words has"),
     (dict(mask_mode=7), "mask_mode"),
     (dict(activation=9), "activation code"),
 ])
 def test_dense_forward_kernel_checks(change, match):
+    args, kwargs = dense_args(**change)
     with pytest.raises(ValueError, match=match):
-        _dense.forward(*dense_args(**change))
+        _dense.forward_into(*args, **kwargs)
 
 
 def test_dense_forward_kernel_refuses_read_only_words_to_draw_into():
     words = np.empty(1, "<u8")
     words.flags.writeable = False
+    args, kwargs = dense_args(words=words)
     with pytest.raises((ValueError, BufferError)):
-        _dense.forward(*dense_args(words=words))
+        _dense.forward_into(*args, **kwargs)
     # reading a read-only mask (APPLY) is fine
     words = np.full(1, 2**64 - 1, dtype="<u8")
     words.flags.writeable = False
     out = np.empty((4, 3), F)
-    _dense.forward(*dense_args(words=words, mask_mode=2, out=out, activation=0))
+    args, kwargs = dense_args(words=words, mask_mode=2, out=out, activation=0)
+    _dense.forward_into(*args, **kwargs)
     np.testing.assert_array_equal(out, np.full((4, 3), 10.0, F))   # 5 inputs of 1 * 2, no bias
 
 
 def backward_args(batch=4, n_in=5, n_out=3, **change):
+    """(positional, keyword) arguments of a good _dense.backward_into call, with ``change``."""
     args = dict(grad_out=np.ones((batch, n_out), F), a=np.ones((batch, n_out), F),
-                x=None, x_tilde=np.ones((batch, n_in), F), W=np.ones((n_in, n_out), F),
-                words=None, redraw=False, key=0, block0=0, threshold=0, scale=1.0, activation=1,
+                x_tilde=np.ones((batch, n_in), F), W=np.ones((n_in, n_out), F),
                 dz=np.empty((batch, n_out), F), dW=np.empty((n_in, n_out), F), db=np.empty(n_out, F),
-                dx=np.empty((batch, n_in), F), n_threads=1, matmul=None)
-    args.update(change)
-    return list(args.values())
+                dx=np.empty((batch, n_in), F))
+    kwargs = dict(x=None, words=None, redraw=False, key=0, block0=0, threshold=0, scale=1.0, activation=1,
+                  n_threads=1, blocked=True)
+    for name, value in change.items():
+        (args if name in args else kwargs)[name] = value
+    return list(args.values()), kwargs
 
 
 @pytest.mark.parametrize("change, match", [
@@ -165,30 +174,18 @@ def backward_args(batch=4, n_in=5, n_out=3, **change):
     (dict(words=np.zeros(0, "<u8")), "words has"),
     (dict(redraw=True), "redraw needs"),
     (dict(redraw=True, x=np.ones((4, 6), F), words=np.zeros(1, "<u8")), "x must have shape"),
+    (dict(redraw=True, x=np.ones((4, 5), F), words=np.zeros(0, "<u8")), "words has"),
     (dict(activation=-1), "activation code"),
-    (dict(redraw=5), "mask_mode"),
-    (dict(redraw=2, words=np.zeros(1, "<u8")), "apply"),
-    (dict(redraw=2, x=np.ones((4, 5), F)), "apply"),
-    (dict(redraw=2, x=np.ones((4, 5), F), words=np.zeros(0, "<u8")), "words has"),
 ])
 def test_dense_backward_kernel_checks(change, match):
+    args, kwargs = backward_args(**change)
     with pytest.raises(ValueError, match=match):
-        _dense.backward(*backward_args(**change))
+        _dense.backward_into(*args, **kwargs)
 
 
 def test_dense_backward_redraw_refuses_a_read_only_x_tilde():
     x_tilde = np.ones((4, 5), F)
     x_tilde.flags.writeable = False
+    args, kwargs = backward_args(redraw=True, x=np.ones((4, 5), F), x_tilde=x_tilde, words=np.zeros(1, "<u8"))
     with pytest.raises((ValueError, BufferError)):
-        _dense.backward(*backward_args(redraw=True, x=np.ones((4, 5), F), x_tilde=x_tilde,
-                                       words=np.zeros(1, "<u8")))
-
-
-def test_dense_backward_apply_refuses_a_read_only_x_tilde():
-    """APPLY writes x_tilde := x * D * scale: it must be writable (the words may be read-only)."""
-    x_tilde = np.ones((4, 5), F)
-    x_tilde.flags.writeable = False
-    words = np.zeros(1, "<u8")
-    words.flags.writeable = False
-    with pytest.raises((ValueError, BufferError)):
-        _dense.backward(*backward_args(redraw=2, x=np.ones((4, 5), F), x_tilde=x_tilde, words=words))
+        _dense.backward_into(*args, **kwargs)

@@ -5,7 +5,7 @@ file, and allocates nothing beyond what the file holds.
 Every file is built from one good file (``test_good_file_loads``) by one
 change, so each test shows that exactly that change is caught.
 (``cydrop.sklearn``'s estimators have no file format of their own: they are
-pickled like every scikit-learn estimator, see the README.)
+pickled like every scikit-learn estimator, see docs/user_guide/model_files.rst.)
 """
 import io
 import json
@@ -86,7 +86,7 @@ def test_saved_file_round_trips_through_the_strict_reader(tmp_path):
     net.save(tmp_path / "net.npz")
     loaded = cydrop.MLP.load(tmp_path / "net.npz")
     np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
-    assert loaded.l2 == net.l2 and loaded.classes_.tolist() == [0, 1, 2]
+    assert loaded._training.l2 == net._training.l2 and loaded.classes_.tolist() == [0, 1, 2]
 
 
 def test_big_endian_and_fortran_arrays_are_data_not_attacks(tmp_path):

@@ -125,8 +125,8 @@ def test_search_fits_stop_on_the_held_out_loss_and_the_plot_is_written(tmp_path)
 
 
 def test_a_small_n_train_warns_once(capfd):
-    """Issue 15: --n-train 30 warned once per fold (batch_size clipped in every fit).
-    A fold of 150 samples trains on 90 after its hold-out: one warning, here."""
+    """A small --n-train clips the batch size once, here, not once per fold
+    and fit. A fold of 150 samples trains on 90 after its hold-out: one warning."""
     assert main(["search", "--hidden", "8", "--max-epochs", "2", "--n-train", "150", "--cv", "3", "--n-jobs", "2",
                  "--keep-prob", "1.0", "0.5"]) == 0
     err = capfd.readouterr().err

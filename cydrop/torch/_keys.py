@@ -106,4 +106,4 @@ def position(source, n_mask):
         return source
     if isinstance(source, torch.Tensor):
         return key_of(int(source)), 0
-    return _generator.as_generator(source)._reserve(n_mask)
+    return _generator.reserve(_generator.as_generator(source), n_mask)

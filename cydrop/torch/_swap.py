@@ -47,6 +47,11 @@ def replace_dropout(model):
         carried over to its replacement. ``nn.AlphaDropout`` and
         ``FeatureAlphaDropout`` are kept.
 
+    Raises
+    ------
+    TypeError
+        ``model`` not a ``torch.nn.Module``.
+
     Examples
     --------
     >>> from torch import nn
@@ -79,6 +84,20 @@ def mc_dropout(model):
     module (torch's and cydrop's, and DropoutLinear) is in training mode and
     everything else in eval mode (BatchNorm uses and keeps its running
     statistics). Each module's training flag is restored on exit.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+
+    Yields
+    ------
+    torch.nn.Module
+        ``model`` itself, in MC dropout mode until the block ends.
+
+    Raises
+    ------
+    TypeError
+        ``model`` not a ``torch.nn.Module``.
 
     Examples
     --------

@@ -17,7 +17,7 @@ with libgomp's on the same cores). Arrays of at most 32k elements run on the
 calling thread either way (the kernels' own rule: waking threads costs more).
 ``cydrop.set_num_threads(n)`` caps them at ``min(n, torch.get_num_threads())``.
 Masks are the same whatever the thread count. The measurement behind the
-choice is in the README ("PyTorch", Threads).
+choice is in benchmarks/results/torch/threads-*.md (docs: user_guide/pytorch.rst).
 """
 import ctypes
 import functools
@@ -44,7 +44,7 @@ def shares_openmp_runtime():
 def kernel_threads():
     """Threads for the next kernel call (the kernels run small arrays on the
     calling thread whatever this says)."""
-    if _threads._n_threads is None:
+    if _threads.thread_setting() is None:
         # In the shared runtime torch.get_num_threads() is the omp_get_max_threads()
         # that cydrop's default reads: no need to ask torch too (called twice a step
         # and layer, where every call counts).

@@ -215,20 +215,118 @@ def _feature_dropout(input, p, training, inplace, seed, batched_dims, unbatched_
 def dropout1d(input, p=0.5, training=True, inplace=False, *, seed=None):
     """Channel dropout of (N, C, L) or unbatched (C, L) inputs, as
     ``torch.nn.functional.dropout1d``: each channel is zeroed whole with
-    probability ``p``. Other arguments as :func:`dropout`; other ranks raise
-    torch's RuntimeError."""
+    probability ``p``. Other ranks raise torch's RuntimeError.
+
+    Parameters
+    ----------
+    input : Tensor
+        (N, C, L) or (C, L); other ranks go to torch's function.
+    p : float in [0, 1]
+        Probability of zeroing a channel.
+    training, inplace : bool
+        As in :func:`dropout`.
+    seed : None, int or cydrop.Generator, keyword-only
+        As in :func:`dropout`.
+
+    Returns
+    -------
+    Tensor
+        ``input`` with each channel zeroed with probability ``p`` and the
+        others scaled by ``1 / (1 - p)``; one mask bit per channel.
+
+    Raises
+    ------
+    ValueError
+        ``p`` not a number in [0, 1].
+    TypeError
+        ``training`` not a bool; ``seed`` not None, an int or a cydrop.Generator.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cydrop.torch import functional as cf
+    >>> y = cf.dropout1d(torch.ones(4, 8, 16), p=0.5, seed=0)
+    >>> bool((y.flatten(2).std(dim=2) == 0).all())   # each channel kept or dropped whole
+    True
+    """
     return _feature_dropout(input, p, training, inplace, seed, 3, 2, F.dropout1d)
 
 
 def dropout2d(input, p=0.5, training=True, inplace=False, *, seed=None):
     """Channel dropout of (N, C, H, W) inputs, as
     ``torch.nn.functional.dropout2d``. A 3-D input goes to torch's function,
-    which warns and treats it as (N, C, L), as torch does; other ranks too."""
+    which warns and treats it as (N, C, L), as torch does; other ranks too.
+
+    Parameters
+    ----------
+    input : Tensor
+        (N, C, H, W); other ranks go to torch's function.
+    p : float in [0, 1]
+        Probability of zeroing a channel.
+    training, inplace : bool
+        As in :func:`dropout`.
+    seed : None, int or cydrop.Generator, keyword-only
+        As in :func:`dropout`.
+
+    Returns
+    -------
+    Tensor
+        ``input`` with each channel zeroed with probability ``p`` and the
+        others scaled by ``1 / (1 - p)``; one mask bit per channel.
+
+    Raises
+    ------
+    ValueError
+        ``p`` not a number in [0, 1].
+    TypeError
+        ``training`` not a bool; ``seed`` not None, an int or a cydrop.Generator.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cydrop.torch import functional as cf
+    >>> y = cf.dropout2d(torch.ones(4, 8, 5, 5), p=0.5, seed=0)
+    >>> bool((y.flatten(2).std(dim=2) == 0).all())   # each channel kept or dropped whole
+    True
+    """
     return _feature_dropout(input, p, training, inplace, seed, 4, 4, F.dropout2d)
 
 
 def dropout3d(input, p=0.5, training=True, inplace=False, *, seed=None):
     """Channel dropout of (N, C, D, H, W) or unbatched (C, D, H, W) inputs, as
     ``torch.nn.functional.dropout3d``; other ranks go to torch's function
-    (which warns)."""
+    (which warns).
+
+    Parameters
+    ----------
+    input : Tensor
+        (N, C, D, H, W) or (C, D, H, W); other ranks go to torch's function.
+    p : float in [0, 1]
+        Probability of zeroing a channel.
+    training, inplace : bool
+        As in :func:`dropout`.
+    seed : None, int or cydrop.Generator, keyword-only
+        As in :func:`dropout`.
+
+    Returns
+    -------
+    Tensor
+        ``input`` with each channel zeroed with probability ``p`` and the
+        others scaled by ``1 / (1 - p)``; one mask bit per channel.
+
+    Raises
+    ------
+    ValueError
+        ``p`` not a number in [0, 1].
+    TypeError
+        ``training`` not a bool; ``seed`` not None, an int or a cydrop.Generator.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from cydrop.torch import functional as cf
+    >>> y = cf.dropout3d(torch.ones(2, 8, 3, 4, 4), p=0.5, seed=0)
+    >>> bool((y.flatten(2).std(dim=2) == 0).all())   # each channel kept or dropped whole
+    True
+    """
     return _feature_dropout(input, p, training, inplace, seed, 5, 4, F.dropout3d)

@@ -35,6 +35,11 @@ class Dropout(_CydropDropout, nn.Dropout):
         ``keep_prob = 1 - p``).
     inplace : bool, default False
 
+    Raises
+    ------
+    ValueError
+        ``p`` not a number in [0, 1] (NaN included, which torch lets through).
+
     Examples
     --------
     >>> import torch, cydrop.torch as ct
@@ -49,7 +54,27 @@ class Dropout(_CydropDropout, nn.Dropout):
 
 class Dropout1d(_CydropDropout, nn.Dropout1d):
     """``torch.nn.Dropout1d`` on cydrop's kernels: zeroes whole channels of
-    (N, C, L) or (C, L) inputs, one mask bit per channel."""
+    (N, C, L) or (C, L) inputs, one mask bit per channel.
+
+    Parameters
+    ----------
+    p : float in [0, 1], default 0.5
+        Probability of dropping a channel.
+    inplace : bool, default False
+
+    Raises
+    ------
+    ValueError
+        ``p`` not a number in [0, 1].
+
+    Examples
+    --------
+    >>> import torch, cydrop.torch as ct
+    >>> x = torch.ones(4, 8, 16)
+    >>> y = ct.Dropout1d(p=0.5)(x)
+    >>> bool(((y == 0) | (y == 2)).all() and (y.flatten(2).std(dim=2) == 0).all())   # whole channels
+    True
+    """
 
     def forward(self, input):
         return cf.dropout1d(input, self.p, self.training, self.inplace)
@@ -58,7 +83,27 @@ class Dropout1d(_CydropDropout, nn.Dropout1d):
 class Dropout2d(_CydropDropout, nn.Dropout2d):
     """``torch.nn.Dropout2d`` on cydrop's kernels: zeroes whole channels of
     (N, C, H, W) inputs (3-D inputs go to torch, which treats them as
-    (N, C, L) with a warning)."""
+    (N, C, L) with a warning).
+
+    Parameters
+    ----------
+    p : float in [0, 1], default 0.5
+        Probability of dropping a channel.
+    inplace : bool, default False
+
+    Raises
+    ------
+    ValueError
+        ``p`` not a number in [0, 1].
+
+    Examples
+    --------
+    >>> import torch, cydrop.torch as ct
+    >>> x = torch.ones(4, 8, 5, 5)
+    >>> y = ct.Dropout2d(p=0.5)(x)
+    >>> bool(((y == 0) | (y == 2)).all() and (y.flatten(2).std(dim=2) == 0).all())   # whole channels
+    True
+    """
 
     def forward(self, input):
         return cf.dropout2d(input, self.p, self.training, self.inplace)
@@ -66,7 +111,27 @@ class Dropout2d(_CydropDropout, nn.Dropout2d):
 
 class Dropout3d(_CydropDropout, nn.Dropout3d):
     """``torch.nn.Dropout3d`` on cydrop's kernels: zeroes whole channels of
-    (N, C, D, H, W) or (C, D, H, W) inputs."""
+    (N, C, D, H, W) or (C, D, H, W) inputs.
+
+    Parameters
+    ----------
+    p : float in [0, 1], default 0.5
+        Probability of dropping a channel.
+    inplace : bool, default False
+
+    Raises
+    ------
+    ValueError
+        ``p`` not a number in [0, 1].
+
+    Examples
+    --------
+    >>> import torch, cydrop.torch as ct
+    >>> x = torch.ones(2, 8, 3, 4, 4)
+    >>> y = ct.Dropout3d(p=0.5)(x)
+    >>> bool(((y == 0) | (y == 2)).all() and (y.flatten(2).std(dim=2) == 0).all())   # whole channels
+    True
+    """
 
     def forward(self, input):
         return cf.dropout3d(input, self.p, self.training, self.inplace)
@@ -103,6 +168,21 @@ class DropoutLinear(nn.Linear):
         Probability of dropping an input element.
     device, dtype
         As for ``torch.nn.Linear``.
+
+    Raises
+    ------
+    ValueError
+        ``p`` not a number in [0, 1].
+
+    Examples
+    --------
+    >>> import torch, cydrop.torch as ct
+    >>> layer = ct.DropoutLinear(20, 5, p=0.3)
+    >>> layer(torch.randn(8, 20)).shape
+    torch.Size([8, 5])
+    >>> plain = torch.nn.Linear(20, 5)
+    >>> plain.load_state_dict(layer.state_dict())   # the same parameters as nn.Linear
+    <All keys matched successfully>
     """
 
     def __init__(self, in_features, out_features, bias=True, p=0.5, device=None, dtype=None):

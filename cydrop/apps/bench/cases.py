@@ -7,7 +7,7 @@ repeat, and ``cydrop bench`` called from a user's session must not reset them.
 A :class:`Group` holds one piece of work done several ways: cydrop's, the
 physical floor where one exists (``x.copy()`` for an element-wise pass, the
 bare GEMMs for a dense layer) and the baselines of
-:mod:`cydrop.bench.baselines`. Every implementation is a no-argument callable
+:mod:`cydrop.apps.bench.baselines`. Every implementation is a no-argument callable
 built here, so the timer sees only the work; each has a cheap check that its
 result is sane, run once after the warm-up, so a broken case is reported
 instead of timed.
@@ -275,7 +275,7 @@ TORCH_P = 0.2
 
 # The network of the UCI protocol (``cydrop uci``): 8-50-1, dropout 0.05 on the
 # hidden layer, squared error, Adam, batch 128, on 5242 rows; MC dropout with
-# 10,000 passes over 200 rows (issue 13's figures).
+# 10,000 passes over 200 rows.
 SMALL_SIZES, SMALL_KEEP_PROB, SMALL_SAMPLES, SMALL_BATCH = [8, 50, 1], [1.0, 0.95], 5242, 128
 SMALL_MC_SAMPLES, SMALL_MC_ROWS = 10_000, 200
 

@@ -5,8 +5,8 @@ import time
 
 import cydrop
 
-from ..._threads import MAX_THREADS
-from .._paths import check_output_path
+from ..._threads import MAX_THREADS, thread_setting
+from .._options import check_output_path, checking_options
 from . import baselines, cases, report
 from .timer import time_group
 
@@ -41,7 +41,7 @@ def add_parser(subparsers):
     p.add_argument("--plot", default=None, metavar="PATH",
                    help="write a PNG bar chart of the ratios (needs matplotlib; default: not written)")
     p.add_argument("--markdown", default=None, metavar="PATH",
-                   help="write the summary as a Markdown table, as in the README (default: not written)")
+                   help="write the summary as a Markdown table, as in benchmarks/results/bench/ (default: not written)")
     p.set_defaults(func=run)
     return p
 
@@ -61,7 +61,7 @@ def _thread_limits(n_threads, torch):
         return
     from threadpoolctl import threadpool_limits
 
-    old_cydrop, old_torch = cydrop._threads._n_threads, None
+    old_cydrop, old_torch = thread_setting(), None
     cydrop.set_num_threads(n_threads)
     if not isinstance(torch, str):
         old_torch = torch.get_num_threads()
@@ -92,13 +92,7 @@ def check_args(args):
     outputs = {}
     for option, path in (("--json", args.json), ("--plot", args.plot), ("--markdown", args.markdown)):
         if path is not None:
-            check_output_path(path, option)
-            outputs[option] = path
-    if "--plot" in outputs:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise ImportError("--plot needs matplotlib: pip install matplotlib") from None
+            outputs[option] = check_output_path(path, option, plot=option == "--plot")
     return rounds, outputs
 
 
@@ -116,9 +110,10 @@ def select_groups(args, torch):
 def run(args, out=None):
     """Run the report; 0 if every case ran and every output was written, else 1."""
     out = sys.stdout if out is None else out
-    rounds, outputs = check_args(args)
-    torch = _torch(args)
-    groups = select_groups(args, torch)  # before the header: a typo costs a message, not a run
+    with checking_options():
+        rounds, outputs = check_args(args)
+        torch = _torch(args)
+        groups = select_groups(args, torch)  # before the header: a typo costs a message, not a run
     problems = []
     budget = 60.0 if args.full else 4.0  # seconds of timing per group before rounds stop early
     results, failed = [], False

@@ -1,11 +1,12 @@
 """The debugging recipe of dropout nets: J must fall with dropout off, and backprop must match
-central differences. Both run on a float64 copy of the network with dropout off."""
+central differences. Both run on a float64 copy of the network with dropout off
+(``Network.float64_copy``), on the engine the network trains on."""
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _outputs
-from ._optimizers import make_optimizer
+from .optimizers import make_optimizer
+from .training import cost
 
 __all__ = ["CheckReport", "check", "gradient_check"]
 
@@ -43,36 +44,32 @@ class CheckReport:
                 f"gradient check: relative difference {self.gradient_error:.3g} ({grad})")
 
 
-def check(net, X, Y, *, iterations, learning_rate, eps, max_checks):
-    """CheckReport of ``net`` on checked data X, encoded targets Y."""
-    twin = net._float64_twin()
-    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
-    n = X64.shape[0]
+def check(twin, engine, X, Y, *, l2, iterations, learning_rate, eps, max_checks):
+    """CheckReport of ``twin`` (a float64 network with dropout off) on checked
+    data X, encoded targets Y, trained with J's penalty ``l2``."""
+    X, Y = X.astype(np.float64), Y.astype(np.float64)
+    error = gradient_check(twin, engine, X, Y, l2=l2, eps=eps, max_checks=max_checks, seed=0)
+    n = X.shape[0]
     sgd = make_optimizer("sgd", twin.params, learning_rate)
     order = np.arange(n)
-    costs = [twin.objective(X64, Y64, net.l2)]
+    costs = [cost(twin, engine, X, Y, l2)]
     for _ in range(iterations):
         # one full batch through the training step itself: what is checked is what trains
-        twin.train_epoch(sgd, X64, Y64, None, order, n, net.l2, None)
-        costs.append(twin.objective(X64, Y64, net.l2))
+        engine.train_epoch(twin, sgd, X, Y, None, order, n, l2, None)
+        costs.append(cost(twin, engine, X, Y, l2))
     monotonic = all(b < a for a, b in zip(costs, costs[1:]))
-    error = gradient_check(net, X, Y, eps=eps, max_checks=max_checks, seed=0)
     return CheckReport(costs, monotonic, error, learning_rate, iterations)
 
 
-def gradient_check(net, X, Y, *, eps, max_checks, seed):
-    """``||num - grad|| / (||num|| + ||grad||)`` over ``max_checks`` random parameters."""
-    twin = net._float64_twin()
+def gradient_check(twin, engine, X, Y, *, l2, eps, max_checks, seed):
+    """``||num - grad|| / (||num|| + ||grad||)`` over ``max_checks`` random
+    parameters of ``twin`` (a float64 network with dropout off, whose
+    parameters are put back as they were)."""
     X, Y = X.astype(np.float64), Y.astype(np.float64)
     n = X.shape[0]
-
-    def J():
-        return twin.objective(X, Y, net.l2)
-
-    P, caches = twin.forward(X, train=False)
-    grads = twin.backward(_outputs.loss_grad(P, Y), caches)
+    _, dW, db = engine.gradients(twin, X, Y)
     params = twin.params
-    analytic = [g + (net.l2 / n) * W for (g, _), W in zip(grads, twin.weights)] + [db for _, db in grads]
+    analytic = [g + (l2 / n) * W for g, W in zip(dW, twin.weights)] + db
     slots = [(k, i) for k, p in enumerate(params) for i in range(p.size)]
     rng = np.random.default_rng(seed)
     if len(slots) > max_checks:
@@ -82,9 +79,9 @@ def gradient_check(net, X, Y, *, eps, max_checks, seed):
         flat = params[k].reshape(-1)
         old = flat[i]
         flat[i] = old + eps
-        plus = J()
+        plus = cost(twin, engine, X, Y, l2)
         flat[i] = old - eps
-        minus = J()
+        minus = cost(twin, engine, X, Y, l2)
         flat[i] = old
         num.append((plus - minus) / (2 * eps))
         ana.append(analytic[k].reshape(-1)[i])

@@ -1,0 +1,214 @@
+"""The network's state: its architecture, its parameters and its two random streams.
+
+A :class:`Network` holds what defines a network and nothing that computes
+with it: layer sizes, activations, dtype, per-layer keep_prob, the weights
+and biases, the mask generator and the shuffling generator. The engines
+(``cydrop.mlp.engines``) run passes over it; the face (``cydrop.mlp.model``)
+checks data and options.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from .._generator import Generator
+from .._validation import check_keep_prob, check_network_dtype, check_positive_int, kernel_ready
+from ..dense import ACTIVATIONS
+from .losses import OUTPUTS
+
+__all__ = ["INITS", "Network", "initial_params"]
+
+# Initial weights (initial_params): "auto" draws He normal for ReLU hidden
+# layers and Glorot normal for the others; "glorot_uniform" is Keras's default
+# for every layer (what the published MC-dropout UCI networks started from);
+# "sklearn" is scikit-learn's MLP's, the estimators' default.
+INITS = ("auto", "glorot_uniform", "sklearn")
+
+
+class Network:
+    """Dense layers with per-layer inverted dropout: architecture, parameters, random streams.
+
+    Parameters are as for :class:`cydrop.MLP` (which checks and documents
+    them). ``keep_prob[i]`` is the keep probability of layer i's input.
+    """
+
+    def __init__(self, layer_sizes, keep_prob=1.0, activation="relu", output="softmax",
+                 dtype="float32", seed=None, init="auto"):
+        if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
+            raise TypeError("layer_sizes must be a sequence of ints such as [40, 512, 10]")
+        if len(layer_sizes) < 2:
+            raise ValueError(f"layer_sizes needs at least an input and an output size, got {list(layer_sizes)}")
+        self.layer_sizes = [check_positive_int(n, "layer_sizes") for n in layer_sizes]
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {list(OUTPUTS)}, got {output!r}")
+        if output == "sigmoid" and self.layer_sizes[-1] != 1:
+            raise ValueError(f"output='sigmoid' needs one output unit, layer_sizes ends with {self.layer_sizes[-1]}")
+        if output == "gaussian" and self.layer_sizes[-1] % 2:
+            raise ValueError("output='gaussian' needs two output units per target (its mean and log-variance), "
+                             f"layer_sizes ends with {self.layer_sizes[-1]}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
+        self.activation, self.output, self.init = activation, output, init
+        self.dtype = check_network_dtype(dtype)
+        self.keep_prob = keep_prob
+        if seed is not None:
+            Generator(seed)  # validates
+        self.seed = seed
+        self.shuffle_rng = np.random.default_rng(seed)  # initial weights, then shuffling
+        self.mask_gen = Generator(None if seed is None else int(seed))  # dropout masks
+        self.weights, self.biases = self._init_params()
+
+    @property
+    def n_layers(self):
+        """Dense layers (one fewer than layer sizes)."""
+        return len(self.layer_sizes) - 1
+
+    @property
+    def keep_prob(self):
+        """Keep probability of each dense layer's input (entry 0: the features).
+
+        Assign a float (every hidden layer's output; the features keep 1.0)
+        or one entry per dense layer; checked on assignment."""
+        return list(self._keep_prob)
+
+    @keep_prob.setter
+    def keep_prob(self, keep_prob):
+        if isinstance(keep_prob, numbers.Real) and not isinstance(keep_prob, (bool, np.bool_)):
+            kp = check_keep_prob(keep_prob)
+            self._keep_prob = [1.0] + [kp] * (self.n_layers - 1)
+            return
+        if isinstance(keep_prob, (str, bytes)) or not hasattr(keep_prob, "__len__"):
+            raise TypeError(f"keep_prob must be a float or a sequence of floats, got {type(keep_prob).__name__}")
+        if len(keep_prob) != self.n_layers:
+            raise ValueError(f"keep_prob must have one entry per dense layer ({self.n_layers}), got {len(keep_prob)}")
+        self._keep_prob = [check_keep_prob(p, f"keep_prob[{i}]") for i, p in enumerate(keep_prob)]
+
+    @property
+    def dropout_on(self):
+        """True when some layer drops units (some keep_prob below 1)."""
+        return any(kp < 1.0 for kp in self._keep_prob)
+
+    def _init_params(self):
+        return initial_params(self.layer_sizes, self.activation, self.init, self.shuffle_rng, self.dtype)
+
+    @property
+    def n_targets(self):
+        """Target columns: the outputs, or half of them for output="gaussian"."""
+        return self.layer_sizes[-1] // 2 if self.output == "gaussian" else self.layer_sizes[-1]
+
+    @property
+    def params(self):
+        """Weights then biases: the arrays an optimizer updates."""
+        return self.weights + self.biases
+
+    def require_kernel_ready(self, writable=False):
+        """Refuse (ValueError naming the array) weights or biases that the
+        kernels cannot take as they are.
+
+        The engines call the dense, optimizer and epoch kernels without their
+        per-call checks, so the public ``weights`` and ``biases`` (which a
+        user may edit or replace) are checked here, once per pass: an array
+        of another shape would make a kernel read or write past its end."""
+        if len(self.weights) != self.n_layers or len(self.biases) != self.n_layers:
+            raise ValueError(f"the network has {self.n_layers} layers but {len(self.weights)} weights "
+                             f"and {len(self.biases)} biases")
+        for i, (W, b) in enumerate(zip(self.weights, self.biases)):
+            shape = (self.layer_sizes[i], self.layer_sizes[i + 1])
+            for name, arr, expected in ((f"weights[{i}]", W, shape), (f"biases[{i}]", b, shape[1:])):
+                _require_param(arr, name, self.dtype, expected, writable)
+
+    def params_finite(self):
+        """All parameters finite, and the weights' squared norm too (in
+        float64): finite weights whose L2 term overflows have diverged."""
+        return (all(np.isfinite(b).all() for b in self.biases)
+                and math.isfinite(self.squared_weight_norm()))
+
+    def squared_weight_norm(self):
+        """``sum ||W||^2`` over the layers' weights (biases excluded), in float64."""
+        return sum(float(np.square(W, dtype=np.float64).sum()) for W in self.weights)
+
+    def snapshot(self):
+        """Copies of the parameters, for :meth:`restore`."""
+        return [p.copy() for p in self.params]
+
+    def restore(self, snapshot):
+        """Put back the parameters of a :meth:`snapshot`, in place (the
+        estimators' ``coefs_`` are these very arrays)."""
+        for dst, src in zip(self.params, snapshot):
+            dst[...] = src
+
+    def float64_copy(self):
+        """A float64 copy of the architecture and parameters, with dropout off
+        (the network the debugging recipe checks)."""
+        twin = Network(self.layer_sizes, [1.0] * self.n_layers, self.activation, self.output, "float64", 0)
+        twin.weights = [W.astype(np.float64) for W in self.weights]
+        twin.biases = [b.astype(np.float64) for b in self.biases]
+        return twin
+
+    # pickle (and so copy.deepcopy, joblib, Dask) refuses the Generator's
+    # lock; its position is all it takes to go on drawing the same masks
+    def __getstate__(self):
+        return dict(self.__dict__, mask_gen=self.mask_gen.state)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, mask_gen=Generator.from_state(state["mask_gen"]))
+
+
+def initial_params(layer_sizes, activation, init, rng, dtype):
+    """(weights, biases) of a new network, drawn from ``rng``.
+
+    ``rng`` is a numpy Generator or RandomState (``uniform`` and
+    ``standard_normal`` draw alike from both): the scikit-learn estimators
+    pass their ``RandomState``, so that init="sklearn" draws the very
+    weights scikit-learn's MLP starts from for the same ``random_state``.
+
+    - "auto": He normal (variance 2 / n_in) for ReLU hidden layers, Glorot
+      normal (2 / (n_in + n_out)) for the others; biases 0.
+    - "glorot_uniform": U(-a, a), a = sqrt(6 / (n_in + n_out)), every layer
+      (Keras's default); biases 0.
+    - "sklearn": scikit-learn's ``_init_coef``: weights and then biases of
+      each layer from U(-a, a), a = sqrt(f / (n_in + n_out)), f = 2 when the
+      hidden activation is the sigmoid (scikit-learn's "logistic"), else 6,
+      every layer including the output.
+    """
+    weights, biases = [], []
+    n_dense = len(layer_sizes) - 1
+    for i, (n_in, n_out) in enumerate(zip(layer_sizes, layer_sizes[1:])):
+        b = np.zeros(n_out)
+        if init == "sklearn":
+            limit = math.sqrt((2.0 if activation == "sigmoid" else 6.0) / (n_in + n_out))
+            W = rng.uniform(-limit, limit, (n_in, n_out))
+            b = rng.uniform(-limit, limit, n_out)
+        elif init == "glorot_uniform":
+            limit = math.sqrt(6.0 / (n_in + n_out))
+            W = rng.uniform(-limit, limit, (n_in, n_out))
+        else:
+            hidden = i < n_dense - 1
+            gain = 2.0 / n_in if hidden and activation == "relu" else 2.0 / (n_in + n_out)
+            W = rng.standard_normal((n_in, n_out)) * math.sqrt(gain)
+        weights.append(np.ascontiguousarray(W, dtype=dtype))
+        biases.append(np.ascontiguousarray(b, dtype=dtype))
+    return weights, biases
+
+
+def _require_param(arr, name, dtype, shape, writable):
+    """ValueError naming ``name`` unless arr is what the unchecked kernel
+    calls may take: an ndarray of this dtype and shape, C-contiguous and
+    aligned (writable to be trained)."""
+    if kernel_ready(arr, dtype, shape, writable):
+        return
+    if not isinstance(arr, np.ndarray):
+        problem = f"is a {type(arr).__name__}, not a numpy.ndarray"
+    elif arr.dtype != dtype:
+        problem = f"has dtype {arr.dtype}"
+    elif arr.shape != shape:
+        problem = f"has shape {arr.shape}"
+    elif not arr.flags.c_contiguous:
+        problem = "is not C-contiguous"
+    elif not arr.flags.aligned:
+        problem = "is not aligned"
+    else:
+        problem = "is read-only (it cannot be trained)"
+    raise ValueError(f"{name} {problem}; it must be a C-contiguous {dtype} array of shape {shape}")

@@ -1,0 +1,92 @@
+"""The published UCI protocol on arrays (cydrop/apps/uci_protocol.py): its
+results, its repeats, its workers and its refusals."""
+import math
+
+import numpy as np
+import pytest
+
+from cydrop.apps.uci_protocol import run_protocol
+
+
+def _regression(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 4))
+    return X, np.sin(X[:, 0]) + 0.1 * rng.standard_normal(n)
+
+
+def test_protocol_on_arrays_small():
+    X, y = _regression(120)
+    rng = np.random.default_rng(1)
+    splits = []
+    for _ in range(2):
+        perm = rng.permutation(120)
+        splits.append((perm[:100], perm[100:]))
+    res = run_protocol(X, y, splits, dropout_rates=[0.05, 0.1], taus=[5.0, 50.0], epochs=20, mc_samples=50,
+                       n_hidden=16, extended=True)
+    assert res["n_splits"] == 2 and len(res["splits"]) == 2
+    for row in res["splits"]:
+        assert row["dropout_rate"] in (0.05, 0.1) and row["tau_train"] in (5.0, 50.0)
+        assert row["rmse"] > 0 and np.isfinite(row["test_ll"]) and np.isfinite(row["test_ll_extended"])
+        # the published column keeps the published schedule; the extended one may take the longer
+        assert row["epochs"] == 20 and row["extended_epochs"] in (20, 50)
+        assert row["tau_fitted"] > 0
+    rmse = [row["rmse"] for row in res["splits"]]
+    assert math.isclose(res["rmse"], np.mean(rmse))
+    assert math.isclose(res["rmse_se"], np.std(rmse) / math.sqrt(2))
+
+
+def test_protocol_repeats_average_each_split_and_keep_each_repeat():
+    X, y = _regression(120)
+    perm = np.random.default_rng(1).permutation(120)
+    splits = [(perm[:100], perm[100:]), (perm[20:], perm[:20])]
+    args = dict(dropout_rates=[0.05, 0.1], taus=[5.0, 50.0], epochs=20, mc_samples=50, n_hidden=16)
+    once = run_protocol(X, y, splits, **args)
+    res = run_protocol(X, y, splits, repeats=3, **args)
+    assert res["repeats"] == 3 and res["n_splits"] == 2 and len(res["splits"]) == 6
+    assert [(row["repeat"], row["split"]) for row in res["splits"]] == [(r, k) for r in range(3) for k in range(2)]
+    rmse = np.array([row["rmse"] for row in res["splits"]]).reshape(3, 2)
+    # repeat 0 is the single run, network for network
+    np.testing.assert_allclose(rmse[0], [row["rmse"] for row in once["splits"]], rtol=1e-12)
+    # the other repeats train networks of other seeds
+    assert len(set(rmse[:, 0])) == 3
+    per_split = rmse.mean(axis=0)
+    assert math.isclose(res["rmse"], per_split.mean())
+    assert math.isclose(res["rmse_se"], np.std(per_split) / math.sqrt(2))
+    np.testing.assert_allclose(res["rmse_repeats"], rmse.mean(axis=1), rtol=1e-12)
+    assert len(res["test_ll_repeats"]) == 3
+    with pytest.raises(ValueError, match="repeats"):
+        run_protocol(X, y, splits, repeats=0, **args)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(dropout_rates=[], taus=[1.0]), "dropout_rates is empty"),
+    (dict(dropout_rates=[0.1], taus=[]), "taus is empty"),
+    (dict(dropout_rates=[1.0], taus=[1.0]), r"dropout_rates must be in \[0, 1\)"),
+    (dict(dropout_rates=[0.1], taus=[-1.0]), "taus must be a finite number > 0"),
+])
+def test_protocol_refuses_bad_grid(kwargs, match):
+    X, y = _regression(20)
+    with pytest.raises(ValueError, match=match):
+        run_protocol(X, y, [(np.arange(15), np.arange(15, 20))], epochs=1, mc_samples=2, **kwargs)
+
+
+def test_protocol_refuses_bad_splits():
+    X, y = _regression(20)
+    grid = dict(dropout_rates=[0.1], taus=[1.0], epochs=1, mc_samples=2)
+    with pytest.raises(ValueError, match=r"split 0: test rows must be in \[0, 20\)"):
+        run_protocol(X, y, [(np.arange(15), np.array([20]))], **grid)
+    with pytest.raises(ValueError, match="split 0: train rows must be a non-empty"):
+        run_protocol(X, y, [(np.array([], dtype=int), np.arange(3))], **grid)
+    with pytest.raises(ValueError, match="splits is empty"):
+        run_protocol(X, y, [], **grid)
+
+
+def test_protocol_in_worker_processes_equals_one_process():
+    """Every network has its own seed: results do not depend on n_jobs."""
+    pytest.importorskip("joblib")
+    X, y = _regression(60)
+    splits = [(np.arange(50), np.arange(50, 60)), (np.arange(10, 60), np.arange(10))]
+    args = dict(dropout_rates=[0.05, 0.1], taus=[5.0], epochs=5, mc_samples=20, n_hidden=8)
+    one, two = run_protocol(X, y, splits, n_jobs=1, **args), run_protocol(X, y, splits, n_jobs=2, **args)
+    assert [row["rmse"] for row in one["splits"]] == [row["rmse"] for row in two["splits"]]
+    assert one["test_ll"] == two["test_ll"]
