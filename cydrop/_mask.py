@@ -70,7 +70,7 @@ class Mask:
     __slots__ = ("_shape", "_keep_prob", "_words")
 
     def __init__(self, words, shape, keep_prob):
-        shape = _check_shape(shape)
+        shape = check_shape(shape)
         self._shape = shape
         self._keep_prob = check_keep_prob(keep_prob)
         if words is not None:
@@ -173,7 +173,7 @@ def _unpickle_mask(words, shape, keep_prob):
     return Mask(None if words is None else np.array(words, dtype=WORD, copy=True), shape, keep_prob)
 
 
-def _check_shape(shape):
+def check_shape(shape):
     """A shape as a tuple of ints >= 0 whose size an ndarray can have."""
     try:
         shape = tuple(operator.index(d) for d in shape)

@@ -24,6 +24,8 @@ input. The autograd Functions compose with torch.func's transforms and
 forward-mode AD; torch.compile runs the same kernels as custom ops.
 """
 from . import functional
+from .concrete import (ConcreteDropout, ConcreteDropout1d, ConcreteDropout2d, ConcreteDropout3d,  # noqa: F401
+                       ConcreteDropoutLinear, concrete_dropout, concrete_regularizer)
 from ._swap import mc_dropout, replace_dropout
 from .modules import Dropout, Dropout1d, Dropout2d, Dropout3d, DropoutLinear
 

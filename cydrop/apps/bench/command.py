@@ -34,7 +34,8 @@ def add_parser(subparsers):
                         "exceeds its time budget)")
     p.add_argument("--only", default=None, metavar="TEXT",
                    help="run only the groups whose tag contains TEXT: dropout-forward, dropout-backward, "
-                        "dense, mlp-epoch, mlp-cost, mc-predict, torch (cydrop.torch against torch.nn), float32, "
+                        "dense, mlp-epoch, mlp-cost, mc-predict, torch (cydrop.torch against torch.nn), "
+                        "concrete (concrete dropout), float32, "
                         "1024x4096, ... (default: every group)")
     p.add_argument("--no-torch", action="store_true", help="leave out the PyTorch baselines")
     p.add_argument("--json", default=None, metavar="PATH", help="write every figure as JSON (default: not written)")
