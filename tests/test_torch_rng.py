@@ -1,5 +1,6 @@
 """cydrop.torch's masks follow torch's RNG state as torch's own dropout's do:
-one key per call from torch's default generator. Replayed by fork_rng,
+one key per call from torch's default generator (concrete dropout's
+noise too). Replayed by fork_rng,
 get/set_rng_state and activation checkpointing; never shared between
 threads; different on each torch.distributed rank; nothing drawn when a
 module is built."""
@@ -24,6 +25,9 @@ CALLS = {
     "Dropout3d": (lambda: ct.Dropout3d(0.5), (2, 16, 2, 3, 3)),
     "DropoutLinear": (lambda: ct.DropoutLinear(40, 6, p=0.5), (8, 40)),
     "functional.dropout": (lambda: (lambda x: cf.dropout(x, 0.5)), (8, 40)),
+    "ConcreteDropout": (lambda: ct.ConcreteDropout(0.3), (8, 40)),
+    "ConcreteDropout2d": (lambda: ct.ConcreteDropout2d(0.3), (4, 16, 3, 3)),
+    "ConcreteDropoutLinear": (lambda: ct.ConcreteDropoutLinear(40, 6, p=0.3), (8, 40)),
 }
 
 
@@ -121,6 +125,8 @@ BLOCKS = {
     "DropoutLinear": lambda: nn.Sequential(nn.Linear(8, 16), nn.ReLU(), ct.DropoutLinear(16, 1, p=0.5)),
     "Dropout twice": lambda: nn.Sequential(ct.Dropout(0.2), nn.Linear(8, 16), nn.ReLU(), ct.Dropout(0.5),
                                            nn.Linear(16, 1)),
+    "ConcreteDropout": lambda: nn.Sequential(nn.Linear(8, 16), nn.ReLU(), ct.ConcreteDropout(0.3), nn.Linear(16, 1)),
+    "ConcreteDropoutLinear": lambda: nn.Sequential(nn.Linear(8, 16), nn.ReLU(), ct.ConcreteDropoutLinear(16, 1)),
 }
 
 
