@@ -1,6 +1,7 @@
-"""cydrop.torch's concrete dropout: against the NumPy kernels at the same
-stream position, torch's operator and gradient checkers, central
-differences in float64, torch.compile, and its refusals."""
+"""cydrop.torch's concrete dropout: against the NumPy kernels at the
+position a call draws (its key from torch's generator), torch's operator and
+gradient checkers, central differences in float64, torch.compile, and its
+refusals."""
 import copy
 import io
 import math
@@ -16,6 +17,8 @@ import cydrop  # noqa: E402
 import cydrop.torch as ct  # noqa: E402
 from cydrop import _concrete  # noqa: E402
 from cydrop.torch import _concrete_ops as ops  # noqa: E402
+from cydrop.torch._keys import signed  # noqa: E402
+from reference import key_from_seed  # noqa: E402
 
 DTYPES = [torch.float32, torch.float64]
 LOGIT_01 = math.log(0.1 / 0.9)
@@ -26,9 +29,11 @@ def data(shape, dtype=torch.float32, seed=0):
     return torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
 
 
-def stream_of(module):
-    key, block = module._stream.tolist()
-    return key % (1 << 64), block
+def next_position():
+    """(key, block) of the next call without a seed (rank 0), read without
+    advancing torch's generator: key_from_seed of torch.randint(0, 2**63 - 1, ())."""
+    with torch.random.fork_rng(devices=[]):
+        return key_from_seed(int(torch.randint(0, 2**63 - 1, (), dtype=torch.int64))), 0
 
 
 def kernel_forward(x, p_logit, temperature, run, key, block):
@@ -39,15 +44,15 @@ def kernel_forward(x, p_logit, temperature, run, key, block):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_module_output_is_the_kernels_at_its_stream_position(dtype):
+def test_module_output_is_the_kernels_at_the_position_it_draws(dtype):
     torch.manual_seed(0)
     m = ct.ConcreteDropout(p=0.2)
     x = data((33, 70), dtype)
-    key, block = stream_of(m)
+    key, block = next_position()
     y = m(x)
-    assert y.dtype == dtype and stream_of(m)[1] == block + math.ceil(33 * 70 / 64)
+    assert y.dtype == dtype
     torch.testing.assert_close(y, kernel_forward(x, m.p_logit.item(), 0.1, 1, key, block), rtol=0, atol=0)
-    assert not torch.equal(m(x), y)                  # the next call draws the next blocks
+    assert not torch.equal(m(x), y)                  # the next call draws another key
     assert abs(m.p - 0.2) < 1e-7
 
 
@@ -59,7 +64,7 @@ def test_channel_variants_draw_one_value_per_channel(cls, shape, run):
     m = cls()
     assert m.temperature == 2 / 3
     x = data(shape, torch.float64)
-    key, block = stream_of(m)
+    key, block = next_position()
     y = m(x)
     torch.testing.assert_close(y, kernel_forward(x, m.p_logit.item(), 2 / 3, run, key, block), rtol=0, atol=0)
     factor = (y / x).reshape(-1, run)
@@ -77,7 +82,7 @@ def test_backward_is_the_kernels(dtype):
     m = ct.ConcreteDropout(p=0.3, temperature=0.5)
     x = data((17, 40), dtype).requires_grad_()
     g = data((17, 40), dtype, seed=1)
-    key, block = stream_of(m)
+    key, block = next_position()
     m(x).backward(g)
     dx, _, dp = _concrete.backward(g.numpy(), x.detach().numpy(), None, None, key, block, m.p_logit.item(), 0.5, 1,
                                    True, False, 1)
@@ -161,7 +166,7 @@ def test_linear_is_linear_of_the_concrete_input():
     torch.manual_seed(3)
     lin = ct.ConcreteDropoutLinear(30, 7, p=0.25)
     x = data((2, 6, 30), torch.float32)
-    key, block = stream_of(lin)
+    key, block = next_position()
     out = lin(x)
     x_tilde = kernel_forward(x.reshape(-1, 30), lin.p_logit.item(), 0.1, 1, key, block)
     torch.testing.assert_close(out, F.linear(x_tilde, lin.weight, lin.bias).reshape(2, 6, 7), rtol=0, atol=0)
@@ -210,15 +215,15 @@ def test_gradients_match_central_differences_in_float64(noise_shape):
 
 
 def test_linear_gradients_match_central_differences_in_float64():
-    """x, W, b and p_logit of the fused layer, its position fixed."""
+    """x, W, b and p_logit of the fused layer, its position fixed (torch's RNG state restored)."""
     torch.manual_seed(4)
     lin = ct.ConcreteDropoutLinear(12, 4, p=0.2, dtype=torch.float64)
     x = data((9, 12), torch.float64).requires_grad_()
     g = data((9, 4), torch.float64, seed=6)
-    start = lin._stream.clone()
+    start = torch.get_rng_state()
 
     def loss():
-        lin._stream.copy_(start)
+        torch.set_rng_state(start)
         return (lin(x) * g).sum()
     loss().backward()
     params = [("x", x, 5), ("weight", lin.weight, 7), ("bias", lin.bias, 2), ("p_logit", lin.p_logit, 0)]
@@ -294,7 +299,7 @@ def test_eager_path_and_custom_ops_agree():
             (ct.ConcreteDropoutLinear(90, 6, p=0.3),
              lambda m, x, pos: ops.concrete_dropout_linear_op(x, m.weight, m.bias, m.p_logit, m.temperature, pos)[0])):
         x = data((7, 90)).requires_grad_()
-        out_op = op_call(module, x, module._stream.clone())
+        out_op = op_call(module, x, torch.tensor([signed(next_position()[0]), 0]))   # the eager call's next
         out_eager = module(x)
         assert torch.equal(out_op, out_eager)
         g = torch.ones_like(out_op)
@@ -313,8 +318,6 @@ def test_compiled_training_fullgraph_matches_eager_and_learns_p():
                              nn.ReLU(), out)
     net, twin = make(), make()
     twin.load_state_dict(net.state_dict())
-    for a, b in zip((net[0], net[2], net[5]), (twin[0], twin[2], twin[5])):
-        b._stream = a._stream.clone()
     compiled = torch.compile(net, fullgraph=True)
     x = torch.randn(64, 8)
     y = x[:, :1] * 2 + 0.1 * torch.randn(64, 1)
@@ -324,6 +327,7 @@ def test_compiled_training_fullgraph_matches_eager_and_learns_p():
     losses = []
     for step in range(30):
         for model, module, opt in ((compiled, net, opt_c), (twin, twin, opt_e)):
+            torch.manual_seed(100 + step)           # the same RNG state: the same noise
             loss = F.mse_loss(model(x), y) + ct.concrete_regularizer(module, weight_regularizer=wr,
                                                                      dropout_regularizer=dr)
             opt.zero_grad()
@@ -333,7 +337,6 @@ def test_compiled_training_fullgraph_matches_eager_and_learns_p():
         if step < 3:
             for a, b in zip(net.parameters(), twin.parameters()):
                 torch.testing.assert_close(a, b)
-    assert torch.equal(net[0]._stream, twin[0]._stream) and torch.equal(net[2]._stream, twin[2]._stream)
     assert losses[-1] < losses[0] / 2
     assert abs(net[0].p - 0.1) > 1e-3 and abs(net[2].p - 0.1) > 1e-3     # p moved
 

@@ -14,7 +14,14 @@ functional
 
 ``p`` is the drop probability, as in PyTorch (cydrop's NumPy API takes
 ``keep_prob = 1 - p``). Calls cydrop cannot compute (CUDA, MPS, float16,
-bfloat16, other dtypes) run torch's own op.
+bfloat16, other dtypes, nested tensors) run torch's own op.
+
+Each call draws its mask's key from torch's default generator, as torch's
+dropout draws its mask (``_keys``): ``torch.manual_seed``, ``fork_rng``,
+``get_rng_state``/``set_rng_state`` and activation checkpointing replay
+cydrop's masks as they replay torch's. Outputs are laid out like their
+input. The autograd Functions compose with torch.func's transforms and
+forward-mode AD; torch.compile runs the same kernels as custom ops.
 """
 from . import functional
 from .concrete import (ConcreteDropout, ConcreteDropout1d, ConcreteDropout2d, ConcreteDropout3d,  # noqa: F401

@@ -12,7 +12,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from . import _concrete_kernels as kernels
-from ._stream import position
+from ._keys import position
 
 
 def value(p_logit):
@@ -28,7 +28,8 @@ def p_logit_grad(dp, dtype, shape):
 
 class ConcreteDropoutFunction(torch.autograd.Function):
     """y = x * (1 - z) / (1 - p), the noise drawn from ``source``
-    (``_stream.position``: a module's stream, a seed, a Generator), one
+    (``_keys.position``: None for a key from torch's generator, a seed, a
+    Generator), one
     noise value per run of ``run`` elements. Saves x only when p_logit
     needs a gradient (dx alone needs the position only)."""
 

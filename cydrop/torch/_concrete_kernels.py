@@ -6,7 +6,7 @@ torch's own operations for anything else), crosses into NumPy through
 and returns new tensors. ``p_logit`` arrives as a Python float and the
 stream position as ``(key, block)``: a pass over n noise values takes
 blocks ``block .. block + ceil(n / 64) - 1``, the blocks
-``_stream.position(source, n)`` reserves. ``run`` is the number of
+``_keys.position(source, n)`` draws or reserves. ``run`` is the number of
 consecutive elements that share one noise value (1: element-wise).
 """
 import numpy as np

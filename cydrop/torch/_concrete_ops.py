@@ -8,15 +8,14 @@ Functional ops (no argument is mutated, so they can have autograd):
   position) -> (out, drawn)`` and its backward
   ``cydrop::concrete_dropout_linear_backward -> (dx, dW, db, dp_logit)``.
 
-``position`` is the int64 tensor ``[key, block]`` of the stream, which the
-caller advances with a plain in-place add after the op
-(``functional._compiled_position``), as for cydrop's dropout ops; ``p_logit``
-is a one-element tensor (its value is read inside the op). Backward saves
-x (and the weight) and ``drawn``, a copy of ``position`` made inside the
-op, no mask: it draws the noise again from there. (Saving ``position``
-itself would not do: torch.compile may let it alias the stream that the
-in-place add advances, and the backward would draw the next blocks.) The
-backward ops have no autograd of their own: not twice differentiable.
+``position`` is the int64 tensor ``[key, block]`` of the draw
+(``functional._compiled_position``: for a call without a seed, the op
+``cydrop::draw_position``), as for cydrop's dropout ops; ``p_logit`` is a
+one-element tensor (its value is read inside the op). Backward saves x
+(and the weight) and ``drawn``, a copy of ``position`` made inside the op,
+no mask: it draws the noise again from there (a copy, so that no input the
+compiler might reuse is saved). The backward ops have no autograd of their
+own: not twice differentiable.
 In eager mode the modules reach the same kernels through
 ``_concrete_eager``'s autograd Functions.
 """

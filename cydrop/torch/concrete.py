@@ -20,10 +20,12 @@ concrete_dropout
 concrete_regularizer
     The sum of the regularisers of a model's concrete modules.
 
-CPU float32/float64 inputs run cydrop's kernels: ``u`` from the module's
-counter-based stream (reproducible after ``torch.manual_seed``, the same on
-any thread count), no mask kept for backward (it is drawn again from the
-position), custom ops under ``torch.compile``. Other inputs (CUDA, float16,
+CPU float32/float64 inputs run cydrop's kernels: ``u`` from cydrop's
+counter-based generator under a key each call draws from torch's default
+generator, as the dropout modules do (``_keys``: reproducible after
+``torch.manual_seed``, replayed by torch's RNG-state tools and activation
+checkpointing, the same on any thread count), no mask kept for backward (it
+is drawn again from the position), custom ops under ``torch.compile``. Other inputs (CUDA, float16,
 ...) run the same formula in torch's own operations with ``torch.rand``.
 
 In ``eval()`` the modules are the identity (``ConcreteDropoutLinear`` is its
@@ -44,7 +46,7 @@ from torch import nn
 from . import _concrete_kernels as kernels
 from ._concrete_eager import ConcreteDropoutFunction, ConcreteLinearFunction, value
 from ._concrete_ops import concrete_dropout_linear_op, concrete_dropout_op
-from ._stream import module_stream, position
+from ._keys import position
 from .functional import _compiled_position, _cydrop_can_run
 
 __all__ = ["ConcreteDropout", "ConcreteDropout1d", "ConcreteDropout2d", "ConcreteDropout3d",
@@ -83,15 +85,15 @@ def _kernels_can_run(x, p_logit):
 
 def _concrete(x, p_logit, temperature, training, run, source):
     """x * (1 - z) / (1 - p), one noise value per run of ``run`` consecutive
-    elements, the noise from ``source`` (a module's stream, None, a seed or
-    a Generator: ``_stream.position``)."""
+    elements, the noise from ``source`` (None: a key from torch's generator;
+    a seed or a Generator: ``_keys.position``)."""
     if not training:
         return x
     if not _kernels_can_run(x, p_logit):
         return _torch_concrete(x, p_logit, temperature, run)
     n_noise = x.numel() // run
     if torch.compiler.is_compiling():
-        return concrete_dropout_op(x, p_logit, temperature, _compiled_position(source, n_noise), run)[0]
+        return concrete_dropout_op(x, p_logit, temperature, _compiled_position(source, x, n_noise), run)[0]
     if torch.is_grad_enabled() and (x.requires_grad or p_logit.requires_grad):
         return ConcreteDropoutFunction.apply(x, p_logit, temperature, run, source)
     key, block = position(source, n_noise)           # inference (MC sampling): no autograd node
@@ -258,7 +260,7 @@ def concrete_regularizer(model, *, weight_regularizer, dropout_regularizer):
 
 class _ConcreteDropoutNd(nn.modules.dropout._DropoutNd):
     """What the dropout modules share: the learned ``p_logit``, the
-    temperature, the stream, and the layer whose weight the regulariser
+    temperature, and the layer whose weight the regulariser
     needs. ``_lead`` is None (element-wise) or the (batched, unbatched)
     ranks of a channel variant.
 
@@ -286,7 +288,6 @@ class _ConcreteDropoutNd(nn.modules.dropout._DropoutNd):
         # referenced, not registered: the layer belongs to the model already
         # (a second registration would list its parameters twice in state_dict)
         self.__dict__["layer"] = layer
-        self._stream = module_stream()
 
     @property
     def p(self):
@@ -304,7 +305,7 @@ class _ConcreteDropoutNd(nn.modules.dropout._DropoutNd):
         return _runs(input, 2 if input.dim() == batched else 1)
 
     def forward(self, input):
-        return _concrete(input, self.p_logit, self.temperature, self.training, self._noise_run(input), self)
+        return _concrete(input, self.p_logit, self.temperature, self.training, self._noise_run(input), None)
 
     def _n_inputs(self, weight):
         """K: n_inputs; else the layer's in_features (element-wise) or
@@ -413,7 +414,7 @@ class ConcreteDropoutLinear(nn.Linear):
     dimensions, ``(*, in_features)``.
 
     Forward runs the concrete pass over x, then torch's GEMM (``F.linear``).
-    Backward draws the noise again from the stream position: one pass gives
+    Backward draws the noise again from the call's position: one pass gives
     dx and the relaxed input (for ``dW``) and the p_logit gradient, from
     ``G = dy @ W``. Autograd keeps x, the weight and the position; never the
     relaxed input or a mask. Not twice differentiable. Under torch.compile
@@ -448,7 +449,6 @@ class ConcreteDropoutLinear(nn.Linear):
         self.p_logit = nn.Parameter(torch.tensor(math.log(p) - math.log1p(-p), device=device,
                                                  dtype=self.weight.dtype))
         self.temperature = temperature
-        self._stream = module_stream()
 
     @property
     def p(self):
@@ -461,16 +461,16 @@ class ConcreteDropoutLinear(nn.Linear):
             return F.linear(input, weight, bias)
         if (not _kernels_can_run(input, self.p_logit) or weight.dtype != input.dtype or not weight.is_cpu
                 or input.dim() == 0):
-            return F.linear(_concrete(input, self.p_logit, self.temperature, True, 1, self), weight, bias)
+            return F.linear(_concrete(input, self.p_logit, self.temperature, True, 1, None), weight, bias)
         batched = input.dim() != 2
         x = (input.reshape(-1, input.shape[-1]) if batched else input).contiguous()
         if torch.compiler.is_compiling():
             out, _ = concrete_dropout_linear_op(x, weight, bias, self.p_logit, self.temperature,
-                                                _compiled_position(self, x.numel()))
+                                                _compiled_position(None, x, x.numel()))
         elif torch.is_grad_enabled():
-            out = ConcreteLinearFunction.apply(x, weight, bias, self.p_logit, self.temperature, self)
+            out = ConcreteLinearFunction.apply(x, weight, bias, self.p_logit, self.temperature, None)
         else:                                       # inference (MC sampling): no autograd node
-            key, block = position(self, x.numel())
+            key, block = position(None, x.numel())
             out = kernels.linear_forward(x, weight, bias, value(self.p_logit), self.temperature, key, block)
         return out.reshape(*input.shape[:-1], out.shape[-1]) if batched else out
 

@@ -1,32 +1,32 @@
 """Drop-in replacements for torch.nn's dropout modules, and DropoutLinear.
 
 Each is a subclass of its torch.nn namesake (same constructor, attributes,
-repr and ``isinstance``), whose forward runs cydrop's kernels
-(``functional``). Each module owns a stream of masks whose key is drawn from
-torch's default generator when the module is built (see ``_stream``).
+repr and ``isinstance``) whose forward is one call to its ``functional``
+namesake, as torch.nn's are: ``p`` is checked there on every call, and each
+call draws its mask's key from torch's default generator (``_keys``), as
+torch's dropout draws its mask. Building a module draws nothing.
 """
 from torch import nn
 import torch.nn.functional as F
 
 from . import functional as cf
-from ._stream import module_stream
 
 __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "DropoutLinear"]
 
 
 class _CydropDropout:
-    """What the four dropout modules share: p checked (NaN refused, unlike
-    torch), and their own stream of masks."""
+    """What the four dropout modules share: p checked when built too (NaN
+    refused, unlike torch)."""
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__(cf.check_p(p), inplace)
-        self._stream = module_stream()
 
 
 class Dropout(_CydropDropout, nn.Dropout):
     """``torch.nn.Dropout`` on cydrop's kernels: zeroes each element with
     probability ``p`` in training and scales the others by ``1 / (1 - p)``;
-    the identity in ``eval()``.
+    the identity in ``eval()``. Each call draws its mask's key from torch's
+    default generator (see ``functional.dropout``).
 
     Parameters
     ----------
@@ -49,9 +49,7 @@ class Dropout(_CydropDropout, nn.Dropout):
     """
 
     def forward(self, input):
-        if not cf._cydrop_can_run(input):
-            return F.dropout(input, self.p, self.training, self.inplace)
-        return cf._dropout(input, self.p, self.training, self.inplace, [], self)
+        return cf.dropout(input, self.p, self.training, self.inplace)
 
 
 class Dropout1d(_CydropDropout, nn.Dropout1d):
@@ -79,7 +77,7 @@ class Dropout1d(_CydropDropout, nn.Dropout1d):
     """
 
     def forward(self, input):
-        return cf._feature_dropout(input, self.p, self.training, self.inplace, self, 3, 2, F.dropout1d)
+        return cf.dropout1d(input, self.p, self.training, self.inplace)
 
 
 class Dropout2d(_CydropDropout, nn.Dropout2d):
@@ -108,7 +106,7 @@ class Dropout2d(_CydropDropout, nn.Dropout2d):
     """
 
     def forward(self, input):
-        return cf._feature_dropout(input, self.p, self.training, self.inplace, self, 4, 4, F.dropout2d)
+        return cf.dropout2d(input, self.p, self.training, self.inplace)
 
 
 class Dropout3d(_CydropDropout, nn.Dropout3d):
@@ -136,7 +134,7 @@ class Dropout3d(_CydropDropout, nn.Dropout3d):
     """
 
     def forward(self, input):
-        return cf._feature_dropout(input, self.p, self.training, self.inplace, self, 5, 4, F.dropout3d)
+        return cf.dropout3d(input, self.p, self.training, self.inplace)
 
 
 class DropoutLinear(nn.Linear):
@@ -144,8 +142,8 @@ class DropoutLinear(nn.Linear):
 
     A subclass of ``torch.nn.Linear``: the same parameters (``weight``
     (out_features, in_features), ``bias`` (out_features,)), the same
-    initialisation (the same draws from torch's generator, made before the
-    stream's) and the same ``state_dict``, so weights load both ways. Inputs
+    initialisation (the same draws from torch's generator, and no other) and
+    the same ``state_dict``, so weights load both ways. Inputs
     may have leading batch dimensions, ``(*, in_features)``.
 
     Forward draws the mask in one pass of cydrop's kernels (scaling as it
@@ -154,11 +152,13 @@ class DropoutLinear(nn.Linear):
     from the packed mask and gives ``dW = dy^T x_tilde``, ``db = sum dy``,
     ``dx = (dy W) * D / (1 - p)``. Autograd keeps x, the weight (references)
     and the packed mask, one bit per input element, never the masked input.
-    Gradients are computed only for the tensors that require them. Not twice
-    differentiable. Under ``torch.compile`` the same code runs as the custom
-    op ``cydrop::dropout_linear``. In eval mode (or p = 0 or 1) and for
-    tensors cydrop cannot compute (see the package docstring) it is dropout
-    then ``F.linear``.
+    Gradients are computed only for the tensors that require them. Twice
+    differentiable (the mask fixed, the layer is linear in x and W: a
+    gradient penalty gets the weight's share too). Under ``torch.compile``
+    the same code runs as the custom op ``cydrop::dropout_linear``. In eval
+    mode (or p = 0 or 1), for tensors cydrop cannot compute (see the package
+    docstring), under autocast, under torch.func's transforms and
+    forward-mode AD it is dropout then ``F.linear`` (with the same mask).
 
     Parameters
     ----------
@@ -189,12 +189,12 @@ class DropoutLinear(nn.Linear):
         p = cf.check_p(p)
         super().__init__(in_features, out_features, bias, device, dtype)
         self.p = p
-        self._stream = module_stream()
 
     def forward(self, input):
+        p = cf.check_p(self.p)
         if cf._cydrop_can_run(input):
-            return cf._dropout_linear(input, self.weight, self.bias, self.p, self.training, self)
-        return F.linear(F.dropout(input, self.p, self.training), self.weight, self.bias)
+            return cf._dropout_linear(input, self.weight, self.bias, p, self.training)
+        return F.linear(F.dropout(input, p, self.training), self.weight, self.bias)
 
     def extra_repr(self):
         return f"{super().extra_repr()}, p={self.p}"
