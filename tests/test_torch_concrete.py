@@ -425,3 +425,18 @@ def test_model_regularizer_refuses_a_module_without_layer():
 def test_bad_arguments_named(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_mc_dropout_samples_every_concrete_module():
+    """mc_dropout puts ConcreteDropout (a _DropoutNd) and ConcreteDropoutLinear
+    (an nn.Linear) in training mode: two passes differ; eval mode after."""
+    torch.manual_seed(0)
+    model = nn.Sequential(ct.ConcreteDropoutLinear(6, 8, p=0.3), nn.ReLU(), ct.ConcreteDropout(p=0.3),
+                          nn.Linear(8, 2))
+    model.eval()
+    x = torch.randn(16, 6)
+    assert torch.equal(model(x), model(x))
+    with torch.no_grad(), ct.mc_dropout(model):
+        assert model[0].training and model[2].training and not model[3].training
+        assert not torch.equal(model(x), model(x))
+    assert not any(m.training for m in model.modules())

@@ -7,6 +7,10 @@ Dropout, Dropout1d, Dropout2d, Dropout3d
     Subclasses of their torch.nn namesakes on cydrop's kernels.
 DropoutLinear
     ``nn.Linear`` with dropout on its inputs.
+ConcreteDropout, ConcreteDropout1d, ConcreteDropout2d, ConcreteDropout3d, ConcreteDropoutLinear
+    Dropout that learns its rate (Concrete dropout): ``p`` is a parameter.
+concrete_dropout, concrete_regularizer
+    The functional form; the prior term the training loss adds.
 replace_dropout, mc_dropout
     Swap a model's dropout modules; Monte Carlo dropout at inference.
 functional
@@ -24,10 +28,11 @@ input. The autograd Functions compose with torch.func's transforms and
 forward-mode AD; torch.compile runs the same kernels as custom ops.
 """
 from . import functional
-from .concrete import (ConcreteDropout, ConcreteDropout1d, ConcreteDropout2d, ConcreteDropout3d,  # noqa: F401
+from .concrete import (ConcreteDropout, ConcreteDropout1d, ConcreteDropout2d, ConcreteDropout3d,
                        ConcreteDropoutLinear, concrete_dropout, concrete_regularizer)
 from ._swap import mc_dropout, replace_dropout
 from .modules import Dropout, Dropout1d, Dropout2d, Dropout3d, DropoutLinear
 
-__all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "DropoutLinear", "functional",
-           "mc_dropout", "replace_dropout"]
+__all__ = ["ConcreteDropout", "ConcreteDropout1d", "ConcreteDropout2d", "ConcreteDropout3d",
+           "ConcreteDropoutLinear", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "DropoutLinear",
+           "concrete_dropout", "concrete_regularizer", "functional", "mc_dropout", "replace_dropout"]

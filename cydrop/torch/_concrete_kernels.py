@@ -2,7 +2,7 @@
 
 Every function takes CPU float32/float64 tensors (the callers fall back to
 torch's own operations for anything else), crosses into NumPy through
-``_kernels._array`` (the tensor's memory, no copy unless it is strided)
+``_kernels.as_array`` (the tensor's memory, no copy unless it is strided)
 and returns new tensors. ``p_logit`` arrives as a Python float and the
 stream position as ``(key, block)``: a pass over n noise values takes
 blocks ``block .. block + ceil(n / 64) - 1``, the blocks
@@ -14,20 +14,20 @@ import torch
 import torch.nn.functional as F
 
 from .. import _concrete
-from ._kernels import _array
+from ._kernels import as_array
 from ._threads import kernel_threads
 
 
 def forward(x, p_logit, temperature, run, key, block):
     """y = x * (1 - z) / (1 - p), a new tensor of x's shape."""
-    return torch.from_numpy(_concrete.forward(_array(x), None, key, block, p_logit, temperature, run,
+    return torch.from_numpy(_concrete.forward(as_array(x), None, key, block, p_logit, temperature, run,
                                               kernel_threads()))
 
 
 def backward(grad, x, p_logit, temperature, run, key, block, need_dx):
     """(dx, dp_logit) of ``forward``: dx = grad * (1 - z) / (1 - p) (None
     unless need_dx) and dp_logit = sum grad * y * (p - z / t), a float."""
-    dx, _, dp = _concrete.backward(_array(grad), _array(x), None, None, key, block, p_logit, temperature, run,
+    dx, _, dp = _concrete.backward(as_array(grad), as_array(x), None, None, key, block, p_logit, temperature, run,
                                    need_dx, False, kernel_threads())
     return (torch.from_numpy(dx) if need_dx else None), dp
 
@@ -56,7 +56,7 @@ def linear_backward(grad_out, x, weight, p_logit, temperature, key, block, needs
         G = grad_out.mm(weight)                      # new and contiguous: its memory takes dx
         g_np = G.numpy()
         xt_np = np.empty_like(g_np) if need_dw else None
-        _, _, dp = _concrete.backward(g_np, _array(x), g_np if need_dx else None, xt_np, key, block, p_logit,
+        _, _, dp = _concrete.backward(g_np, as_array(x), g_np if need_dx else None, xt_np, key, block, p_logit,
                                       temperature, 1, need_dx, need_dw, kernel_threads())
         dx = G if need_dx else None
         x_tilde = torch.from_numpy(xt_np) if need_dw else None

@@ -9,7 +9,7 @@ Functional ops (no argument is mutated, so they can have autograd):
   ``cydrop::concrete_dropout_linear_backward -> (dx, dW, db, dp_logit)``.
 
 ``position`` is the int64 tensor ``[key, block]`` of the draw
-(``functional._compiled_position``: for a call without a seed, the op
+(``_ops.compiled_position``: for a call without a seed, the op
 ``cydrop::draw_position``), as for cydrop's dropout ops; ``p_logit`` is a
 one-element tensor (its value is read inside the op). Backward saves x
 (and the weight) and ``drawn``, a copy of ``position`` made inside the op,

@@ -25,6 +25,15 @@ from .._validation import threshold_of
 from ._keys import Drawn, position
 from ._threads import kernel_threads
 
+DTYPES = (torch.float32, torch.float64)
+
+
+def can_run(x):
+    """True when cydrop's kernels compute this call; else torch's op does
+    (nested tensors are strided too, but not one block of memory)."""
+    return (type(x) is torch.Tensor or isinstance(x, torch.nn.Parameter)) and x.is_cpu \
+        and x.dtype in DTYPES and x.layout == torch.strided and not x.is_nested
+
 _U64 = 1 << 64
 
 
@@ -44,7 +53,7 @@ def read_position(position):
     return Drawn(key % _U64, block)
 
 
-def _array(t):
+def as_array(t):
     """The NumPy view of a CPU tensor's memory (no copy), C-contiguous: a
     non-contiguous tensor is copied once. ``numpy(force=True)`` detaches in
     C++ (one call from Python instead of detach() and numpy(); it copies
@@ -71,7 +80,7 @@ def _in_and_out(t, out):
     view for in-place work. A strided view would be copied by ravel() and
     the result lost, so in place takes only t itself, contiguous."""
     if out is None:
-        return _array(t), None
+        return as_array(t), None
     if out is not t or not t.is_contiguous():
         raise ValueError("the kernel wrappers write in place only into their own input, contiguous")
     t_np = t.numpy(force=True)
@@ -169,7 +178,7 @@ def words_tensor(words):
 
 def words_array(words):
     """The inverse of words_tensor: an int64 tensor of words as uint64 NumPy."""
-    return _array(words).view(np.uint64)
+    return as_array(words).view(np.uint64)
 
 
 # ---------------------------------------------------------------- DropoutLinear

@@ -33,10 +33,11 @@ from typing import Optional
 
 import torch
 
+from .._mask import n_words
 from . import _kernels
-from ._keys import call_key, signed
+from ._keys import call_key, position, signed
 
-__all__ = ["apply_mask_op", "draw_position_op", "dropout_linear_op", "dropout_linear_backward_op", "dropout_op"]
+__all__ = ["apply_mask_op", "compiled_position", "draw_position_op", "dropout_linear_op", "dropout_linear_backward_op", "dropout_op"]
 
 
 # Counts the draws of compiled graphs: each adds 1. Its only use is as an
@@ -69,7 +70,7 @@ def dropout_op(x: torch.Tensor, keep_prob: float, position: torch.Tensor,
 def _dropout_fake(x, keep_prob, position, noise_shape):
     n_mask = _kernels.mask_numel(x.shape, noise_shape)
     return (_kernels.like(x, x.new_empty(x.shape)),
-            x.new_empty(((n_mask + 63) // 64,), dtype=torch.int64))
+            x.new_empty((n_words(n_mask),), dtype=torch.int64))
 
 
 @torch.library.custom_op("cydrop::apply_mask", mutates_args=(), device_types="cpu")
@@ -119,7 +120,7 @@ def dropout_linear_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torc
 @dropout_linear_op.register_fake
 def _dropout_linear_fake(x, weight, bias, keep_prob, position):
     return (x.new_empty((x.shape[0], weight.shape[0])),
-            x.new_empty(((x.shape[0] * x.shape[1] + 63) // 64,), dtype=torch.int64))
+            x.new_empty((n_words(x.shape[0] * x.shape[1]),), dtype=torch.int64))
 
 
 @torch.library.custom_op("cydrop::dropout_linear_backward", mutates_args=(), device_types="cpu")
@@ -154,3 +155,25 @@ def _dropout_linear_backward(ctx, grad_out, grad_words):
 
 
 dropout_linear_op.register_autograd(_dropout_linear_backward, setup_context=_dropout_linear_setup)
+
+
+@torch.compiler.assume_constant_result
+def _seed_position(seed, n_mask):
+    """An int seed's position: the same on every call, so a constant of a
+    compiled graph (the key is mixed by cydrop's Cython code, which torch.compile
+    cannot trace)."""
+    key, block = position(seed, n_mask)
+    return signed(key), block
+
+
+def compiled_position(source, x, n_mask):
+    """The position tensor for a custom op under torch.compile. None: the
+    op ``cydrop::draw_position``, which draws from torch's generator when the
+    graph runs, in the order of the eager calls. A Generator draws in Python
+    at each call: a graph break (fullgraph=True refuses it)."""
+    if source is None:
+        return draw_position_op(x, draw_count)
+    if isinstance(source, int) and not isinstance(source, bool):
+        return torch.tensor(_seed_position(source, n_mask), dtype=torch.int64, device="cpu")
+    key, block = position(source, n_mask)
+    return torch.tensor([signed(key), block], dtype=torch.int64, device="cpu")

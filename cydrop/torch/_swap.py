@@ -3,6 +3,7 @@ import contextlib
 
 from torch import nn
 
+from .concrete import ConcreteDropoutLinear
 from .modules import Dropout, Dropout1d, Dropout2d, Dropout3d, DropoutLinear
 
 __all__ = ["mc_dropout", "replace_dropout"]
@@ -75,13 +76,14 @@ def replace_dropout(model):
     return model
 
 
-_DROPOUT_TYPES = (nn.modules.dropout._DropoutNd, DropoutLinear)
+# ConcreteDropout and its 1d/2d/3d forms are _DropoutNd subclasses
+_DROPOUT_TYPES = (nn.modules.dropout._DropoutNd, DropoutLinear, ConcreteDropoutLinear)
 
 
 @contextlib.contextmanager
 def mc_dropout(model):
     """Monte Carlo dropout at inference: inside the block, every dropout
-    module (torch's and cydrop's, and DropoutLinear) is in training mode and
+    module (torch's and cydrop's, DropoutLinear and the Concrete modules) is in training mode and
     everything else in eval mode (BatchNorm uses and keeps its running
     statistics). Each module's training flag is restored on exit.
 

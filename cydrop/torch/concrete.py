@@ -44,10 +44,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _concrete_kernels as kernels
+from ._kernels import can_run
+from ._ops import compiled_position
 from ._concrete_eager import ConcreteDropoutFunction, ConcreteLinearFunction, value
 from ._concrete_ops import concrete_dropout_linear_op, concrete_dropout_op
 from ._keys import position
-from .functional import _compiled_position, _cydrop_can_run
 
 __all__ = ["ConcreteDropout", "ConcreteDropout1d", "ConcreteDropout2d", "ConcreteDropout3d",
            "ConcreteDropoutLinear", "concrete_dropout", "concrete_regularizer"]
@@ -80,7 +81,7 @@ def _check_p_logit(p_logit):
 
 def _kernels_can_run(x, p_logit):
     """True when cydrop's kernels compute this call; else torch's operations do."""
-    return _cydrop_can_run(x) and p_logit.device.type == "cpu"
+    return can_run(x) and p_logit.device.type == "cpu"
 
 
 def _concrete(x, p_logit, temperature, training, run, source):
@@ -93,7 +94,7 @@ def _concrete(x, p_logit, temperature, training, run, source):
         return _torch_concrete(x, p_logit, temperature, run)
     n_noise = x.numel() // run
     if torch.compiler.is_compiling():
-        return concrete_dropout_op(x, p_logit, temperature, _compiled_position(source, x, n_noise), run)[0]
+        return concrete_dropout_op(x, p_logit, temperature, compiled_position(source, x, n_noise), run)[0]
     if torch.is_grad_enabled() and (x.requires_grad or p_logit.requires_grad):
         return ConcreteDropoutFunction.apply(x, p_logit, temperature, run, source)
     key, block = position(source, n_noise)           # inference (MC sampling): no autograd node
@@ -365,6 +366,15 @@ class ConcreteDropout(_ConcreteDropoutNd):
     p : float
         ``sigmoid(p_logit)`` now.
 
+    Raises
+    ------
+    ValueError
+        ``p`` not in (0, 1), ``temperature`` not a finite number > 0,
+        ``n_inputs`` not an int >= 1; at call time, an input of a rank the
+        variant does not take.
+    TypeError
+        ``layer`` not a ``torch.nn.Module``.
+
     Examples
     --------
     >>> import torch, cydrop.torch as ct
@@ -378,28 +388,141 @@ class ConcreteDropout(_ConcreteDropoutNd):
 
 
 class ConcreteDropout1d(_ConcreteDropoutNd):
-    """Concrete dropout of whole channels of ``(N, C, L)`` or ``(C, L)``
-    inputs, one noise value per channel; temperature 2/3 by default; ``layer``
-    (e.g. the ``nn.Conv1d`` after it) gives the regulariser's weight and K =
-    ``layer.in_channels``. Otherwise as :class:`ConcreteDropout`."""
+    """Concrete dropout of whole channels of ``(N, C, L)`` or ``(C, L)`` inputs, one learned
+    drop probability and one noise value per channel, as the reference's
+    spatial concrete dropout.
+
+    Parameters
+    ----------
+    p : float in (0, 1), default 0.1
+        The initial drop probability: ``p_logit`` starts at ``log(p / (1 - p))``.
+    temperature : float > 0, default 2/3
+        Of the relaxation (the reference's for channels).
+    layer : nn.Module or None, keyword-only
+        The layer this dropout's output feeds (e.g. the ``Conv1d`` after
+        it): :func:`concrete_regularizer` takes its weight for the weight
+        term and K = ``layer.in_channels``.
+    n_inputs : int or None, keyword-only
+        K for the regulariser, when there is no such layer.
+
+    Attributes
+    ----------
+    p_logit : nn.Parameter
+        0-d, ``log(p / (1 - p))``.
+    p : float
+        ``sigmoid(p_logit)`` now.
+
+    Raises
+    ------
+    ValueError
+        ``p`` not in (0, 1), ``temperature`` not a finite number > 0,
+        ``n_inputs`` not an int >= 1; at call time, an input of a rank the
+        variant does not take.
+    TypeError
+        ``layer`` not a ``torch.nn.Module``.
+
+    Examples
+    --------
+    >>> import torch, cydrop.torch as ct
+    >>> conv = torch.nn.Conv1d(4, 6, 3)
+    >>> model = torch.nn.Sequential(ct.ConcreteDropout1d(layer=conv), conv)
+    >>> model(torch.randn(2, 4, 10)).shape[:2]
+    torch.Size([2, 6])
+    """
 
     _lead = (3, 2)
     _default_temperature = CHANNEL_TEMPERATURE
 
 
 class ConcreteDropout2d(_ConcreteDropoutNd):
-    """Concrete dropout of whole channels of ``(N, C, H, W)`` inputs (the
-    reference's spatial concrete dropout); temperature 2/3 by default; as
-    :class:`ConcreteDropout1d` otherwise."""
+    """Concrete dropout of whole channels of ``(N, C, H, W)`` inputs, one learned
+    drop probability and one noise value per channel, as the reference's
+    spatial concrete dropout.
+
+    Parameters
+    ----------
+    p : float in (0, 1), default 0.1
+        The initial drop probability: ``p_logit`` starts at ``log(p / (1 - p))``.
+    temperature : float > 0, default 2/3
+        Of the relaxation (the reference's for channels).
+    layer : nn.Module or None, keyword-only
+        The layer this dropout's output feeds (e.g. the ``Conv2d`` after
+        it): :func:`concrete_regularizer` takes its weight for the weight
+        term and K = ``layer.in_channels``.
+    n_inputs : int or None, keyword-only
+        K for the regulariser, when there is no such layer.
+
+    Attributes
+    ----------
+    p_logit : nn.Parameter
+        0-d, ``log(p / (1 - p))``.
+    p : float
+        ``sigmoid(p_logit)`` now.
+
+    Raises
+    ------
+    ValueError
+        ``p`` not in (0, 1), ``temperature`` not a finite number > 0,
+        ``n_inputs`` not an int >= 1; at call time, an input of a rank the
+        variant does not take.
+    TypeError
+        ``layer`` not a ``torch.nn.Module``.
+
+    Examples
+    --------
+    >>> import torch, cydrop.torch as ct
+    >>> conv = torch.nn.Conv2d(4, 6, 3)
+    >>> model = torch.nn.Sequential(ct.ConcreteDropout2d(layer=conv), conv)
+    >>> model(torch.randn(2, 4, 10, 10)).shape[:2]
+    torch.Size([2, 6])
+    """
 
     _lead = (4, 4)
     _default_temperature = CHANNEL_TEMPERATURE
 
 
 class ConcreteDropout3d(_ConcreteDropoutNd):
-    """Concrete dropout of whole channels of ``(N, C, D, H, W)`` or
-    ``(C, D, H, W)`` inputs; temperature 2/3 by default; as
-    :class:`ConcreteDropout1d` otherwise."""
+    """Concrete dropout of whole channels of ``(N, C, D, H, W)`` or ``(C, D, H, W)`` inputs, one learned
+    drop probability and one noise value per channel, as the reference's
+    spatial concrete dropout.
+
+    Parameters
+    ----------
+    p : float in (0, 1), default 0.1
+        The initial drop probability: ``p_logit`` starts at ``log(p / (1 - p))``.
+    temperature : float > 0, default 2/3
+        Of the relaxation (the reference's for channels).
+    layer : nn.Module or None, keyword-only
+        The layer this dropout's output feeds (e.g. the ``Conv3d`` after
+        it): :func:`concrete_regularizer` takes its weight for the weight
+        term and K = ``layer.in_channels``.
+    n_inputs : int or None, keyword-only
+        K for the regulariser, when there is no such layer.
+
+    Attributes
+    ----------
+    p_logit : nn.Parameter
+        0-d, ``log(p / (1 - p))``.
+    p : float
+        ``sigmoid(p_logit)`` now.
+
+    Raises
+    ------
+    ValueError
+        ``p`` not in (0, 1), ``temperature`` not a finite number > 0,
+        ``n_inputs`` not an int >= 1; at call time, an input of a rank the
+        variant does not take.
+    TypeError
+        ``layer`` not a ``torch.nn.Module``.
+
+    Examples
+    --------
+    >>> import torch, cydrop.torch as ct
+    >>> conv = torch.nn.Conv3d(4, 6, 3)
+    >>> model = torch.nn.Sequential(ct.ConcreteDropout3d(layer=conv), conv)
+    >>> model(torch.randn(2, 4, 5, 5, 5)).shape[:2]
+    torch.Size([2, 6])
+    """
 
     _lead = (5, 4)
     _default_temperature = CHANNEL_TEMPERATURE
@@ -430,6 +553,11 @@ class ConcreteDropoutLinear(nn.Linear):
     temperature : float > 0, default 0.1
     device, dtype
         As for ``torch.nn.Linear``.
+
+    Raises
+    ------
+    ValueError
+        ``p`` not in (0, 1), ``temperature`` not a finite number > 0.
 
     Examples
     --------
@@ -466,7 +594,7 @@ class ConcreteDropoutLinear(nn.Linear):
         x = (input.reshape(-1, input.shape[-1]) if batched else input).contiguous()
         if torch.compiler.is_compiling():
             out, _ = concrete_dropout_linear_op(x, weight, bias, self.p_logit, self.temperature,
-                                                _compiled_position(None, x, x.numel()))
+                                                compiled_position(None, x, x.numel()))
         elif torch.is_grad_enabled():
             out = ConcreteLinearFunction.apply(x, weight, bias, self.p_logit, self.temperature, None)
         else:                                       # inference (MC sampling): no autograd node

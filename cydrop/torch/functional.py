@@ -18,12 +18,9 @@ import torch.nn.functional as F
 
 from .. import _generator
 from . import _eager, _kernels, _ops
-from ._keys import position, seed_tensor, signed
+from ._keys import seed_tensor
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d"]
-
-_DTYPES = (torch.float32, torch.float64)
-
 
 def check_p(p):
     """p as a float in [0, 1]; ValueError naming p otherwise (NaN, strings,
@@ -53,35 +50,6 @@ def _check_args(p, training, seed):
     return check_p(p)
 
 
-def _cydrop_can_run(x):
-    """True when cydrop's kernels compute this call; else torch's op does
-    (nested tensors are strided too, but not one block of memory)."""
-    return (type(x) is torch.Tensor or isinstance(x, torch.nn.Parameter)) and x.is_cpu \
-        and x.dtype in _DTYPES and x.layout == torch.strided and not x.is_nested
-
-
-@torch.compiler.assume_constant_result
-def _seed_position(seed, n_mask):
-    """An int seed's position: the same on every call, so a constant of a
-    compiled graph (the key is mixed by cydrop's Cython code, which torch.compile
-    cannot trace)."""
-    key, block = position(seed, n_mask)
-    return signed(key), block
-
-
-def _compiled_position(source, x, n_mask):
-    """The position tensor for the custom op under torch.compile. None: the
-    op ``cydrop::draw_position``, which draws from torch's generator when the
-    graph runs, in the order of the eager calls. A Generator draws in Python
-    at each call: a graph break (fullgraph=True refuses it)."""
-    if source is None:
-        return _ops.draw_position_op(x, _ops.draw_count)
-    if isinstance(source, int) and not isinstance(source, bool):
-        return torch.tensor(_seed_position(source, n_mask), dtype=torch.int64, device="cpu")
-    key, block = position(source, n_mask)
-    return torch.tensor([signed(key), block], dtype=torch.int64, device="cpu")
-
-
 def _dropout(x, p, training, inplace, noise_shape, source):
     """The common body: x * D / (1 - p), D of noise_shape ([] for x's shape)."""
     if not training or p == 0.0:
@@ -91,7 +59,7 @@ def _dropout(x, p, training, inplace, noise_shape, source):
         return x.mul_(0.0) if inplace else x * 0.0
     keep_prob = 1.0 - p
     if torch.compiler.is_compiling():
-        position_t = _compiled_position(source, x, _kernels.mask_numel(x.shape, noise_shape))
+        position_t = _ops.compiled_position(source, x, _kernels.mask_numel(x.shape, noise_shape))
         y, _ = _ops.dropout_op(x, keep_prob, position_t, noise_shape)
         return x.copy_(y) if inplace else y
     # eager: the kernel wrapper draws the position, sized from its NumPy view of x
@@ -113,31 +81,6 @@ def _dropout(x, p, training, inplace, noise_shape, source):
         return x
     y, _ = _kernels.dropout_forward(x, keep_prob, noise_shape, source)
     return x.copy_(y) if inplace else y
-
-
-def _dropout_linear(x, weight, bias, p, training):
-    """DropoutLinear's forward, x (*, in_features) a tensor cydrop can run:
-    (x * D / (1 - p)) @ weight.T + bias, cydrop's mask pass and torch's GEMM
-    (eager: ``_eager.DropoutLinearFunction``; under torch.compile: the
-    custom op ``cydrop::dropout_linear``). Dropout then ``F.linear`` where
-    that is what torch would compute: without dropout to do, with a weight
-    cydrop cannot read (another dtype or device), under autocast (F.linear
-    casts its arguments), under torch.func's transforms and forward-mode AD;
-    a 0-d x gets F.linear's error."""
-    if x.dim() == 0:
-        return F.linear(x, weight, bias)
-    if not training or p == 0.0 or p == 1.0 or weight.dtype != x.dtype or not weight.is_cpu \
-            or torch.is_autocast_enabled("cpu") or _eager.transformed():
-        return F.linear(_dropout(x, p, training, False, [], None), weight, bias)
-    batched = x.dim() != 2
-    x2 = (x.reshape(-1, x.shape[-1]) if batched else x).contiguous()
-    if torch.compiler.is_compiling():
-        out, _ = _ops.dropout_linear_op(x2, weight, bias, 1.0 - p, _compiled_position(None, x2, x2.numel()))
-    elif torch.is_grad_enabled():
-        out, _ = _eager.apply(_eager.DropoutLinearFunction, x2, weight, bias, 1.0 - p, None)
-    else:                                   # inference (MC dropout): no autograd node
-        out, _ = _kernels.linear_forward(x2, weight, bias, 1.0 - p, None)
-    return out.reshape(*x.shape[:-1], out.shape[-1]) if batched else out
 
 
 def _channels(x, lead):
@@ -196,7 +139,7 @@ def dropout(input, p=0.5, training=True, inplace=False, *, seed=None):
     True
     """
     p = _check_args(p, training, seed)
-    if not _cydrop_can_run(input):
+    if not _kernels.can_run(input):
         return F.dropout(input, p, training, inplace)
     return _dropout(input, p, training, inplace, [], seed)
 
@@ -206,7 +149,7 @@ def _feature_dropout(input, p, training, inplace, seed, batched_dims, unbatched_
     unbatched_dims (C, ...) dimensions; any other rank goes to torch_fn, which
     raises or warns exactly as torch does."""
     p = _check_args(p, training, seed)
-    if not _cydrop_can_run(input) or input.dim() not in (batched_dims, unbatched_dims):
+    if not _kernels.can_run(input) or input.dim() not in (batched_dims, unbatched_dims):
         return torch_fn(input, p, training, inplace)
     lead = 2 if input.dim() == batched_dims else 1
     return _dropout(input, p, training, inplace, _channels(input, lead), seed)

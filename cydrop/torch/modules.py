@@ -6,9 +6,11 @@ namesake, as torch.nn's are: ``p`` is checked there on every call, and each
 call draws its mask's key from torch's default generator (``_keys``), as
 torch's dropout draws its mask. Building a module draws nothing.
 """
-from torch import nn
+import torch
 import torch.nn.functional as F
+from torch import nn
 
+from . import _eager, _kernels, _ops
 from . import functional as cf
 
 __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "DropoutLinear"]
@@ -192,9 +194,34 @@ class DropoutLinear(nn.Linear):
 
     def forward(self, input):
         p = cf.check_p(self.p)
-        if cf._cydrop_can_run(input):
-            return cf._dropout_linear(input, self.weight, self.bias, p, self.training)
+        if _kernels.can_run(input):
+            return _dropout_linear(input, self.weight, self.bias, p, self.training)
         return F.linear(F.dropout(input, p, self.training), self.weight, self.bias)
 
     def extra_repr(self):
         return f"{super().extra_repr()}, p={self.p}"
+
+
+def _dropout_linear(x, weight, bias, p, training):
+    """DropoutLinear's forward, x (*, in_features) a tensor cydrop can run:
+    (x * D / (1 - p)) @ weight.T + bias, cydrop's mask pass and torch's GEMM
+    (eager: ``_eager.DropoutLinearFunction``; under torch.compile: the
+    custom op ``cydrop::dropout_linear``). Dropout then ``F.linear`` where
+    that is what torch would compute: without dropout to do, with a weight
+    cydrop cannot read (another dtype or device), under autocast (F.linear
+    casts its arguments), under torch.func's transforms and forward-mode AD;
+    a 0-d x gets F.linear's error."""
+    if x.dim() == 0:
+        return F.linear(x, weight, bias)
+    if not training or p == 0.0 or p == 1.0 or weight.dtype != x.dtype or not weight.is_cpu \
+            or torch.is_autocast_enabled("cpu") or _eager.transformed():
+        return F.linear(cf.dropout(x, p, training), weight, bias)
+    batched = x.dim() != 2
+    x2 = (x.reshape(-1, x.shape[-1]) if batched else x).contiguous()
+    if torch.compiler.is_compiling():
+        out, _ = _ops.dropout_linear_op(x2, weight, bias, 1.0 - p, _ops.compiled_position(None, x2, x2.numel()))
+    elif torch.is_grad_enabled():
+        out, _ = _eager.apply(_eager.DropoutLinearFunction, x2, weight, bias, 1.0 - p, None)
+    else:                                   # inference (MC dropout): no autograd node
+        out, _ = _kernels.linear_forward(x2, weight, bias, 1.0 - p, None)
+    return out.reshape(*x.shape[:-1], out.shape[-1]) if batched else out
