@@ -169,8 +169,11 @@ class MLP:
     def keep_prob(self):
         """Keep probability of each dense layer's input (entry 0: the features).
 
-        Assign a float (every hidden layer's output; the features keep 1.0)
-        or one entry per dense layer; checked on assignment."""
+        Assign a float (every hidden layer's output; the features keep 1.0),
+        ``"learn"`` or one entry per dense layer (a float or ``"learn"``);
+        checked on assignment. A layer that starts to learn its rate starts
+        at ``init_keep_prob``; one that learned it already goes on from
+        where it is. :attr:`keep_prob_` holds the values in use."""
         return self._network.keep_prob
 
     @keep_prob.setter
@@ -330,6 +333,7 @@ class MLP:
         settings = self._training_settings(optimizer, learning_rate, l2, max_norm, momentum, beta1=beta1,
                                            beta2=beta2, eps=eps, eps_hat=eps_hat, schedule=schedule, power_t=power_t)
         self._start_training(settings, classes, X.shape[0])
+        self._training.stream_rows = 0
         return training.run(self._network, self._current_engine(), self._training.optimizer, X, Y, epochs=epochs,
                             batch_size=batch_size, rng=rng, shuffle=shuffle, sample_weight=w, l2=self._training.l2,
                             max_norm=self._training.max_norm, prior=self._training.prior, validation=validation,
@@ -339,7 +343,7 @@ class MLP:
 
     def partial_fit(self, X, y, *, classes=None, batch_size=None, sample_weight=None, optimizer="adam",
                     learning_rate=1e-3, l2=0.0, max_norm=None, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8,
-                    eps_hat=False, schedule="constant", power_t=0.5, shuffle=True):
+                    eps_hat=False, schedule="constant", power_t=0.5, shuffle=True, n_samples=None):
         """One pass over (X, y) in mini-batches of ``batch_size``, for data that arrives in parts.
 
         ``batch_size=None`` makes the whole of X one batch (one update).
@@ -352,6 +356,13 @@ class MLP:
         carries over between calls; the other options are :meth:`fit`'s
         ("invscaling" goes on lowering the rate from call to call,
         "adaptive" has no stopping rule here and keeps it).
+
+        The layers that learn their keep_prob weigh their prior by ``1 / N``,
+        N the training rows (:class:`MLP`'s ``lengthscale``). A stream's N is
+        ``n_samples`` when given (the size of the data set the parts come
+        from: give it when the parts repeat rows, epoch after epoch), else
+        the rows given to partial_fit since the last :meth:`fit`, this
+        call's included.
         """
         X = data.check_X(X, self._network)
         batch_size = X.shape[0] if batch_size is None else check_positive_int(batch_size, "batch_size")
@@ -369,7 +380,11 @@ class MLP:
         w = data.check_sample_weight(sample_weight, X.shape[0])
         settings = self._training_settings(optimizer, learning_rate, l2, max_norm, momentum, beta1=beta1,
                                            beta2=beta2, eps=eps, eps_hat=eps_hat, schedule=schedule, power_t=power_t)
-        self._start_training(settings, given, X.shape[0])
+        if n_samples is not None:
+            n_samples = check_positive_int(n_samples, "n_samples")
+        stream_rows = self._training.stream_rows + X.shape[0]
+        self._start_training(settings, given, stream_rows if n_samples is None else n_samples)
+        self._training.stream_rows = stream_rows
         history = training.run(self._network, self._current_engine(), self._training.optimizer, X, Y, epochs=1,
                                batch_size=batch_size, rng=rng, shuffle=shuffle, sample_weight=w,
                                l2=self._training.l2, max_norm=self._training.max_norm, prior=self._training.prior,

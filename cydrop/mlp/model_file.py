@@ -60,6 +60,7 @@ class TrainingState:
     l2: float = 0.0               # J's L2 coefficient of the last training
     max_norm: float = None        # the max-norm of the last training, or None
     prior: tuple = None           # (wr, dr) of the learned layers' prior in the last training, or None
+    stream_rows: int = 0          # rows given to partial_fit since the last fit (the prior's N there)
     optimizer: object = None      # its optimizer (cydrop.mlp.optimizers), state included, or None
 
 
@@ -95,6 +96,7 @@ def save(file, network, training, classes, engine):
               "trained": training.trained, "l2": training.l2, "max_norm": training.max_norm,
               "concrete": network.concrete.__getstate__(),
               "prior": None if training.prior is None else list(training.prior),
+              "stream_rows": training.stream_rows,
               "optimizer": None if opt is None else {"name": opt.name, "learning_rate": opt.learning_rate,
                                                      "momentum": opt.momentum, "t": opt.t,
                                                      "samples": opt.samples},
@@ -129,6 +131,10 @@ def load(file):
             if not isinstance(prior, list) or len(prior) != 2:
                 raise ValueError(f"prior must be a list of two numbers, got {prior!r}")
             training.prior = tuple(_check_number(v, "prior", allow_zero=True) for v in prior)
+        stream_rows = header.get("stream_rows", 0)
+        if isinstance(stream_rows, bool) or not isinstance(stream_rows, int) or stream_rows < 0:
+            raise ValueError(f"stream_rows must be an int >= 0, got {stream_rows!r}")
+        training.stream_rows = stream_rows
         engine = header.get("engine", "auto")   # files written before it was kept: the default
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
