@@ -96,7 +96,7 @@ directives = {
 setup(
     ext_modules=cythonize(
         [extension("_openmp"), extension("_pool"), extension("_dropout"), extension("_dense"), extension("_optim"),
-         extension("_fused_net")],
+         extension("_fused_net"), extension("_concrete")],
         include_path=["src"],
         compiler_directives=directives,
         # generated C per build mode, so switching CYDROP_DEBUG regenerates it

@@ -10,6 +10,12 @@ Groups (each cydrop case beside its torch twin, ratios in one run):
     requires grad, ``out.backward(g)``. ``floor`` in the fwdbwd groups: the
     same round trip through a trivial autograd Function (forward
     ``empty_like``, backward the identity), autograd's own per-call cost.
+``torch-dropout2d-channels_last`` / ``torch-dropout-channels_last``
+    fwd+bwd of ``Dropout2d(p=0.2)`` and ``Dropout(p=0.2)`` against torch's
+    on a float32 32x64x28x28 input in channels_last memory (a conv's
+    output on CPU), outputs and gradients laid out alike: the channel mask
+    runs on the memory as it is, the element-wise mask (over the logical
+    order) through a contiguous copy in and out.
 ``torch-epoch``
     The demo network (40-512-512-10, p = 0.5 after each hidden layer, Adam
     1e-3, batch 100) on MNIST-1D (``load_mnist1d``): nn.Dropout,
@@ -107,6 +113,22 @@ def test_dropout_forward_backward(benchmark, shape, kind):
     _check_dropout(x.detach(), y.detach())
     n = 8192
     torch.testing.assert_close(dx.reshape(-1)[:n], torch.where(y.reshape(-1)[:n] != 0, g.reshape(-1)[:n] / (1 - P), 0.0))
+
+
+@pytest.mark.parametrize("kind", ["cydrop", "torch"])
+@pytest.mark.parametrize("name", ["Dropout2d", "Dropout"])
+def test_dropout_channels_last(benchmark, name, kind):
+    benchmark.group = f"torch-{name.lower()}-channels_last"
+    gen = torch.Generator().manual_seed(0)
+    layout = torch.channels_last
+    x = torch.randn(32, 64, 28, 28, generator=gen).contiguous(memory_format=layout).requires_grad_()
+    g = torch.randn(32, 64, 28, 28, generator=gen).contiguous(memory_format=layout)
+    m = getattr(ct if kind == "cydrop" else torch.nn, name)(P).train()
+    y, dx = benchmark(bl.torch_fwd_bwd, m, x, g)
+    assert y.is_contiguous(memory_format=layout) and dx.is_contiguous(memory_format=layout)
+    kept = y != 0
+    torch.testing.assert_close(y, torch.where(kept, x.detach() / (1 - P), 0.0))
+    torch.testing.assert_close(dx, torch.where(kept, g / (1 - P), 0.0))
 
 
 @pytest.fixture(scope="module")

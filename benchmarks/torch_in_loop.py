@@ -15,7 +15,8 @@ Run: ``python benchmarks/torch_in_loop.py [--epochs N]``. Three parts:
    within ``replace_dropout`` epochs, then in a loop of their own on a
    tensor of the same shape.
 3. Single calls (an empty Python call, ``tensor.numpy()``,
-   ``torch.from_numpy``, the forward kernel wrapper) timed once right after
+   ``torch.from_numpy``, the draw of a call's key from torch's generator,
+   the forward kernel wrapper) timed once right after
    each step's ``backward()`` in the nn.Identity network's training, one
    kind of call per step, then in a loop of their own: why the wrappers
    cost more in part 2's loop than alone, and why cydrop.torch keeps the
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 import cydrop.torch._kernels as K
-from cydrop.torch._stream import Drawn
+from cydrop.torch._keys import Drawn, call_key
 from cydrop.apps.bench import baselines as bl
 from cydrop.apps.bench.cases import MLP_BATCH, MLP_KEEP_PROB, MLP_LR, _torch_demo
 
@@ -131,6 +132,7 @@ def single_calls(epochs):
         "empty Python call": lambda: None,
         "tensor.numpy()": x.numpy,
         "torch.from_numpy(array)": lambda: torch.from_numpy(x_np),
+        "key from torch's generator": call_key,
         "kernel wrapper, forward": lambda: K.dropout_forward(x, 0.5, [], Drawn(1, 0)),
     }
     x_t, y_t, params = _torch_demo(torch)

@@ -31,6 +31,13 @@ class Generator:
         A 64-bit seed (``0 <= seed < 2**64``). ``None`` draws one from the
         operating system's entropy.
 
+    Raises
+    ------
+    TypeError
+        ``seed`` not an int (a bool or a float is refused).
+    ValueError
+        ``seed`` outside [0, 2**64).
+
     Notes
     -----
     Thread-safe: concurrent draws from one Generator receive disjoint counter

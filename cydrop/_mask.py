@@ -25,9 +25,27 @@ class Mask:
     stores no words at all.
 
     Masks are immutable. Build them with :func:`cydrop.dropout` or
-    :meth:`Mask.from_bool`; the constructor takes packed ``words`` (a
-    contiguous little-endian uint64 array of length ``ceil(n / 64)``, or None
-    for all kept) over and makes them read-only.
+    :meth:`Mask.from_bool`; the constructor takes packed words over and
+    makes them read-only.
+
+    Parameters
+    ----------
+    words : ndarray of uint64 (ceil(n / 64),) or None
+        The packed bits, little-endian: element ``e`` is bit ``e % 64`` of
+        word ``e // 64``; contiguous and aligned. None keeps every element.
+    shape : tuple of int
+        The shape of the data the mask applies to.
+    keep_prob : float in (0, 1]
+        The keep probability the mask stands for: kept elements are scaled
+        by ``1 / keep_prob`` when it is applied.
+
+    Raises
+    ------
+    TypeError
+        ``shape`` not a sequence of ints; ``keep_prob`` not a number.
+    ValueError
+        ``words`` not a contiguous aligned uint64 array of the right length,
+        or with bits set past the last element; ``keep_prob`` outside (0, 1].
 
     Attributes
     ----------
@@ -37,12 +55,22 @@ class Mask:
         Number of elements, ``prod(shape)``.
     nbytes : int
         Bytes of packed storage.
+
+    Examples
+    --------
+    >>> import numpy as np, cydrop
+    >>> mask = cydrop.Mask.from_bool(np.array([[True, False, True, True]]), keep_prob=0.75)
+    >>> mask.count_kept(), mask.nbytes, mask.to_bool().tolist()
+    (3, 8, [[True, False, True, True]])
+    >>> y, _ = cydrop.dropout(np.ones((1, 4)), 0.75, mask=mask)
+    >>> np.round(y, 4).tolist()
+    [[1.3333, 0.0, 1.3333, 1.3333]]
     """
 
     __slots__ = ("_shape", "_keep_prob", "_words")
 
     def __init__(self, words, shape, keep_prob):
-        shape = _check_shape(shape)
+        shape = check_shape(shape)
         self._shape = shape
         self._keep_prob = check_keep_prob(keep_prob)
         if words is not None:
@@ -105,7 +133,7 @@ class Mask:
         return None if self._words is None else self._words.view()
 
     def to_bool(self):
-        """The mask as a bool ndarray of :attr:`shape` (True = kept)."""
+        """The mask as a bool ndarray of the mask's ``shape`` (True = kept)."""
         if self._words is None:
             return np.ones(self._shape, dtype=bool)
         bits = np.unpackbits(self._words.view(np.uint8), count=self.size, bitorder="little")
@@ -145,7 +173,7 @@ def _unpickle_mask(words, shape, keep_prob):
     return Mask(None if words is None else np.array(words, dtype=WORD, copy=True), shape, keep_prob)
 
 
-def _check_shape(shape):
+def check_shape(shape):
     """A shape as a tuple of ints >= 0 whose size an ndarray can have."""
     try:
         shape = tuple(operator.index(d) for d in shape)

@@ -35,8 +35,29 @@ def set_num_threads(n_threads):
         ``torch.set_num_threads`` or a ``threadpoolctl`` limit), at most the
         CPUs a cgroup CPU quota allows (a container's ``--cpus``), rounded up.
 
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        ``n_threads`` not an int or None.
+    ValueError
+        ``n_threads`` outside [1, 4096].
+
+    Notes
+    -----
     Results never depend on the thread count: mask bits are a function of
-    element position only.
+    element position only. The setting is process-wide.
+
+    Examples
+    --------
+    >>> import cydrop
+    >>> cydrop.set_num_threads(1)
+    >>> cydrop.get_num_threads()
+    1
+    >>> cydrop.set_num_threads(None)   # back to OpenMP's default
     """
     global _n_threads
     _n_threads = None if n_threads is None else check_positive_int(n_threads, "n_threads",
@@ -44,7 +65,21 @@ def set_num_threads(n_threads):
 
 
 def get_num_threads():
-    """The number of threads the next kernel call will use (1 without OpenMP)."""
+    """The number of threads the next kernel call will use.
+
+    Returns
+    -------
+    int
+        The count set by :func:`set_num_threads`, else OpenMP's
+        ``omp_get_max_threads()`` capped by a cgroup CPU quota; 1 in a build
+        without OpenMP.
+
+    Examples
+    --------
+    >>> import cydrop
+    >>> cydrop.get_num_threads() >= 1
+    True
+    """
     if not _openmp.openmp_enabled():
         return 1
     if _n_threads is not None:
@@ -99,13 +134,30 @@ def set_deterministic(flag):
     flag : bool
         ``True``: every GEMM is cut into blocks whose geometry depends only
         on the shapes, run on cydrop's thread pool, each a single-threaded
-        call into SciPy's BLAS; results are then identical for any thread
+        BLAS call; results are then identical for any thread
         count. ``False`` (default): so are GEMMs of fewer than
         ``POOL_GEMM_MAX_MULTIPLY_ADDS`` (2**30) multiply-adds, which then
         keep their speed on a busy machine; larger ones go through NumPy's
         BLAS (``numpy.matmul``) and its threads, which may sum in another
         order with another thread count (round-off differences, as in NumPy
         and PyTorch). Masks are identical across thread counts in both modes.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        ``flag`` not a bool.
+
+    Examples
+    --------
+    >>> import cydrop
+    >>> cydrop.set_deterministic(True)
+    >>> cydrop.get_deterministic()
+    True
+    >>> cydrop.set_deterministic(False)
     """
     global _deterministic
     if not isinstance(flag, bool):
@@ -114,7 +166,7 @@ def set_deterministic(flag):
 
 
 # GEMMs of fewer multiply-adds than this run as blocks on cydrop's pool
-# (single-threaded SciPy BLAS calls) outside deterministic mode too; larger
+# (single-threaded BLAS calls) outside deterministic mode too; larger
 # ones on NumPy's BLAS and its threads. Why: OpenBLAS's threads meet at
 # barriers inside every GEMM, so on a busy machine one worker the scheduler
 # has not run makes the call wait a time slice, a large share of a GEMM of a
@@ -134,7 +186,19 @@ def gemm_on_pool(multiply_adds):
 
 
 def get_deterministic():
-    """Whether the dense layer runs in deterministic mode (see set_deterministic)."""
+    """Whether the dense layer runs in deterministic mode.
+
+    Returns
+    -------
+    bool
+        The flag last given to :func:`set_deterministic` (False by default).
+
+    Examples
+    --------
+    >>> import cydrop
+    >>> cydrop.get_deterministic()
+    False
+    """
     return _deterministic
 
 

@@ -46,6 +46,18 @@ class DenseCache:
     nbytes : int
         Bytes held by the cache beyond the caller's own arrays
         (``x_tilde`` and the packed mask).
+
+    Examples
+    --------
+    >>> import numpy as np, cydrop
+    >>> x = np.ones((64, 32), dtype=np.float32)
+    >>> W = np.zeros((32, 8), dtype=np.float32)
+    >>> out, cache = cydrop.dense_forward(x, W, None, 0.5, seed=0)
+    >>> cache.nbytes == x.nbytes + 64 * 32 // 8   # x_tilde and one bit per input element
+    True
+    >>> _, cache = cydrop.dense_forward(x, W, None, 0.5, seed=0, regenerate=True)
+    >>> cache.nbytes   # only the generator position: the backward pass draws the mask again
+    0
     """
 
     __slots__ = ("_x", "_x_tilde", "_out", "_W", "_has_bias", "activation", "keep_prob",
@@ -267,6 +279,21 @@ def dense_backward(grad_out, cache, *, need_dx=True):
     ValueError
         ``grad_out`` of the wrong shape or non-contiguous; the layer's ``x``,
         ``W`` or ``out`` reshaped or resized in place since the forward pass.
+
+    Examples
+    --------
+    >>> import numpy as np, cydrop
+    >>> x = np.ones((2, 3), dtype=np.float32)
+    >>> W = np.full((3, 2), 0.5, dtype=np.float32)
+    >>> out, cache = cydrop.dense_forward(x, W, None, 0.5, activation="linear", seed=0)
+    >>> dx, dW, db = cydrop.dense_backward(np.ones_like(out), cache)
+    >>> D = cache.mask.to_bool()
+    >>> bool(np.allclose(dW, (x * D / 0.5).T @ np.ones_like(out)))   # dW = x_tilde.T @ dz
+    True
+    >>> bool(np.allclose(dx, (np.ones_like(out) @ W.T) * D / 0.5))   # dx = (dz @ W.T) * D / keep_prob
+    True
+    >>> db is None   # the layer had no bias
+    True
     """
     if not isinstance(cache, DenseCache):
         raise TypeError(f"cache must be the DenseCache returned by dense_forward, got {type(cache).__name__}")

@@ -140,7 +140,18 @@ def dropout_backward(dy, mask, *, out=None):
     Raises
     ------
     TypeError, ValueError
-        As in :func:`dropout`, naming ``dy``, ``mask`` or ``out``.
+        As in :func:`dropout`, naming ``dy``, ``mask`` or ``out``; a bool
+        array as ``mask`` is a TypeError (it carries no keep_prob: wrap it
+        with :meth:`Mask.from_bool`).
+
+    Examples
+    --------
+    >>> import numpy as np, cydrop
+    >>> x = np.arange(1.0, 7.0).reshape(2, 3)
+    >>> y, mask = cydrop.dropout(x, 0.5, seed=1)
+    >>> dx = cydrop.dropout_backward(np.ones_like(x), mask)
+    >>> bool((dx == mask.to_bool() / 0.5).all())   # the gradient flows through the kept units only
+    True
     """
     dy = check_float_array(dy, "dy")
     if isinstance(mask, np.ndarray):

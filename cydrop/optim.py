@@ -1,4 +1,4 @@
-"""Fused in-place parameter updates: SGD, classical momentum, Adam, max-norm.
+"""Fused in-place parameter updates: SGD, classical and Nesterov momentum, Adam, max-norm.
 
 Each function checks every argument here, in Python, and only then makes one
 call into ``src/_optim.pyx``, whose kernel updates the parameter (and its
@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from . import _optim
-from ._validation import as_c_array, check_float_dtype, check_out, check_positive_int, check_real, flat
+from ._validation import as_c_array, check_bool, check_float_dtype, check_out, check_positive_int, check_real, flat
 
 __all__ = ["adam_update", "max_norm_", "momentum_update", "sgd_update"]
 
@@ -100,11 +100,14 @@ def sgd_update(param, grad, lr, *, l2=0.0):
     _optim.sgd(flat(param), flat(grad), lr, l2)
 
 
-def momentum_update(param, grad, velocity, lr, momentum=0.9, *, l2=0.0):
-    """Classical momentum step in place (as in scikit-learn's SGDOptimizer).
+def momentum_update(param, grad, velocity, lr, momentum=0.9, *, l2=0.0, nesterov=False):
+    """Momentum step in place, classical or Nesterov's (as scikit-learn's SGDOptimizer).
 
     ``velocity = momentum * velocity - lr * (grad + l2 * param)``, then
-    ``param += velocity``.
+    ``param += velocity``; with ``nesterov``,
+    ``param += momentum * velocity - lr * (grad + l2 * param)`` (the
+    look-ahead of Sutskever et al. 2013, as scikit-learn's
+    ``nesterovs_momentum=True``).
 
     Parameters
     ----------
@@ -122,6 +125,8 @@ def momentum_update(param, grad, velocity, lr, momentum=0.9, *, l2=0.0):
         Decay of the velocity; ``0`` gives plain SGD.
     l2 : float >= 0, finite, keyword-only
         L2 penalty coefficient, added to the gradient as ``l2 * param``.
+    nesterov : bool, keyword-only
+        Nesterov's momentum instead of the classical one.
 
     Returns
     -------
@@ -153,11 +158,13 @@ def momentum_update(param, grad, velocity, lr, momentum=0.9, *, l2=0.0):
     lr = check_real(lr, "lr", 0.0)
     momentum = check_real(momentum, "momentum", 0.0, 1.0, low_open=False)
     l2 = check_real(l2, "l2", 0.0, low_open=False)
+    nesterov = check_bool(nesterov, "nesterov")
     _check_disjoint([("param", param), ("grad", grad), ("velocity", velocity)])
-    _optim.momentum(flat(param), flat(grad), flat(velocity), lr, momentum, l2)
+    _optim.momentum(flat(param), flat(grad), flat(velocity), lr, momentum, l2, nesterov)
 
 
-def adam_update(param, grad, m, v, t, lr=1e-3, beta1=ADAM_BETA1, beta2=ADAM_BETA2, eps=ADAM_EPS, *, l2=0.0):
+def adam_update(param, grad, m, v, t, lr=1e-3, beta1=ADAM_BETA1, beta2=ADAM_BETA2, eps=ADAM_EPS, *, l2=0.0,
+                eps_hat=False):
     """Adam step ``t`` in place (Kingma & Ba 2015, with bias correction).
 
     With ``g = grad + l2 * param``::
@@ -194,6 +201,11 @@ def adam_update(param, grad, m, v, t, lr=1e-3, beta1=ADAM_BETA1, beta2=ADAM_BETA
     l2 : float >= 0, finite, keyword-only
         L2 penalty coefficient, added to the gradient before the moments
         (classical L2, not AdamW's decoupled weight decay).
+    eps_hat : bool, keyword-only
+        ``eps`` is the paper's "epsilon hat" (section 2), added to
+        ``sqrt(v)`` before the bias correction:
+        ``param -= lr * sqrt(1 - beta2**t) / (1 - beta1**t) * m / (sqrt(v) + eps)``,
+        as scikit-learn's and Keras's Adam (PyTorch's is the default).
 
     Returns
     -------
@@ -229,16 +241,17 @@ def adam_update(param, grad, m, v, t, lr=1e-3, beta1=ADAM_BETA1, beta2=ADAM_BETA
     beta1 = check_real(beta1, "beta1", 0.0, 1.0, low_open=False)
     beta2 = check_real(beta2, "beta2", 0.0, 1.0, low_open=False)
     eps = check_real(eps, "eps", 0.0)
+    eps_hat = check_bool(eps_hat, "eps_hat")
     # The kernel folds the bias correction into epsilon, eps * sqrt(1 - beta2^t),
     # rounded to param's dtype: were that 0, an element with m = v = 0 (a zero
     # gradient so far) would become 0 / 0 = NaN.
-    if param.dtype.type(eps * math.sqrt(1.0 - beta2**t)) == 0:
+    if param.dtype.type(eps if eps_hat else eps * math.sqrt(1.0 - beta2**t)) == 0:
         raise ValueError(f"eps={eps!r} is too small for {param.dtype} (with beta2={beta2}, t={t} "
                          f"it rounds to 0); use eps >= {float(np.finfo(param.dtype).tiny) * 1e4:.1e}")
     l2 = check_real(l2, "l2", 0.0, low_open=False)
     _check_disjoint([("param", param), ("grad", grad), ("m", m), ("v", v)])
     _optim.adam(flat(param), flat(grad), flat(m), flat(v),
-                t, lr, beta1, beta2, eps, l2)
+                t, lr, beta1, beta2, eps, l2, eps_hat)
 
 
 def max_norm_(W, max_norm):

@@ -22,6 +22,20 @@ def dropout_l2_equivalent(X, keep_prob):
     Returns
     -------
     ndarray (n_features,) of float64
+
+    Raises
+    ------
+    ValueError
+        ``X`` not 2-D or not finite; ``keep_prob`` outside (0, 1].
+    TypeError
+        ``keep_prob`` not a number.
+
+    Examples
+    --------
+    >>> import numpy as np, cydrop
+    >>> X = np.array([[1.0, 10.0], [1.0, -10.0]])
+    >>> cydrop.dropout_l2_equivalent(X, 0.5)   # the feature of larger scale is penalised more
+    array([  2., 200.])
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:

@@ -1,11 +1,12 @@
 """scikit-learn estimators on :class:`cydrop.MLP`: dropout with per-layer keep_prob.
 
 scikit-learn's own ``MLPClassifier`` has no dropout (scikit-learn issue #6175,
-PR #7407). ``DropoutMLPClassifier`` and ``DropoutMLPRegressor`` take its
-parameter names where they overlap, add ``keep_prob`` (a float or one entry
-per dense layer), ``max_norm`` and ``dtype``, and so drop into
-``GridSearchCV``, ``cross_validate``, pipelines and joblib's Dask backend
-unchanged::
+PR #7407). ``DropoutMLPClassifier`` and ``DropoutMLPRegressor`` take all its
+parameters (``DropoutMLPClassifier(**MLPClassifier().get_params())``
+constructs; ``solver="lbfgs"`` is refused at fit), add ``keep_prob`` (a
+float or one entry per dense layer), ``max_norm``, ``dtype`` and
+``eval_every``, and so drop into ``GridSearchCV``, ``cross_validate``,
+pipelines and joblib's Dask backend unchanged::
 
     from sklearn.model_selection import GridSearchCV
     from cydrop.sklearn import DropoutMLPClassifier
@@ -13,6 +14,14 @@ unchanged::
     search = GridSearchCV(DropoutMLPClassifier((256, 256), random_state=0),
                           {"keep_prob": [1.0, 0.8, 0.5, (0.8, 0.5, 0.5)]}, cv=3, n_jobs=2)
     search.fit(X, y).best_params_
+
+At ``keep_prob=1.0`` they train as ``MLPClassifier`` / ``MLPRegressor`` do:
+the same initial weights (scikit-learn's Glorot-uniform weights and biases,
+drawn from ``random_state`` as scikit-learn draws them), the same shuffling,
+loss, L2 term, mini-batches and update rules, so that a fit with an int
+``random_state`` gives scikit-learn's model to rounding until the stopping
+rule, which differs on purpose (see ``tol``), stops at another epoch.
+``benchmarks/sklearn_parity.py`` compares the scores.
 
 scikit-learn is an optional extra (``pip install "cydrop[sklearn]"``):
 ``import cydrop`` does not import this module.
@@ -29,6 +38,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from .mlp.network import initial_params
 from ._validation import check_bool, check_network_dtype
 from .mlp import MLP
 
@@ -46,37 +56,70 @@ _PARAMETERS = """
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Hidden-layer activation (cydrop's ``relu``, ``tanh``, ``sigmoid``, ``linear``).
     solver : {"adam", "sgd"}, default="adam"
-        ``"sgd"`` with ``momentum > 0`` is SGD with (heavy-ball) momentum.
+        ``"sgd"`` with ``momentum > 0`` is SGD with momentum (Nesterov's
+        with ``nesterovs_momentum``). ``"lbfgs"``, scikit-learn's full-batch
+        quasi-Newton solver, is refused at fit: it line-searches one fixed
+        loss, while dropout draws new masks at every step.
     alpha : float >= 0, default=1e-4
         L2 penalty: ``loss + alpha / (2 * batch) * sum ||W||^2``, weights only.
     batch_size : int >= 1 or "auto", default="auto"
-        ``"auto"`` is ``min(200, n_samples)``; larger sizes are clipped with a warning.
+        ``"auto"`` is ``min(200, n_samples)`` (of the rows left for training
+        by ``early_stopping``); larger sizes are clipped with a warning.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        The schedule of ``solver="sgd"`` (Adam ignores it, as in
+        scikit-learn): "constant" keeps ``learning_rate_init``; "invscaling"
+        sets the rate after every epoch to
+        ``learning_rate_init / (t + 1) ** power_t``, ``t`` the samples
+        trained on (``t_``); "adaptive" divides it by 5 each time the
+        stopping rule would stop, and stops once it is at or below 1e-6.
     learning_rate_init : float > 0, default=1e-3
+    power_t : float >= 0, default=0.5
+        The exponent of "invscaling".
     max_iter : int >= 1, default=200
         Epochs of ``fit`` at most.
     shuffle : bool, default=True
-        Shuffle the samples before every epoch.
+        Shuffle the samples before every epoch (each epoch permutes the
+        previous epoch's order, as scikit-learn's MLP).
     random_state : int, RandomState instance or None, default=None
-        Seeds the weights, the shuffling, the dropout masks and the
-        early-stopping split: an int gives the same model on every fit.
+        As in scikit-learn's MLP, draws the initial weights, then the
+        early-stopping split, then every epoch's shuffling: with
+        ``keep_prob=1.0`` and an int, the draws of ``MLPClassifier`` /
+        ``MLPRegressor`` with that ``random_state``. The dropout masks are
+        seeded from its state without drawing from it, so the weights and
+        the shuffling do not depend on ``keep_prob``. ``warm_start`` and
+        ``partial_fit`` go on with the same stream (scikit-learn starts it
+        again on every call).
     tol : float >= 0, default=1e-4
         An evaluation improves when the monitored cost falls by more than
         ``tol``. The monitored cost is always measured with dropout off
         (the training loss under dropout jumps from epoch to epoch and
         decides nothing): the validation loss with ``early_stopping``, else
         the cost J on the whole training set (loss plus the L2 term), one
-        extra forward pass per evaluation.
+        extra forward pass per evaluation. (scikit-learn watches the mean
+        training loss of the epoch, or the validation accuracy or R^2 with
+        ``early_stopping``, and keeps the last weights without
+        ``early_stopping``.)
     verbose : bool or int, default=False
         Print the loss (and validation score) of every epoch.
     warm_start : bool, default=False
         ``fit`` goes on from the previous solution (same classes/outputs).
     momentum : float in [0, 1), default=0.9
         For ``solver="sgd"``; 0 gives plain SGD.
+    nesterovs_momentum : bool, default=True
+        For ``solver="sgd"`` with ``momentum > 0``: Nesterov's momentum
+        (``param += momentum * velocity - rate * grad`` after the velocity
+        update), as scikit-learn's.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data (stratified for
-        classifiers) and monitor its loss (dropout off) instead of J on the
-        training set.
+        classifiers; scikit-learn's MLP stratifies two classes only) and
+        monitor its loss (dropout off) instead of J on the training set.
     validation_fraction : float in (0, 1), default=0.1
+    beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
+        Adam's decay rates of the first and second moments.
+    epsilon : float > 0, default=1e-8
+        Adam's epsilon, as scikit-learn's: added to ``sqrt(v)`` before the
+        bias correction (Kingma & Ba's "epsilon hat"; cydrop.MLP's
+        ``eps_hat=True``).
     n_iter_no_change : int >= 1 or numpy.inf, default=10
         Training stops when more than ``n_iter_no_change`` evaluations in a
         row did not improve the monitored cost by ``tol`` (scikit-learn's
@@ -84,6 +127,9 @@ _PARAMETERS = """
         without ``early_stopping``. ``numpy.inf`` trains ``max_iter`` epochs
         and keeps the best weights, without a ``ConvergenceWarning`` (no
         convergence test was asked for).
+    max_fun : int >= 1, default=15000
+        Accepted for ``MLPClassifier``'s parameters; only its "lbfgs" solver
+        reads it.
     keep_prob : float in (0, 1] or sequence of float, default=0.5
         Probability of keeping a unit. A float applies to every hidden layer's
         output (the input features keep 1.0); a sequence has one entry per
@@ -126,9 +172,11 @@ _ATTRIBUTES = """
     best_validation_score_ : float or None
         Held-out score of the kept weights (those of the lowest held-out loss).
     n_iter_ : int
-        Epochs run: by the last ``fit``, or counted over ``partial_fit`` calls.
+        Epochs run by the last ``fit`` (1 after ``partial_fit``), as in scikit-learn.
     t_ : int
-        Optimizer steps taken (mini-batches) since the network was built.
+        Training samples seen since the network was built (over ``fit``
+        with ``warm_start`` and ``partial_fit`` calls), as in scikit-learn:
+        epochs times rows.
     n_layers_ : int
         Layers including input and output.
     n_outputs_ : int
@@ -158,10 +206,13 @@ class _BaseDropoutMLP(BaseEstimator):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(_ACTIVATIONS))],
-        "solver": [StrOptions({"sgd", "adam"})],
+        # "lbfgs" passes here to be refused at fit with the reason (_refuse_unsupported)
+        "solver": [StrOptions({"sgd", "adam", "lbfgs"})],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
         "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+        "power_t": [Interval(numbers.Real, 0, None, closed="left")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
@@ -169,9 +220,14 @@ class _BaseDropoutMLP(BaseEstimator):
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
         "momentum": [Interval(numbers.Real, 0, 1, closed="left")],  # MLP's momentum is < 1
+        "nesterovs_momentum": ["boolean"],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
+        "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"), Options(numbers.Real, {np.inf})],
+        "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
         # entries of a sequence are checked by MLP, which names keep_prob[i]
         "keep_prob": [Interval(numbers.Real, 0, 1, closed="right"), "array-like"],
         "max_norm": [None, Interval(numbers.Real, 0, None, closed="neither")],
@@ -181,16 +237,19 @@ class _BaseDropoutMLP(BaseEstimator):
     }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=1e-4,
-                 batch_size="auto", learning_rate_init=1e-3, max_iter=200, shuffle=True, random_state=None,
-                 tol=1e-4, verbose=False, warm_start=False, momentum=0.9, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, keep_prob=0.5, max_norm=None,
-                 dtype=None, eval_every=1):
+                 batch_size="auto", learning_rate="constant", learning_rate_init=1e-3, power_t=0.5, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, keep_prob=0.5, max_norm=None, dtype=None,
+                 eval_every=1):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
@@ -198,9 +257,14 @@ class _BaseDropoutMLP(BaseEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
         self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.keep_prob = keep_prob
         self.max_norm = max_norm
         self.dtype = dtype
@@ -254,13 +318,24 @@ class _BaseDropoutMLP(BaseEstimator):
         """Keyword arguments of MLP.fit / MLP.partial_fit for this estimator's solver settings."""
         if self.solver == "adam":
             optimizer = "adam"
+        elif self.momentum == 0:
+            optimizer = "sgd"
         else:
-            optimizer = "momentum" if self.momentum > 0 else "sgd"
+            optimizer = "nesterov" if self.nesterovs_momentum else "momentum"
         return dict(optimizer=optimizer, learning_rate=self.learning_rate_init, l2=self.alpha,
-                    max_norm=self.max_norm, momentum=self.momentum, shuffle=self.shuffle)
+                    max_norm=self.max_norm, momentum=self.momentum, beta1=self.beta_1, beta2=self.beta_2,
+                    eps=self.epsilon, eps_hat=True, schedule=self.learning_rate if self.solver == "sgd" else "constant",
+                    power_t=self.power_t, shuffle=self._random_state if self.shuffle else False)
+
+    def _refuse_unsupported(self):
+        """Refuse what scikit-learn's MLP has and these estimators cannot do, saying why."""
+        if self.solver == "lbfgs":
+            raise ValueError("solver='lbfgs' is not supported: L-BFGS line-searches one fixed full-batch loss, "
+                             "while dropout draws new masks at every step; use solver='adam' or 'sgd'")
 
     def _fit(self, X, y, sample_weight, incremental, classes=None):
         first_pass = not hasattr(self, "_net") or not (self.warm_start or incremental)
+        self._refuse_unsupported()
         if incremental and self.early_stopping:
             raise ValueError("early_stopping=True is not supported by partial_fit (one pass per call)")
         hidden = self._hidden_sizes()  # before the data: a bad parameter is named first
@@ -270,41 +345,28 @@ class _BaseDropoutMLP(BaseEstimator):
             dtype = self._net.dtype
             self._check_same_network(hidden)
         regressor = isinstance(self, RegressorMixin)
-        X, y = validate_data(self, X, y, reset=first_pass, dtype=dtype, order="C",
+        # sparse X stays sparse: the network densifies one mini-batch at a time
+        X, y = validate_data(self, X, y, reset=first_pass, dtype=dtype, order="C", accept_sparse=["csr", "csc"],
                              multi_output=regressor, y_numeric=regressor)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         self._check_targets(y, first_pass, classes)
         if first_pass:
-            self._random_state = check_random_state(self.random_state)
-            output, n_out = self._output()
-            # one draw seeds weights, shuffling and masks alike, so an int
-            # random_state gives the same model on every fit
-            seed = int(self._random_state.randint(np.iinfo(np.int32).max))
-            net = MLP([X.shape[1], *hidden, n_out], keep_prob=self.keep_prob, activation=_ACTIVATIONS[self.activation],
-                      output=output, dtype=X.dtype, seed=seed,
-                      classes=None if output == "linear" else self.classes_)
-            self._net, self._architecture = net, (hidden, self.keep_prob, self.activation, self.dtype)
-            self.coefs_, self.intercepts_ = net.weights, net.biases  # the net's arrays, updated in place
-            self.n_layers_, self.n_outputs_ = len(net.layer_sizes), n_out
-            self.out_activation_ = {"softmax": "softmax", "sigmoid": "logistic", "linear": "identity"}[output]
-            self.loss_curve_, self.n_iter_, self.t_ = [], 0, 0
+            self._build_network(X, hidden)
+        validation = None
+        if self.early_stopping:
+            X, y, sample_weight, validation = self._validation_split(X, y, sample_weight)
         batch_size = self._batch_size(X.shape[0])
-        steps_per_epoch = -(-X.shape[0] // batch_size)
         self._fit_rows = (X.shape[0], batch_size)  # N and the batch of the tau relation (return_std)
         if incremental:
             self.loss_ = self._net.partial_fit(X, y, batch_size=batch_size, sample_weight=sample_weight,
                                                **self._training_options())
             self.loss_curve_.append(self.loss_)
-            self.n_iter_ += 1
-            self.t_ += steps_per_epoch
+            self.n_iter_ = 1  # as scikit-learn: the epochs of this call
+            self.t_ += X.shape[0]
             self.best_loss_ = self.validation_scores_ = self.validation_losses_ = None
             self.best_validation_score_ = self.cost_curve_ = None
             return self
-        validation = None
-        if self.early_stopping:
-            X, y, sample_weight, validation = self._validation_split(X, y, sample_weight)
-            self._fit_rows = (X.shape[0], batch_size)
         # scikit-learn stops when the count of evaluations without
         # improvement exceeds n_iter_no_change: patience n_iter_no_change + 1
         patience = self.n_iter_no_change + 1
@@ -314,7 +376,7 @@ class _BaseDropoutMLP(BaseEstimator):
                                 **self._training_options())
         epochs = len(history["loss"])
         self.n_iter_ = epochs
-        self.t_ += epochs * steps_per_epoch
+        self.t_ += epochs * X.shape[0]
         self.loss_ = history["loss"][-1]
         self.loss_curve_ += history["loss"]
         if validation is not None:
@@ -329,8 +391,30 @@ class _BaseDropoutMLP(BaseEstimator):
                           ConvergenceWarning, stacklevel=3)
         return self
 
+    def _build_network(self, X, hidden):
+        """A new network for X's features and the fitted targets, with
+        scikit-learn's initial weights drawn from random_state."""
+        # scikit-learn draws from its RandomState the initial weights, the
+        # early-stopping split and each epoch's shuffling, in that order;
+        # drawing the same from the same stream gives the same model
+        self._random_state = check_random_state(self.random_state)
+        output, n_out = self._output()
+        net = MLP([X.shape[1], *hidden, n_out], keep_prob=self.keep_prob, activation=_ACTIVATIONS[self.activation],
+                  output=output, dtype=X.dtype, seed=_mask_seed(self._random_state), init="sklearn",
+                  classes=None if output == "linear" else self.classes_)
+        weights, biases = initial_params(net.layer_sizes, net.activation, "sklearn", self._random_state, net.dtype)
+        for param, initial in zip(net.weights + net.biases, weights + biases):
+            param[...] = initial
+        self._net, self._architecture = net, (hidden, self.keep_prob, self.activation, self.dtype)
+        self.coefs_, self.intercepts_ = net.weights, net.biases  # the net's arrays, updated in place
+        self.n_layers_, self.n_outputs_ = len(net.layer_sizes), n_out
+        self.out_activation_ = {"softmax": "softmax", "sigmoid": "logistic", "linear": "identity"}[output]
+        self.loss_curve_, self.n_iter_, self.t_ = [], 0, 0
+
     def _validation_split(self, X, y, sample_weight):
         """(X_train, y_train, w_train, (X_val, y_val[, w_val])) for early_stopping."""
+        # stratified for every classifier; scikit-learn's MLP stratifies two
+        # classes only (the same split then), not more
         stratify = y if isinstance(self, ClassifierMixin) else None
         arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
         parts = train_test_split(*arrays, test_size=self.validation_fraction, random_state=self._random_state,
@@ -363,19 +447,28 @@ class _BaseDropoutMLP(BaseEstimator):
 
     def _check_X_predict(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=self._net.dtype, order="C")
+        return validate_data(self, X, reset=False, dtype=self._net.dtype, order="C", accept_sparse=["csr", "csc"])
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True
         return tags
+
+
+def _mask_seed(random_state):
+    """A 64-bit seed for the dropout masks, a function of ``random_state``'s
+    (a RandomState's) state that draws nothing from it: its draws stay those
+    of scikit-learn's MLP, whatever keep_prob."""
+    _, key, position = random_state.get_state()[:3]
+    return int(np.random.SeedSequence([*key.tolist(), position]).generate_state(1, np.uint64)[0])
 
 
 class DropoutMLPClassifier(ClassifierMixin, _BaseDropoutMLP):
     __doc__ = f"""Multi-layer perceptron classifier with inverted dropout, on :class:`cydrop.MLP`.
 
     Softmax output with cross-entropy; a logistic output unit for two classes.
-    Named like scikit-learn's ``MLPClassifier`` where the two overlap.
+    Takes scikit-learn's ``MLPClassifier``'s parameters.
     {_PARAMETERS}{_ATTRIBUTES}    classes_ : ndarray (n_classes,)
         Class labels.
     {_REFERENCES}
@@ -483,8 +576,11 @@ class DropoutMLPRegressor(RegressorMixin, _BaseDropoutMLP):
     __doc__ = f"""Multi-layer perceptron regressor with inverted dropout, on :class:`cydrop.MLP`.
 
     Linear output units with squared error; ``y`` may be 1-D or 2-D (several
-    outputs). Named like scikit-learn's ``MLPRegressor`` where the two overlap.
-    {_PARAMETERS}{_ATTRIBUTES}{_REFERENCES}
+    outputs). Takes scikit-learn's ``MLPRegressor``'s parameters.
+    {_PARAMETERS}    loss : {{"squared_error"}}, default="squared_error"
+        Half the squared error, as scikit-learn's; its "poisson" is refused
+        at fit (no exponential output here).
+{_ATTRIBUTES}{_REFERENCES}
     Examples
     --------
     >>> import numpy as np
@@ -495,6 +591,34 @@ class DropoutMLPRegressor(RegressorMixin, _BaseDropoutMLP):
     >>> reg.predict(X[:2]).shape, reg.score(X, y) > 0.9
     ((2,), True)
     """
+
+    _parameter_constraints: dict = {
+        **_BaseDropoutMLP._parameter_constraints,
+        # "poisson" passes here to be refused at fit with the reason (_refuse_unsupported)
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error", solver="adam",
+                 alpha=1e-4, batch_size="auto", learning_rate="constant", learning_rate_init=1e-3, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, keep_prob=0.5, max_norm=None,
+                 dtype=None, eval_every=1):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose, warm_start=warm_start,
+            momentum=momentum, nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change, max_fun=max_fun, keep_prob=keep_prob, max_norm=max_norm, dtype=dtype,
+            eval_every=eval_every)
+        self.loss = loss
+
+    def _refuse_unsupported(self):
+        super()._refuse_unsupported()
+        if self.loss == "poisson":
+            raise ValueError("loss='poisson' is not supported: cydrop's networks have linear outputs with squared "
+                             "error (no exponential output); use loss='squared_error'")
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):

@@ -146,17 +146,20 @@ def weight_decay_from_tau(tau, keep_prob, n_samples, batch_size, lengthscale=LEN
     Parameters
     ----------
     tau : float > 0
-        Model precision.
+        Model precision (inverse observation noise variance).
     keep_prob : float in (0, 1]
-        Keep probability of the output layer's input.
-    n_samples, batch_size : int >= 1
-        Training rows N and the mini-batch size of the fit.
-    lengthscale : float > 0
-        Prior length-scale l.
+        Keep probability of the dropout (the published protocol's ``1 - p``).
+    n_samples : int >= 1
+        Training rows N.
+    batch_size : int >= 1
+        The mini-batch of :meth:`cydrop.MLP.fit` (its L2 term is per batch).
+    lengthscale : float > 0, default 1e-2
+        The prior length-scale l of the UCI experiments.
 
     Returns
     -------
     float
+        The ``l2`` to pass to :meth:`cydrop.MLP.fit`.
 
     Raises
     ------
@@ -167,7 +170,7 @@ def weight_decay_from_tau(tau, keep_prob, n_samples, batch_size, lengthscale=LEN
     --------
     >>> from cydrop.uncertainty import tau_from_weight_decay, weight_decay_from_tau
     >>> l2 = weight_decay_from_tau(0.5, 0.95, n_samples=1000, batch_size=128)
-    >>> round(tau_from_weight_decay(l2, 0.95, 1000, 128), 12)
+    >>> round(tau_from_weight_decay(l2, 0.95, 1000, 128), 12)   # the two are inverses
     0.5
     """
     tau = check_tau(tau)
@@ -176,9 +179,43 @@ def weight_decay_from_tau(tau, keep_prob, n_samples, batch_size, lengthscale=LEN
 
 
 def tau_from_weight_decay(l2, keep_prob, n_samples, batch_size, lengthscale=LENGTHSCALE):
-    """The precision tau that the ``l2`` of :meth:`cydrop.MLP.fit` implies
-    (the inverse of :func:`weight_decay_from_tau`; ``l2`` a finite number > 0,
-    the other arguments as there)."""
+    """The precision tau that the ``l2`` of :meth:`cydrop.MLP.fit` implies.
+
+    The inverse of :func:`weight_decay_from_tau`: ``tau = l^2 p batch / (2 N l2)``.
+    :class:`cydrop.sklearn.DropoutMLPRegressor` uses it for
+    ``predict(X, return_std=True)`` when no tau is given.
+
+    Parameters
+    ----------
+    l2 : float > 0
+        The L2 coefficient of :meth:`cydrop.MLP.fit` (``alpha`` of the
+        scikit-learn estimators).
+    keep_prob : float in (0, 1]
+        Keep probability of the output layer's input.
+    n_samples : int >= 1
+        Training rows N.
+    batch_size : int >= 1
+        The mini-batch of the training.
+    lengthscale : float, default 1e-2
+        The prior length-scale l.
+
+    Returns
+    -------
+    float
+        The model precision tau.
+
+    Raises
+    ------
+    ValueError, TypeError
+        ``l2`` not a finite number > 0 (without weight decay the relation
+        gives no tau), or another argument out of its range (named).
+
+    Examples
+    --------
+    >>> from cydrop.uncertainty import tau_from_weight_decay
+    >>> round(tau_from_weight_decay(1e-4, 0.95, n_samples=1000, batch_size=200), 6)
+    0.095
+    """
     l2 = _positive(l2, "l2", " to imply a tau")
     keep_prob, n_samples, batch_size, lengthscale = _relation_args(keep_prob, n_samples, batch_size, lengthscale)
     return lengthscale ** 2 * keep_prob * batch_size / (2.0 * n_samples * l2)

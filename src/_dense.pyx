@@ -12,7 +12,7 @@ out (batch, n_out).
 
 Threads (cydrop._threads.gemm_on_pool): with ``blocked`` the GEMMs run as
 fixed blocks on cydrop's thread pool (blas.pxd: gemm_blocked), each a
-single-threaded SciPy BLAS call, so that results do not depend on the thread
+single-threaded BLAS call, so that results do not depend on the thread
 count; without it they go through numpy.matmul (NumPy's BLAS and its
 threads). The element-wise passes run on the pool in both, cut so that each
 output element is computed by one thread in a fixed order.

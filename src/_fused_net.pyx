@@ -32,7 +32,7 @@ caller can make them read or write out of bounds. This module imports
 nothing from the Python package.
 """
 from cython cimport floating
-from libc.math cimport INFINITY as INF, exp, expf, isfinite, log, sqrt
+from libc.math cimport INFINITY as INF, exp, expf, fabs, isfinite, log, log1p, sqrt
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
@@ -42,6 +42,7 @@ import numpy as np
 from arrays cimport array_data
 from activations cimport LINEAR, SIGMOID, activation_grad_block, bias_activation_block, sigmoid
 from blas cimport NO_TRANS, TRANS, Trans, gemm, gemm64, gemm_blocked, load_blas
+from concrete cimport CONCRETE_OK, concrete_backward, concrete_forward, concrete_setup, cyd_concrete
 from dropout cimport apply_mask_parallel, draw_and_apply_parallel
 from optim cimport adam_kernel, max_norm_kernel, momentum_kernel, sgd_kernel
 from pool cimport load_pool
@@ -55,17 +56,22 @@ load_pool()
 DEF MAX_LAYERS = 8
 MAX_DENSE_LAYERS = MAX_LAYERS
 
+# 0.5 * log(2 pi), the constant of a Gaussian log-likelihood
+cdef double HALF_LOG_2PI = 0.9189385332046727
+
 # Loss of the output layer (cydrop.MLP's output names map to these).
 cpdef enum Output:
     OUT_LINEAR = 0     # identity, squared error / 2
     OUT_SIGMOID = 1    # sigmoid, binary cross-entropy
     OUT_SOFTMAX = 2    # softmax, cross-entropy
+    OUT_GAUSSIAN = 3   # means and exp(log-variances), Gaussian negative log-likelihood
 
 cpdef enum Optimizer:
     OPT_NONE = 0       # prediction only: no gradients, no update
     OPT_SGD = 1
     OPT_MOMENTUM = 2
     OPT_ADAM = 3
+    OPT_NESTEROV = 4   # momentum with Nesterov's look-ahead (optim.pxd: momentum_kernel)
 
 
 ctypedef struct Layer:
@@ -84,6 +90,16 @@ ctypedef struct Layer:
     char *x_tilde          # (rows, n_in) dropped-out input, or the input itself
     char *a                # (rows, n_out) output
     uint64_t *words        # packed mask of the input, ceil(rows * n_in / 64) words
+    # Concrete dropout (a learned keep_prob: src/concrete.pxd) on the input
+    bint learned           # the relaxed mask, p = sigmoid(*p_logit)
+    char *p_logit          # (1,) the network's parameter, trained in place
+    char *a1               # optimizer state of p_logit, like W1 and W2, or NULL
+    char *a2
+    cyd_concrete conc      # the pass's scalars, set from *p_logit at every batch
+    uint64_t block0        # the first generator block of this batch's draw (backward draws it again)
+    double da              # dL/dp_logit of the batch
+    bint prior             # the prior's terms apply: learned, or p fixed (the checks' network)
+    double fixed_p_logit   # the p_logit of the prior when not learned
 
 
 ctypedef struct NetC:
@@ -100,6 +116,10 @@ ctypedef struct NetC:
     int n_threads          # threads of the pool for the GEMM blocks and the mask passes
     bint whole_gemms       # GEMMs whole, on the BLAS's own threads, rather than blocks on the pool
     double lr, momentum, beta1, beta2, eps, l2, max_norm
+    bint eps_hat           # Adam's eps added to sqrt(v), not sqrt(v_hat) (optim.pxd: adam_kernel)
+    double temperature     # of the learned layers' relaxed masks
+    double wr, dr          # the prior's weight and dropout coefficients (cydrop.mlp.network.ConcreteSettings)
+    int bad_p_logit        # a learned layer's p_logit left the range its pass computes in: 1 + its index
 
 
 cdef inline void net_gemm(NetC *net, Trans ta, Trans tb, int m, int n, int k, const floating *A, int lda,
@@ -117,22 +137,35 @@ cdef inline void net_gemm(NetC *net, Trans ta, Trans tb, int m, int n, int k, co
         gemm(ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc)
 
 
-cdef void forward_layers(NetC *net, floating *x0, Py_ssize_t n, uint64_t key, uint64_t *block,
-                         int first_layer, int end_layer, bint masks) noexcept nogil:
+cdef int forward_layers(NetC *net, floating *x0, Py_ssize_t n, uint64_t key, uint64_t *block,
+                        int first_layer, int end_layer, bint masks) noexcept nogil:
     """For layers first_layer <= i < end_layer: x_tilde_i := h_i * D_i / keep_prob_i (D_i
     drawn at *block, which advances by the draw; with ``masks`` False, or a
-    keep_prob of 1, x_tilde_i := h_i), a_i := act(x_tilde_i W_i + b_i) with
-    h_0 = x0 and h_i = a_{i-1}; the last layer's act is the identity (the
-    output's own function is applied by the caller). n <= net.rows."""
+    keep_prob of 1, x_tilde_i := h_i; a learned layer's relaxed mask
+    x_tilde_i := h_i * (1 - z) / (1 - p), drawn likewise), a_i := act(x_tilde_i
+    W_i + b_i) with h_0 = x0 and h_i = a_{i-1}; the last layer's act is the
+    identity (the output's own function is applied by the caller).
+    n <= net.rows. Returns -1 (net.bad_p_logit set) if a learned layer's
+    p_logit is out of its pass's range, else 0."""
     cdef Layer *ly
     cdef floating *h
     cdef floating *xt
     cdef int i
+    cdef bint single = sizeof(floating) == sizeof(float)   # the pass's arithmetic: float or double
     for i in range(first_layer, end_layer):
         ly = &net.layers[i]
         h = x0 if i == 0 else <floating *>net.layers[i - 1].a
         xt = h
-        if ly.dropout and masks:
+        if ly.learned and masks:
+            if concrete_setup(&ly.conc, key, <double>(<floating *>ly.p_logit)[0], net.temperature,
+                              single) != CONCRETE_OK:
+                net.bad_p_logit = i + 1
+                return -1
+            xt = <floating *>ly.x_tilde
+            ly.block0 = block[0]
+            concrete_forward(&ly.conc, block[0], n * ly.n_in, h, xt, net.n_threads)
+            block[0] += n_words(n * ly.n_in)
+        elif ly.dropout and masks:
             xt = <floating *>ly.x_tilde
             draw_and_apply_parallel(h, xt, ly.words, n * ly.n_in, key, block[0], ly.threshold,
                                     <floating>ly.scale, net.n_threads)
@@ -142,6 +175,7 @@ cdef void forward_layers(NetC *net, floating *x0, Py_ssize_t n, uint64_t key, ui
                  <floating *>ly.W, <int>ly.n_out, <floating *>ly.a, <int>ly.n_out)
         bias_activation_block(<floating *>ly.a, <floating *>ly.b, n, ly.n_out, ly.n_out,
                               net.activation if i < net.n_layers - 1 else LINEAR)
+    return 0
 
 
 cdef void output_activation(int output, floating *z, Py_ssize_t n, Py_ssize_t width) noexcept nogil:
@@ -149,7 +183,15 @@ cdef void output_activation(int output, floating *z, Py_ssize_t n, Py_ssize_t wi
     cdef Py_ssize_t r, j
     cdef floating m, s
     cdef floating *row
-    if output == OUT_SIGMOID:
+    if output == OUT_GAUSSIAN:   # the second half of each row: variances from log-variances
+        for r in range(n):
+            row = z + r * width
+            for j in range(width // 2, width):
+                if floating is float:
+                    row[j] = expf(row[j])
+                else:
+                    row[j] = exp(row[j])
+    elif output == OUT_SIGMOID:
         for r in range(n * width):
             z[r] = sigmoid(z[r])
     elif output == OUT_SOFTMAX:
@@ -183,6 +225,8 @@ cdef double loss_and_grad(int output, const floating *P, const floating *Y, cons
     cdef double total = 0, row, p, y, d
     cdef floating diff, wr
     cdef floating denom = <floating>w_sum
+    if output == OUT_GAUSSIAN:
+        return gaussian_loss_and_grad(P, Y, w, w_sum, grad, n, width, tiny)
     for r in range(n):
         wr = 1 if w == NULL else <floating>w[r]
         row = 0
@@ -204,15 +248,44 @@ cdef double loss_and_grad(int output, const floating *P, const floating *Y, cons
     return total
 
 
+cdef double gaussian_loss_and_grad(const floating *P, const floating *Y, const double *w, double w_sum,
+                                   floating *grad, Py_ssize_t n, Py_ssize_t width, double tiny) noexcept nogil:
+    """loss_and_grad for OUT_GAUSSIAN: P's rows hold k = width / 2 means mu,
+    then their variances v; Y's first k columns the targets. grad := (mu - y) / v
+    for the means and 0.5 (1 - (y - mu)^2 / v) for the log-variances, each
+    times w_row / w_sum; the loss of a row is 0.5 ((y - mu)^2 / v + log v +
+    log(2 pi)) summed over its targets (cydrop.mlp.losses)."""
+    cdef Py_ssize_t r, j, e, k = width // 2
+    cdef double total = 0, row, dd, vv
+    cdef floating diff, var, g_mean, g_var, wr
+    cdef floating denom = <floating>w_sum
+    for r in range(n):
+        wr = 1 if w == NULL else <floating>w[r]
+        row = 0
+        for j in range(k):
+            e = r * width + j
+            diff, var = P[e] - Y[e], P[e + k]
+            g_mean = diff / var
+            g_var = 0.5 * (1 - diff * diff / var)
+            if w != NULL:
+                g_mean, g_var = g_mean * wr, g_var * wr
+            grad[e], grad[e + k] = g_mean / denom, g_var / denom
+            dd, vv = <double>P[e] - <double>Y[e], <double>var
+            vv = vv if vv > tiny else tiny
+            row += 0.5 * (dd * dd / vv + log(vv)) + HALF_LOG_2PI
+        total += row if w == NULL else row * w[r]
+    return total
+
+
 cdef void update(NetC *net, floating *param, const floating *grad, floating *first,
                  floating *second, Py_ssize_t size, long long t, double l2) noexcept nogil:
     """One optimizer step on a parameter array (the step of cydrop.mlp.optimizers' classes)."""
     if net.optimizer == OPT_SGD:
         sgd_kernel(param, grad, size, net.lr, l2)
-    elif net.optimizer == OPT_MOMENTUM:
-        momentum_kernel(param, grad, first, size, net.lr, net.momentum, l2)
+    elif net.optimizer == OPT_MOMENTUM or net.optimizer == OPT_NESTEROV:
+        momentum_kernel(param, grad, first, size, net.lr, net.momentum, l2, net.optimizer == OPT_NESTEROV)
     elif net.optimizer == OPT_ADAM:
-        adam_kernel(param, grad, first, second, size, t, net.lr, net.beta1, net.beta2, net.eps, l2)
+        adam_kernel(param, grad, first, second, size, t, net.lr, net.beta1, net.beta2, net.eps, l2, net.eps_hat)
 
 
 cdef double forward_backward(NetC *net, floating *x0, const floating *y, const double *w, double w_sum,
@@ -229,22 +302,56 @@ cdef double forward_backward(NetC *net, floating *x0, const floating *y, const d
     cdef int L = net.n_layers
     cdef floating *g = <floating *>net.grad
     cdef floating *out = <floating *>net.layers[L - 1].a
+    cdef floating *h
     cdef double total
-    forward_layers(net, x0, n, key, block, 0, L, masks)
+    cdef bint relaxed
+    if forward_layers(net, x0, n, key, block, 0, L, masks) < 0:
+        return INF - INF   # NaN: the caller stops, and reads net.bad_p_logit
     output_activation(net.output, out, n, n_outputs)
     total = loss_and_grad(net.output, out, y, w, w_sum, g, n, n_outputs, tiny)
     for i in range(L - 1, -1, -1):
         ly = &net.layers[i]
+        h = x0 if i == 0 else <floating *>net.layers[i - 1].a
+        relaxed = ly.learned and masks
         activation_grad_block(g, <floating *>ly.a, <floating *>net.dz, <floating *>ly.db, n,
                               ly.n_out, ly.n_out, net.activation if i < L - 1 else LINEAR)
         net_gemm(net, TRANS, NO_TRANS, <int>ly.n_in, <int>ly.n_out, <int>n,
-                 <floating *>(ly.x_tilde if ly.dropout and masks else (net.x0 if i == 0 else net.layers[i - 1].a)),
+                 <floating *>ly.x_tilde if (ly.dropout or ly.learned) and masks else h,
                  <int>ly.n_in, <floating *>net.dz, <int>ly.n_out, <floating *>ly.dW, <int>ly.n_out)
-        if i > 0:
+        if i > 0 or relaxed:   # the gradient w.r.t. x_tilde: the layer below's, and p_logit's
             net_gemm(net, NO_TRANS, TRANS, <int>n, <int>ly.n_in, <int>ly.n_out, <floating *>net.dz,
                      <int>ly.n_out, <floating *>ly.W, <int>ly.n_out, g, <int>ly.n_in)
-            if ly.dropout and masks:
+            if relaxed:
+                # the same noise drawn again: dh := g * (1 - z) / (1 - p) in place
+                # (not needed below the first layer) and dL/dp_logit's data term
+                concrete_backward(&ly.conc, ly.block0, n * ly.n_in, g, h, g if i > 0 else NULL,
+                                  <floating *>NULL, &ly.da, net.n_threads)
+            elif ly.dropout and masks:
                 apply_mask_parallel(g, ly.words, <floating>ly.scale, n * ly.n_in, g, net.n_threads)
+    return total
+
+
+cdef inline double softplus(double v) noexcept nogil:
+    """log(1 + e^v), without overflow at either end."""
+    return log1p(exp(-fabs(v))) + (v if v > 0 else 0.0)
+
+
+cdef void prior_terms(double square_sum, Py_ssize_t n_inputs, double p_logit, double wr, double dr,
+                      double *d_p_logit, double *decay) noexcept nogil:
+    """The gradients of one layer's prior (cydrop.concrete.prior_terms, whose
+    formulas these are): d_p_logit := wr ||W||^2 e^a + dr K p (1 - p) a, and
+    decay := 2 wr / (1 - p), the prior's dR/dW = decay * W."""
+    cdef double p = exp(-softplus(-p_logit)), keep = exp(-softplus(p_logit)), inv_keep = 1.0 + exp(p_logit)
+    d_p_logit[0] = wr * square_sum * (inv_keep - 1.0) + dr * n_inputs * p * keep * p_logit
+    decay[0] = 2.0 * wr * inv_keep
+
+
+cdef double sum_of_squares(const floating *W, Py_ssize_t n) noexcept nogil:
+    """||W||^2 in double."""
+    cdef double total = 0
+    cdef Py_ssize_t e
+    for e in range(n):
+        total += <double>W[e] * <double>W[e]
     return total
 
 
@@ -260,9 +367,13 @@ cdef double train_epoch_kernel(NetC *net, const floating *X, const floating *Y,
     sum to 0 holds no sample and makes no update. Returns the training loss
     summed over the rows with their weights; *t is the optimizer step count,
     *first_bad_step the step (t after it) of the first batch whose loss was
-    not finite, if it is still 0 when such a batch comes."""
+    not finite, if it is still 0 when such a batch comes. A learned layer
+    also updates its p_logit, and the prior's terms (net.wr, net.dr) join
+    the gradients of its weights and p_logit. A p_logit out of its pass's
+    range ends the epoch (NaN, net.bad_p_logit set)."""
     cdef Py_ssize_t start, r, n, i
-    cdef double w_sum, batch_loss
+    cdef double w_sum, batch_loss, decay, d_prior, decay_prior
+    cdef floating grad_a
     cdef Layer *ly
     cdef int L = net.n_layers
     cdef double total = 0
@@ -285,22 +396,35 @@ cdef double train_epoch_kernel(NetC *net, const floating *X, const floating *Y,
             # no sample: no update, but the batch's mask blocks are passed
             # over as if drawn, so that later batches keep their masks
             for i in range(L):
-                if net.layers[i].dropout:
+                if net.layers[i].dropout or net.layers[i].learned:
                     block += n_words(n * net.layers[i].n_in)
             start += n
             continue
         batch_loss = forward_backward(net, x0, y, NULL if weights == NULL else net.w, w_sum, n, n_outputs,
                                       key, &block, True, tiny)
         total += batch_loss
+        if net.bad_p_logit:
+            return total
         t[0] += 1
         if first_bad_step[0] == 0 and not isfinite(batch_loss):
             first_bad_step[0] = t[0]
         for i in range(L):
             ly = &net.layers[i]
+            decay = net.l2 / w_sum
+            if ly.prior:   # with W before its update, as the reference engine
+                prior_terms(sum_of_squares(<floating *>ly.W, ly.n_in * ly.n_out), ly.n_in,
+                            <double>(<floating *>ly.p_logit)[0] if ly.learned else ly.fixed_p_logit,
+                            net.wr, net.dr, &d_prior, &decay_prior)
+                decay += decay_prior
+                if ly.learned:
+                    ly.da += d_prior
             update(net, <floating *>ly.W, <floating *>ly.dW, <floating *>ly.W1, <floating *>ly.W2,
-                   ly.n_in * ly.n_out, t[0], net.l2 / w_sum)
+                   ly.n_in * ly.n_out, t[0], decay)
             update(net, <floating *>ly.b, <floating *>ly.db, <floating *>ly.b1, <floating *>ly.b2,
                    ly.n_out, t[0], 0.0)   # no penalty on biases
+            if ly.learned:
+                grad_a = <floating>ly.da
+                update(net, <floating *>ly.p_logit, &grad_a, <floating *>ly.a1, <floating *>ly.a2, 1, t[0], 0.0)
         if net.max_norm > 0:
             for i in range(L):
                 ly = &net.layers[i]
@@ -319,7 +443,8 @@ cdef void mc_kernel(NetC *net, const floating *X, Py_ssize_t n_rows, Py_ssize_t 
     layer, as n_passes dropout predictions of the reference engine draw them.
 
     A first layer without input dropout gives the same output in every pass:
-    it is computed once per chunk."""
+    it is computed once per chunk. A learned p_logit out of its pass's range
+    stops the passes (net.bad_p_logit set)."""
     cdef Py_ssize_t start, n, e, i
     cdef long long p
     cdef uint64_t done = 0, per_pass = 0, block
@@ -331,7 +456,7 @@ cdef void mc_kernel(NetC *net, const floating *X, Py_ssize_t n_rows, Py_ssize_t 
     while start < n_rows:
         n = min(net.rows, n_rows - start)
         for i in range(L):
-            if net.layers[i].dropout:
+            if net.layers[i].dropout or net.layers[i].learned:
                 per_pass += n_words(n * net.layers[i].n_in)
         start += n
     start = 0
@@ -339,13 +464,14 @@ cdef void mc_kernel(NetC *net, const floating *X, Py_ssize_t n_rows, Py_ssize_t 
         n = min(net.rows, n_rows - start)
         x0 = <floating *>X + start * n_features
         first = 0
-        if L > 1 and not net.layers[0].dropout:
+        if L > 1 and not (net.layers[0].dropout or net.layers[0].learned):
             forward_layers(net, x0, n, key, &done, 0, 1, False)
             first = 1
         for p in range(n_passes):
             # `done`: the blocks the chunks before this one draw in a pass
             block = block0 + <uint64_t>p * per_pass + done
-            forward_layers(net, x0, n, key, &block, first, L, True)
+            if forward_layers(net, x0, n, key, &block, first, L, True) < 0:
+                return
             output_activation(net.output, out, n, n_outputs)
             for e in range(n * n_outputs):
                 v = out[e]
@@ -354,7 +480,7 @@ cdef void mc_kernel(NetC *net, const floating *X, Py_ssize_t n_rows, Py_ssize_t 
             if samples != NULL:
                 memcpy(samples + (p * n_rows + start) * n_outputs, out, n * n_outputs * sizeof(floating))
         for i in range(L):
-            if net.layers[i].dropout:
+            if net.layers[i].dropout or net.layers[i].learned:
                 done += n_words(n * net.layers[i].n_in)
         start += n
 
@@ -413,18 +539,25 @@ cdef class Net:
     weights, biases : lists of ndarray (n_in, n_out), (n_out,), one float dtype
         Layer i's input is layer i - 1's output.
     keep_prob : sequence of float in (0, 1], one per layer (of its input)
+        A learned layer's entry is not read.
     activation : int
         Hidden-layer activation code (cydrop.dense.ACTIVATIONS).
     output : int
         An ``Output`` code.
     rows : int >= 1
         Rows of the buffers: the batch size, or the chunk of MC rows.
-    first, second : lists of ndarray like weights + biases, or None
+    first, second : lists of ndarray like weights + biases + the p_logits, or None
         Optimizer state (momentum's velocity or Adam's m; Adam's v), laid out
-        as cydrop.MLP keeps it: the weights' arrays, then the biases'.
+        as cydrop.MLP keeps it: the weights' arrays, then the biases', then
+        the learned layers' p_logits'.
     optimizer : int
         An ``Optimizer`` code; OPT_NONE for prediction only.
     lr, momentum, beta1, beta2, eps : float
+        ``lr`` may be set again between calls (the attribute ``lr``): a
+        learning-rate schedule changes it from epoch to epoch.
+    eps_hat : bool
+        Adam's ``eps`` is added to ``sqrt(v)`` instead of ``sqrt(v_hat)``
+        (optim.pxd: adam_kernel).
     l2 : float
         J's L2 coefficient: weights decay by l2 / batch rows, biases not.
     max_norm : float
@@ -438,6 +571,19 @@ cdef class Net:
     backward : bool
         Make the gradient buffers, for :meth:`gradients` (a Net that trains
         has them whatever this says).
+    p_logits : list of (ndarray (1,) or None), one per layer, or None
+        A layer whose keep_prob is learned (Concrete dropout) has its
+        p_logit here: its input gets the relaxed mask (in training and MC
+        passes), and a Net that trains updates the p_logit in place.
+    temperature : float > 0
+        Of the relaxed masks.
+    prior : (wr, dr) or None
+        The prior's coefficients: each learned layer's weights and p_logit
+        get the gradients of ``wr ||W||^2 / (1 - p) + dr K (p log p + (1 - p)
+        log(1 - p))``.
+    fixed_p_logits : list of (float or None), one per layer, or None
+        A layer with the prior's weight term at a fixed p (a network whose
+        rates were learned, checked with dropout off).
     """
     cdef NetC c
     cdef readonly object dtype
@@ -446,12 +592,14 @@ cdef class Net:
     cdef list _caller    # (array, name, shape, data pointer, writable) re-checked per call
     cdef list _own       # scratch arrays the pointers in c point into
     cdef list _dW, _db   # the gradient buffers among them, by layer
+    cdef list _p_logits  # the learned layers' p_logit arrays (None for the others), by layer
 
     def __cinit__(self, list weights, list biases, keep_prob, int activation, int output,
                   Py_ssize_t rows, first=None, second=None, int optimizer=OPT_NONE,
                   double lr=0.0, double momentum=0.0, double beta1=0.9, double beta2=0.999,
-                  double eps=1e-8, double l2=0.0, double max_norm=0.0, bint numpy_blas=False,
-                  bint backward=False):
+                  double eps=1e-8, double l2=0.0, double max_norm=0.0, bint eps_hat=False,
+                  bint numpy_blas=False, bint backward=False, p_logits=None, double temperature=0.1,
+                  prior=None, fixed_p_logits=None):
         cdef Py_ssize_t L = len(weights), i, widest
         cdef Layer *ly
         if not 1 <= L <= MAX_LAYERS:
@@ -461,9 +609,9 @@ cdef class Net:
                              f"got {len(biases)} biases and {len(keep_prob)} keep_prob")
         if not 0 <= activation <= 3:
             raise ValueError(f"activation must be a code 0..3 (cydrop.dense.ACTIVATIONS), got {activation}")
-        if output not in (OUT_LINEAR, OUT_SIGMOID, OUT_SOFTMAX):
+        if output not in (OUT_LINEAR, OUT_SIGMOID, OUT_SOFTMAX, OUT_GAUSSIAN):
             raise ValueError(f"output must be an Output code, got {output}")
-        if optimizer not in (OPT_NONE, OPT_SGD, OPT_MOMENTUM, OPT_ADAM):
+        if optimizer not in (OPT_NONE, OPT_SGD, OPT_MOMENTUM, OPT_ADAM, OPT_NESTEROV):
             raise ValueError(f"optimizer must be an Optimizer code, got {optimizer}")
         if not isinstance(weights[0], np.ndarray) or weights[0].ndim != 2:
             raise TypeError("weights[0] must be a 2-D numpy.ndarray")
@@ -486,12 +634,23 @@ cdef class Net:
         if rows * widest >= 2**31:
             raise ValueError(f"rows * widest layer must be < 2**31 (BLAS dimensions), got {rows} * {widest}")
         self.rows = rows
-        need = {OPT_NONE: 0, OPT_SGD: 0, OPT_MOMENTUM: 1, OPT_ADAM: 2}[optimizer]
+        p_logits = [None] * L if p_logits is None else list(p_logits)
+        fixed_p_logits = [None] * L if fixed_p_logits is None else list(fixed_p_logits)
+        if len(p_logits) != L or len(fixed_p_logits) != L:
+            raise ValueError(f"p_logits and fixed_p_logits must have one entry per layer ({L})")
+        learned = [i for i in range(L) if p_logits[i] is not None]
+        if not (temperature > 0 and temperature < INF):
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        wr, dr = (0.0, 0.0) if prior is None else prior
+        if not (0 <= wr < INF and 0 <= dr < INF):
+            raise ValueError(f"prior must be two finite numbers >= 0, got {prior!r}")
+        need = {OPT_NONE: 0, OPT_SGD: 0, OPT_MOMENTUM: 1, OPT_NESTEROV: 1, OPT_ADAM: 2}[optimizer]
+        n_params = 2 * L + len(learned)
         states = []
         for state, name, needed in ((first, "first", need >= 1), (second, "second", need >= 2)):
-            if needed and (not isinstance(state, (list, tuple)) or len(state) != 2 * L):
-                raise ValueError(f"{name} must be a list of {2 * L} optimizer state arrays "
-                                 f"(weights then biases), got {type(state).__name__}")
+            if needed and (not isinstance(state, (list, tuple)) or len(state) != n_params):
+                raise ValueError(f"{name} must be a list of {n_params} optimizer state arrays "
+                                 f"(weights, biases, then p_logits), got {type(state).__name__}")
             states.append(state if needed else None)
         for name, value, lo, hi in (("lr", lr, 0.0, INF), ("momentum", momentum, 0.0, 1.0),
                                     ("beta1", beta1, 0.0, 1.0), ("beta2", beta2, 0.0, 1.0),
@@ -505,7 +664,8 @@ cdef class Net:
         self.c.n_layers, self.c.activation, self.c.output, self.c.optimizer = L, activation, output, optimizer
         self.c.rows = rows
         self.c.lr, self.c.momentum, self.c.beta1, self.c.beta2 = lr, momentum, beta1, beta2
-        self.c.eps, self.c.l2, self.c.max_norm = eps, l2, max_norm
+        self.c.eps, self.c.l2, self.c.max_norm, self.c.eps_hat = eps, l2, max_norm, eps_hat
+        self.c.temperature, self.c.wr, self.c.dr, self.c.bad_p_logit = temperature, wr, dr, 0
         self.c.gemm_routine = NULL
         self.c.n_threads = 1
         self.c.whole_gemms = False
@@ -520,15 +680,28 @@ cdef class Net:
             self.c.gemm_routine = <void *>routine
         self._caller, self._own = [], []
         self._dW, self._db = [], []
+        self._p_logits = p_logits
         train = optimizer != OPT_NONE
         grads = train or backward
         for i in range(L):
             ly = &self.c.layers[i]
             ly.n_in, ly.n_out = sizes[i], sizes[i + 1]
-            kp = keep_prob[i]
+            ly.learned = p_logits[i] is not None
+            kp = 1.0 if ly.learned else keep_prob[i]
             if not (0.0 < kp <= 1.0):
                 raise ValueError(f"keep_prob[{i}] must be in (0, 1], got {kp!r}")
             ly.dropout = kp < 1.0
+            ly.p_logit = ly.a1 = ly.a2 = NULL
+            ly.da, ly.block0 = 0.0, 0
+            ly.prior = prior is not None and (ly.learned or fixed_p_logits[i] is not None)
+            ly.fixed_p_logit = 0.0 if fixed_p_logits[i] is None else fixed_p_logits[i]
+            if ly.learned:
+                k = 2 * L + learned.index(i)
+                ly.p_logit = self._take(p_logits[i], f"p_logits[{i}]", (1,), train)
+                if states[0] is not None:
+                    ly.a1 = self._take(states[0][k], f"first[{k}]", (1,), True)
+                if states[1] is not None:
+                    ly.a2 = self._take(states[1][k], f"second[{k}]", (1,), True)
             ly.threshold = int(round(kp * 4294967296.0))   # cydrop._validation.threshold_of
             ly.scale = 1.0 / kp
             ly.W = self._take(weights[i], f"weights[{i}]", (ly.n_in, ly.n_out), train)
@@ -546,7 +719,7 @@ cdef class Net:
             if grads:   # the two arrays just made (no negative indices: wraparound is off)
                 self._dW.append(self._own[len(self._own) - 2])
                 self._db.append(self._own[len(self._own) - 1])
-            ly.x_tilde = self._scratch((rows, ly.n_in)) if ly.dropout else NULL
+            ly.x_tilde = self._scratch((rows, ly.n_in)) if ly.dropout or ly.learned else NULL
             ly.words = NULL
             if ly.dropout:
                 words = np.zeros(n_words(rows * ly.n_in), dtype=np.uint64)
@@ -599,10 +772,30 @@ cdef class Net:
         self.c.n_threads = n_threads
         self.c.whole_gemms = whole_gemms
 
+    @property
+    def lr(self):
+        """The learning rate of the next update."""
+        return self.c.lr
+
+    @lr.setter
+    def lr(self, double value):
+        if self.c.optimizer != OPT_NONE and not (0.0 < value < INF):   # false for NaN
+            raise ValueError(f"lr must be in (0.0, inf), got {value!r}")
+        self.c.lr = value
+
     def _blocks_per_draw(self, Py_ssize_t n):
         """Generator blocks the masks of one forward pass of n rows draw."""
         return sum(n_words(n * self.c.layers[i].n_in) for i in range(self.c.n_layers)
-                   if self.c.layers[i].dropout)
+                   if self.c.layers[i].dropout or self.c.layers[i].learned)
+
+    def _raise_bad_p_logit(self):
+        """FloatingPointError if a pass stopped at a learned p_logit out of its range."""
+        i = self.c.bad_p_logit - 1
+        self.c.bad_p_logit = 0
+        if i >= 0:
+            value = float(self._p_logits[i][0])
+            raise FloatingPointError(f"the learned keep_prob of layer {i} left the range its relaxed mask "
+                                     f"computes in (p_logit {value!r}): training diverged")
 
     def blocks_per_epoch(self, Py_ssize_t n_rows):
         """Generator blocks one train_epoch over n_rows rows draws."""
@@ -664,6 +857,7 @@ cdef class Net:
             with nogil:
                 total = train_epoch_kernel(&self.c, <const double *>Xp, <const double *>Yp, wp, n0, n_out,
                                            idx, n_rows, key, block0, &t, &first_bad_step, tiny)
+        self._raise_bad_p_logit()
         return total, t, first_bad_step
 
     def mc_passes(self, X, long long n_passes, uint64_t key, uint64_t block0, total, total_sq,
@@ -698,6 +892,7 @@ cdef class Net:
             with nogil:
                 mc_kernel(&self.c, <const double *>Xp, n_samples, n0, n_out, n_passes, key, block0,
                           tp, tsp, <double *>sp)
+        self._raise_bad_p_logit()
 
     def predict(self, X, P):
         """P := the outputs for the rows of X, dropout off, in chunks of ``rows``.

@@ -1,4 +1,4 @@
-"""Fused parameter updates: SGD, classical momentum, Adam, max-norm.
+"""Fused parameter updates: SGD, classical and Nesterov momentum, Adam, max-norm.
 
 ``cydrop.optim`` validates every argument and words its errors (aliasing,
 scalar ranges: lr > 0, 0 <= beta < 1, t >= 1, ...). Each entry point here
@@ -40,18 +40,19 @@ def sgd(floating[::1] param, const floating[::1] grad, double lr, double l2):
 
 
 def momentum(floating[::1] param, const floating[::1] grad, floating[::1] velocity,
-             double lr, double momentum, double l2):
-    """velocity := momentum * velocity - lr * (grad + l2 * param); param += velocity."""
+             double lr, double momentum, double l2, bint nesterov=False):
+    """velocity := momentum * velocity - lr * (grad + l2 * param); param += velocity
+    (with nesterov: param += momentum * velocity - lr * (grad + l2 * param))."""
     check_length(grad.shape[0], param.shape[0], "grad")
     check_length(velocity.shape[0], param.shape[0], "velocity")
     if param.shape[0] == 0:
         return
     with nogil:
-        momentum_kernel(&param[0], &grad[0], &velocity[0], param.shape[0], lr, momentum, l2)
+        momentum_kernel(&param[0], &grad[0], &velocity[0], param.shape[0], lr, momentum, l2, nesterov)
 
 
 def adam(floating[::1] param, const floating[::1] grad, floating[::1] m, floating[::1] v,
-         long long t, double lr, double beta1, double beta2, double eps, double l2):
+         long long t, double lr, double beta1, double beta2, double eps, double l2, bint eps_hat=False):
     """One bias-corrected Adam step t >= 1 on param, m and v (see adam_kernel)."""
     check_length(grad.shape[0], param.shape[0], "grad")
     check_length(m.shape[0], param.shape[0], "m")
@@ -60,7 +61,7 @@ def adam(floating[::1] param, const floating[::1] grad, floating[::1] m, floatin
         return
     with nogil:
         adam_kernel(&param[0], &grad[0], &m[0], &v[0], param.shape[0], t, lr,
-                    beta1, beta2, eps, l2)
+                    beta1, beta2, eps, l2, eps_hat)
 
 
 def max_norm(floating[:, ::1] W, double max_norm):

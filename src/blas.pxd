@@ -126,7 +126,7 @@ cdef inline void gemm(Trans ta, Trans tb, int m, int n, int k, floating alpha,
 # the address of its ILP64 Fortran-style ?gemm (OpenBLAS's scipy_sgemm_64_:
 # the arguments of SciPy's, with 64-bit integers). Why a second route: a
 # training loop whose GEMMs alternate between NumPy's and SciPy's OpenBLAS
-# thread pools is several times slower (README, "Threads and BLAS"), and the
+# thread pools is several times slower (docs: user_guide/threads.rst), and the
 # copy NumPy ships may be the newer, faster one: GEMMs too large for cydrop's
 # pool run here whole, on NumPy's threads, as numpy.matmul does, and the
 # pool's blocks (gemm_blocked) run here too when the address is known.

@@ -29,25 +29,34 @@ cdef inline void sgd_kernel(floating *param, const floating *grad, Py_ssize_t n,
 
 cdef inline void momentum_kernel(floating *param, const floating *grad, floating *velocity,
                           Py_ssize_t n, double lr, double momentum,
-                          double l2) noexcept nogil:
-    """velocity := momentum * velocity - lr * (grad + l2 * param);
-    param := param + velocity."""
+                          double l2, bint nesterov) noexcept nogil:
+    """g := grad + l2 * param; velocity := momentum * velocity - lr * g;
+    param := param + velocity, or with nesterov
+    param := param + momentum * velocity - lr * g (Sutskever et al. 2013's
+    rewriting, as scikit-learn's SGDOptimizer)."""
     cdef floating lr_ = <floating>lr, mu = <floating>momentum, l2_ = <floating>l2
-    cdef floating vel
+    cdef floating g, vel
     cdef Py_ssize_t i
     for i in range(n):
         # the L2 term uses param before this step's update
-        vel = mu * velocity[i] - lr_ * (grad[i] + l2_ * param[i])
+        g = grad[i] + l2_ * param[i]
+        vel = mu * velocity[i] - lr_ * g
         velocity[i] = vel
-        param[i] += vel
+        if nesterov:
+            param[i] += mu * vel - lr_ * g
+        else:
+            param[i] += vel
 
 
 cdef inline void adam_kernel(floating *param, const floating *grad, floating *m, floating *v,
                       Py_ssize_t n, long long t, double lr, double beta1, double beta2,
-                      double eps, double l2) noexcept nogil:
+                      double eps, double l2, bint eps_hat) noexcept nogil:
     """g := grad + l2 * param; m := b1 m + (1 - b1) g; v := b2 v + (1 - b2) g^2;
     param := param - lr * m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - b1^t),
-    v_hat = v / (1 - b2^t) (Kingma & Ba 2015, Algorithm 1, t >= 1)."""
+    v_hat = v / (1 - b2^t) (Kingma & Ba 2015, Algorithm 1, t >= 1). With
+    eps_hat, eps is the paper's section 2 epsilon hat, added to sqrt(v):
+    param := param - [lr sqrt(1 - b2^t) / (1 - b1^t)] * m / (sqrt(v) + eps)
+    (scikit-learn's and Keras's Adam)."""
     # Bias corrections once per call, in double, folded into the step and
     # epsilon (the paper's section 2 rewriting, exact in real arithmetic):
     #   lr * m_hat / (sqrt(v_hat) + eps)
@@ -56,15 +65,15 @@ cdef inline void adam_kernel(floating *param, const floating *grad, floating *m,
     cdef double bias1 = 1.0 - pow(beta1, <double>t)
     cdef double bias2 = 1.0 - pow(beta2, <double>t)
     cdef floating step = <floating>(lr * sqrt(bias2) / bias1)
-    cdef floating eps_hat = <floating>(eps * sqrt(bias2))
+    cdef floating eps_sqrt_v = <floating>(eps if eps_hat else eps * sqrt(bias2))
     cdef floating b1 = <floating>beta1, c1 = <floating>(1.0 - beta1)
     cdef floating b2 = <floating>beta2, c2 = <floating>(1.0 - beta2)
     cdef floating l2_ = <floating>l2
     # the loop itself is in C for runtime CPU dispatch (optim.h says why)
     if floating is float:
-        cyd_adam_float(param, grad, m, v, n, step, eps_hat, b1, c1, b2, c2, l2_)
+        cyd_adam_float(param, grad, m, v, n, step, eps_sqrt_v, b1, c1, b2, c2, l2_)
     else:
-        cyd_adam_double(param, grad, m, v, n, step, eps_hat, b1, c1, b2, c2, l2_)
+        cyd_adam_double(param, grad, m, v, n, step, eps_sqrt_v, b1, c1, b2, c2, l2_)
 
 
 cdef inline void max_norm_kernel(floating *W, Py_ssize_t n_in, Py_ssize_t n_out, double c,

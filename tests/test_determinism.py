@@ -1,7 +1,7 @@
 """A fixed seed gives the same masks and the same trained network, whatever the
 thread count and in every process.
 
-What is promised (README, "Threads and BLAS"):
+What is promised (docs/user_guide/threads.rst):
 
 - masks: identical for any thread count, in both modes;
 - ``set_deterministic(True)``: trained weights bit-identical under
@@ -41,7 +41,8 @@ TRAIN_SCRIPT = textwrap.dedent("""
             max_norm=3.0, progress=False)
     # the masks of one more training pass, and MC dropout (masks drawn at inference)
     from cydrop.mlp.engines.reference import ReferenceEngine
-    _, caches = ReferenceEngine()._forward(net._network, X[:256], train=True)
+    _, layers = ReferenceEngine()._forward(net._network, X[:256], masks="relaxed")
+    caches = [cache for cache, _ in layers]
     mean, std = net.predict_proba(X[:64], mc_samples=3)
     arrays = {f"W{i}": W for i, W in enumerate(net.weights)}
     arrays.update({f"b{i}": b for i, b in enumerate(net.biases)})

@@ -36,7 +36,7 @@ def _fit_both(sizes, output, y, dtype, optimizer, **fit_kwargs):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("optimizer", ["adam", "sgd", "momentum"])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "momentum", "nesterov"])
 @pytest.mark.parametrize("output", ["linear", "softmax", "sigmoid"])
 def test_compiled_epoch_equals_reference_epoch(dtype, optimizer, output):
     _, y = _data()
@@ -48,6 +48,25 @@ def test_compiled_epoch_equals_reference_epoch(dtype, optimizer, output):
     # the same generator blocks were drawn, and with other masks the weights
     # would differ by far more than round-off
     assert a._network.mask_gen.state == b._network.mask_gen.state
+    for p, q in zip(a.weights + a.biases, b.weights + b.biases):
+        np.testing.assert_allclose(p, q, rtol=0, atol=TOL[dtype] * 10)
+    np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=TOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer, settings", [
+    ("sgd", dict(schedule="invscaling", power_t=0.3, learning_rate=0.05)),
+    ("nesterov", dict(schedule="invscaling", power_t=0.7, learning_rate=0.05, momentum=0.5)),
+    ("adam", dict(beta1=0.8, beta2=0.99, eps=1e-3, eps_hat=True, learning_rate=0.01)),
+    ("adam", dict(beta1=0.8, beta2=0.99, eps=1e-3, schedule="invscaling", learning_rate=0.01)),
+])
+def test_compiled_epoch_follows_the_optimizer_settings_of_the_reference_engine(dtype, optimizer, settings):
+    """The learning rate a schedule changes between epochs, Adam's betas,
+    epsilon and where it is added reach the compiled epoch as they reach the
+    reference engine's updates."""
+    _, y = _data()
+    (a, ha), (b, hb) = _fit_both([8, 30, 1], "linear", y, dtype, optimizer, l2=0.1, **settings)
+    assert a._training.optimizer.learning_rate == b._training.optimizer.learning_rate
     for p, q in zip(a.weights + a.biases, b.weights + b.biases):
         np.testing.assert_allclose(p, q, rtol=0, atol=TOL[dtype] * 10)
     np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=TOL[dtype] * 10)
@@ -131,7 +150,18 @@ def _net(**kwargs):
     return _fused_net.Net(W, b, [1.0, 0.5], 1, 0, 8, **args), W
 
 
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), float("inf")])
+def test_learning_rate_set_between_epochs_is_checked(value):
+    net, _ = _net()
+    net.lr = 0.5
+    assert net.lr == 0.5
+    with pytest.raises(ValueError, match="lr must be in"):
+        net.lr = value
+    assert net.lr == 0.5
+
+
 @pytest.mark.parametrize("bad, match", [
+    (dict(optimizer=_fused_net.Optimizer.OPT_NESTEROV, first=None), "first must be a list"),
     (dict(first=None), "first must be a list"),
     (dict(second=[np.zeros(1)] * 4), r"second\[0\] must have shape"),
     (dict(first=[np.zeros((3, 4), np.float32)] * 4), r"first\[0\] must have dtype"),

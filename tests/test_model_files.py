@@ -5,7 +5,7 @@ file, and allocates nothing beyond what the file holds.
 Every file is built from one good file (``test_good_file_loads``) by one
 change, so each test shows that exactly that change is caught.
 (``cydrop.sklearn``'s estimators have no file format of their own: they are
-pickled like every scikit-learn estimator, see the README.)
+pickled like every scikit-learn estimator, see docs/user_guide/model_files.rst.)
 """
 import io
 import json
@@ -295,7 +295,8 @@ def refused_without_allocating(path, match):
 def test_header_declaring_huge_layers(tmp_path, layer_sizes):
     """The arrays present are small: refused before any weight is allocated
     (the header alone asked for 288 MB, 8 EB and 32 TB of float64)."""
-    members = dict(good_members(), **{"header.npy": npy(header_bytes(layer_sizes=layer_sizes, classes=None))})
+    header = header_bytes(layer_sizes=layer_sizes, classes=None, keep_prob=[1.0] * (len(layer_sizes) - 1))
+    members = dict(good_members(), **{"header.npy": npy(header)})
     refused_without_allocating(write_zip(tmp_path / "huge.npz", members), "W0 has shape|header declares")
 
 

@@ -1,6 +1,6 @@
 """Numerical robustness of training: divergence is reported, never returned;
 losses stay finite for huge logits; float32 agrees with float64 within the
-tolerances stated in the README ("Security and robustness").
+tolerances stated in docs/user_guide/model_files.rst.
 """
 import itertools
 import math
@@ -101,7 +101,7 @@ def test_softmax_and_cross_entropy_finite_for_huge_logits(MLP, dtype):
     np.testing.assert_allclose(P[1], 1 / 3, rtol=1e-6)
     net = MLP([2, 3], dtype=np.dtype(dtype).name)
     Y = np.eye(3, dtype=dtype)[[1, 0, 2, 1, 0]]  # row 0 and 3: the wrong class at probability 0
-    loss, grad = cydrop.mlp.losses.loss(net.output, P, Y), cydrop.mlp.losses.loss_grad(P, Y)
+    loss, grad = cydrop.mlp.losses.loss(net.output, P, Y), cydrop.mlp.losses.loss_grad(net.output, P, Y)
     assert math.isfinite(loss) and loss > 0 and np.isfinite(grad).all()
 
 
@@ -113,7 +113,7 @@ def test_sigmoid_output_finite_for_huge_logits(MLP, dtype):
     assert np.isfinite(P).all() and P[0, 0] == 1 and P[1, 0] == 0 and P[2, 0] == 0.5
     net = MLP([2, 1], output="sigmoid", dtype=np.dtype(dtype).name)
     Y = np.array([[0], [1], [1], [0], [1]], dtype=dtype)
-    loss, grad = cydrop.mlp.losses.loss(net.output, P, Y), cydrop.mlp.losses.loss_grad(P, Y)
+    loss, grad = cydrop.mlp.losses.loss(net.output, P, Y), cydrop.mlp.losses.loss_grad(net.output, P, Y)
     assert math.isfinite(loss) and np.isfinite(grad).all()
 
 

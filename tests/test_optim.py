@@ -1,5 +1,5 @@
-"""cydrop.optim against plain NumPy references of SGD, momentum, Adam and
-max-norm, plus argument checks.
+"""cydrop.optim against plain NumPy references of SGD, classical and Nesterov
+momentum, Adam (both places of its epsilon) and max-norm, plus argument checks.
 
 The references are written from the textbook formulas (Adam in its standard
 m_hat / v_hat form, not the folded form the kernel uses) and computed in
@@ -34,6 +34,23 @@ def sgd_ref(param, grad, lr, l2):
 def momentum_ref(param, grad, velocity, lr, momentum, l2):
     velocity = momentum * velocity - lr * (grad + l2 * param)
     return param + velocity, velocity
+
+
+def nesterov_ref(param, grad, velocity, lr, momentum, l2):
+    """scikit-learn's SGDOptimizer with nesterov=True: the update is taken
+    again from the new velocity."""
+    g = grad + l2 * param
+    velocity = momentum * velocity - lr * g
+    return param + momentum * velocity - lr * g, velocity
+
+
+def adam_eps_hat_ref(param, grad, m, v, t, lr, beta1, beta2, eps, l2):
+    """scikit-learn's AdamOptimizer: eps added to sqrt(v), the rate corrected."""
+    g = grad + l2 * param
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    rate = lr * np.sqrt(1 - beta2**t) / (1 - beta1**t)
+    return param - rate * m / (np.sqrt(v) + eps), m, v
 
 
 def adam_ref(param, grad, m, v, t, lr, beta1, beta2, eps, l2):
@@ -78,6 +95,41 @@ def test_momentum_matches_reference(dtype, shape, l2):
         assert momentum_update(param, grad, velocity, 0.05, 0.9, l2=l2) is None
         np.testing.assert_allclose(velocity, exp_vel, **TOL[dtype])
         np.testing.assert_allclose(param, exp_param, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("l2", L2S)
+def test_nesterov_momentum_matches_reference(dtype, shape, l2):
+    rng = np.random.default_rng(12)
+    param = rand(rng, shape, dtype)
+    velocity = np.zeros(shape, dtype)
+    for _ in range(N_STEPS):
+        grad = rand(rng, shape, dtype)
+        exp_param, exp_vel = nesterov_ref(f64(param), f64(grad), f64(velocity), 0.05, 0.9, l2)
+        assert momentum_update(param, grad, velocity, 0.05, 0.9, l2=l2, nesterov=True) is None
+        np.testing.assert_allclose(velocity, exp_vel, **TOL[dtype])
+        np.testing.assert_allclose(param, exp_param, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("eps", [1e-8, 1e-2])
+def test_adam_eps_hat_adds_eps_to_the_uncorrected_root(dtype, eps):
+    rng = np.random.default_rng(13)
+    param = rand(rng, (5, 7), dtype)
+    m, v = np.zeros_like(param), np.zeros_like(param)
+    hyper = dict(lr=0.01, beta1=0.8, beta2=0.99, eps=eps)
+    for t in range(1, N_STEPS + 1):
+        grad = rand(rng, param.shape, dtype, scale=0.01)
+        exp_param, exp_m, exp_v = adam_eps_hat_ref(f64(param), f64(grad), f64(m), f64(v), t, l2=0.01, **hyper)
+        other, _, _ = adam_ref(f64(param), f64(grad), f64(m), f64(v), t, l2=0.01, **hyper)
+        adam_update(param, grad, m, v, t, l2=0.01, eps_hat=True, **hyper)
+        np.testing.assert_allclose(param, exp_param, **TOL[dtype])
+        np.testing.assert_allclose(m, exp_m, **TOL[dtype])
+        np.testing.assert_allclose(v, exp_v, **TOL[dtype])
+    # with gradients of order eps the two places of eps differ far beyond round-off
+    if eps == 1e-2:
+        assert np.abs(other - exp_param).max() > 1e-4
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -364,6 +416,8 @@ SCALAR_CASES = (
     + [("adam", beta, value, error) for beta in ("beta1", "beta2") for value, error in BAD_UNIT]
     + [("adam", "eps", value, error) for value, error in BAD_POSITIVE]
     + [("adam", "t", value, error) for value, error in BAD_T]
+    + [(fn, flag, value, TypeError) for fn, flag in (("momentum", "nesterov"), ("adam", "eps_hat"))
+       for value in (1, "yes", None)]
 )
 
 

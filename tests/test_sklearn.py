@@ -11,6 +11,7 @@ from sklearn.base import clone
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from cydrop.sklearn import DropoutMLPClassifier, DropoutMLPRegressor
@@ -31,7 +32,8 @@ def expected_failed_checks(estimator):
         # one mask per row, so a row repeated k times is seen through k masks,
         # a row of weight k through one. Without dropout (keep_prob=1.0) the
         # same check runs, and passes.
-        return {"check_sample_weight_equivalence_on_dense_data": "one dropout mask per row, not per repeat"}
+        return {check: "one dropout mask per row, not per repeat" for check in
+                ("check_sample_weight_equivalence_on_dense_data", "check_sample_weight_equivalence_on_sparse_data")}
     return {}
 
 
@@ -132,8 +134,9 @@ def test_partial_fit_streams_and_needs_classes_first():
         for start in range(0, 600, 100):
             clf.partial_fit(X[start:start + 100], y[start:start + 100])
     assert clf.classes_.tolist() == [0, 1, 2]
-    assert clf.n_iter_ == len(clf.loss_curve_) == 1 + 20 * 6  # one pass per call, as scikit-learn counts
-    assert clf.t_ == 1 + 20 * 6  # batch_size "auto" = min(200, 100): one step per part
+    assert len(clf.loss_curve_) == 1 + 20 * 6  # one pass per call
+    assert clf.n_iter_ == 1  # as scikit-learn: the epochs of the last call
+    assert clf.t_ == (1 + 20 * 6) * 100  # as scikit-learn: the samples seen
     assert clf.score(X, y) > 0.9
     with pytest.raises(ValueError, match="classes"):
         clf.partial_fit(X[:10], y[:10], classes=[0, 1, 2, 3])
@@ -239,10 +242,13 @@ def test_early_stopping_without_patience_still_keeps_the_best_weights():
 
 def test_warm_start_continues_the_same_network():
     X, y = blobs()
-    kwargs = dict(hidden_layer_sizes=(16,), keep_prob=0.7, n_iter_no_change=np.inf, random_state=0)
+    # weights, optimizer state and mask stream go on; without shuffling, two
+    # warm fits of 4 epochs are one of 8 (each fit shuffles from the rows in
+    # their order, as scikit-learn's: shuffled, the orders would differ)
+    kwargs = dict(hidden_layer_sizes=(16,), keep_prob=0.7, n_iter_no_change=np.inf, random_state=0, shuffle=False)
     warm = DropoutMLPClassifier(max_iter=4, warm_start=True, **kwargs).fit(X, y).fit(X, y)
     straight = DropoutMLPClassifier(max_iter=8, **kwargs).fit(X, y)
-    assert len(warm.loss_curve_) == 8
+    assert len(warm.loss_curve_) == 8 and warm.n_iter_ == 4 and warm.t_ == 8 * len(X)
     np.testing.assert_array_equal(warm.coefs_[0], straight.coefs_[0])
     warm.set_params(hidden_layer_sizes=(32,))
     with pytest.raises(ValueError, match="hidden_layer_sizes"):
@@ -253,8 +259,8 @@ def test_warm_start_continues_the_same_network():
 
 def test_solver_and_activation_names_map_onto_cydrop():
     X, y = blobs(n=60)
-    cases = [(dict(solver="sgd", momentum=0.0), "sgd"), (dict(solver="sgd", momentum=0.9), "momentum"),
-             (dict(solver="adam"), "adam")]
+    cases = [(dict(solver="sgd", momentum=0.0), "sgd"), (dict(solver="sgd", momentum=0.9), "nesterov"),
+             (dict(solver="sgd", momentum=0.9, nesterovs_momentum=False), "momentum"), (dict(solver="adam"), "adam")]
     for params, optimizer in cases:
         assert DropoutMLPClassifier((4,), max_iter=1, **params).fit(X, y)._net._training.optimizer.name == optimizer
     for name, cydrop_name in [("identity", "linear"), ("logistic", "sigmoid"), ("tanh", "tanh"), ("relu", "relu")]:
@@ -323,6 +329,13 @@ def test_feature_names_in():
     (dict(dtype="float16"), "dtype"),
     (dict(shuffle="yes"), "shuffle"),
     (dict(random_state="seed"), "random_state"),
+    (dict(learning_rate="cosine"), "learning_rate"),
+    (dict(power_t=-1.0), "power_t"),
+    (dict(nesterovs_momentum="yes"), "nesterovs_momentum"),
+    (dict(beta_1=1.0), "beta_1"),
+    (dict(beta_2=-0.5), "beta_2"),
+    (dict(epsilon=0.0), "epsilon"),
+    (dict(max_fun=0), "max_fun"),
 ])
 @pytest.mark.parametrize("cls", [DropoutMLPClassifier, DropoutMLPRegressor])
 def test_bad_parameter_named_at_fit(cls, params, name):
@@ -347,6 +360,169 @@ def test_one_class_is_refused():
     X, _ = blobs(n=40)
     with pytest.raises(ValueError, match="1 class"):
         DropoutMLPClassifier((4,)).fit(X, np.zeros(40))
+
+
+# ------------------------------------------------------------ a drop-in for scikit-learn's MLP
+
+SKLEARN_TWINS = [(MLPClassifier, DropoutMLPClassifier), (MLPRegressor, DropoutMLPRegressor)]
+
+
+@pytest.mark.parametrize("sk_cls, cls", SKLEARN_TWINS)
+def test_constructs_and_fits_from_scikit_learns_parameters(sk_cls, cls):
+    params = sk_cls().get_params()
+    est = cls(**params)
+    # every parameter of scikit-learn's MLP, with its default
+    assert {name: est.get_params()[name] for name in params} == params
+    X, y = blobs(n=60)
+    est.set_params(max_iter=3).fit(X, y).predict(X)
+    assert clone(est).get_params() == est.get_params()
+
+
+@pytest.mark.parametrize("cls", [DropoutMLPClassifier, DropoutMLPRegressor])
+def test_lbfgs_is_refused_saying_why(cls):
+    with pytest.raises(ValueError, match="solver='lbfgs' is not supported: L-BFGS"):
+        cls((4,), solver="lbfgs").fit(*blobs(n=40))
+    assert not hasattr(cls((4,), solver="lbfgs"), "coefs_")
+
+
+def test_poisson_loss_is_refused_saying_why():
+    with pytest.raises(ValueError, match="loss='poisson' is not supported"):
+        DropoutMLPRegressor((4,), loss="poisson").fit(*blobs(n=40))
+
+
+def _regression(n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 5))
+    return X, np.tanh(X @ rng.standard_normal(5)) + 0.1 * rng.standard_normal(n)
+
+
+def _sparse_blobs():
+    sparse = pytest.importorskip("scipy.sparse")
+    X, y = blobs(n=240)
+    return sparse.csr_matrix(np.where(np.abs(X) > 2, X, 0)), y
+
+
+# (data, scikit-learn parameters) fitted by both with n_iter_no_change=inf
+SAME_AS_SKLEARN = {
+    "adam, binary": (lambda: (blobs(n=240)[0], blobs(n=240)[1] > 0), dict(max_iter=15)),
+    "adam, multiclass, tanh, batch 32": (blobs, dict(max_iter=8, activation="tanh", batch_size=32)),
+    "adam, betas and epsilon": (_regression, dict(max_iter=15, beta_1=0.8, beta_2=0.99, epsilon=1e-3)),
+    "sgd, nesterov": (blobs, dict(max_iter=15, solver="sgd", learning_rate_init=0.01, activation="logistic")),
+    "sgd, classical momentum": (_regression, dict(max_iter=15, solver="sgd", nesterovs_momentum=False,
+                                                  learning_rate_init=0.01, alpha=0.1)),
+    "sgd, invscaling": (blobs, dict(max_iter=15, solver="sgd", learning_rate="invscaling",
+                                    learning_rate_init=0.5, power_t=0.3, momentum=0.0)),
+    # scikit-learn stratifies the hold-out of two classes only
+    "early_stopping split": (lambda: (blobs()[0], blobs()[1] > 0),
+                             dict(max_iter=15, early_stopping=True, validation_fraction=0.2, learning_rate_init=0.01)),
+    "sparse X": (_sparse_blobs, dict(max_iter=10, activation="identity", batch_size=50)),
+}
+
+
+@pytest.mark.parametrize("case", list(SAME_AS_SKLEARN))
+def test_trains_the_model_of_scikit_learns_mlp_at_keep_prob_1(case):
+    """The same random_state gives scikit-learn's initial weights and
+    shuffles, and the same loss, L2 term, batches and updates give its model
+    (to rounding) and its counters."""
+    make_data, params = SAME_AS_SKLEARN[case]
+    X, y = make_data()
+    regression = y.dtype.kind == "f"
+    sk_cls, cls = SKLEARN_TWINS[1] if regression else SKLEARN_TWINS[0]
+    params = dict(hidden_layer_sizes=(12, 7), random_state=3, n_iter_no_change=np.inf, **params)
+    ours = cls(keep_prob=1.0, **params).fit(X, y)
+    theirs = sk_cls(**params).fit(X, y)
+    assert (ours.n_iter_, ours.t_, ours.n_layers_, ours.n_outputs_, ours.out_activation_) == \
+        (theirs.n_iter_, theirs.t_, theirs.n_layers_, theirs.n_outputs_, theirs.out_activation_)
+    if params.get("early_stopping"):
+        # the same hold-out and training: the same score every epoch (the
+        # weights kept differ: the lowest held-out loss here, the best score there)
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=0, atol=1e-12)
+        return
+    for mine, reference in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(mine, reference, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.predict_proba(X) if not regression else ours.predict(X),
+                               theirs.predict_proba(X) if not regression else theirs.predict(X), atol=1e-12)
+
+
+def test_initial_weights_are_scikit_learns_for_every_activation_whatever_keep_prob():
+    X, y = blobs(n=60)
+    for activation, factor in [("relu", 6), ("tanh", 6), ("identity", 6), ("logistic", 2)]:
+        # scikit-learn's _init_coef from RandomState(random_state), layer after layer
+        rs = np.random.RandomState(5)
+        expected = []
+        for n_in, n_out in [(6, 9), (9, 3)]:
+            limit = np.sqrt(factor / (n_in + n_out))
+            expected += [rs.uniform(-limit, limit, (n_in, n_out)), rs.uniform(-limit, limit, n_out)]
+        for keep_prob in (1.0, 0.5):
+            # steps of 1e-300 leave every weight as it was drawn
+            est = DropoutMLPClassifier((9,), activation=activation, keep_prob=keep_prob, solver="sgd", momentum=0.0,
+                                       learning_rate_init=1e-300, max_iter=1, random_state=5).fit(X, y)
+            got = [a for pair in zip(est.coefs_, est.intercepts_) for a in pair]
+            for a, b in zip(got, expected):
+                np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("power_t", [0.5, 0.25])
+def test_invscaling_rate_is_scikit_learns_after_every_epoch(power_t):
+    X, y = blobs(n=150)
+    params = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate="invscaling", learning_rate_init=0.1,
+                  power_t=power_t, max_iter=6, n_iter_no_change=np.inf, random_state=0)
+    ours = DropoutMLPClassifier(keep_prob=1.0, **params).fit(X, y)
+    theirs = MLPClassifier(**params).fit(X, y)
+    # effective_learning_rate = learning_rate_init / (t + 1) ** power_t, t the samples seen
+    assert ours.t_ == 6 * 150
+    assert ours._net._training.optimizer.learning_rate == pytest.approx(0.1 / (6 * 150 + 1) ** power_t, rel=1e-15)
+    assert ours._net._training.optimizer.learning_rate == pytest.approx(theirs._optimizer.learning_rate, rel=1e-15)
+    ours.partial_fit(X[:50], y[:50])   # goes on from the samples seen, as scikit-learn's partial_fit
+    assert ours._net._training.optimizer.learning_rate == pytest.approx(0.1 / (6 * 150 + 50 + 1) ** power_t, rel=1e-15)
+
+
+def test_adaptive_rate_is_divided_by_five_where_scikit_learns_is():
+    X, y = _regression()
+    # tol = 1e9: no epoch improves, so both rules see a plateau every
+    # n_iter_no_change + 1 epochs after the first
+    params = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate="adaptive", learning_rate_init=1e-3,
+                  n_iter_no_change=1, tol=1e9, max_iter=100, random_state=0)
+    ours = DropoutMLPRegressor(keep_prob=1.0, **params).fit(X, y)
+    theirs = MLPRegressor(**params).fit(X, y)
+    # divided by 5 at five plateaus, the rate 3.2e-7 <= 1e-6 at the sixth: stop
+    assert ours.n_iter_ == theirs.n_iter_ == 13
+    assert ours._net._training.optimizer.learning_rate == pytest.approx(1e-3 / 5**5, rel=1e-12)
+    assert ours._net._training.optimizer.learning_rate == pytest.approx(theirs._optimizer.learning_rate, rel=1e-12)
+
+
+def test_learning_rate_schedule_is_for_sgd_only_as_in_scikit_learn():
+    X, y = blobs(n=60)
+    adam = DropoutMLPClassifier((4,), learning_rate="invscaling", max_iter=3, n_iter_no_change=np.inf).fit(X, y)
+    assert adam._net._training.optimizer.schedule == "constant" and adam._net._training.optimizer.learning_rate == 1e-3
+
+
+def test_sparse_X_trains_and_predicts_as_its_dense_copy():
+    Xs, y = _sparse_blobs()
+    for fmt in ("csr", "csc", "coo"):
+        kwargs = dict(hidden_layer_sizes=(8,), keep_prob=0.8, max_iter=5, random_state=0)
+        sparse_fit = DropoutMLPClassifier(**kwargs).fit(Xs.asformat(fmt), y)
+        dense_fit = DropoutMLPClassifier(**kwargs).fit(Xs.toarray(), y)
+        for a, b in zip(sparse_fit.coefs_, dense_fit.coefs_):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(sparse_fit.predict_proba(Xs.asformat(fmt)), dense_fit.predict_proba(Xs.toarray()))
+    reg = DropoutMLPRegressor((8,), keep_prob=0.9, max_iter=3, random_state=0).fit(Xs, y.astype(float))
+    mean, std = reg.predict(Xs, return_std=True, mc_samples=4)
+    assert mean.shape == std.shape == (Xs.shape[0],)
+
+
+def test_t_counts_samples_and_n_iter_epochs_as_scikit_learn():
+    X, y = blobs(n=150)
+    for cls in (DropoutMLPClassifier, MLPClassifier):
+        est = cls((8,), max_iter=4, n_iter_no_change=np.inf, random_state=0, warm_start=True).fit(X, y)
+        assert (est.n_iter_, est.t_) == (4, 600)
+        est.fit(X, y)          # warm start: t_ goes on, n_iter_ counts this fit
+        assert (est.n_iter_, est.t_, len(est.loss_curve_)) == (4, 1200, 8)
+        est.partial_fit(X[:70], y[:70])
+        assert (est.n_iter_, est.t_, len(est.loss_curve_)) == (1, 1270, 9)
+        est = cls((8,), max_iter=3, n_iter_no_change=np.inf, early_stopping=True, validation_fraction=0.2,
+                  random_state=0).fit(X, y)
+        assert est.t_ == 3 * 120    # the rows left for training
 
 
 # ------------------------------------------------------------ optional dependency
@@ -448,6 +624,6 @@ def test_regressor_r2_is_scikit_learns_uniform_average():
     from sklearn.utils import check_random_state
 
     rs = check_random_state(0)
-    rs.randint(np.iinfo(np.int32).max)  # fit's first draw seeds the network
+    rs.uniform(size=3 * 16 + 16 + 16 * 2 + 2)  # fit's first draws: the initial weights and biases
     _, X_val, _, Y_val = train_test_split(X, Y, test_size=0.1, random_state=rs)
     assert reg.best_validation_score_ == pytest.approx(r2_score(Y_val, reg.predict(X_val)), rel=1e-6)

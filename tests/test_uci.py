@@ -30,6 +30,16 @@ def test_uci_one_split_runs_and_writes_json(tmp_path, capsys):
     assert entry["name"] == "yacht" and entry["splits"] == 1 and entry["rmse_se"] == 0.0
 
 
+def test_uci_json_records_the_command_date_and_machine(tmp_path):
+    out = tmp_path / "uci.json"
+    assert main(["uci", "yacht", *FAST, "--json", str(out)]) == 0
+    meta = json.loads(out.read_text())["meta"]
+    assert meta["command"].startswith("cydrop uci yacht --splits 1 --epochs 3 --mc-samples 5 --seed 0 --repeats 1")
+    assert meta["command"].endswith("--json uci.json")
+    assert len(meta["date"]) == 10 and meta["date"][4] == meta["date"][7] == "-"
+    assert "logical CPUs" in meta["machine"]
+
+
 def test_uci_extended_column(tmp_path, capsys):
     out = tmp_path / "uci.json"
     assert main(["uci", "yacht", *FAST, "--extended", "--extended-epochs", "4", "--json", str(out)]) == 0

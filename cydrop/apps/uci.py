@@ -6,9 +6,11 @@ any folder given with ``--data-dir``), runs the published protocol and prints
 cydrop's MC RMSE and test log-likelihood beside the published figures.
 Every file and argument is checked before any training starts.
 """
+import datetime
 import json
 import os
 import re
+import shlex
 import sys
 import time
 
@@ -235,6 +237,7 @@ def run(args):
     print(f"cydrop uci: {len(datasets)} dataset(s), {args.splits} split(s), "
           + (f"{args.repeats} repeats, " if args.repeats > 1 else "")
           + f"{args.mc_samples} MC samples, {args.jobs} process(es)")
+    meta = _meta(args)
     results = []
     for ds in datasets:
         epochs = args.epochs if args.epochs is not None else ds["epochs"]
@@ -250,7 +253,7 @@ def run(args):
         _print_table(results[-1:], args.extended, legend=False)
         if args.json:   # after each dataset, so that a long run keeps what it finished
             with open(args.json, "w") as f:
-                json.dump({"datasets": [_json_entry(d, r, args) for d, r in results]}, f, indent=1)
+                json.dump({"meta": meta, "datasets": [_json_entry(d, r, args) for d, r in results]}, f, indent=1)
     _print_table(results, args.extended)
     if args.json:
         print(f"results written to {args.json}")
@@ -258,6 +261,34 @@ def run(args):
         _plot(*results[0], args.plot)
         print(f"plot written to {args.plot}")
     return 0
+
+
+def _command(args):
+    """The command line that repeats this run, every option spelled out."""
+    parts = ["cydrop", "uci", *args.names]
+    if args.data_dir is not None:
+        parts += ["--data-dir", args.data_dir]
+    parts += ["--splits", str(args.splits)]
+    for option, value in (("--epochs", args.epochs), ("--extended-epochs", args.extended_epochs)):
+        if value is not None:
+            parts += [option, str(value)]
+    parts += ["--mc-samples", str(args.mc_samples), "--seed", str(args.seed), "--repeats", str(args.repeats),
+              "--jobs", str(args.jobs)]
+    if args.extended:
+        parts.append("--extended")
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        if path is not None:
+            parts += [option, os.path.basename(path)]
+    return " ".join(shlex.quote(part) for part in parts)
+
+
+def _meta(args):
+    """What a result file records beside its figures: the command, the date, the machine."""
+    from .bench.report import cpu_name
+
+    load = f", load average {os.getloadavg()[0]:.1f} at the start" if hasattr(os, "getloadavg") else ""
+    return {"command": _command(args), "date": datetime.date.today().isoformat(),
+            "machine": f"{cpu_name()}, {os.cpu_count()} logical CPUs{load}"}
 
 
 def _json_entry(ds, res, args):

@@ -3,15 +3,20 @@
 Each check names the argument it refuses. Nothing here changes a network:
 the face (``cydrop.mlp.model``) checks everything first and commits after.
 """
+import sys
 import warnings
 
 import numpy as np
 
-__all__ = ["check_X", "check_classes", "check_sample_weight", "encode_y"]
+__all__ = ["check_X", "check_classes", "check_sample_weight", "dense", "dense_rows", "encode_y", "is_sparse"]
 
 
 def check_X(X, network, name="X"):
-    """X as a C-contiguous array of the network's dtype, (n_samples, n_features), finite."""
+    """X as a C-contiguous array of the network's dtype, (n_samples, n_features),
+    finite; a SciPy sparse X as a CSR matrix of that dtype (the caller's
+    matrix is never changed), which the passes densify a batch at a time."""
+    if is_sparse(X):
+        return _check_sparse_X(X, network, name)
     X = _as_numeric(X)
     if X.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be a numeric array, got dtype {X.dtype}")
@@ -31,6 +36,46 @@ def check_X(X, network, name="X"):
     return cast
 
 
+def _check_sparse_X(X, network, name):
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
+    if X.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be a numeric array, got dtype {X.dtype}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 samples)")
+    if X.shape[1] != network.layer_sizes[0]:
+        raise ValueError(f"{name} has {X.shape[1]} features, the network expects {network.layer_sizes[0]}")
+    X = X.tocsr()  # rows of a batch are slices of CSR's arrays
+    _check_finite(X.data, name)
+    dtype = network.dtype
+    with np.errstate(over="ignore"):
+        cast = X.astype(dtype, copy=False)
+    if not np.isfinite(cast.data).all():
+        raise ValueError(f"{name} has values too large for {dtype} (largest magnitude "
+                         f"{float(np.max(np.abs(X.data))):.3g}, {dtype} holds {float(np.finfo(dtype).max):.3g})")
+    return cast
+
+
+def is_sparse(X):
+    """X is a SciPy sparse matrix or array (which exists only if scipy.sparse
+    was imported: ``import cydrop`` leaves SciPy out)."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(X)
+
+
+def dense_rows(X, rows):
+    """The rows ``rows`` (indices or a slice) of X, an ndarray or a SciPy CSR
+    matrix, as a C-contiguous ndarray of X's dtype."""
+    if is_sparse(X):
+        return np.ascontiguousarray(X[rows].toarray())
+    return X[rows]
+
+
+def dense(X):
+    """X as a C-contiguous ndarray (a SciPy sparse X densified whole)."""
+    return np.ascontiguousarray(X.toarray()) if is_sparse(X) else X
+
+
 def encode_y(y, n, network, classes, name="y", learn_classes=False):
     """(Y, learnt classes or None): targets as the network's output array
     (one-hot, a 0/1 column, or values), encoded against ``classes`` (the
@@ -38,20 +83,24 @@ def encode_y(y, n, network, classes, name="y", learn_classes=False):
     without given classes) the labels of y become the classes; they are
     returned, not set, so that a call refused later changes nothing."""
     output, dtype, n_outputs = network.output, network.dtype, network.layer_sizes[-1]
-    y = _as_numeric(y) if output == "linear" else _as_labels(y, name)
+    regression = output in ("linear", "gaussian")
+    y = _as_numeric(y) if regression else _as_labels(y, name)
     if y.ndim == 0:
         raise ValueError(f"{name} must hold one target per sample ({n}), got a scalar {y!r}")
     if y.shape[0] != n:
         raise ValueError(f"{name} has {y.shape[0]} samples but X has {n}")
-    if output == "linear":
+    if regression:
         if y.dtype.kind not in "fiub":
-            raise TypeError(f"{name} must be numeric for output='linear', got dtype {y.dtype}")
+            raise TypeError(f"{name} must be numeric for output={output!r}, got dtype {y.dtype}")
         _check_finite(y, name)
         Y = y.reshape(n, -1).astype(dtype)
-        if Y.shape[1] != n_outputs:
-            raise ValueError(f"{name} has {Y.shape[1]} targets per sample, the network has {n_outputs} outputs")
+        if Y.shape[1] != network.n_targets:
+            raise ValueError(f"{name} has {Y.shape[1]} targets per sample, the network has "
+                             f"{network.n_targets} {'targets' if output == 'gaussian' else 'outputs'}")
         if not np.isfinite(Y).all():
             raise ValueError(f"{name} has values too large for {dtype}")
+        if output == "gaussian":   # as wide as the outputs: the second half is not read
+            Y = np.concatenate([Y, np.zeros_like(Y)], axis=1)
         return np.ascontiguousarray(Y), None
     if y.ndim == 2 and y.shape[1] == 1:
         warnings.warn(f"a column-vector {name} was passed when a 1-D array was expected; it was ravelled "

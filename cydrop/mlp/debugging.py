@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..concrete import prior_terms
 from .optimizers import make_optimizer
 from .training import cost
 
@@ -44,32 +45,39 @@ class CheckReport:
                 f"gradient check: relative difference {self.gradient_error:.3g} ({grad})")
 
 
-def check(twin, engine, X, Y, *, l2, iterations, learning_rate, eps, max_checks):
+def check(twin, engine, X, Y, *, l2, prior, iterations, learning_rate, eps, max_checks):
     """CheckReport of ``twin`` (a float64 network with dropout off) on checked
-    data X, encoded targets Y, trained with J's penalty ``l2``."""
+    data X, encoded targets Y, trained with J's penalty ``l2`` (and the
+    learned layers' ``prior``, their rates held fixed)."""
     X, Y = X.astype(np.float64), Y.astype(np.float64)
-    error = gradient_check(twin, engine, X, Y, l2=l2, eps=eps, max_checks=max_checks, seed=0)
+    error = gradient_check(twin, engine, X, Y, l2=l2, prior=prior, eps=eps, max_checks=max_checks, seed=0)
     n = X.shape[0]
     sgd = make_optimizer("sgd", twin.params, learning_rate)
     order = np.arange(n)
-    costs = [cost(twin, engine, X, Y, l2)]
+    costs = [cost(twin, engine, X, Y, l2, prior=prior)]
     for _ in range(iterations):
         # one full batch through the training step itself: what is checked is what trains
-        engine.train_epoch(twin, sgd, X, Y, None, order, n, l2, None)
-        costs.append(cost(twin, engine, X, Y, l2))
+        engine.train_epoch(twin, sgd, X, Y, None, order, n, l2, None, prior)
+        costs.append(cost(twin, engine, X, Y, l2, prior=prior))
     monotonic = all(b < a for a, b in zip(costs, costs[1:]))
     return CheckReport(costs, monotonic, error, learning_rate, iterations)
 
 
-def gradient_check(twin, engine, X, Y, *, l2, eps, max_checks, seed):
+def gradient_check(twin, engine, X, Y, *, l2, prior, eps, max_checks, seed):
     """``||num - grad|| / (||num|| + ||grad||)`` over ``max_checks`` random
     parameters of ``twin`` (a float64 network with dropout off, whose
-    parameters are put back as they were)."""
+    parameters are put back as they were); J's terms are the data loss,
+    the L2 term and the prior of the layers whose rates were learned (held
+    fixed in the twin)."""
     X, Y = X.astype(np.float64), Y.astype(np.float64)
     n = X.shape[0]
     _, dW, db = engine.gradients(twin, X, Y)
     params = twin.params
-    analytic = [g + (l2 / n) * W for g, W in zip(dW, twin.weights)] + db
+    decay = [l2 / n] * twin.n_layers
+    if prior is not None:
+        for i, a in twin.prior_logits().items():
+            decay[i] += prior_terms(float(np.square(twin.weights[i]).sum()), twin.layer_sizes[i], a, *prior)[2]
+    analytic = [g + d * W for g, d, W in zip(dW, decay, twin.weights)] + db
     slots = [(k, i) for k, p in enumerate(params) for i in range(p.size)]
     rng = np.random.default_rng(seed)
     if len(slots) > max_checks:
@@ -79,9 +87,9 @@ def gradient_check(twin, engine, X, Y, *, l2, eps, max_checks, seed):
         flat = params[k].reshape(-1)
         old = flat[i]
         flat[i] = old + eps
-        plus = cost(twin, engine, X, Y, l2)
+        plus = cost(twin, engine, X, Y, l2, prior=prior)
         flat[i] = old - eps
-        minus = cost(twin, engine, X, Y, l2)
+        minus = cost(twin, engine, X, Y, l2, prior=prior)
         flat[i] = old
         num.append((plus - minus) / (2 * eps))
         ana.append(analytic[k].reshape(-1)[i])

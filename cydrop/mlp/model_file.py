@@ -37,7 +37,7 @@ from numpy.lib import format as npy_format
 from .._generator import Generator
 from .._validation import check_positive_int
 from .engines import ENGINES
-from .network import Network
+from .network import LEARN, ConcreteSettings, Network
 from .optimizers import OPTIMIZERS, make_optimizer
 
 __all__ = ["MAX_HEADER_BYTES", "TrainingState", "check_file", "load", "read_model_file", "save"]
@@ -59,6 +59,8 @@ class TrainingState:
     trained: bool = False         # after the first update, the classes are fixed too
     l2: float = 0.0               # J's L2 coefficient of the last training
     max_norm: float = None        # the max-norm of the last training, or None
+    prior: tuple = None           # (wr, dr) of the learned layers' prior in the last training, or None
+    stream_rows: int = 0          # rows given to partial_fit since the last fit (the prior's N there)
     optimizer: object = None      # its optimizer (cydrop.mlp.optimizers), state included, or None
 
 
@@ -92,12 +94,18 @@ def save(file, network, training, classes, engine):
               "classes": classes_list,
               "classes_dtype": classes_dtype, "classes_given": training.classes_given,
               "trained": training.trained, "l2": training.l2, "max_norm": training.max_norm,
+              "concrete": network.concrete.__getstate__(),
+              "prior": None if training.prior is None else list(training.prior),
+              "stream_rows": training.stream_rows,
               "optimizer": None if opt is None else {"name": opt.name, "learning_rate": opt.learning_rate,
-                                                     "momentum": opt.momentum, "t": opt.t},
+                                                     "momentum": opt.momentum, "t": opt.t,
+                                                     "samples": opt.samples},
               "mask_generator": network.mask_gen.state, "shuffle_generator": network.shuffle_rng.bit_generator.state}
     arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     for i, (W, b) in enumerate(zip(network.weights, network.biases)):
         arrays[f"W{i}"], arrays[f"b{i}"] = W, b
+    for i, a in zip(network.learned_layers, network.p_logits):
+        arrays[f"p_logit{i}"] = a
     if opt is not None:
         for j, state in enumerate(opt.state):
             for k, arr in enumerate(state):
@@ -114,8 +122,19 @@ def load(file):
     header, arrays = read_model_file(file, _declared_arrays)
     training = TrainingState()
     try:
+        concrete = header.get("concrete")   # files written before learned keep_prob: the defaults
+        concrete = ConcreteSettings(**concrete) if concrete is not None else None
         network = Network(header["layer_sizes"], header["keep_prob"], header["activation"], header["output"],
-                          header["dtype"], _check_seed(header.get("seed")), header.get("init", "auto"))
+                          header["dtype"], _check_seed(header.get("seed")), header.get("init", "auto"), concrete)
+        prior = header.get("prior")
+        if prior is not None:
+            if not isinstance(prior, list) or len(prior) != 2:
+                raise ValueError(f"prior must be a list of two numbers, got {prior!r}")
+            training.prior = tuple(_check_number(v, "prior", allow_zero=True) for v in prior)
+        stream_rows = header.get("stream_rows", 0)
+        if isinstance(stream_rows, bool) or not isinstance(stream_rows, int) or stream_rows < 0:
+            raise ValueError(f"stream_rows must be an int >= 0, got {stream_rows!r}")
+        training.stream_rows = stream_rows
         engine = header.get("engine", "auto")   # files written before it was kept: the default
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
@@ -137,6 +156,10 @@ def load(file):
             if not np.isfinite(arrays[name]).all():
                 raise ValueError(f"{file!r}: {name} contains NaN or inf")
         network.weights[i], network.biases[i] = arrays[f"W{i}"], arrays[f"b{i}"]
+    for k, i in enumerate(network.learned_layers):
+        if not np.isfinite(arrays[f"p_logit{i}"]).all():
+            raise ValueError(f"{file!r}: p_logit{i} contains NaN or inf")
+        network.p_logits[k] = arrays[f"p_logit{i}"]
     opt = header.get("optimizer") if header["version"] >= 2 else None
     if opt is not None:
         try:
@@ -144,6 +167,7 @@ def load(file):
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{file!r} has an invalid optimizer in its header ({exc})") from None
         optimizer.t = opt["t"]
+        optimizer.samples = opt.get("samples", 0)  # written since the "invscaling" schedule
         optimizer.state = [[arrays[f"opt{j}_{k}"] for k in range(len(network.params))]
                            for j in range(optimizer.n_state)]
         if not all(np.isfinite(a).all() for state in optimizer.state for a in state):
@@ -166,11 +190,18 @@ def _declared_arrays(header):
     if header.get("dtype") not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {header.get('dtype')!r}")
     dtype = np.dtype(header["dtype"])
+    keep_prob = header.get("keep_prob")
+    if not isinstance(keep_prob, list) or len(keep_prob) != len(sizes) - 1:
+        raise ValueError(f"keep_prob must be a list of one entry per layer, got {keep_prob!r}")
+    learned = [i for i, kp in enumerate(keep_prob) if kp == LEARN]
     arrays, shapes = {}, []
     for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
         arrays[f"W{i}"], arrays[f"b{i}"] = ((n_in, n_out), dtype), ((n_out,), dtype)
         shapes.append((n_in, n_out))
-    shapes += [(n_out,) for n_out in sizes[1:]]  # the optimizer's state is laid out like weights + biases
+    for i in learned:
+        arrays[f"p_logit{i}"] = ((1,), dtype)
+    # the optimizer's state is laid out like the parameters: weights, biases, p_logits
+    shapes += [(n_out,) for n_out in sizes[1:]] + [(1,)] * len(learned)
     opt = header.get("optimizer") if header["version"] >= 2 else None
     if opt is not None:
         if not isinstance(opt, dict) or opt.get("name") not in OPTIMIZERS:
@@ -178,7 +209,10 @@ def _declared_arrays(header):
         t = opt.get("t")
         if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < 2**63:
             raise ValueError(f"optimizer step count must be an int in [0, 2**63), got {t!r}")
-        n_state = {"sgd": 0, "momentum": 1, "adam": 2}[opt["name"]]
+        samples = opt.get("samples", 0)
+        if isinstance(samples, bool) or not isinstance(samples, int) or not 0 <= samples < 2**63:
+            raise ValueError(f"optimizer sample count must be an int in [0, 2**63), got {samples!r}")
+        n_state = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}[opt["name"]]
         for j in range(n_state):
             for k, shape in enumerate(shapes):
                 arrays[f"opt{j}_{k}"] = (shape, dtype)
@@ -189,11 +223,11 @@ def _check_classes(classes, dtype, network):
     """The class labels of a model header: None, or sorted unique labels of
     one type (as np.unique gives them), no more than the outputs, in their dtype."""
     if classes is None:
-        if network.output != "linear":
+        if network.output not in ("linear", "gaussian"):
             raise ValueError(f"a network with output={network.output!r} needs classes")
         return None
-    if network.output == "linear":
-        raise ValueError("classes given for output='linear'")
+    if network.output in ("linear", "gaussian"):
+        raise ValueError(f"classes given for output={network.output!r}")
     if not isinstance(classes, list) or not classes or len({type(c) for c in classes}) != 1 \
             or type(classes[0]) not in (int, float, str, bool):
         raise ValueError(f"classes must be a non-empty list of labels of one type, got {str(classes)[:100]}")

@@ -1,8 +1,10 @@
 """The network's state: its architecture, its parameters and its two random streams.
 
 A :class:`Network` holds what defines a network and nothing that computes
-with it: layer sizes, activations, dtype, per-layer keep_prob, the weights
-and biases, the mask generator and the shuffling generator. The engines
+with it: layer sizes, activations, dtype, per-layer keep_prob (a fixed
+number, or learned: Concrete dropout, one ``p_logit`` parameter per such
+layer), the weights and biases, the mask generator and the shuffling
+generator. The engines
 (``cydrop.mlp.engines``) run passes over it; the face (``cydrop.mlp.model``)
 checks data and options.
 """
@@ -12,27 +14,68 @@ import numbers
 import numpy as np
 
 from .._generator import Generator
-from .._validation import check_keep_prob, check_network_dtype, check_positive_int, kernel_ready
+from .._validation import check_keep_prob, check_network_dtype, check_positive_int, check_real, kernel_ready
+from ..concrete import concrete_keep_prob, concrete_p_logit
 from ..dense import ACTIVATIONS
 from .losses import OUTPUTS
 
-__all__ = ["INITS", "Network"]
+__all__ = ["INITS", "LEARN", "ConcreteSettings", "Network", "initial_params"]
 
-# Initial weights: "auto" draws He normal for ReLU hidden layers and Glorot
-# normal for the others; "glorot_uniform" is Keras's default for every layer
-# (what the published MC-dropout UCI networks started from).
-INITS = ("auto", "glorot_uniform")
+# The keep_prob entry of a layer whose rate is learned (Concrete dropout).
+LEARN = "learn"
+
+# Initial weights (initial_params): "auto" draws He normal for ReLU hidden
+# layers and Glorot normal for the others; "glorot_uniform" is Keras's default
+# for every layer (what the published MC-dropout UCI networks started from);
+# "sklearn" is scikit-learn's MLP's, the estimators' default.
+INITS = ("auto", "glorot_uniform", "sklearn")
+
+
+class ConcreteSettings:
+    """The settings of the layers whose keep_prob is learned (Concrete dropout;
+    :class:`cydrop.MLP` documents them): the initial keep probability, the
+    temperature of the relaxed mask and the prior length-scale."""
+
+    __slots__ = ("init_keep_prob", "temperature", "lengthscale")
+
+    def __init__(self, init_keep_prob=0.9, temperature=0.1, lengthscale=1e-2):
+        self.init_keep_prob = check_real(init_keep_prob, "init_keep_prob", 0.0, 1.0)
+        self.temperature = check_real(temperature, "temperature", 0.0)
+        self.lengthscale = check_real(lengthscale, "lengthscale", 0.0)
+
+    def regularizer_weights(self, n_samples):
+        """(weight, dropout) coefficients of the prior's terms for N training rows.
+
+        The objective is the mean negative log-likelihood plus KL / N
+        (Gal, Hron & Kendall 2017); the KL of a layer is
+        ``l^2 / 2 * ||W||^2 / (1 - p) - K H(p)`` for inverted dropout, so
+        ``l^2 / (2 N)`` and ``1 / N`` (the reference code doubles both, and
+        its loss)."""
+        return self.lengthscale ** 2 / (2.0 * n_samples), 1.0 / n_samples
+
+    def __eq__(self, other):
+        return isinstance(other, ConcreteSettings) and all(getattr(self, k) == getattr(other, k)
+                                                           for k in self.__slots__)
+
+    def __getstate__(self):
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __setstate__(self, state):
+        for k in self.__slots__:
+            setattr(self, k, state[k])
 
 
 class Network:
     """Dense layers with per-layer inverted dropout: architecture, parameters, random streams.
 
     Parameters are as for :class:`cydrop.MLP` (which checks and documents
-    them). ``keep_prob[i]`` is the keep probability of layer i's input.
+    them). ``keep_prob[i]`` is the keep probability of layer i's input, or
+    ``"learn"``: then ``p_logits`` holds its parameter ``log(p / (1 - p))``,
+    p the drop probability, a (1,) array (one per learned layer, in layer order).
     """
 
     def __init__(self, layer_sizes, keep_prob=1.0, activation="relu", output="softmax",
-                 dtype="float32", seed=None, init="auto"):
+                 dtype="float32", seed=None, init="auto", concrete=None):
         if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
             raise TypeError("layer_sizes must be a sequence of ints such as [40, 512, 10]")
         if len(layer_sizes) < 2:
@@ -44,10 +87,18 @@ class Network:
             raise ValueError(f"output must be one of {list(OUTPUTS)}, got {output!r}")
         if output == "sigmoid" and self.layer_sizes[-1] != 1:
             raise ValueError(f"output='sigmoid' needs one output unit, layer_sizes ends with {self.layer_sizes[-1]}")
+        if output == "gaussian" and self.layer_sizes[-1] % 2:
+            raise ValueError("output='gaussian' needs two output units per target (its mean and log-variance), "
+                             f"layer_sizes ends with {self.layer_sizes[-1]}")
         if init not in INITS:
             raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
         self.activation, self.output, self.init = activation, output, init
         self.dtype = check_network_dtype(dtype)
+        self.concrete = ConcreteSettings() if concrete is None else concrete
+        self.p_logits = []
+        # layer -> p_logit held fixed: the prior's terms of J for a copy whose
+        # dropout is off (the debugging recipe's float64_copy)
+        self.fixed_p_logits = {}
         self.keep_prob = keep_prob
         if seed is not None:
             Generator(seed)  # validates
@@ -63,49 +114,73 @@ class Network:
 
     @property
     def keep_prob(self):
-        """Keep probability of each dense layer's input (entry 0: the features).
+        """Keep probability of each dense layer's input (entry 0: the
+        features), ``"learn"`` for a layer whose rate is learned.
 
-        Assign a float (every hidden layer's output; the features keep 1.0)
-        or one entry per dense layer; checked on assignment."""
+        Assign a float (every hidden layer's output; the features keep 1.0),
+        ``"learn"`` (every layer's, the features' included) or one entry per
+        dense layer, a float or ``"learn"``; checked on assignment. A layer
+        that starts to learn its rate starts at ``init_keep_prob``; one that
+        learnt it already goes on from where it is."""
         return list(self._keep_prob)
 
     @keep_prob.setter
     def keep_prob(self, keep_prob):
         if isinstance(keep_prob, numbers.Real) and not isinstance(keep_prob, (bool, np.bool_)):
             kp = check_keep_prob(keep_prob)
-            self._keep_prob = [1.0] + [kp] * (self.n_layers - 1)
-            return
-        if isinstance(keep_prob, (str, bytes)) or not hasattr(keep_prob, "__len__"):
-            raise TypeError(f"keep_prob must be a float or a sequence of floats, got {type(keep_prob).__name__}")
-        if len(keep_prob) != self.n_layers:
+            entries = [1.0] + [kp] * (self.n_layers - 1)
+        elif isinstance(keep_prob, str):
+            if keep_prob != LEARN:
+                raise TypeError(f"keep_prob must be a float, {LEARN!r} or a sequence of them, got {keep_prob!r}")
+            entries = [LEARN] * self.n_layers
+        elif isinstance(keep_prob, bytes) or not hasattr(keep_prob, "__len__"):
+            raise TypeError(f"keep_prob must be a float, {LEARN!r} or a sequence of them, "
+                            f"got {type(keep_prob).__name__}")
+        elif len(keep_prob) != self.n_layers:
             raise ValueError(f"keep_prob must have one entry per dense layer ({self.n_layers}), got {len(keep_prob)}")
-        self._keep_prob = [check_keep_prob(p, f"keep_prob[{i}]") for i, p in enumerate(keep_prob)]
+        else:
+            entries = [LEARN if isinstance(p, str) and p == LEARN else check_keep_prob(p, f"keep_prob[{i}]")
+                       for i, p in enumerate(keep_prob)]
+        # the p_logit of a layer that learned its rate already goes on
+        kept = dict(zip(self.learned_layers, self.p_logits)) if hasattr(self, "_keep_prob") else {}
+        start = concrete_p_logit(self.concrete.init_keep_prob)
+        self._keep_prob = entries
+        self.p_logits = [kept.get(i, np.full(1, start, dtype=self.dtype)) for i in self.learned_layers]
+
+    @property
+    def learned_layers(self):
+        """Indices of the layers whose keep_prob is learned."""
+        return [i for i, kp in enumerate(self._keep_prob) if kp == LEARN]
+
+    def keep_prob_values(self):
+        """The keep probability of each layer now: its fixed value, or
+        ``1 - sigmoid(p_logit)`` for a learned one."""
+        learned = dict(zip(self.learned_layers, self.p_logits))
+        return [concrete_keep_prob(float(learned[i][0])) if kp == LEARN else kp
+                for i, kp in enumerate(self._keep_prob)]
+
+    def prior_logits(self):
+        """{layer: p_logit} of the layers whose weights have Concrete
+        dropout's prior: the learned layers, and any held fixed."""
+        return {**self.fixed_p_logits, **{i: float(a[0]) for i, a in zip(self.learned_layers, self.p_logits)}}
 
     @property
     def dropout_on(self):
-        """True when some layer drops units (some keep_prob below 1)."""
-        return any(kp < 1.0 for kp in self._keep_prob)
+        """True when some layer drops units (a keep_prob below 1, or learned)."""
+        return any(kp == LEARN or kp < 1.0 for kp in self._keep_prob)
 
     def _init_params(self):
-        weights, biases = [], []
-        for i, (n_in, n_out) in enumerate(zip(self.layer_sizes, self.layer_sizes[1:])):
-            hidden = i < self.n_layers - 1
-            if self.init == "glorot_uniform":
-                # Keras's default: U(-a, a), a = sqrt(6 / (n_in + n_out)), every layer
-                limit = math.sqrt(6.0 / (n_in + n_out))
-                W = self.shuffle_rng.uniform(-limit, limit, (n_in, n_out))
-            else:
-                # He for ReLU layers, Glorot otherwise (normal)
-                gain = 2.0 / n_in if hidden and self.activation == "relu" else 2.0 / (n_in + n_out)
-                W = self.shuffle_rng.standard_normal((n_in, n_out)) * math.sqrt(gain)
-            weights.append(np.ascontiguousarray(W, dtype=self.dtype))
-            biases.append(np.zeros(n_out, dtype=self.dtype))
-        return weights, biases
+        return initial_params(self.layer_sizes, self.activation, self.init, self.shuffle_rng, self.dtype)
+
+    @property
+    def n_targets(self):
+        """Target columns: the outputs, or half of them for output="gaussian"."""
+        return self.layer_sizes[-1] // 2 if self.output == "gaussian" else self.layer_sizes[-1]
 
     @property
     def params(self):
-        """Weights then biases: the arrays an optimizer updates."""
-        return self.weights + self.biases
+        """Weights, biases, then the learned layers' p_logits: the arrays an optimizer updates."""
+        return self.weights + self.biases + self.p_logits
 
     def require_kernel_ready(self, writable=False):
         """Refuse (ValueError naming the array) weights or biases that the
@@ -122,6 +197,8 @@ class Network:
             shape = (self.layer_sizes[i], self.layer_sizes[i + 1])
             for name, arr, expected in ((f"weights[{i}]", W, shape), (f"biases[{i}]", b, shape[1:])):
                 _require_param(arr, name, self.dtype, expected, writable)
+        for i, a in zip(self.learned_layers, self.p_logits):
+            _require_param(a, f"p_logit of layer {i}", self.dtype, (1,), writable)
 
     def params_finite(self):
         """All parameters finite, and the weights' squared norm too (in
@@ -145,10 +222,13 @@ class Network:
 
     def float64_copy(self):
         """A float64 copy of the architecture and parameters, with dropout off
-        (the network the debugging recipe checks)."""
-        twin = Network(self.layer_sizes, [1.0] * self.n_layers, self.activation, self.output, "float64", 0)
+        (the network the debugging recipe checks): its learned layers keep
+        their p_logits, fixed, for the prior's terms of J."""
+        twin = Network(self.layer_sizes, [1.0] * self.n_layers, self.activation, self.output, "float64", 0,
+                       concrete=self.concrete)
         twin.weights = [W.astype(np.float64) for W in self.weights]
         twin.biases = [b.astype(np.float64) for b in self.biases]
+        twin.fixed_p_logits = {i: float(a[0]) for i, a in zip(self.learned_layers, self.p_logits)}
         return twin
 
     # pickle (and so copy.deepcopy, joblib, Dask) refuses the Generator's
@@ -158,6 +238,43 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state, mask_gen=Generator.from_state(state["mask_gen"]))
+
+
+def initial_params(layer_sizes, activation, init, rng, dtype):
+    """(weights, biases) of a new network, drawn from ``rng``.
+
+    ``rng`` is a numpy Generator or RandomState (``uniform`` and
+    ``standard_normal`` draw alike from both): the scikit-learn estimators
+    pass their ``RandomState``, so that init="sklearn" draws the very
+    weights scikit-learn's MLP starts from for the same ``random_state``.
+
+    - "auto": He normal (variance 2 / n_in) for ReLU hidden layers, Glorot
+      normal (2 / (n_in + n_out)) for the others; biases 0.
+    - "glorot_uniform": U(-a, a), a = sqrt(6 / (n_in + n_out)), every layer
+      (Keras's default); biases 0.
+    - "sklearn": scikit-learn's ``_init_coef``: weights and then biases of
+      each layer from U(-a, a), a = sqrt(f / (n_in + n_out)), f = 2 when the
+      hidden activation is the sigmoid (scikit-learn's "logistic"), else 6,
+      every layer including the output.
+    """
+    weights, biases = [], []
+    n_dense = len(layer_sizes) - 1
+    for i, (n_in, n_out) in enumerate(zip(layer_sizes, layer_sizes[1:])):
+        b = np.zeros(n_out)
+        if init == "sklearn":
+            limit = math.sqrt((2.0 if activation == "sigmoid" else 6.0) / (n_in + n_out))
+            W = rng.uniform(-limit, limit, (n_in, n_out))
+            b = rng.uniform(-limit, limit, n_out)
+        elif init == "glorot_uniform":
+            limit = math.sqrt(6.0 / (n_in + n_out))
+            W = rng.uniform(-limit, limit, (n_in, n_out))
+        else:
+            hidden = i < n_dense - 1
+            gain = 2.0 / n_in if hidden and activation == "relu" else 2.0 / (n_in + n_out)
+            W = rng.standard_normal((n_in, n_out)) * math.sqrt(gain)
+        weights.append(np.ascontiguousarray(W, dtype=dtype))
+        biases.append(np.ascontiguousarray(b, dtype=dtype))
+    return weights, biases
 
 
 def _require_param(arr, name, dtype, shape, writable):

@@ -3,7 +3,10 @@ becomes the NumPy view a kernel takes, without a copy.
 
 Every function here takes CPU tensors of float32/float64 (the callers in
 ``_ops`` and ``functional`` fall back to torch's own ops for anything else)
-and returns new tensors. The kernels check the buffer lengths themselves
+and returns new tensors, laid out as torch's element-wise ops lay out theirs
+(``like``). A mask element is the element of the tensor's logical (C) order,
+whatever its layout, so a transposed or channels_last tensor gets the mask
+of its contiguous copy. The kernels check the buffer lengths themselves
 (``src/_dropout.pyx``: a noise shape that does not broadcast is a
 ValueError there). The masks are packed words: uint64 NumPy arrays for the
 eager autograd Functions (``_eager``), which keep them on ``ctx``, and int64
@@ -19,8 +22,17 @@ from .. import _dropout
 from .._generator import MAX_BLOCKS
 from .._mask import n_words
 from .._validation import threshold_of
-from ._stream import Drawn, position
+from ._keys import Drawn, position
 from ._threads import kernel_threads
+
+DTYPES = (torch.float32, torch.float64)
+
+
+def can_run(x):
+    """True when cydrop's kernels compute this call; else torch's op does
+    (nested tensors are strided too, but not one block of memory)."""
+    return (type(x) is torch.Tensor or isinstance(x, torch.nn.Parameter)) and x.is_cpu \
+        and x.dtype in DTYPES and x.layout == torch.strided and not x.is_nested
 
 _U64 = 1 << 64
 
@@ -41,12 +53,25 @@ def read_position(position):
     return Drawn(key % _U64, block)
 
 
-def _array(t):
+def as_array(t):
     """The NumPy view of a CPU tensor's memory (no copy), C-contiguous: a
     non-contiguous tensor is copied once. ``numpy(force=True)`` detaches in
     C++ (one call from Python instead of detach() and numpy(); it copies
     only tensors off the CPU, which never come here)."""
     return (t if t.is_contiguous() else t.contiguous()).numpy(force=True)
+
+
+def like(t, result):
+    """``result``, a C-contiguous tensor of t's shape, laid out as
+    ``torch.empty_like(t)`` would be (torch's rule for the output of an
+    element-wise op: t's own strides when t is dense, else dense strides in
+    the order of t's): result itself when that layout is C-contiguous, else
+    a copy in it. So a channels_last or transposed input gives an output laid
+    out alike, and the next op does not pay for a layout change."""
+    if t.is_contiguous():
+        return result
+    laid_out = torch.empty_like(t)
+    return result if laid_out.is_contiguous() else laid_out.copy_(result)
 
 
 def _in_and_out(t, out):
@@ -55,7 +80,7 @@ def _in_and_out(t, out):
     view for in-place work. A strided view would be copied by ravel() and
     the result lost, so in place takes only t itself, contiguous."""
     if out is None:
-        return _array(t), None
+        return as_array(t), None
     if out is not t or not t.is_contiguous():
         raise ValueError("the kernel wrappers write in place only into their own input, contiguous")
     t_np = t.numpy(force=True)
@@ -68,16 +93,40 @@ def _broadcasts(noise_shape, shape):
     return bool(noise_shape) and list(noise_shape) != list(shape)
 
 
+def _mask_ordered(t, noise_shape):
+    """perm with t.permute(perm) C-contiguous, when t is dense in that order
+    but not contiguous (channels_last, a transpose) and its mask, of a
+    broadcast noise_shape, draws its elements in the same order over
+    t.permute(perm) as over t (the mask's axes larger than 1 come in the
+    same order in perm): channel dropout of a channels_last tensor, whose
+    (N, C) mask is (N, 1, 1, C) in memory order. The kernels then work on
+    t's memory as it is, without a copy either way. None otherwise."""
+    if not _broadcasts(noise_shape, t.shape) or t.is_contiguous():
+        return None
+    perm = sorted(range(t.dim()), key=lambda d: -t.stride(d))
+    masked = [d for d in perm if noise_shape[d] != 1]
+    return perm if masked == sorted(masked) and t.permute(perm).is_contiguous() else None
+
+
+def _inverse(perm):
+    return [perm.index(d) for d in range(len(perm))]
+
+
 def dropout_forward(x, keep_prob, noise_shape, source, out=None):
     """(y, words): y = x * D / keep_prob, the mask D of noise_shape (x's
-    shape when empty) drawn from ``source`` (see ``_stream.position``: a
-    module, None, a seed, a Generator or a drawn (key, block)) and
-    broadcast over x, and its packed bits (a uint64 NumPy array). ``out``
-    may be x itself (contiguous; see _in_and_out) for in-place work. Called
+    shape when empty) drawn from ``source`` (see ``_keys.position``: None
+    for a key from torch's generator, a seed, a Generator or a drawn (key,
+    block)) and broadcast over x, and its packed bits (a uint64 NumPy
+    array). y is laid out like x (``like``). ``out`` may be x itself
+    (contiguous; see _in_and_out) for in-place work. Called
     once per training step and layer, where each Python-level call costs
     several times more than alone: without a noise shape, the kernel takes
     x's view as it is and makes y and the words itself. The output is
     shared with torch.from_numpy."""
+    perm = None if out is not None or not noise_shape else _mask_ordered(x, noise_shape)
+    if perm is not None:
+        y, words = dropout_forward(x.permute(perm), keep_prob, [noise_shape[d] for d in perm], source)
+        return y.permute(_inverse(perm)), words
     x_np, y_np = _in_and_out(x, out)
     threshold, scale, n_threads = threshold_of(keep_prob), 1.0 / keep_prob, kernel_threads()
     if _broadcasts(noise_shape, x_np.shape):
@@ -91,14 +140,22 @@ def dropout_forward(x, keep_prob, noise_shape, source, out=None):
     else:
         key, block = position(source, x_np.size)
         y_np, words = _dropout.forward(x_np, y_np, None, key, block, threshold, scale, n_threads)
-    return (torch.from_numpy(y_np) if out is None else out), words
+    if out is not None:
+        return out, words
+    y = torch.from_numpy(y_np)
+    return (y if x.is_contiguous() else like(x, y)), words
 
 
 def apply_mask(grad, words, keep_prob, noise_shape, out=None):
     """grad * D / keep_prob for the packed mask ``words`` (uint64 NumPy
-    array; noise_shape as in dropout_forward): the backward pass of dropout,
-    and its own backward. ``out`` may be grad itself, contiguous (a
-    product autograd does not record), for in-place work."""
+    array; noise_shape as in dropout_forward), laid out like grad: the
+    backward pass of dropout, and its own backward. ``out`` may be grad
+    itself, contiguous (a product autograd does not record), for in-place
+    work."""
+    perm = None if out is not None or not noise_shape else _mask_ordered(grad, noise_shape)
+    if perm is not None:
+        out = apply_mask(grad.permute(perm), words, keep_prob, [noise_shape[d] for d in perm])
+        return out.permute(_inverse(perm))
     g_np, out_np = _in_and_out(grad, out)
     scale, n_threads = 1.0 / keep_prob, kernel_threads()
     if _broadcasts(noise_shape, g_np.shape):
@@ -107,7 +164,10 @@ def apply_mask(grad, words, keep_prob, noise_shape, out=None):
                                  n_threads)
     else:
         out_np = _dropout.apply(g_np, words, scale, out_np, n_threads)
-    return torch.from_numpy(out_np) if out is None else out
+    if out is not None:
+        return out
+    out = torch.from_numpy(out_np)
+    return out if grad.is_contiguous() else like(grad, out)
 
 
 def words_tensor(words):
@@ -118,7 +178,7 @@ def words_tensor(words):
 
 def words_array(words):
     """The inverse of words_tensor: an int64 tensor of words as uint64 NumPy."""
-    return _array(words).view(np.uint64)
+    return as_array(words).view(np.uint64)
 
 
 # ---------------------------------------------------------------- DropoutLinear
@@ -128,8 +188,8 @@ def words_array(words):
 # ``src/_dense.pyx`` serve NumPy callers; reached from torch, each of their
 # GEMMs went back into torch.mm through a callback, so the layer paid NumPy
 # views and a Python call per GEMM on top of the same passes, and its small
-# layer SciPy's BLAS under a thread limit (README "PyTorch" has the
-# before-and-after measurement).
+# layer SciPy's BLAS under a thread limit (benchmarks/results/torch/
+# torch-group-*.md has the before-and-after measurement).
 
 
 def linear_forward(x, weight, bias, keep_prob, source):

@@ -1,5 +1,12 @@
 """cydrop's dropout as PyTorch custom operators, for torch.compile.
 
+- ``cydrop::draw_position(x, count) -> position``: the position ``[key, 0]``
+  of a call without a seed, its key drawn from torch's default generator
+  when the graph runs (``_keys.call_key``, as an eager call draws it).
+  Every draw adds 1 to ``count`` (``draw_count``): the chain of writes
+  keeps compiled draws in the order of the eager calls, unmerged. ``x`` is
+  the input to drop out, unused: it ties the draw to its call.
+
 Functional ops (no argument is mutated, so they can have autograd):
 
 - ``cydrop::dropout(x, keep_prob, position, noise_shape) -> (y, words)``:
@@ -11,24 +18,45 @@ Functional ops (no argument is mutated, so they can have autograd):
   and its backward ``cydrop::dropout_linear_backward``: DropoutLinear,
   cydrop's mask passes around torch's GEMMs (not twice differentiable).
 
-The stream position lives in a tensor that the caller advances with a plain
-torch in-place add after the op (``functional._advance``): a custom op that
-mutated it could not have a backward formula (torch refuses autograd on
-non-functional custom ops), and an int attribute would be a constant to
-torch.compile. Backward saves the packed mask (1 bit per element of the
-noise shape), never a bool or float mask.
+The dropout ops take the position as a tensor and are deterministic given
+it (``torch.library.opcheck`` runs them several times and compares), while
+the draw, the one random step, is an op of its own. Backward saves the
+packed mask (1 bit per element of the noise shape), never a bool or float
+mask. Outputs are laid out like the input (``_kernels.like``), in the fake
+kernels too.
 
 In eager mode the modules reach the same kernels through ``_eager``'s
 autograd Functions: the dispatcher round trip of a custom op costs more
 than the kernel on small tensors (benchmarks/bench_torch.py measures both).
 """
-import torch
-
-from . import _kernels
-
 from typing import Optional
 
-__all__ = ["apply_mask_op", "dropout_linear_op", "dropout_linear_backward_op", "dropout_op"]
+import torch
+
+from .._mask import n_words
+from . import _kernels
+from ._keys import call_key, position, signed
+
+__all__ = ["apply_mask_op", "compiled_position", "draw_position_op", "dropout_linear_op", "dropout_linear_backward_op", "dropout_op"]
+
+
+# Counts the draws of compiled graphs: each adds 1. Its only use is as an
+# argument every draw reads and writes, which makes torch.compile keep the
+# draws in the order of the calls and never merge two (AOTAutograd's CSE
+# would merge two draws on one input, as it merges any functional op with
+# equal arguments that is not one of aten's random ops).
+draw_count = torch.zeros((), dtype=torch.int64, device="cpu")
+
+
+@torch.library.custom_op("cydrop::draw_position", mutates_args=("count",), device_types="cpu")
+def draw_position_op(x: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    count.add_(1)
+    return torch.tensor([signed(call_key()), 0], dtype=torch.int64, device="cpu")
+
+
+@draw_position_op.register_fake
+def _draw_position_fake(x, count):
+    return x.new_empty((2,), dtype=torch.int64)
 
 
 @torch.library.custom_op("cydrop::dropout", mutates_args=(), device_types="cpu")
@@ -41,8 +69,8 @@ def dropout_op(x: torch.Tensor, keep_prob: float, position: torch.Tensor,
 @dropout_op.register_fake
 def _dropout_fake(x, keep_prob, position, noise_shape):
     n_mask = _kernels.mask_numel(x.shape, noise_shape)
-    return (x.new_empty(x.shape),
-            x.new_empty(((n_mask + 63) // 64,), dtype=torch.int64))
+    return (_kernels.like(x, x.new_empty(x.shape)),
+            x.new_empty((n_words(n_mask),), dtype=torch.int64))
 
 
 @torch.library.custom_op("cydrop::apply_mask", mutates_args=(), device_types="cpu")
@@ -53,7 +81,7 @@ def apply_mask_op(grad: torch.Tensor, words: torch.Tensor, keep_prob: float,
 
 @apply_mask_op.register_fake
 def _apply_mask_fake(grad, words, keep_prob, noise_shape):
-    return grad.new_empty(grad.shape)
+    return _kernels.like(grad, grad.new_empty(grad.shape))
 
 
 def _dropout_setup(ctx, inputs, output):
@@ -92,7 +120,7 @@ def dropout_linear_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torc
 @dropout_linear_op.register_fake
 def _dropout_linear_fake(x, weight, bias, keep_prob, position):
     return (x.new_empty((x.shape[0], weight.shape[0])),
-            x.new_empty(((x.shape[0] * x.shape[1] + 63) // 64,), dtype=torch.int64))
+            x.new_empty((n_words(x.shape[0] * x.shape[1]),), dtype=torch.int64))
 
 
 @torch.library.custom_op("cydrop::dropout_linear_backward", mutates_args=(), device_types="cpu")
@@ -127,3 +155,25 @@ def _dropout_linear_backward(ctx, grad_out, grad_words):
 
 
 dropout_linear_op.register_autograd(_dropout_linear_backward, setup_context=_dropout_linear_setup)
+
+
+@torch.compiler.assume_constant_result
+def _seed_position(seed, n_mask):
+    """An int seed's position: the same on every call, so a constant of a
+    compiled graph (the key is mixed by cydrop's Cython code, which torch.compile
+    cannot trace)."""
+    key, block = position(seed, n_mask)
+    return signed(key), block
+
+
+def compiled_position(source, x, n_mask):
+    """The position tensor for a custom op under torch.compile. None: the
+    op ``cydrop::draw_position``, which draws from torch's generator when the
+    graph runs, in the order of the eager calls. A Generator draws in Python
+    at each call: a graph break (fullgraph=True refuses it)."""
+    if source is None:
+        return draw_position_op(x, draw_count)
+    if isinstance(source, int) and not isinstance(source, bool):
+        return torch.tensor(_seed_position(source, n_mask), dtype=torch.int64, device="cpu")
+    key, block = position(source, n_mask)
+    return torch.tensor([signed(key), block], dtype=torch.int64, device="cpu")

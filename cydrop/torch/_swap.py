@@ -3,6 +3,7 @@ import contextlib
 
 from torch import nn
 
+from .concrete import ConcreteDropoutLinear
 from .modules import Dropout, Dropout1d, Dropout2d, Dropout3d, DropoutLinear
 
 __all__ = ["mc_dropout", "replace_dropout"]
@@ -13,8 +14,16 @@ _REPLACEMENTS = {nn.Dropout: Dropout, nn.Dropout1d: Dropout1d, nn.Dropout2d: Dro
 
 
 def _replacement(module):
+    """cydrop's module in place of torch's ``module``: p, inplace and the
+    training flag, and its hooks (forward, pre-forward, backward, state_dict:
+    every ``_*hook*`` attribute torch.nn.Module keeps). The hook dicts are
+    the old module's own objects, so a handle the user holds still removes
+    its hook."""
     new = _REPLACEMENTS[type(module)](module.p, module.inplace)
     new.train(module.training)
+    for name, value in vars(module).items():
+        if "hook" in name:
+            setattr(new, name, value)
     return new
 
 
@@ -26,15 +35,23 @@ def replace_dropout(model):
     ----------
     model : torch.nn.Module
         Changed in place (a model that *is* a dropout module cannot be
-        changed in place: use the returned one).
+        changed in place: use the returned one). A module registered in
+        several places (the same object twice in a Sequential, or shared by
+        two submodules) is replaced by one new module in all of them.
 
     Returns
     -------
     torch.nn.Module
         ``model``, or its replacement when it is itself a dropout module.
         Parameters, buffers and ``state_dict`` are unchanged (dropout
-        modules hold none). ``nn.AlphaDropout`` and ``FeatureAlphaDropout``
-        are kept.
+        modules hold none); hooks registered on a replaced module are
+        carried over to its replacement. ``nn.AlphaDropout`` and
+        ``FeatureAlphaDropout`` are kept.
+
+    Raises
+    ------
+    TypeError
+        ``model`` not a ``torch.nn.Module``.
 
     Examples
     --------
@@ -48,22 +65,41 @@ def replace_dropout(model):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if type(model) in _REPLACEMENTS:
         return _replacement(model)
-    for parent in model.modules():
-        for name, child in list(parent.named_children()):
+    replaced = {}     # id(torch's module) -> (it, its replacement), made once
+    for parent in list(model.modules()):
+        # _modules, not named_children(), which yields a child registered twice in one parent once
+        for name, child in list(parent._modules.items()):
             if type(child) in _REPLACEMENTS:
-                setattr(parent, name, _replacement(child))
+                if id(child) not in replaced:
+                    replaced[id(child)] = (child, _replacement(child))
+                setattr(parent, name, replaced[id(child)][1])
     return model
 
 
-_DROPOUT_TYPES = (nn.modules.dropout._DropoutNd, DropoutLinear)
+# ConcreteDropout and its 1d/2d/3d forms are _DropoutNd subclasses
+_DROPOUT_TYPES = (nn.modules.dropout._DropoutNd, DropoutLinear, ConcreteDropoutLinear)
 
 
 @contextlib.contextmanager
 def mc_dropout(model):
     """Monte Carlo dropout at inference: inside the block, every dropout
-    module (torch's and cydrop's, and DropoutLinear) is in training mode and
+    module (torch's and cydrop's, DropoutLinear and the Concrete modules) is in training mode and
     everything else in eval mode (BatchNorm uses and keeps its running
     statistics). Each module's training flag is restored on exit.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+
+    Yields
+    ------
+    torch.nn.Module
+        ``model`` itself, in MC dropout mode until the block ends.
+
+    Raises
+    ------
+    TypeError
+        ``model`` not a ``torch.nn.Module``.
 
     Examples
     --------

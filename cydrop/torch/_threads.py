@@ -16,7 +16,8 @@ than torch's), and run on the calling thread when it is not. Arrays of at
 most 32k elements run on the calling thread either way (the kernels' own
 rule: waking threads costs more). ``cydrop.set_num_threads(n)`` caps them at
 ``min(n, torch.get_num_threads())``. Masks are the same whatever the thread
-count.
+count. The measurement behind the choice is in
+benchmarks/results/torch/threads-*.md (docs: user_guide/pytorch.rst).
 """
 import ctypes
 import functools

@@ -451,3 +451,45 @@ def torch_trivial_function(torch):
 
         _TRIVIAL["fn"] = Trivial.apply
     return _TRIVIAL["fn"]
+
+
+# ---------------------------------------------------------------- concrete dropout
+
+
+def numpy_concrete(x, p_logit, temperature, rng):
+    """``(y, z)``: concrete dropout by its formula in NumPy, u from ``rng.random``
+    in x's dtype: ``z = sigmoid((p_logit + log u - log(1 - u)) / t)``,
+    ``y = x (1 - z) / (1 - p)``; z is what a backward pass needs kept."""
+    u = rng.random(x.shape, dtype=x.dtype)
+    with np.errstate(divide="ignore", over="ignore"):   # u = 0: log u = -inf; exp overflows: z = 0
+        logistic = np.log(u) - np.log1p(-u)
+        z = 1 / (1 + np.exp(-(p_logit + logistic) / temperature))
+    keep = 1 / (1 + np.exp(p_logit))
+    return x * ((1 - z) / x.dtype.type(keep)), z
+
+
+def numpy_concrete_backward(dy, x, z, p_logit, temperature):
+    """``(dx, dp_logit)`` of :func:`numpy_concrete` given its kept z:
+    ``dx = dy (1 - z) / (1 - p)``, ``dp_logit = sum dy y (p - z / t)``."""
+    keep = 1 / (1 + np.exp(p_logit))
+    factor = (1 - z) / dy.dtype.type(keep)
+    y = x * factor
+    return dy * factor, float(np.sum(dy * y * ((1 - keep) - z / temperature), dtype=np.float64))
+
+
+def torch_reference_concrete(torch, x, p_logit, temperature=0.1):
+    """The reference PyTorch module's concrete dropout (yaringal/ConcreteDropout,
+    concrete-dropout-pytorch.ipynb, ``ConcreteDropout._concrete_dropout``):
+    ``torch.rand_like``, four logs with eps = 1e-7, a sigmoid, a multiply and a
+    divide, recorded by autograd."""
+    eps = 1e-7
+    p = torch.sigmoid(p_logit)
+    unif_noise = torch.rand_like(x)
+    drop_prob = (torch.log(p + eps) - torch.log(1 - p + eps)
+                 + torch.log(unif_noise + eps) - torch.log(1 - unif_noise + eps))
+    drop_prob = torch.sigmoid(drop_prob / temperature)
+    random_tensor = 1 - drop_prob
+    retain_prob = 1 - p
+    x = torch.mul(x, random_tensor)
+    x /= retain_prob
+    return x

@@ -12,6 +12,7 @@ built here, so the timer sees only the work; each has a cheap check that its
 result is sane, run once after the warm-up, so a broken case is reported
 instead of timed.
 """
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -501,6 +502,108 @@ def load_builders(torch):
     return builders
 
 
+# ---------------------------------------------------------------- concrete dropout
+# The concrete pass (cydrop.concrete_dropout, concrete_dropout_backward)
+# beside x.copy(), the floor of an element-wise pass (one read, one write),
+# and the formula in NumPy; cydrop.torch.ConcreteDropout forward + backward
+# beside the reference PyTorch module under autograd. p = 0.1, temperature
+# 0.1: the reference's start.
+CONCRETE_P_LOGIT, CONCRETE_T = math.log(0.1 / 0.9), 0.1
+
+
+def _check_concrete(x, n=8192):
+    """A check that y = x * f with 0 <= f <= 1 / (1 - p) on the first n elements."""
+    bound = 1 + math.exp(CONCRETE_P_LOGIT) + 1e-5
+
+    def check(result):
+        y = np.asarray(result[0] if isinstance(result, tuple) else result).reshape(-1)[:n].astype(np.float64)
+        xs = x.reshape(-1)[:n].astype(np.float64)
+        assert np.isfinite(y).all(), "non-finite output"
+        assert (np.abs(y) <= np.abs(xs) * bound).all() and (y * xs >= 0).all(), \
+            "y is not x times a factor in [0, 1 / (1 - p)]"
+    return check
+
+
+def concrete_forward(shape, dtype):
+    x = _normal(shape, dtype, 0)
+    gen, rng = cydrop.Generator(5), np.random.default_rng(6)
+    group = Group(f"concrete dropout forward {np.dtype(dtype).name} {_dims(shape)} p 0.1 t 0.1",
+                  work=2 * x.nbytes, metric="GB/s", elements=x.size)
+    check = _check_concrete(x)
+    group.impls += [
+        Impl("cydrop", "cydrop.concrete_dropout(x, p_logit, seed=Generator)",
+             lambda: cydrop.concrete_dropout(x, CONCRETE_P_LOGIT, temperature=CONCRETE_T, seed=gen), check),
+        Impl("floor", "x.copy(): one read, one write", x.copy, lambda y: None),
+        Impl("numpy", f"rng.random(dtype={np.dtype(dtype).name}), log, exp: the formula in NumPy",
+             lambda: bl.numpy_concrete(x, CONCRETE_P_LOGIT, CONCRETE_T, rng), check),
+    ]
+    return group
+
+
+def concrete_backward(shape, dtype):
+    x, dy = _normal(shape, dtype, 0), _normal(shape, dtype, 1)
+    _, state = cydrop.concrete_dropout(x, CONCRETE_P_LOGIT, temperature=CONCRETE_T, seed=cydrop.Generator(7))
+    _, z = bl.numpy_concrete(x, CONCRETE_P_LOGIT, CONCRETE_T, np.random.default_rng(8))
+    group = Group(f"concrete dropout backward {np.dtype(dtype).name} {_dims(shape)} p 0.1 t 0.1 (dx and dp_logit)",
+                  work=3 * x.nbytes, metric="GB/s", elements=x.size)
+    check = _check_concrete(dy)
+    group.impls += [
+        Impl("cydrop", "cydrop.concrete_dropout_backward(dy, x, state): the noise drawn again",
+             lambda: cydrop.concrete_dropout_backward(dy, x, state), check),
+        Impl("floor", "dy.copy(): one read, one write", dy.copy, lambda y: None),
+        Impl("numpy", "the formula in NumPy from the kept z (4 bytes an element kept)",
+             lambda: bl.numpy_concrete_backward(dy, x, z, CONCRETE_P_LOGIT, CONCRETE_T), check),
+    ]
+    return group
+
+
+def concrete_torch(torch, shape):
+    """cydrop.torch.ConcreteDropout against the reference module, forward and backward under autograd."""
+    import cydrop.torch as ct
+
+    gen = torch.Generator().manual_seed(_SEED)
+    x = torch.randn(shape, generator=gen).requires_grad_()
+    g = torch.randn(shape, generator=gen)
+    xn = x.detach().numpy()
+    group = Group(f"torch concrete dropout fwd+bwd float32 {_dims(shape)} p 0.1 t 0.1",
+                  work=5 * x.numel() * 4, metric="GB/s", elements=x.numel(), in_torch=True)
+    torch.manual_seed(0)
+    module = ct.ConcreteDropout(p=0.1, temperature=CONCRETE_T)
+    p_logit = torch.nn.Parameter(torch.tensor([CONCRETE_P_LOGIT]))   # the notebook's shape (1,)
+
+    def fwd_bwd(forward, param):
+        def run():
+            x.grad = param.grad = None
+            out = forward(x)
+            out.backward(g)
+            return out.detach().numpy(), x.grad, param.grad
+        return run
+
+    check = _check_concrete(xn)
+    group.impls += [
+        Impl("cydrop", "cydrop.torch.ConcreteDropout forward + backward(g)", fwd_bwd(module, module.p_logit), check),
+        Impl("torch", "the reference module (rand_like, 4 logs, sigmoid, mul, div) forward + backward(g)",
+             fwd_bwd(lambda t: bl.torch_reference_concrete(torch, t, p_logit, CONCRETE_T), p_logit), check),
+    ]
+    return group
+
+
+def concrete_builders(full, torch):
+    """The concrete group's ``(tag, build)`` pairs (the torch case only with torch)."""
+    shapes = [(256, 1024), (1024, 4096)] if full else [(1024, 4096)]
+    dtypes = [np.float32, np.float64] if full else [np.float32]
+    builders = []
+    for dtype in dtypes:
+        for shape in shapes:
+            name = f"{np.dtype(dtype).name}-{_dims(shape)}"
+            builders.append((f"concrete-forward-{name}", lambda s=shape, d=dtype: concrete_forward(s, d)))
+            builders.append((f"concrete-backward-{name}", lambda s=shape, d=dtype: concrete_backward(s, d)))
+    if not isinstance(torch, str):
+        builders += [(f"concrete-torch-fwdbwd-{_dims(shape)}", lambda s=shape: concrete_torch(torch, s))
+                     for shape in shapes]
+    return builders
+
+
 def _add_torch(group, torch, make_impl):
     """Add the PyTorch case, or record why it is skipped (``torch`` is the module or a reason)."""
     if isinstance(torch, str):
@@ -541,4 +644,4 @@ def build_groups(full, torch):
     builders += [("mlp-epoch", lambda: mlp_epoch(torch)), ("mlp-cost", mlp_cost),
                  ("mc-predict", lambda: mc_predict(torch)), ("small-net-epoch", lambda: small_net_epoch(torch)),
                  ("small-net-mc", lambda: small_net_mc(torch))]
-    return builders + torch_builders(full, torch)
+    return builders + torch_builders(full, torch) + concrete_builders(full, torch)

@@ -36,7 +36,8 @@ def add_parser(subparsers):
                         "exceeds its time budget)")
     p.add_argument("--only", default=None, metavar="TEXT",
                    help="run only the groups whose tag contains TEXT: dropout-forward, dropout-backward, "
-                        "dense, mlp-epoch, mlp-cost, mc-predict, torch (cydrop.torch against torch.nn), float32, "
+                        "dense, mlp-epoch, mlp-cost, mc-predict, torch (cydrop.torch against torch.nn), "
+                        "concrete (concrete dropout), float32, "
                         "1024x4096, ... (default: every group)")
     p.add_argument("--load", action="store_true",
                    help="run the load groups instead: each case quiet and with a busy process on every core "
@@ -48,7 +49,7 @@ def add_parser(subparsers):
     p.add_argument("--plot", default=None, metavar="PATH",
                    help="write a PNG bar chart of the ratios (needs matplotlib; default: not written)")
     p.add_argument("--markdown", default=None, metavar="PATH",
-                   help="write the summary as a Markdown table, as in the README (default: not written)")
+                   help="write the summary as a Markdown table, as in benchmarks/results/bench/ (default: not written)")
     p.set_defaults(func=run)
     return p
 

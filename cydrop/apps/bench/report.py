@@ -161,7 +161,7 @@ def _clean(value):
 
 
 def markdown(info, results, memory):
-    """The report as a Markdown table (what the README's Performance section shows)."""
+    """The report as a Markdown table (the tables of benchmarks/results/bench/)."""
     def ratio(rows, name):
         row = next((r for r in rows if r["impl"] == name), None)
         if row is None or row.get("skipped") or row["error"] or not np.isfinite(row["ratio"]):

@@ -35,9 +35,9 @@ __all__ = ["MAX_DENSE_LAYERS", "CompiledEngine", "numpy_gemm"]
 MAX_DENSE_LAYERS = _fused_net.MAX_DENSE_LAYERS
 
 _OUTPUTS = {"linear": _fused_net.Output.OUT_LINEAR, "sigmoid": _fused_net.Output.OUT_SIGMOID,
-            "softmax": _fused_net.Output.OUT_SOFTMAX}
+            "softmax": _fused_net.Output.OUT_SOFTMAX, "gaussian": _fused_net.Output.OUT_GAUSSIAN}
 _OPTIMIZERS = {"sgd": _fused_net.Optimizer.OPT_SGD, "momentum": _fused_net.Optimizer.OPT_MOMENTUM,
-               "adam": _fused_net.Optimizer.OPT_ADAM}
+               "nesterov": _fused_net.Optimizer.OPT_NESTEROV, "adam": _fused_net.Optimizer.OPT_ADAM}
 
 
 @functools.lru_cache(maxsize=None)
@@ -89,18 +89,18 @@ class CompiledEngine(Engine):
         numpy_blas = _numpy_blas(network)
         settings = ("predict", tuple(network.layer_sizes), network.activation, network.output, rows, numpy_blas)
         compiled = self._kept("_predictor", settings, network.params, lambda: self._net(
-            network, [1.0] * network.n_layers, rows, numpy_blas=numpy_blas))
+            network, rows, masks=None, numpy_blas=numpy_blas))
         P = np.empty((X.shape[0], network.layer_sizes[-1]), dtype=network.dtype)
         with _threads(compiled, _whole_gemms(network, rows)):
             compiled.predict(X, P)
         return P
 
-    def mc_passes(self, network, X, n_passes, *, samples=False):
+    def mc_passes(self, network, X, n_passes, *, samples=False, relaxed=True):
         network.require_kernel_ready()
         n_samples = X.shape[0]
         rows = max(1, min(interface.PREDICT_ROWS, n_samples))
         numpy_blas = _numpy_blas(network)
-        compiled = self._net(network, network.keep_prob, rows, numpy_blas=numpy_blas)
+        compiled = self._net(network, rows, masks="relaxed" if relaxed else "bernoulli", numpy_blas=numpy_blas)
         n_out = network.layer_sizes[-1]
         total = np.zeros((n_samples, n_out))
         total_sq = np.zeros((n_samples, n_out))
@@ -110,17 +110,22 @@ class CompiledEngine(Engine):
             compiled.mc_passes(X, n_passes, key, block0, total, total_sq, out)
         return total, total_sq, out
 
-    def train_epoch(self, network, optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm):
+    def train_epoch(self, network, optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm, prior=None):
         network.require_kernel_ready(writable=True)
         rows = min(batch_size, len(order)) or 1
         numpy_blas = _numpy_blas(network)
-        settings = ("train", id(optimizer), optimizer.name, optimizer.learning_rate, optimizer.momentum,
-                    optimizer.beta1, optimizer.beta2, optimizer.eps, rows, l2, max_norm,
-                    tuple(network.keep_prob), network.activation, network.output, numpy_blas)
+        # the learning rate is not among them: a schedule may change it
+        # between epochs, and it is set on the kept Net before each
+        settings = ("train", id(optimizer), optimizer.name, optimizer.momentum, optimizer.beta1, optimizer.beta2,
+                    optimizer.eps, optimizer.eps_hat, rows, l2, max_norm, tuple(network.keep_prob), prior,
+                    tuple(network.fixed_p_logits.items()), network.concrete.temperature, network.activation,
+                    network.output, numpy_blas)
         # the Net holds these arrays, so their ids cannot be reused while it is kept
         arrays = network.params + [a for state in optimizer.state for a in state]
         compiled = self._kept("_trainer", settings, arrays, lambda: self._net(
-            network, network.keep_prob, rows, optimizer=optimizer, l2=l2, max_norm=max_norm, numpy_blas=numpy_blas))
+            network, rows, masks="relaxed", optimizer=optimizer, l2=l2, max_norm=max_norm, prior=prior,
+            numpy_blas=numpy_blas))
+        compiled.lr = optimizer.learning_rate
         order = np.ascontiguousarray(order, dtype=np.intp)
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
@@ -133,7 +138,7 @@ class CompiledEngine(Engine):
     def gradients(self, network, X, Y):
         network.require_kernel_ready()
         numpy_blas = _numpy_blas(network)
-        compiled = self._net(network, [1.0] * network.n_layers, X.shape[0], numpy_blas=numpy_blas, backward=True)
+        compiled = self._net(network, X.shape[0], masks=None, numpy_blas=numpy_blas, backward=True)
         with _threads(compiled, _whole_gemms(network, X.shape[0])):
             loss_sum, dW, db = compiled.gradients(X, Y)
         return loss_sum / X.shape[0], dW, db
@@ -150,20 +155,34 @@ class CompiledEngine(Engine):
         return compiled
 
     @staticmethod
-    def _net(network, keep_prob, rows, *, optimizer=None, l2=0.0, max_norm=None, numpy_blas=False,
+    def _net(network, rows, *, masks, optimizer=None, l2=0.0, max_norm=None, prior=None, numpy_blas=False,
              backward=False):
-        """A compiled net over the network's arrays (and the optimizer's state)."""
+        """A compiled net over the network's arrays (and the optimizer's
+        state), for passes with ``masks``: None (dropout off), "relaxed" (as
+        in training: a learned layer's relaxed mask) or "bernoulli" (a
+        learned layer's keep probability as a Bernoulli mask)."""
         if numpy_blas:
             _register_numpy_gemm()
+        learned = dict(zip(network.learned_layers, network.p_logits))
+        if masks is None:
+            keep_prob = [1.0] * network.n_layers
+        elif masks == "bernoulli":
+            keep_prob, learned = network.keep_prob_values(), {}
+        else:
+            keep_prob = [1.0 if i in learned else kp for i, kp in enumerate(network.keep_prob)]
         train = {}
         if optimizer is not None:
             state = optimizer.state + [None] * (2 - len(optimizer.state))
             train = dict(first=state[0], second=state[1], optimizer=_OPTIMIZERS[optimizer.name],
                          lr=optimizer.learning_rate, momentum=optimizer.momentum, beta1=optimizer.beta1,
-                         beta2=optimizer.beta2, eps=optimizer.eps, l2=l2,
-                         max_norm=0.0 if max_norm is None else max_norm)
+                         beta2=optimizer.beta2, eps=optimizer.eps, eps_hat=optimizer.eps_hat, l2=l2,
+                         max_norm=0.0 if max_norm is None else max_norm, prior=prior)
         return _fused_net.Net(network.weights, network.biases, keep_prob, ACTIVATIONS[network.activation],
-                              _OUTPUTS[network.output], rows, numpy_blas=numpy_blas, backward=backward, **train)
+                              _OUTPUTS[network.output], rows, numpy_blas=numpy_blas, backward=backward,
+                              p_logits=[learned.get(i) for i in range(network.n_layers)],
+                              temperature=network.concrete.temperature,
+                              fixed_p_logits=[network.fixed_p_logits.get(i) for i in range(network.n_layers)],
+                              **train)
 
     # the compiled nets cannot be pickled (they hold raw pointers): a copy makes its own
     def __getstate__(self):

@@ -41,10 +41,12 @@ class Engine:
         an array (n_samples, n_outputs) of the network's dtype."""
         raise NotImplementedError
 
-    def mc_passes(self, network, X, n_passes, *, samples=False):
+    def mc_passes(self, network, X, n_passes, *, samples=False, relaxed=True):
         """``n_passes`` passes over X with dropout on, drawing the masks that
         ``n_passes`` dropout predictions in chunks of PREDICT_ROWS rows would
-        draw from ``network.mask_gen``.
+        draw from ``network.mask_gen``. A layer whose keep_prob is learned
+        draws its relaxed (Concrete) mask, as in training, or with
+        ``relaxed=False`` a Bernoulli mask of its keep probability.
 
         Returns ``(total, total_sq, out)``: the sums over the passes of the
         outputs and of their squares, float64 (n_samples, n_outputs), and
@@ -52,12 +54,15 @@ class Engine:
         n_outputs) of the network's dtype (else None)."""
         raise NotImplementedError
 
-    def train_epoch(self, network, optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm):
+    def train_epoch(self, network, optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm, prior=None):
         """One pass over the rows ``order`` of X, Y in mini-batches of
         ``batch_size``, dropout on: per batch, forward, the gradient of
-        ``J = weighted mean loss + l2 / (2 * batch weight) * sum ||W||^2``,
-        one update of every parameter (``optimizer.t`` advances by one),
-        then max-norm (None: none) on each layer's weights.
+        ``J = weighted mean loss + l2 / (2 * batch weight) * sum ||W||^2``
+        (plus, with ``prior = (wr, dr)``, Concrete dropout's prior on each
+        learned layer: ``wr ||W||^2 / (1 - p) + dr K (p log p + (1 - p)
+        log(1 - p))``), one update of every parameter, the learned layers'
+        p_logits included (``optimizer.t`` advances by one), then max-norm
+        (None: none) on each layer's weights.
 
         Returns ``(loss_sum, first_bad_step)``: the training loss under
         dropout summed over the rows with their sample weights (the L2 term

@@ -1,0 +1,80 @@
+"""The eager-mode path of concrete dropout: autograd Functions that call
+``_concrete_kernels`` directly (under torch.compile the same kernels run as
+the custom ops of ``_concrete_ops``, with the same results bit for bit).
+
+Between forward and backward each Function keeps the stream position (two
+ints on ``ctx``) and references to tensors autograd holds anyway (the input
+x, the weight): no mask, relaxed or packed. The backward pass draws the
+noise again from the position. Neither Function is twice differentiable
+(``once_differentiable``: an error, not a wrong second derivative).
+"""
+import torch
+from torch.autograd.function import once_differentiable
+
+from . import _concrete_kernels as kernels
+from ._keys import position
+
+
+def value(p_logit):
+    """The float value of the one-element tensor p_logit (detached: a
+    Parameter's value is read without autograd's warning)."""
+    return p_logit.detach().item()
+
+
+def p_logit_grad(dp, dtype, shape):
+    """The float gradient dp as a tensor of p_logit's dtype and shape."""
+    return torch.tensor(dp, dtype=dtype).reshape(shape)
+
+
+class ConcreteDropoutFunction(torch.autograd.Function):
+    """y = x * (1 - z) / (1 - p), the noise drawn from ``source``
+    (``_keys.position``: None for a key from torch's generator, a seed, a
+    Generator), one
+    noise value per run of ``run`` elements. Saves x only when p_logit
+    needs a gradient (dx alone needs the position only)."""
+
+    @staticmethod
+    def forward(ctx, x, p_logit, temperature, run, source):
+        ctx.key, ctx.block = position(source, x.numel() // run)
+        ctx.a, ctx.temperature, ctx.run = value(p_logit), temperature, run
+        ctx.p_dtype, ctx.p_shape = p_logit.dtype, p_logit.shape
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None)
+        return kernels.forward(x, ctx.a, temperature, run, ctx.key, ctx.block)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        need_dx, need_dp = ctx.needs_input_grad[:2]
+        dp = None
+        if need_dp:
+            (x,) = ctx.saved_tensors
+            dx, dp_value = kernels.backward(grad, x, ctx.a, ctx.temperature, ctx.run, ctx.key, ctx.block, need_dx)
+            dp = p_logit_grad(dp_value, ctx.p_dtype, ctx.p_shape)
+        else:
+            # dx = grad * (1 - z) / (1 - p): the forward pass applied to grad
+            dx = kernels.forward(grad, ctx.a, ctx.temperature, ctx.run, ctx.key, ctx.block) if need_dx else None
+        return dx, dp, None, None, None
+
+
+class ConcreteLinearFunction(torch.autograd.Function):
+    """out = concrete(x) @ weight.T + bias (``_concrete_kernels.linear_forward``).
+    Saves x and the weight (save_for_backward: torch refuses the backward if
+    either was changed in place meanwhile); never the relaxed input."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, p_logit, temperature, source):
+        ctx.key, ctx.block = position(source, x.numel())
+        ctx.a, ctx.temperature = value(p_logit), temperature
+        ctx.p_dtype, ctx.p_shape = p_logit.dtype, p_logit.shape
+        ctx.save_for_backward(x, weight)
+        return kernels.linear_forward(x, weight, bias, ctx.a, temperature, ctx.key, ctx.block)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad[:4]
+        dx, dW, db, dp = kernels.linear_backward(grad_out, x, weight, ctx.a, ctx.temperature, ctx.key, ctx.block,
+                                                 needs)
+        dp = p_logit_grad(dp, ctx.p_dtype, ctx.p_shape) if needs[3] else None
+        return dx, dW, db, dp, None, None
