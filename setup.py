@@ -64,9 +64,11 @@ class BuildExt(build_ext):
             # (src/dispatch.h) and results do not depend on the CPU
             opt = (["-O0", "-g"] if DEBUG else ["-O3"]) + ["-fno-math-errno", "-ffp-contract=off"]
         omp = openmp_flags(self.compiler)
+        # cydrop's thread pool (src/pool.h) runs on POSIX threads
+        threads = [] if msvc else ["-pthread"]
         for ext in self.extensions:
-            ext.extra_compile_args += opt + ([omp] if omp else [])
-            ext.extra_link_args += [omp] if omp and not msvc else []
+            ext.extra_compile_args += opt + threads + ([omp] if omp else [])
+            ext.extra_link_args += threads + ([omp] if omp and not msvc else [])
         super().build_extensions()
 
 
@@ -93,7 +95,7 @@ directives = {
 
 setup(
     ext_modules=cythonize(
-        [extension("_openmp"), extension("_dropout"), extension("_dense"), extension("_optim"),
+        [extension("_openmp"), extension("_pool"), extension("_dropout"), extension("_dense"), extension("_optim"),
          extension("_fused_net"), extension("_concrete")],
         include_path=["src"],
         compiler_directives=directives,

@@ -1,9 +1,19 @@
-"""Who runs cydrop's kernels on which threads: the OpenMP thread count, the
+"""Who runs cydrop's kernels on which threads: the thread count, the
 deterministic mode of the dense layer, and SciPy's BLAS held to one thread
-while cydrop's own threads run GEMM blocks."""
+while cydrop's own threads run GEMM blocks.
+
+The kernels run their parallel passes on cydrop's thread pool (src/pool.h);
+OpenMP's runtime is only asked for the default count, so that
+``OMP_NUM_THREADS``, threadpoolctl and ``torch.set_num_threads`` (one libgomp
+in a torch process) set it as they set OpenMP's.
+"""
 import ctypes
+import functools
+import math
 import os
 import threading
+
+import numpy as np
 
 from . import _openmp
 from ._validation import check_positive_int
@@ -20,8 +30,10 @@ def set_num_threads(n_threads):
     Parameters
     ----------
     n_threads : int in [1, 4096] or None
-        ``None`` returns to the default: OpenMP's ``omp_get_max_threads()``,
-        which honours ``OMP_NUM_THREADS`` and ``threadpoolctl`` limits.
+        ``None`` returns to the default: OpenMP's ``omp_get_max_threads()``
+        (the CPUs of the process's affinity mask, or ``OMP_NUM_THREADS``,
+        ``torch.set_num_threads`` or a ``threadpoolctl`` limit), at most the
+        CPUs a cgroup CPU quota allows (a container's ``--cpus``), rounded up.
 
     Returns
     -------
@@ -59,7 +71,8 @@ def get_num_threads():
     -------
     int
         The count set by :func:`set_num_threads`, else OpenMP's
-        ``omp_get_max_threads()``; 1 in a build without OpenMP.
+        ``omp_get_max_threads()`` capped by a cgroup CPU quota; 1 in a build
+        without OpenMP.
 
     Examples
     --------
@@ -69,7 +82,45 @@ def get_num_threads():
     """
     if not _openmp.openmp_enabled():
         return 1
-    return _n_threads if _n_threads is not None else _openmp.omp_max_threads()
+    if _n_threads is not None:
+        return _n_threads
+    quota = cpu_quota()
+    return max(1, min(_openmp.omp_max_threads(), quota or MAX_THREADS))
+
+
+# Where cgroup file systems are mounted: the process's own cgroup in a
+# container (the cgroup namespace puts it at the root). Tests point it at a
+# fake tree.
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_quota():
+    """The CPUs a cgroup CPU quota lets this process use, rounded up, as
+    ``loky.cpu_count()`` reads them (cgroup v2 ``cpu.max``, else v1
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``); None without a quota.
+    Read once: a kernel call must not read files."""
+    quota = _read_cgroup("cpu.max")
+    if quota is not None:                                   # cgroup v2: "max 100000" or "150000 100000"
+        quota, period = (quota.split() + [""])[:2]
+    else:                                                   # cgroup v1
+        quota = _read_cgroup(os.path.join("cpu", "cpu.cfs_quota_us"))
+        period = _read_cgroup(os.path.join("cpu", "cpu.cfs_period_us"))
+    try:
+        quota, period = int(quota), int(period)
+    except (TypeError, ValueError):                         # absent, "max", or unreadable
+        return None
+    if quota <= 0 or period <= 0:                           # v1 says -1 for no quota
+        return None
+    return max(1, math.ceil(quota / period))
+
+
+def _read_cgroup(name):
+    try:
+        with open(os.path.join(CGROUP_ROOT, name)) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 _deterministic = False
@@ -81,14 +132,15 @@ def set_deterministic(flag):
     Parameters
     ----------
     flag : bool
-        ``False`` (default): GEMMs go through NumPy's BLAS (``numpy.matmul``)
-        and its threads, the pool a NumPy training loop already uses, so the
-        two never compete for the cores; BLAS may sum in another order with
-        another thread count (round-off differences, as in NumPy and PyTorch).
-        ``True``: GEMMs are cut into blocks whose geometry depends only on
-        the shapes, run on cydrop's OpenMP threads, each a single-threaded
-        call into SciPy's BLAS; results are then identical for any thread
-        count. Masks are identical across thread counts in both modes.
+        ``True``: every GEMM is cut into blocks whose geometry depends only
+        on the shapes, run on cydrop's thread pool, each a single-threaded
+        BLAS call; results are then identical for any thread
+        count. ``False`` (default): so are GEMMs of fewer than
+        ``POOL_GEMM_MAX_MULTIPLY_ADDS`` (2**30) multiply-adds, which then
+        keep their speed on a busy machine; larger ones go through NumPy's
+        BLAS (``numpy.matmul``) and its threads, which may sum in another
+        order with another thread count (round-off differences, as in NumPy
+        and PyTorch). Masks are identical across thread counts in both modes.
 
     Returns
     -------
@@ -113,6 +165,26 @@ def set_deterministic(flag):
     _deterministic = flag
 
 
+# GEMMs of fewer multiply-adds than this run as blocks on cydrop's pool
+# (single-threaded BLAS calls) outside deterministic mode too; larger
+# ones on NumPy's BLAS and its threads. Why: OpenBLAS's threads meet at
+# barriers inside every GEMM, so on a busy machine one worker the scheduler
+# has not run makes the call wait a time slice, a large share of a GEMM of a
+# few milliseconds; the pool's blocks are claimed by whichever thread runs
+# (pool.h). Cut into blocks, a GEMM costs a few percent more on a quiet
+# machine, and from about this size on more than that (the packed operands
+# of OpenBLAS's own threads are shared, each block packs its own), while a
+# time slice is a small share of a call of this size.
+POOL_GEMM_MAX_MULTIPLY_ADDS = 2**30
+
+
+def gemm_on_pool(multiply_adds):
+    """Whether a GEMM of this many multiply-adds (m * n * k) runs as blocks on
+    cydrop's pool: always in deterministic mode, else below
+    POOL_GEMM_MAX_MULTIPLY_ADDS."""
+    return _deterministic or multiply_adds < POOL_GEMM_MAX_MULTIPLY_ADDS
+
+
 def get_deterministic():
     """Whether the dense layer runs in deterministic mode.
 
@@ -135,9 +207,32 @@ def thread_setting():
     return _n_threads
 
 
-# ---------------------------------------------------------------- SciPy's BLAS on one thread
-# Keep the BLAS behind ``scipy.linalg.cython_blas`` on one thread while
-# cydrop's own OpenMP threads run GEMM blocks.
+@functools.lru_cache(maxsize=None)
+def numpy_gemm(dtype):
+    """The address of the ILP64 Fortran-style ?gemm of the BLAS NumPy links
+    (sgemm for float32, dgemm for float64), or 0 if it is not an OpenBLAS
+    that exports one (a NumPy built on another BLAS)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return 0
+    letter = "s" if np.dtype(dtype) == np.float32 else "d"
+    numpy_dir = os.path.dirname(os.path.dirname(np.__file__))
+    for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+        # NumPy's own copy (numpy.libs, numpy/.dylibs), not SciPy's
+        if lib.internal_api != "openblas" or "numpy" not in os.path.relpath(lib.filepath, numpy_dir).split(os.sep)[0]:
+            continue
+        handle = ctypes.CDLL(lib.filepath)
+        for name in (f"scipy_{letter}gemm_64_", f"{letter}gemm_64_", f"{letter}gemm64_"):
+            routine = getattr(handle, name, None)
+            if routine is not None:
+                return ctypes.cast(routine, ctypes.c_void_p).value
+    return 0
+
+
+# ---------------------------------------------------------------- the BLAS on one thread
+# Keep the BLAS libraries (NumPy's and SciPy's) on one thread while cydrop's
+# pool runs GEMM blocks.
 #
 # Why: the dense kernels cut each GEMM into blocks whose geometry depends only
 # on the shapes and run them on cydrop's threads, so results are bit-identical
@@ -145,7 +240,8 @@ def thread_setting():
 # its own threads would both oversubscribe the cores and change the summation
 # order. This is scikit-learn's ``threadpool_limits(1, user_api="blas")`` done
 # once per call through cached function pointers (a ctypes call, not a scan of
-# the loaded libraries).
+# the loaded libraries). Meanwhile a GEMM of another Python thread runs on one
+# thread too.
 
 
 def _openblas_functions(filepath):
@@ -162,9 +258,9 @@ def _openblas_functions(filepath):
 
 
 class _Limiter:
-    """Context manager: the BLAS threads of SciPy's BLAS set to 1, restored
-    when the last concurrent user leaves (calls from several Python threads
-    nest)."""
+    """Context manager: the threads of the BLAS libraries of NumPy and SciPy
+    set to 1, restored when the last concurrent user leaves (calls from
+    several Python threads nest)."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -173,19 +269,13 @@ class _Limiter:
         self._controls = None
 
     def _find(self):
-        """(get, set) pairs for the BLAS libraries SciPy uses."""
+        """(get, set) pairs for the BLAS libraries loaded (NumPy's and SciPy's)."""
         from threadpoolctl import ThreadpoolController
 
         import scipy.linalg.cython_blas  # noqa: F401  (make sure SciPy's BLAS is loaded)
 
-        libs = ThreadpoolController().select(user_api="blas").lib_controllers
-        scipy_dir = os.path.dirname(os.path.dirname(scipy.__file__))
-        # SciPy's own copy lives beside the scipy package (scipy.libs, scipy/.libs);
-        # a system BLAS shared with NumPy is limited too when there is no such copy.
-        own = [lc for lc in libs if lc.filepath.startswith(scipy_dir)
-               and "scipy" in os.path.basename(os.path.dirname(lc.filepath))]
         controls = []
-        for lc in own or libs:
+        for lc in ThreadpoolController().select(user_api="blas").lib_controllers:
             funcs = _openblas_functions(lc.filepath) if lc.internal_api == "openblas" else None
             controls.append(funcs or (lc.get_num_threads, lc.set_num_threads))
         return controls

@@ -6,6 +6,7 @@ each into ``src/_dense.pyx``. ``dense_forward_unchecked`` and
 for callers that made them already: the MLP's reference engine
 (``cydrop.mlp.engines.reference``) runs its layers through them.
 """
+import functools
 import threading
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from . import _dense
 from ._generator import as_generator, draw_mask, reserve
 from ._mask import WORD, Mask, as_mask, n_words, packed_words
-from ._threads import get_deterministic, get_num_threads, single_threaded_blas
+from ._threads import gemm_on_pool, get_num_threads, numpy_gemm, single_threaded_blas
 from ._validation import check_bool, check_float_dtype, check_keep_prob, threshold_of
 
 __all__ = ["ACTIVATIONS", "DenseCache", "dense_backward", "dense_forward"]
@@ -235,7 +236,8 @@ def dense_forward_unchecked(x, W, b, keep_prob, code, gen, mask=None, regenerate
         mode = _DRAW
         words = np.empty(n_words(x.size), dtype=WORD)
     _run(_dense.forward_into, x, W, b, out, activation=code, mask_mode=mode, x_tilde=x_tilde, words=words,
-         key=key, block0=first_block, threshold=threshold, scale=1.0 / keep_prob)
+         key=key, block0=first_block, threshold=threshold, scale=1.0 / keep_prob,
+         batch=x.shape[0], n_in=x.shape[1], n_out=W.shape[1])
 
     if mode == _NO_MASK:
         x_tilde = x
@@ -326,20 +328,27 @@ def dense_backward_unchecked(grad_out, cache, need_dx):
         words = None if x_tilde is x else packed_words(cache._mask)
     _run(_dense.backward_into, grad_out, cache._out, x_tilde, W, dz, dW, db, dx,
          activation=ACTIVATIONS[cache.activation], words=words, redraw=redraw, x=x if redraw else None,
-         key=key, block0=first_block, threshold=threshold, scale=1.0 / cache.keep_prob)
+         key=key, block0=first_block, threshold=threshold, scale=1.0 / cache.keep_prob,
+         batch=x.shape[0], n_in=x.shape[1], n_out=W.shape[1])
     return dx, dW, db
 
 
-def _run(kernel, *args, **kwargs):
-    """Call a dense kernel with the threading scheme of the current mode."""
-    if get_deterministic():
-        # blocks on cydrop's threads, SciPy's BLAS kept to one thread meanwhile
+@functools.lru_cache(maxsize=None)
+def _register_numpy_gemm():
+    """Hand the kernels NumPy's BLAS for the GEMM blocks, once (SciPy's without it)."""
+    _dense.set_numpy_gemm(numpy_gemm(np.float32), numpy_gemm(np.float64))
+
+
+def _run(kernel, *args, batch, n_in, n_out, **kwargs):
+    """Call a dense kernel on the GEMM route for its size (see gemm_on_pool)."""
+    if gemm_on_pool(batch * n_in * n_out):
+        # blocks on cydrop's pool, the BLAS kept to one thread meanwhile
+        _register_numpy_gemm()
         with single_threaded_blas:
             kernel(*args, **kwargs, n_threads=get_num_threads(), blocked=True)
     else:
-        # GEMMs on NumPy's BLAS threads; the element-wise passes on this
-        # thread, so that no second pool spins against BLAS's (docs: user_guide/threads.rst)
-        kernel(*args, **kwargs)
+        # GEMMs on NumPy's BLAS threads, the element-wise passes on cydrop's pool
+        kernel(*args, **kwargs, n_threads=get_num_threads())
 
 
 def _activation_code(activation):

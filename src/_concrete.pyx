@@ -24,8 +24,10 @@ from arrays cimport array_data
 from concrete cimport (CONCRETE_BAD_P_LOGIT, CONCRETE_BAD_TEMPERATURE, concrete_backward, concrete_backward_runs,
                        concrete_forward, concrete_forward_runs, concrete_noise, concrete_setup, cyd_concrete,
                        cyd_concrete_noise_of_uniforms_double, cyd_concrete_noise_of_uniforms_float)
+from pool cimport load_pool
 
 cnp.import_array()
+load_pool()
 
 # Block counters stay below 2^59 so that stream word indices (block * 32 + j)
 # never wrap around 2^64 (as cydrop.Generator's).

@@ -10,20 +10,18 @@ API, the MLP) can make a kernel touch memory out of bounds. Row-major,
 examples in rows: x (batch, n_in), W (n_in, n_out), b (n_out,),
 out (batch, n_out).
 
-Threads (docs: user_guide/threads.rst): by default (``blocked`` False) the
-GEMMs go through numpy.matmul (NumPy's BLAS and its threads) and the
-element-wise passes run on the calling thread (n_threads = 1), so a NumPy
-training loop keeps one thread pool. In deterministic mode (``blocked``) the
-GEMMs run as fixed blocks on n_threads OpenMP threads (blas.pxd:
-gemm_blocked), the element-wise passes on the same threads, cut so that each
-output element is computed by one thread in a fixed order: results do not
-depend on the thread count.
+Threads (cydrop._threads.gemm_on_pool): with ``blocked`` the GEMMs run as
+fixed blocks on cydrop's thread pool (blas.pxd: gemm_blocked), each a
+single-threaded BLAS call, so that results do not depend on the thread
+count; without it they go through numpy.matmul (NumPy's BLAS and its
+threads). The element-wise passes run on the pool in both, cut so that each
+output element is computed by one thread in a fixed order.
 """
 from cython cimport floating
 from libc.stdint cimport uint64_t
 
 from blas cimport NO_TRANS, TRANS, gemm_blocked, load_blas
-from cython.parallel cimport prange
+from pool cimport load_pool, run_items
 
 from activations cimport LINEAR, RELU, SIGMOID, TANH, activation_grad_block, bias_activation_block
 from dropout cimport apply_mask_parallel, draw_and_apply_parallel
@@ -35,6 +33,8 @@ from numpy import matmul
 
 # The activation codes of activations.pxd by name, for Python: cydrop.dense
 # builds its name table from this, so the numbers are written only there.
+load_pool()
+
 Activation = enum.IntEnum("Activation", {"LINEAR": LINEAR, "RELU": RELU, "TANH": TANH, "SIGMOID": SIGMOID})
 
 # Width of the column blocks of the parallel element-wise passes.
@@ -50,6 +50,25 @@ cdef enum:
 # The same codes by name, for Python (cydrop.dense reads them from here).
 MaskMode = enum.IntEnum("MaskMode", {"NO_MASK": NO_MASK, "DRAW": DRAW, "APPLY": APPLY})
 
+# The ILP64 ?gemm of the BLAS NumPy links, registered by set_numpy_gemm: the
+# blocks of a blocked GEMM go through it (blas.pxd gemm64), or through
+# SciPy's BLAS while it is 0.
+cdef size_t numpy_sgemm = 0, numpy_dgemm = 0
+
+
+def set_numpy_gemm(size_t sgemm, size_t dgemm):
+    """Register the addresses of the ILP64 Fortran-style ``sgemm`` and
+    ``dgemm`` of the BLAS NumPy links (0: none), as
+    ``cydrop._threads.numpy_gemm`` finds them; an address that is not such a
+    routine would be called blindly."""
+    global numpy_sgemm, numpy_dgemm
+    numpy_sgemm, numpy_dgemm = sgemm, dgemm
+
+
+cdef inline void *block_routine(floating *dtype_of) noexcept nogil:
+    """The registered routine of floating's precision (NULL: SciPy's BLAS)."""
+    return <void *>(numpy_sgemm if floating is float else numpy_dgemm)
+
 
 cdef inline int column_threads(Py_ssize_t batch, Py_ssize_t n_out, int n_threads) noexcept nogil:
     """Threads for a pass over (batch, n_out) cut in COLUMN_BLOCK-wide blocks."""
@@ -58,16 +77,69 @@ cdef inline int column_threads(Py_ssize_t batch, Py_ssize_t n_out, int n_threads
     return max(1, min(n_threads, (n_out + COLUMN_BLOCK - 1) // COLUMN_BLOCK))
 
 
+# The column-block passes below run on cydrop's pool (pool.pxd), one item
+# per COLUMN_BLOCK-wide block of columns, described by these structs.
+ctypedef struct BiasJob:
+    void *z                # (batch, n_out), in place
+    const void *b          # (n_out,) or NULL
+    Py_ssize_t batch, n_out
+    int activation
+
+
+ctypedef struct GradJob:
+    const void *grad_out   # (batch, n_out)
+    const void *a          # (batch, n_out)
+    void *dz               # (batch, n_out)
+    void *db               # (n_out,) or NULL
+    Py_ssize_t batch, n_out
+    int activation
+
+
+cdef inline void bias_activation_column(floating *z, const floating *b, const BiasJob *job,
+                                        Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t j0 = c * COLUMN_BLOCK
+    bias_activation_block(z + j0, b + j0 if b != NULL else NULL, job.batch,
+                          min(<Py_ssize_t>COLUMN_BLOCK, job.n_out - j0), job.n_out, job.activation)
+
+
+cdef void bias_activation_float(void *ctx, Py_ssize_t c) noexcept nogil:
+    cdef BiasJob *job = <BiasJob *>ctx
+    bias_activation_column(<float *>job.z, <const float *>job.b, job, c)
+
+
+cdef void bias_activation_double(void *ctx, Py_ssize_t c) noexcept nogil:
+    cdef BiasJob *job = <BiasJob *>ctx
+    bias_activation_column(<double *>job.z, <const double *>job.b, job, c)
+
+
 cdef void bias_activation(floating *z, const floating *b, Py_ssize_t batch,
                           Py_ssize_t n_out, int activation, int n_threads) noexcept nogil:
     """z := act(z + b) in place, z (batch, n_out); b may be NULL."""
-    cdef Py_ssize_t c, j0
-    cdef Py_ssize_t n_blocks = (n_out + COLUMN_BLOCK - 1) // COLUMN_BLOCK
+    cdef BiasJob job
+    job.z, job.b, job.batch, job.n_out, job.activation = z, b, batch, n_out, activation
     # column blocks, so that each thread reads and writes whole cache lines
-    for c in prange(n_blocks, schedule="dynamic", num_threads=column_threads(batch, n_out, n_threads)):
-        j0 = c * COLUMN_BLOCK
-        bias_activation_block(z + j0, b + j0 if b != NULL else NULL, batch,
-                              min(COLUMN_BLOCK, n_out - j0), n_out, activation)
+    run_items(bias_activation_float if floating is float else bias_activation_double, &job,
+              (n_out + COLUMN_BLOCK - 1) // COLUMN_BLOCK, column_threads(batch, n_out, n_threads))
+
+
+cdef inline void activation_grad_column(const floating *grad_out, const floating *a, floating *dz,
+                                        floating *db, const GradJob *job, Py_ssize_t c) noexcept nogil:
+    cdef Py_ssize_t j0 = c * COLUMN_BLOCK
+    activation_grad_block(grad_out + j0, a + j0, dz + j0, db + j0 if db != NULL else NULL,
+                          job.batch, min(<Py_ssize_t>COLUMN_BLOCK, job.n_out - j0), job.n_out,
+                          job.activation)
+
+
+cdef void activation_grad_float(void *ctx, Py_ssize_t c) noexcept nogil:
+    cdef GradJob *job = <GradJob *>ctx
+    activation_grad_column(<const float *>job.grad_out, <const float *>job.a, <float *>job.dz,
+                           <float *>job.db, job, c)
+
+
+cdef void activation_grad_double(void *ctx, Py_ssize_t c) noexcept nogil:
+    cdef GradJob *job = <GradJob *>ctx
+    activation_grad_column(<const double *>job.grad_out, <const double *>job.a, <double *>job.dz,
+                           <double *>job.db, job, c)
 
 
 cdef void activation_grad(const floating *grad_out, const floating *a, floating *dz,
@@ -76,12 +148,11 @@ cdef void activation_grad(const floating *grad_out, const floating *a, floating 
     """dz := grad_out * act'(z); db := sum over rows of dz (if db), all (batch, n_out).
     Column blocks: each db[j] is summed by one thread in row order, so the
     result does not depend on the thread count."""
-    cdef Py_ssize_t c, j0
-    cdef Py_ssize_t n_blocks = (n_out + COLUMN_BLOCK - 1) // COLUMN_BLOCK
-    for c in prange(n_blocks, schedule="dynamic", num_threads=column_threads(batch, n_out, n_threads)):
-        j0 = c * COLUMN_BLOCK
-        activation_grad_block(grad_out + j0, a + j0, dz + j0, db + j0 if db != NULL else NULL,
-                              batch, min(COLUMN_BLOCK, n_out - j0), n_out, activation)
+    cdef GradJob job
+    job.grad_out, job.a, job.dz, job.db = grad_out, a, dz, db
+    job.batch, job.n_out, job.activation = batch, n_out, activation
+    run_items(activation_grad_float if floating is float else activation_grad_double, &job,
+              (n_out + COLUMN_BLOCK - 1) // COLUMN_BLOCK, column_threads(batch, n_out, n_threads))
 
 
 cdef int check_shape(str name, object shape, tuple expected) except -1:
@@ -176,7 +247,7 @@ def forward_into(const floating[:, ::1] x, const floating[:, ::1] W, const float
         if blocked:
             # (batch, n_out) := (batch, n_in) W, W (n_in, n_out)
             gemm_blocked(NO_TRANS, NO_TRANS, batch, n_out, n_in, 1, src, max(n_in, 1), W_ptr, n_out,
-                         0, out_ptr, n_out, n_threads)
+                         0, out_ptr, n_out, n_threads, block_routine(out_ptr))
         bias_activation(out_ptr, bias, batch, n_out, activation, n_threads)
 
 
@@ -255,11 +326,11 @@ def backward_into(const floating[:, ::1] grad_out, const floating[:, ::1] a,
         if dW_ptr != NULL and blocked:
             # (n_in, n_out) := (batch, n_in)^T (batch, n_out)
             gemm_blocked(TRANS, NO_TRANS, n_in, n_out, batch, 1, xt, n_in, dz_ptr, n_out,
-                         0, dW_ptr, n_out, n_threads)
+                         0, dW_ptr, n_out, n_threads, block_routine(dW_ptr))
         if dx_ptr != NULL:
             if blocked:
                 # (batch, n_in) := (batch, n_out) W^T, W (n_in, n_out)
                 gemm_blocked(NO_TRANS, TRANS, batch, n_in, n_out, 1, dz_ptr, max(n_out, 1), W_ptr,
-                             max(n_out, 1), 0, dx_ptr, n_in, n_threads)
+                             max(n_out, 1), 0, dx_ptr, n_in, n_threads, block_routine(dx_ptr))
             if w != NULL:
                 apply_mask_parallel(dx_ptr, w, <floating>scale, batch * n_in, dx_ptr, n_threads)

@@ -21,9 +21,11 @@ from libc.stdint cimport uint64_t
 cimport dropout
 from arrays cimport array_data
 from dropout cimport apply_broadcast_parallel, apply_mask_parallel, draw_and_apply_parallel
+from pool cimport load_pool
 from rng cimport cyd_key_from_seed, n_words
 
 cnp.import_array()
+load_pool()
 
 # NumPy's limit on dimensions: the collapsed shape of a broadcast apply fits.
 cdef enum:

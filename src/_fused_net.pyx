@@ -13,10 +13,12 @@ running sums.
 Same arithmetic as the reference engine (cydrop.mlp.engines.reference on
 cydrop.dense and cydrop.mlp.optimizers): the activation kernels
 (activations.pxd), the optimizer kernels (optim.pxd) and the mask kernels
-(dropout.pxd) are the same inlined functions, run on the calling thread.
-GEMMs go through blas.pxd: SciPy's BLAS (``gemm``, kept to one thread by the
-caller) for small networks, or the BLAS NumPy links (``gemm64``, with
-NumPy's threads) once its address is registered (``set_numpy_gemm``).
+(dropout.pxd) are the same inlined functions, the mask passes on cydrop's
+pool (``set_threads``). GEMMs go through blas.pxd, cut into blocks on the
+pool (``gemm_blocked``, the BLAS kept to one thread by the caller), or whole
+on the BLAS's own threads: the BLAS NumPy links (``gemm64``) once its
+address is registered (``set_numpy_gemm``) and the Net made with
+``numpy_blas``, else SciPy's.
 
 Same masks: for each step, and each layer i whose keep_prob < 1 in layer
 order, the reference engine reserves ceil(rows * n_in_i / 64) generator blocks
@@ -39,13 +41,15 @@ import numpy as np
 
 from arrays cimport array_data
 from activations cimport LINEAR, SIGMOID, activation_grad_block, bias_activation_block, sigmoid
-from blas cimport NO_TRANS, TRANS, Trans, gemm, gemm64
+from blas cimport NO_TRANS, TRANS, Trans, gemm, gemm64, gemm_blocked, load_blas
 from concrete cimport CONCRETE_OK, concrete_backward, concrete_forward, concrete_setup, cyd_concrete
-from dropout cimport apply_mask, draw_and_apply
+from dropout cimport apply_mask_parallel, draw_and_apply_parallel
 from optim cimport adam_kernel, max_norm_kernel, momentum_kernel, sgd_kernel
+from pool cimport load_pool
 from rng cimport n_words
 
 cnp.import_array()
+load_pool()
 
 # The widest network these kernels take, in layers (the struct below holds
 # one Layer per dense layer).
@@ -109,6 +113,8 @@ ctypedef struct NetC:
     char *dz               # (rows, widest layer) gradient w.r.t. a pre-activation
     double *norm_scratch   # (widest layer,) for max-norm
     void *gemm_routine     # NumPy's ILP64 ?gemm (blas.pxd: gemm64), or NULL for SciPy's
+    int n_threads          # threads of the pool for the GEMM blocks and the mask passes
+    bint whole_gemms       # GEMMs whole, on the BLAS's own threads, rather than blocks on the pool
     double lr, momentum, beta1, beta2, eps, l2, max_norm
     bint eps_hat           # Adam's eps added to sqrt(v), not sqrt(v_hat) (optim.pxd: adam_kernel)
     double temperature     # of the learned layers' relaxed masks
@@ -118,8 +124,14 @@ ctypedef struct NetC:
 
 cdef inline void net_gemm(NetC *net, Trans ta, Trans tb, int m, int n, int k, const floating *A, int lda,
                           const floating *B, int ldb, floating *C, int ldc) noexcept nogil:
-    """C := op(A) op(B), row-major, through the Net's BLAS (blas.pxd)."""
-    if net.gemm_routine != NULL and m > 0 and n > 0 and k > 0:
+    """C := op(A) op(B), row-major, through the Net's BLAS (blas.pxd): in
+    blocks on the pool (one BLAS thread each; the blocks depend only on the
+    shapes, so results do not depend on n_threads), or whole on the BLAS's
+    own threads."""
+    if not net.whole_gemms:
+        gemm_blocked(ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc, net.n_threads,
+                     net.gemm_routine)
+    elif net.gemm_routine != NULL and m > 0 and n > 0 and k > 0:
         gemm64(net.gemm_routine, ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc)
     else:
         gemm(ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc)
@@ -151,12 +163,12 @@ cdef int forward_layers(NetC *net, floating *x0, Py_ssize_t n, uint64_t key, uin
                 return -1
             xt = <floating *>ly.x_tilde
             ly.block0 = block[0]
-            concrete_forward(&ly.conc, block[0], n * ly.n_in, h, xt, 1)
+            concrete_forward(&ly.conc, block[0], n * ly.n_in, h, xt, net.n_threads)
             block[0] += n_words(n * ly.n_in)
         elif ly.dropout and masks:
             xt = <floating *>ly.x_tilde
-            draw_and_apply(h, xt, ly.words, 0, n * ly.n_in, key, block[0], ly.threshold,
-                           <floating>ly.scale)
+            draw_and_apply_parallel(h, xt, ly.words, n * ly.n_in, key, block[0], ly.threshold,
+                                    <floating>ly.scale, net.n_threads)
             block[0] += n_words(n * ly.n_in)
         # (n, n_out) := (n, n_in) (n_in, n_out)
         net_gemm(net, NO_TRANS, NO_TRANS, <int>n, <int>ly.n_out, <int>ly.n_in, xt, <int>ly.n_in,
@@ -313,9 +325,9 @@ cdef double forward_backward(NetC *net, floating *x0, const floating *y, const d
                 # the same noise drawn again: dh := g * (1 - z) / (1 - p) in place
                 # (not needed below the first layer) and dL/dp_logit's data term
                 concrete_backward(&ly.conc, ly.block0, n * ly.n_in, g, h, g if i > 0 else NULL,
-                                  <floating *>NULL, &ly.da, 1)
+                                  <floating *>NULL, &ly.da, net.n_threads)
             elif ly.dropout and masks:
-                apply_mask(g, ly.words, <floating>ly.scale, n * ly.n_in, g)
+                apply_mask_parallel(g, ly.words, <floating>ly.scale, n * ly.n_in, g, net.n_threads)
     return total
 
 
@@ -499,7 +511,7 @@ def set_numpy_gemm(size_t sgemm, size_t dgemm):
     """Register the addresses of the ILP64 Fortran-style ``sgemm`` and
     ``dgemm`` of the BLAS NumPy links (0: none), for Nets made with
     ``numpy_blas=True``. The compiled engine finds them with threadpoolctl
-    (``cydrop.mlp.engines.compiled.numpy_gemm``); an address that is not
+    (``cydrop._threads.numpy_gemm``); an address that is not
     such a routine would be called blindly."""
     global numpy_sgemm, numpy_dgemm
     numpy_sgemm, numpy_dgemm = sgemm, dgemm
@@ -551,10 +563,11 @@ cdef class Net:
     max_norm : float
         Cap of each unit's incoming weight norm after each update; 0 for none.
     numpy_blas : bool
-        False: GEMMs through SciPy's BLAS (blas.pxd: gemm), to be kept to
-        one thread by the caller. True: through the ILP64 ?gemm of the BLAS
-        NumPy links registered with :func:`set_numpy_gemm` (blas.pxd:
-        gemm64), for networks wide enough to want BLAS's threads.
+        False: GEMMs through SciPy's BLAS (blas.pxd: gemm). True: through
+        the ILP64 ?gemm of the BLAS NumPy links registered with
+        :func:`set_numpy_gemm` (blas.pxd: gemm64). Either is kept to one
+        thread by the caller while the GEMMs run in blocks on the pool
+        (:meth:`set_threads`).
     backward : bool
         Make the gradient buffers, for :meth:`gradients` (a Net that trains
         has them whatever this says).
@@ -654,6 +667,11 @@ cdef class Net:
         self.c.eps, self.c.l2, self.c.max_norm, self.c.eps_hat = eps, l2, max_norm, eps_hat
         self.c.temperature, self.c.wr, self.c.dr, self.c.bad_p_logit = temperature, wr, dr, 0
         self.c.gemm_routine = NULL
+        self.c.n_threads = 1
+        self.c.whole_gemms = False
+        # SciPy's BLAS now, under the GIL, rather than on the first GEMM,
+        # which may run on a worker of the pool
+        load_blas()
         if numpy_blas:
             routine = numpy_sgemm if self.dtype == np.float32 else numpy_dgemm
             if routine == 0:
@@ -743,6 +761,16 @@ cdef class Net:
             if <size_t>_data(arr, name, self.dtype, shape, writable) != ptr:
                 raise ValueError(f"{name} was reallocated (resized in place) since the Net was made")
         return 0
+
+    def set_threads(self, int n_threads, bint whole_gemms=False):
+        """Threads of cydrop's pool for the next calls (1: the calling thread
+        alone): the mask passes, and the GEMMs cut into blocks (blas.pxd:
+        gemm_blocked), one BLAS thread each; with ``whole_gemms``, the GEMMs
+        whole instead, on the BLAS's own threads."""
+        if not 1 <= n_threads <= 4096:
+            raise ValueError(f"n_threads must be in [1, 4096], got {n_threads}")
+        self.c.n_threads = n_threads
+        self.c.whole_gemms = whole_gemms
 
     @property
     def lr(self):

@@ -10,8 +10,9 @@
 # ImportError; gemm loads them itself (under the GIL) if it was not called.
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.stdlib cimport abort
+
+from pool cimport run_items
 
 cdef extern from *:
     """
@@ -123,12 +124,12 @@ cdef inline void gemm(Trans ta, Trans tb, int m, int n, int k, floating alpha,
 
 # The same GEMM through the BLAS that NumPy links (numpy.matmul's), given as
 # the address of its ILP64 Fortran-style ?gemm (OpenBLAS's scipy_sgemm_64_:
-# the arguments of SciPy's, with 64-bit integers). Why a second route: on 2
-# cores, NumPy's and SciPy's OpenBLAS each keep a thread pool, and a training
-# loop whose GEMMs alternate between the two pools is several times slower
-# (docs: user_guide/threads.rst). A compiled step of a network too wide for one
-# thread (src/_fused_net.pyx) calls NumPy's BLAS here, so that it shares
-# NumPy's pool as the reference engine's numpy.matmul does.
+# the arguments of SciPy's, with 64-bit integers). Why a second route: a
+# training loop whose GEMMs alternate between NumPy's and SciPy's OpenBLAS
+# thread pools is several times slower (docs: user_guide/threads.rst), and the
+# copy NumPy ships may be the newer, faster one: GEMMs too large for cydrop's
+# pool run here whole, on NumPy's threads, as numpy.matmul does, and the
+# pool's blocks (gemm_blocked) run here too when the address is known.
 cdef extern from *:
     """
     typedef void (*cydrop_gemm64_t)(char *, char *, long long *, long long *, long long *, void *,
@@ -163,36 +164,74 @@ cdef inline int block_width(int dim) noexcept nogil:
     return (w + 15) // 16 * 16
 
 
+ctypedef struct GemmJob:
+    # gemm_blocked's arguments: block i is columns (by_columns) or rows
+    # i * width .. of C
+    void *routine          # an ILP64 ?gemm for gemm64, or NULL for SciPy's (gemm)
+    Trans ta, tb
+    int m, n, k, lda, ldb, ldc, width
+    bint by_columns
+    double alpha, beta
+    const void *A
+    const void *B
+    void *C
+
+
+cdef inline void gemm_block(const floating *A, const floating *B, floating *C, const GemmJob *job,
+                            Py_ssize_t i) noexcept nogil:
+    """Block i of a GemmJob: one single-threaded BLAS call."""
+    cdef int start = <int>i * job.width
+    cdef int m = job.m, n = job.n
+    if job.by_columns:
+        n = min(job.width, job.n - start)
+        # columns start.. of op(B): of B itself, or rows of B when transposed
+        B = B + (start if job.tb == NO_TRANS else <Py_ssize_t>start * job.ldb)
+        C = C + start
+    else:
+        m = min(job.width, job.m - start)
+        # rows start.. of op(A): of A itself, or columns of A when transposed
+        A = A + (<Py_ssize_t>start * job.lda if job.ta == NO_TRANS else start)
+        C = C + <Py_ssize_t>start * job.ldc
+    if job.routine != NULL and m > 0 and n > 0 and job.k > 0:
+        gemm64(job.routine, job.ta, job.tb, m, n, job.k, <floating>job.alpha, A, job.lda, B, job.ldb,
+               <floating>job.beta, C, job.ldc)
+    else:
+        gemm(job.ta, job.tb, m, n, job.k, <floating>job.alpha, A, job.lda, B, job.ldb,
+             <floating>job.beta, C, job.ldc)
+
+
+cdef inline void gemm_block_float(void *ctx, Py_ssize_t i) noexcept nogil:
+    cdef GemmJob *job = <GemmJob *>ctx
+    gemm_block(<const float *>job.A, <const float *>job.B, <float *>job.C, job, i)
+
+
+cdef inline void gemm_block_double(void *ctx, Py_ssize_t i) noexcept nogil:
+    cdef GemmJob *job = <GemmJob *>ctx
+    gemm_block(<const double *>job.A, <const double *>job.B, <double *>job.C, job, i)
+
+
 cdef inline void gemm_blocked(Trans ta, Trans tb, int m, int n, int k, floating alpha,
                               const floating *A, int lda, const floating *B, int ldb,
-                              floating beta, floating *C, int ldc, int n_threads) noexcept nogil:
+                              floating beta, floating *C, int ldc, int n_threads,
+                              void *routine) noexcept nogil:
     """C := alpha * op(A) op(B) + beta * C (row-major), as blocks of C's rows
-    or columns, each one single-threaded BLAS call, spread over n_threads.
+    or columns, each one single-threaded BLAS call, spread over n_threads
+    (cydrop's pool, pool.pxd): through ``routine``, an ILP64 ?gemm of
+    floating's precision (gemm64), or SciPy's BLAS when it is NULL.
 
     The blocks depend only on (m, n, k), never on n_threads, so the result is
     bit-identical for any thread count (BLAS's own threading is not: OpenBLAS
     sums in another order with 2 threads than with 1). The caller keeps BLAS
-    to one thread meanwhile (cydrop._blas_threads). C is cut along its longer
-    side, so the operand that every block packs again is the smaller one.
+    to one thread meanwhile (cydrop._threads.single_threaded_blas). C is cut
+    along its longer side, so the operand that every block packs again is the
+    smaller one.
     """
-    cdef int w, nb, i, start, size
-    if n >= m:
-        w = block_width(n)
-        nb = (n + w - 1) // w
-        for i in prange(nb, schedule="dynamic", num_threads=n_threads):
-            start = i * w
-            size = min(w, n - start)
-            # columns start.. of op(B): of B itself, or rows of B when transposed
-            gemm(ta, tb, m, size, k, alpha, A, lda,
-                 B + (start if tb == NO_TRANS else <Py_ssize_t>start * ldb), ldb,
-                 beta, C + start, ldc)
-    else:
-        w = block_width(m)
-        nb = (m + w - 1) // w
-        for i in prange(nb, schedule="dynamic", num_threads=n_threads):
-            start = i * w
-            size = min(w, m - start)
-            # rows start.. of op(A): of A itself, or columns of A when transposed
-            gemm(ta, tb, size, n, k, alpha,
-                 A + (<Py_ssize_t>start * lda if ta == NO_TRANS else start), lda,
-                 B, ldb, beta, C + <Py_ssize_t>start * ldc, ldc)
+    cdef GemmJob job
+    job.routine = routine
+    job.ta, job.tb, job.m, job.n, job.k = ta, tb, m, n, k
+    job.lda, job.ldb, job.ldc, job.alpha, job.beta = lda, ldb, ldc, alpha, beta
+    job.A, job.B, job.C = A, B, C
+    job.by_columns = n >= m
+    job.width = block_width(n if job.by_columns else m)
+    run_items(gemm_block_float if floating is float else gemm_block_double, &job,
+              ((n if job.by_columns else m) + job.width - 1) // job.width, n_threads)

@@ -15,11 +15,11 @@
 #                 whole channels of an (N, C, ...) array, run = prod(...)
 #                 (concrete_forward_runs/backward_runs).
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.stdint cimport int32_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
-from dropout cimport BLOCK, CHUNK_BLOCKS, grab_size, team_size
+from dropout cimport BLOCK, CHUNK, WAKE_CHUNKS, team_size
+from pool cimport run_items
 
 
 cdef extern from "concrete.h" nogil:
@@ -124,10 +124,65 @@ cdef inline double concrete_backward_chunk(const cyd_concrete *c, uint64_t block
 
 
 # ------------------------------------------------------- scheduling loops
+#
+# A parallel pass runs on cydrop's pool (pool.pxd): its items are chunks of
+# CHUNK elements (element-wise) or groups of noise values covering about a
+# chunk (runs), described by a ConcreteJob, one body per pass and dtype.
+# Every sum is made per item and the items' sums added in item order after
+# the pass, so a result is the same bits for any thread count.
+
+ctypedef struct ConcreteJob:
+    const cyd_concrete *c
+    uint64_t block0
+    Py_ssize_t n            # elements (element-wise) or noise values (runs)
+    Py_ssize_t run          # runs: elements per noise value
+    Py_ssize_t per_item     # runs: noise values per item
+    const void *x
+    const void *dy
+    void *y                 # may be NULL in backward passes
+    void *dx                # may be NULL
+    const void *w           # runs: w[i] of each noise value
+    double *sums            # backward: each chunk's sum (element-wise), each h[i] (runs)
+
 
 cdef inline Py_ssize_t concrete_n_chunks(Py_ssize_t n) noexcept nogil:
     """Chunks of a pass over n elements: ceil(n / 4096)."""
-    return (n + BLOCK * CHUNK_BLOCKS - 1) // (BLOCK * CHUNK_BLOCKS)
+    return (n + CHUNK - 1) // CHUNK
+
+
+cdef inline void forward_item(const ConcreteJob *job, Py_ssize_t ci, const floating *x,
+                              floating *y) noexcept nogil:
+    cdef Py_ssize_t start = ci * CHUNK
+    concrete_forward_chunk(job.c, job.block0 + <uint64_t>(start // BLOCK), min(<Py_ssize_t>CHUNK, job.n - start),
+                           x + start, y + start)
+
+
+cdef inline void forward_body_float(void *ctx, Py_ssize_t ci) noexcept nogil:
+    cdef ConcreteJob *job = <ConcreteJob *>ctx
+    forward_item(job, ci, <const float *>job.x, <float *>job.y)
+
+
+cdef inline void forward_body_double(void *ctx, Py_ssize_t ci) noexcept nogil:
+    cdef ConcreteJob *job = <ConcreteJob *>ctx
+    forward_item(job, ci, <const double *>job.x, <double *>job.y)
+
+
+cdef inline void backward_item(const ConcreteJob *job, Py_ssize_t ci, const floating *dy, const floating *x,
+                               floating *dx, floating *y) noexcept nogil:
+    cdef Py_ssize_t start = ci * CHUNK
+    job.sums[ci] = concrete_backward_chunk(job.c, job.block0 + <uint64_t>(start // BLOCK),
+                                           min(<Py_ssize_t>CHUNK, job.n - start), dy + start, x + start,
+                                           NULL if dx == NULL else dx + start, NULL if y == NULL else y + start)
+
+
+cdef inline void backward_body_float(void *ctx, Py_ssize_t ci) noexcept nogil:
+    cdef ConcreteJob *job = <ConcreteJob *>ctx
+    backward_item(job, ci, <const float *>job.dy, <const float *>job.x, <float *>job.dx, <float *>job.y)
+
+
+cdef inline void backward_body_double(void *ctx, Py_ssize_t ci) noexcept nogil:
+    cdef ConcreteJob *job = <ConcreteJob *>ctx
+    backward_item(job, ci, <const double *>job.dy, <const double *>job.x, <double *>job.dx, <double *>job.y)
 
 
 cdef inline void concrete_forward(const cyd_concrete *c, uint64_t block0, Py_ssize_t n,
@@ -136,17 +191,15 @@ cdef inline void concrete_forward(const cyd_concrete *c, uint64_t block0, Py_ssi
     elements over n_threads (dropout.pxd's team rule: small arrays run on
     the calling thread). The noise of an element depends on its position
     only, so the split over threads cannot change y."""
-    cdef Py_ssize_t chunk = BLOCK * CHUNK_BLOCKS
     cdef Py_ssize_t n_chunks = concrete_n_chunks(n)
-    cdef Py_ssize_t ci, start
     cdef int team = team_size(n_chunks, n_threads)
+    cdef ConcreteJob job
     if team <= 1:
         concrete_forward_chunk(c, block0, n, x, y)
         return
-    for ci in prange(n_chunks, schedule="dynamic", chunksize=grab_size(n_chunks, team), num_threads=team):
-        start = ci * chunk
-        concrete_forward_chunk(c, block0 + <uint64_t>(start // BLOCK), min(chunk, n - start),
-                               x + start, y + start)
+    job.c, job.block0, job.n, job.x, job.y = c, block0, n, x, y
+    run_items(forward_body_float if floating is float else forward_body_double, &job, n_chunks, team,
+              n_chunks >= WAKE_CHUNKS)
 
 
 cdef inline int concrete_backward(const cyd_concrete *c, uint64_t block0, Py_ssize_t n,
@@ -158,33 +211,22 @@ cdef inline int concrete_backward(const cyd_concrete *c, uint64_t block0, Py_ssi
 
     The sum is the same bits for any thread count: each chunk's part is
     summed alone (concrete.h fixes its order), and the parts are added in
-    chunk order after the parallel loop. Returns 0, or -1 when the n_chunks
-    doubles of partial sums cannot be allocated (then nothing was written)."""
-    cdef Py_ssize_t chunk = BLOCK * CHUNK_BLOCKS
+    chunk order after the pass. Returns 0, or -1 when the n_chunks doubles
+    of partial sums cannot be allocated (then nothing was written)."""
     cdef Py_ssize_t n_chunks = concrete_n_chunks(n)
-    cdef Py_ssize_t ci, start
+    cdef Py_ssize_t ci
     cdef int team = team_size(n_chunks, n_threads)
     cdef double total = 0.0
-    cdef double *part
-    if team <= 1:
-        for ci in range(n_chunks):
-            start = ci * chunk
-            total += concrete_backward_chunk(c, block0 + <uint64_t>(start // BLOCK), min(chunk, n - start),
-                                             dy + start, x + start, NULL if dx == NULL else dx + start,
-                                             NULL if y == NULL else y + start)
-        grad_p_logit[0] = total
-        return 0
-    part = <double *>malloc(n_chunks * sizeof(double))
-    if part == NULL:
+    cdef ConcreteJob job
+    job.sums = <double *>malloc(max(n_chunks, 1) * sizeof(double))
+    if job.sums == NULL:
         return -1
-    for ci in prange(n_chunks, schedule="dynamic", chunksize=grab_size(n_chunks, team), num_threads=team):
-        start = ci * chunk
-        part[ci] = concrete_backward_chunk(c, block0 + <uint64_t>(start // BLOCK), min(chunk, n - start),
-                                           dy + start, x + start, NULL if dx == NULL else dx + start,
-                                           NULL if y == NULL else y + start)
+    job.c, job.block0, job.n, job.dy, job.x, job.dx, job.y = c, block0, n, dy, x, dx, y
+    run_items(backward_body_float if floating is float else backward_body_double, &job, n_chunks, team,
+              n_chunks >= WAKE_CHUNKS)
     for ci in range(n_chunks):
-        total += part[ci]
-    free(part)
+        total += job.sums[ci]
+    free(job.sums)
     grad_p_logit[0] = total
     return 0
 
@@ -221,22 +263,64 @@ cdef inline double backward_run(const floating *dy, const floating *x, floating 
     return (s0 + s1) + (s2 + s3)
 
 
+cdef inline Py_ssize_t runs_per_item(Py_ssize_t run) noexcept nogil:
+    """Noise values per item of a runs pass: about a chunk of elements."""
+    return max(<Py_ssize_t>1, CHUNK // max(run, <Py_ssize_t>1))
+
+
+cdef inline void forward_runs_item(const ConcreteJob *job, Py_ssize_t item, const floating *x,
+                                   floating *y) noexcept nogil:
+    cdef const floating *w = <const floating *>job.w
+    cdef floating scale = <floating>job.c.scale
+    cdef Py_ssize_t i, run = job.run
+    for i in range(item * job.per_item, min((item + 1) * job.per_item, job.n)):
+        scale_run(x + i * run, w[i] * scale, run, y + i * run)
+
+
+cdef inline void forward_runs_body_float(void *ctx, Py_ssize_t item) noexcept nogil:
+    cdef ConcreteJob *job = <ConcreteJob *>ctx
+    forward_runs_item(job, item, <const float *>job.x, <float *>job.y)
+
+
+cdef inline void forward_runs_body_double(void *ctx, Py_ssize_t item) noexcept nogil:
+    cdef ConcreteJob *job = <ConcreteJob *>ctx
+    forward_runs_item(job, item, <const double *>job.x, <double *>job.y)
+
+
+cdef inline void backward_runs_item(const ConcreteJob *job, Py_ssize_t item, const floating *dy,
+                                    const floating *x, floating *dx, floating *y) noexcept nogil:
+    cdef const floating *w = <const floating *>job.w
+    cdef floating scale = <floating>job.c.scale
+    cdef Py_ssize_t i, run = job.run
+    for i in range(item * job.per_item, min((item + 1) * job.per_item, job.n)):
+        job.sums[i] = backward_run(dy + i * run, x + i * run, w[i] * scale, run,
+                                   NULL if dx == NULL else dx + i * run, NULL if y == NULL else y + i * run)
+
+
+cdef inline void backward_runs_body_float(void *ctx, Py_ssize_t item) noexcept nogil:
+    cdef ConcreteJob *job = <ConcreteJob *>ctx
+    backward_runs_item(job, item, <const float *>job.dy, <const float *>job.x, <float *>job.dx, <float *>job.y)
+
+
+cdef inline void backward_runs_body_double(void *ctx, Py_ssize_t item) noexcept nogil:
+    cdef ConcreteJob *job = <ConcreteJob *>ctx
+    backward_runs_item(job, item, <const double *>job.dy, <const double *>job.x, <double *>job.dx,
+                       <double *>job.y)
+
+
 cdef inline void concrete_forward_runs(const cyd_concrete *c, uint64_t block0, Py_ssize_t n_noise,
                                        Py_ssize_t run, const floating *x, floating *y, floating *w,
                                        int n_threads) noexcept nogil:
     """y[i * run + j] := x[i * run + j] * (w[i] * scale), i < n_noise, j < run:
     one noise value per run of `run` elements. w is scratch of n_noise
     values (left holding the w[i])."""
-    cdef floating scale = <floating>c.scale
-    cdef Py_ssize_t i
-    cdef int team = team_size(concrete_n_chunks(n_noise * run), n_threads)
+    cdef Py_ssize_t n_chunks = concrete_n_chunks(n_noise * run)
+    cdef ConcreteJob job
     concrete_noise(c, block0, n_noise, w, <floating *>NULL)
-    if team <= 1 or n_noise < 2:
-        for i in range(n_noise):
-            scale_run(x + i * run, w[i] * scale, run, y + i * run)
-        return
-    for i in prange(n_noise, schedule="static", num_threads=team):
-        scale_run(x + i * run, w[i] * scale, run, y + i * run)
+    job.c, job.n, job.run, job.per_item, job.x, job.y, job.w = c, n_noise, run, runs_per_item(run), x, y, w
+    run_items(forward_runs_body_float if floating is float else forward_runs_body_double, &job,
+              (n_noise + job.per_item - 1) // job.per_item, team_size(n_chunks, n_threads),
+              n_chunks >= WAKE_CHUNKS)
 
 
 cdef inline void concrete_backward_runs(const cyd_concrete *c, uint64_t block0, Py_ssize_t n_noise,
@@ -250,20 +334,17 @@ cdef inline void concrete_backward_runs(const cyd_concrete *c, uint64_t block0, 
     h[i] = sum over run i of dy * y. w, z (n_noise values) and h (n_noise
     doubles) are scratch. Each h[i] is summed by one thread in a fixed
     order and the h[i] are added in order: the same bits for any thread count."""
-    cdef floating scale = <floating>c.scale
     cdef floating p = <floating>c.p, inv_t = <floating>c.inv_temperature
     cdef double total = 0.0
     cdef Py_ssize_t i
-    cdef int team = team_size(concrete_n_chunks(n_noise * run), n_threads)
+    cdef Py_ssize_t n_chunks = concrete_n_chunks(n_noise * run)
+    cdef ConcreteJob job
     concrete_noise(c, block0, n_noise, w, z)
-    if team <= 1 or n_noise < 2:
-        for i in range(n_noise):
-            h[i] = backward_run(dy + i * run, x + i * run, w[i] * scale, run,
-                                NULL if dx == NULL else dx + i * run, NULL if y == NULL else y + i * run)
-    else:
-        for i in prange(n_noise, schedule="static", num_threads=team):
-            h[i] = backward_run(dy + i * run, x + i * run, w[i] * scale, run,
-                                NULL if dx == NULL else dx + i * run, NULL if y == NULL else y + i * run)
+    job.c, job.n, job.run, job.per_item = c, n_noise, run, runs_per_item(run)
+    job.dy, job.x, job.dx, job.y, job.w, job.sums = dy, x, dx, y, w, h
+    run_items(backward_runs_body_float if floating is float else backward_runs_body_double, &job,
+              (n_noise + job.per_item - 1) // job.per_item, team_size(n_chunks, n_threads),
+              n_chunks >= WAKE_CHUNKS)
     for i in range(n_noise):
         total += <double>(p - z[i] * inv_t) * h[i]
     grad_p_logit[0] = total

@@ -3,24 +3,32 @@
 # noexcept nogil and works on raw pointers already validated by the caller.
 #
 # Mask layout (see rng.h): element e is bit (e % 64) of words[e // 64].
+#
+# Parallel passes run on cydrop's pool (pool.pxd): a pass is cut into items
+# (CHUNK elements, or rows of a broadcast apply), each done by a body that
+# a *Job struct describes, one body per dtype calling the fused kernel.
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.stdint cimport uint32_t, uint64_t
 
+from pool cimport run_items
 from rng cimport CYD_LANE_BIT, cyd_bernoulli_words
 
 # Elements per chunk of parallel work: 64 blocks = 4096 elements (16 KiB of
-# float32), so the chunk just drawn is still in L1/L2 when it is applied.
+# float32), so the chunk just drawn is still in L1/L2 when it is applied; a
+# thread claims one chunk at a time, so a worker the scheduler takes off its
+# core holds up at most one chunk.
 cdef enum:
     BLOCK = 64
     CHUNK_BLOCKS = 64
+    CHUNK = BLOCK * CHUNK_BLOCKS
     # Arrays of at most this many chunks (32k elements, torch's own grain
     # size for element-wise ops) run on the calling thread: waking threads
     # would cost more than the work. Above it a second thread pays for
     # itself (benchmarks/bench_dropout.py, forward-threads groups).
     SERIAL_CHUNKS = 8
-    # Chunks a thread takes at a time at most (64k elements).
-    PARALLEL_GRAB = 16
+    # Passes of fewer chunks (256k elements, about a tenth of a millisecond
+    # on one thread) take only pool workers that are awake (pool.pxd).
+    WAKE_CHUNKS = 64
 
 
 cdef inline int team_size(Py_ssize_t n_chunks, int n_threads) noexcept nogil:
@@ -28,13 +36,6 @@ cdef inline int team_size(Py_ssize_t n_chunks, int n_threads) noexcept nogil:
     chunks (torch's rule, one thread per grain) and at most n_threads; 1 or
     less means the calling thread."""
     return <int>min(<Py_ssize_t>n_threads, (n_chunks + SERIAL_CHUNKS - 1) // SERIAL_CHUNKS)
-
-
-cdef inline Py_ssize_t grab_size(Py_ssize_t n_chunks, int team) noexcept nogil:
-    """Chunks a thread takes at a time: PARALLEL_GRAB, or an equal share of
-    the team's when that is fewer, so that a mid-sized array is split over
-    every thread of the team."""
-    return min(<Py_ssize_t>PARALLEL_GRAB, (n_chunks + team - 1) // team)
 
 
 cdef inline void apply_mask(const floating *x, const uint64_t *words, floating scale,
@@ -79,45 +80,93 @@ cdef inline void draw_and_apply(const floating *x, floating *y, uint64_t *words,
     apply_mask(x + start, words + b, scale, n_elements, y + start)
 
 
+ctypedef struct DrawJob:
+    # draw_and_apply over all n elements, CHUNK at a time
+    const void *x
+    void *y
+    uint64_t *words
+    Py_ssize_t n
+    uint64_t key, block0, threshold
+    double scale
+
+
+cdef inline void draw_chunk(const floating *x, floating *y, const DrawJob *job,
+                            Py_ssize_t c) noexcept nogil:
+    """draw_and_apply on chunk c of a DrawJob."""
+    cdef Py_ssize_t start = c * CHUNK
+    draw_and_apply(x, y, job.words, start, min(<Py_ssize_t>CHUNK, job.n - start),
+                   job.key, job.block0, job.threshold, <floating>job.scale)
+
+
+cdef inline void draw_body_float(void *ctx, Py_ssize_t c) noexcept nogil:
+    cdef DrawJob *job = <DrawJob *>ctx
+    draw_chunk(<const float *>job.x, <float *>job.y, job, c)
+
+
+cdef inline void draw_body_double(void *ctx, Py_ssize_t c) noexcept nogil:
+    cdef DrawJob *job = <DrawJob *>ctx
+    draw_chunk(<const double *>job.x, <double *>job.y, job, c)
+
+
 cdef inline void draw_and_apply_parallel(const floating *x, floating *y, uint64_t *words,
                                          Py_ssize_t n, uint64_t key, uint64_t block0,
                                          uint64_t threshold, floating scale,
                                          int n_threads) noexcept nogil:
     """words := Bernoulli bits of blocks block0 ...; y := x * D * scale, for
     all n elements, in chunks over n_threads."""
-    cdef Py_ssize_t chunk = BLOCK * CHUNK_BLOCKS
-    cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
-    cdef Py_ssize_t c
+    cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
     cdef int team = team_size(n_chunks, n_threads)
-    cdef Py_ssize_t grab
+    cdef DrawJob job
     if team <= 1:
         draw_and_apply(x, y, words, 0, n, key, block0, threshold, scale)
         return
-    grab = grab_size(n_chunks, team)
-    # The bits of a block depend only on its position, so how the chunks are
-    # split over threads cannot change the result. Dynamic scheduling: a
-    # thread the OS preempts holds up at most one grab of 16 chunks (64k
-    # elements) instead of half the array.
-    for c in prange(n_chunks, schedule="dynamic", chunksize=grab, num_threads=team):
-        draw_and_apply(x, y, words, c * chunk, min(chunk, n - c * chunk),
-                       key, block0, threshold, scale)
+    # The bits of a block depend only on its position, so which thread draws
+    # which chunk cannot change the result.
+    job.x, job.y, job.words, job.n = x, y, words, n
+    job.key, job.block0, job.threshold, job.scale = key, block0, threshold, scale
+    run_items(draw_body_float if floating is float else draw_body_double, &job, n_chunks, team,
+              n_chunks >= WAKE_CHUNKS)
+
+
+ctypedef struct ApplyJob:
+    # apply_mask over all n elements, CHUNK at a time
+    const void *x
+    const uint64_t *words
+    void *y
+    Py_ssize_t n
+    double scale
+
+
+cdef inline void apply_chunk(const floating *x, floating *y, const ApplyJob *job,
+                             Py_ssize_t c) noexcept nogil:
+    """apply_mask on chunk c of an ApplyJob."""
+    cdef Py_ssize_t start = c * CHUNK
+    apply_mask(x + start, job.words + start // BLOCK, <floating>job.scale,
+               min(<Py_ssize_t>CHUNK, job.n - start), y + start)
+
+
+cdef inline void apply_body_float(void *ctx, Py_ssize_t c) noexcept nogil:
+    cdef ApplyJob *job = <ApplyJob *>ctx
+    apply_chunk(<const float *>job.x, <float *>job.y, job, c)
+
+
+cdef inline void apply_body_double(void *ctx, Py_ssize_t c) noexcept nogil:
+    cdef ApplyJob *job = <ApplyJob *>ctx
+    apply_chunk(<const double *>job.x, <double *>job.y, job, c)
 
 
 cdef inline void apply_mask_parallel(const floating *x, const uint64_t *words, floating scale,
                                      Py_ssize_t n, floating *y, int n_threads) noexcept nogil:
     """y := x * D * scale for all n elements, in chunks over n_threads."""
-    cdef Py_ssize_t chunk = BLOCK * CHUNK_BLOCKS
-    cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
-    cdef Py_ssize_t c, start
+    cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
     cdef int team = team_size(n_chunks, n_threads)
-    cdef Py_ssize_t grab
+    cdef ApplyJob job
     if team <= 1:
         apply_mask(x, words, scale, n, y)
         return
-    grab = grab_size(n_chunks, team)
-    for c in prange(n_chunks, schedule="dynamic", chunksize=grab, num_threads=team):
-        start = c * chunk
-        apply_mask(x + start, words + start // BLOCK, scale, min(chunk, n - start), y + start)
+    job.x, job.words, job.y, job.n, job.scale = x, words, y, n, scale
+    run_items(apply_body_float if floating is float else apply_body_double, &job, n_chunks, team,
+              n_chunks >= WAKE_CHUNKS)
 
 
 cdef inline void apply_mask_at(const floating *x, const uint64_t *words, Py_ssize_t bit0,
@@ -172,6 +221,38 @@ cdef inline void apply_broadcast_row(const floating *x, const uint64_t *words,
         apply_mask_at(x + x_off, words, m_off, scale, n, y + x_off)
 
 
+ctypedef struct BroadcastJob:
+    # apply_broadcast_row over n_rows rows, rows_per_item at a time
+    const void *x
+    void *y
+    const uint64_t *words
+    const Py_ssize_t *sizes
+    const Py_ssize_t *x_strides
+    const Py_ssize_t *m_strides
+    int ndim
+    double scale
+    Py_ssize_t n_rows, rows_per_item
+
+
+cdef inline void broadcast_rows(const floating *x, floating *y, const BroadcastJob *job,
+                                Py_ssize_t item) noexcept nogil:
+    """apply_broadcast_row on the rows of item `item` of a BroadcastJob."""
+    cdef Py_ssize_t r
+    for r in range(item * job.rows_per_item, min((item + 1) * job.rows_per_item, job.n_rows)):
+        apply_broadcast_row(x, job.words, job.sizes, job.x_strides, job.m_strides, job.ndim, r,
+                            <floating>job.scale, y)
+
+
+cdef inline void broadcast_body_float(void *ctx, Py_ssize_t item) noexcept nogil:
+    cdef BroadcastJob *job = <BroadcastJob *>ctx
+    broadcast_rows(<const float *>job.x, <float *>job.y, job, item)
+
+
+cdef inline void broadcast_body_double(void *ctx, Py_ssize_t item) noexcept nogil:
+    cdef BroadcastJob *job = <BroadcastJob *>ctx
+    broadcast_rows(<const double *>job.x, <double *>job.y, job, item)
+
+
 cdef inline void apply_broadcast_parallel(const floating *x, const uint64_t *words,
                                           const Py_ssize_t *sizes, const Py_ssize_t *x_strides,
                                           const Py_ssize_t *m_strides, int ndim,
@@ -180,16 +261,22 @@ cdef inline void apply_broadcast_parallel(const floating *x, const uint64_t *wor
     """y := x * D[m(.)] * scale over the collapsed shape `sizes` (see
     apply_broadcast_row), rows spread over n_threads when the array is large."""
     cdef Py_ssize_t n_rows = 1, r, k
-    cdef Py_ssize_t chunk = BLOCK * CHUNK_BLOCKS
+    cdef Py_ssize_t row = sizes[ndim - 1]
+    cdef BroadcastJob job
     for k in range(ndim - 1):
         n_rows *= sizes[k]
     # the team of the contiguous passes for an array of this size
-    cdef int team = team_size((n_rows * sizes[ndim - 1] + chunk - 1) // chunk, n_threads)
+    cdef int team = team_size((n_rows * row + CHUNK - 1) // CHUNK, n_threads)
     if team <= 1 or n_rows < 2:
         for r in range(n_rows):
             apply_broadcast_row(x, words, sizes, x_strides, m_strides, ndim, r, scale, y)
         return
     # each row is written by one thread and its bits depend only on position,
-    # so the split over threads cannot change the result
-    for r in prange(n_rows, schedule="static", num_threads=team):
-        apply_broadcast_row(x, words, sizes, x_strides, m_strides, ndim, r, scale, y)
+    # so the split over threads cannot change the result; an item is about a
+    # chunk's worth of whole rows
+    job.x, job.y, job.words, job.ndim, job.scale = x, y, words, ndim, scale
+    job.sizes, job.x_strides, job.m_strides = sizes, x_strides, m_strides
+    job.n_rows, job.rows_per_item = n_rows, max(1, CHUNK // max(row, 1))
+    run_items(broadcast_body_float if floating is float else broadcast_body_double, &job,
+              (n_rows + job.rows_per_item - 1) // job.rows_per_item, team,
+              n_rows * row >= WAKE_CHUNKS * CHUNK)

@@ -112,6 +112,7 @@ def test_bad_options_exit_2_with_a_message(argv, message, capsys):
     (["bench", "--threads", "0"], "--threads must be in [1, 4096], got 0"),
     (["bench", "--threads", "5000"], "--threads must be in [1, 4096], got 5000"),
     (["bench", "--rounds", "0"], "--rounds must be >= 1"),
+    (["bench", "--load", "--calls", "1"], "--calls must be >= 2, got 1"),
 ])
 def test_bad_values_exit_2_with_a_message(argv, message, capsys):
     assert cli.main(argv) == 2
@@ -173,3 +174,71 @@ def test_a_failed_write_is_reported_and_the_other_outputs_written(tmp_path, monk
     assert "--json" in captured.err and "No space left on device" in captured.err
     assert "| dropout backward" in path_md.read_text()  # the other output was still written
     assert not path_json.exists()
+
+
+# ---------------------------------------------------------------- --load
+def _children():
+    """This process's live child processes (Linux), for checking that busy processes end."""
+    import os
+
+    path = f"/proc/{os.getpid()}/task/{os.getpid()}/children"
+    try:
+        with open(path) as f:
+            return set(f.read().split())
+    except OSError:
+        pytest.skip("no /proc children list on this platform")
+
+
+def test_load_report_json(tmp_path, capsys):
+    from cydrop.apps.bench import load
+
+    before = _children()
+    path = tmp_path / "load.json"
+    code = cli.main(["bench", "--load", "--only", "100x512", "--calls", "4", "--no-torch", "--json", str(path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "dropout forward float32 100x512" in out and "loaded p90 / quiet-1 p50" in out
+    assert _children() == before, "busy processes left running"
+    report = json.loads(path.read_text())
+    (group,) = report["load_groups"]
+    cores = load.n_cores()
+    assert group["cores"] == cores and report["options"]["calls"] == 4
+    impls = {impl["name"]: impl for impl in group["impls"]}
+    assert set(impls) == {"cydrop", "floor"}
+    for impl in impls.values():
+        phases = {(p["condition"], p["threads"]): p for p in impl["phases"]}
+        assert set(phases) == {("quiet", 1), ("quiet", cores), ("loaded", cores), ("loaded", 1)}
+        for p in phases.values():
+            assert len(p["times"]) == 4 and p["p50"] == pytest.approx(float(np.percentile(p["times"], 50)))
+        assert impl["floor_ratio"] == pytest.approx(phases[("loaded", cores)]["p90"] / phases[("quiet", 1)]["p50"])
+        assert impl["alone_ratio"] == pytest.approx(phases[("loaded", cores)]["p90"] / phases[("loaded", 1)]["p90"])
+
+
+def test_busy_processes_end_on_an_exception():
+    from cydrop.apps.bench import load
+
+    before = _children()
+    with pytest.raises(KeyboardInterrupt):
+        with load.busy_processes(2, seconds=60) as procs:
+            assert len(procs) == 2 and all(p.poll() is None for p in procs)
+            raise KeyboardInterrupt
+    assert all(p.returncode is not None for p in procs)
+    assert _children() == before
+
+
+def test_busy_processes_end_by_themselves():
+    # bounded in time even if the benchmark never ends them
+    from cydrop.apps.bench import load
+
+    with load.busy_processes(1, seconds=0.2) as (proc,):
+        assert proc.wait(timeout=30) == 0
+
+
+def test_load_groups_cover_the_issue_floors():
+    torch = baselines.import_torch()[0] or "no torch"
+    tags = [tag for tag, _ in cases.load_builders(torch)]
+    for tag in ("load-dropout-forward-1024x4096", "load-dropout-forward-100x512", "load-dropout-backward-1024x4096",
+                "load-dense-256x1024x1024", "load-mlp-epoch"):
+        assert tag in tags
+    if not isinstance(torch, str):
+        assert "load-torch-dropout-fwdbwd-1024x4096" in tags

@@ -1,7 +1,8 @@
 """Many Python threads calling cydrop's kernels at once give what a serial run gives.
 
 The kernels release the GIL, so these threads really run the compiled code
-concurrently, each call also starting its own OpenMP team. What is promised:
+concurrently, each call offering its passes to cydrop's pool (one pass runs
+there at a time; the others run on their own threads). What is promised:
 
 - Separate Generators: every thread's results equal the same work done
   serially, bit for bit in deterministic mode; in the default mode masks and

@@ -414,7 +414,7 @@ def test_bool_mask_is_copied_not_referenced():
 # --- determinism across thread counts ----------------------------------------------
 
 # 4M elements: every one of 2 threads takes grabs of 16 chunks of 4096
-# elements over prange; the second shape leaves a partial last chunk.
+# elements over the pool; the second shape leaves a partial last chunk.
 BIG_SHAPES = [(1024, 4096), (1031, 4099)]
 # Above the kernels' serial size (8 chunks, 32k elements) and below one grab
 # per thread: the chunks are split in equal shares (the demo network's

@@ -187,6 +187,13 @@ def test_net_refuses_numpy_blas_without_a_registered_routine(monkeypatch):
         assert _fused_net.Net(W, b, [1.0], 1, 0, 8, numpy_blas=True).rows == 8
 
 
+@pytest.mark.parametrize("n_threads", [0, -1, 4097])
+def test_net_refuses_thread_counts_out_of_range(n_threads):
+    net = _fused_net.Net([np.zeros((3, 4))], [np.zeros(4)], [1.0], 1, 0, 8)
+    with pytest.raises(ValueError, match="n_threads must be in"):
+        net.set_threads(n_threads)
+
+
 def test_net_refuses_bad_layers():
     with pytest.raises(ValueError, match=r"weights\[1\] must have shape \(4"):
         _fused_net.Net([np.zeros((3, 4)), np.zeros((5, 1))], [np.zeros(4), np.zeros(1)], [1, 1], 1, 0, 8)
@@ -264,31 +271,36 @@ def test_kept_compiled_net_follows_replaced_arrays():
 
 
 def test_auto_selection_rule():
-    """Small networks on the compiled engine (one thread, SciPy's BLAS), wider
-    ones too with NumPy's BLAS, but on the reference engine in deterministic
-    mode (its blocked GEMMs) or past 8 layers."""
+    """Networks of at most 8 layers on the compiled engine, whatever their
+    width and mode (its GEMMs take the reference engine's routes); deeper
+    ones on the reference engine."""
     small = cydrop.MLP([8, 50, 1], output="linear")._network
     wide = cydrop.MLP([8, 300, 3])._network
     deep = cydrop.MLP([8] * 10 + [3])._network
-    has_numpy_gemm = compiled.numpy_gemm(np.float32) != 0
     assert engines.select(small).name == "compiled"
     assert engines.select(deep).name == "reference"
-    assert engines.select(wide).name == ("compiled" if has_numpy_gemm else "reference")
+    assert engines.select(wide).name == "compiled"
     cydrop.set_deterministic(True)
     try:
-        assert engines.select(wide).name == "reference"
-        assert engines.select(small).name == "compiled"   # one thread, deterministic already
-        assert engines.select(wide, "compiled").name == "compiled"   # forced: SciPy's BLAS on one thread
+        assert engines.select(wide).name == "compiled"
+        assert engines.select(small).name == "compiled"
     finally:
         cydrop.set_deterministic(False)
     current = engines.select(small)
     assert engines.select(small, current=current) is current   # its caches survive
 
 
+@pytest.mark.parametrize("route", ["numpy_blas", "pool"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_wide_network_through_numpy_blas_equals_reference(dtype):
-    if not compiled.numpy_gemm(np.dtype(dtype)):
-        pytest.skip("NumPy's BLAS exports no ILP64 ?gemm here: wide networks take the reference engine")
+def test_wide_network_on_each_gemm_route_equals_reference(dtype, route, monkeypatch, reset_threads):
+    # the GEMMs of both engines on NumPy's BLAS (every GEMM counted as too
+    # large for the pool), or as SciPy's blocks on two threads of the pool
+    if route == "numpy_blas":
+        if not compiled.numpy_gemm(np.dtype(dtype)):
+            pytest.skip("NumPy's BLAS exports no ILP64 ?gemm here")
+        monkeypatch.setattr(cydrop._threads, "POOL_GEMM_MAX_MULTIPLY_ADDS", 1)
+    else:
+        cydrop.set_num_threads(2)
     X, y = _data()
     target = np.digitize(y, [-0.5, 0.5])
     nets = []

@@ -1,9 +1,12 @@
 """cydrop.set_num_threads / get_num_threads and their interplay with OpenMP
-limits (OMP_NUM_THREADS, threadpoolctl)."""
+limits (OMP_NUM_THREADS, threadpoolctl) and cgroup CPU quotas."""
+import os
+
 import numpy as np
 import pytest
 
 import cydrop
+from cydrop import _threads
 
 openmp = pytest.mark.skipif(not cydrop._openmp.openmp_enabled(), reason="built without OpenMP")
 
@@ -39,8 +42,9 @@ def test_bad_thread_counts_refused(reset_threads, n_threads, error):
 
 
 @openmp
-def test_threadpoolctl_limit_applies_when_not_set(reset_threads):
+def test_threadpoolctl_limit_applies_when_not_set(reset_threads, monkeypatch):
     threadpoolctl = pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(_threads, "cpu_quota", lambda: None)   # whatever this machine's cgroup says
     # Start from a known limit of 2 so that lowering to 1 is observable on
     # any machine (even one core).
     with threadpoolctl.threadpool_limits(2, user_api="openmp"):
@@ -78,3 +82,73 @@ def test_thread_count_bounded(reset_threads):
     for n in (4097, 2**31, 10**12):
         with pytest.raises(ValueError, match="n_threads must be <= 4096"):
             cydrop.set_num_threads(n)
+
+
+@pytest.fixture
+def fake_cgroup(tmp_path, monkeypatch):
+    """A cgroup file tree of our own at CGROUP_ROOT; the quota is read again
+    for each test and forgotten after it."""
+    monkeypatch.setattr(_threads, "CGROUP_ROOT", str(tmp_path))
+    _threads.cpu_quota.cache_clear()
+    yield tmp_path
+    _threads.cpu_quota.cache_clear()
+
+
+def _write(root, name, text):
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.mark.parametrize("files, cpus", [
+    ({"cpu.max": "150000 100000\n"}, 2),                 # v2: 1.5 CPUs, rounded up
+    ({"cpu.max": "50000 100000\n"}, 1),                  # v2: half a CPU
+    ({"cpu.max": "max 100000\n"}, None),                 # v2: no quota
+    ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3),   # v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),   # v1: no quota
+    ({"cpu.max": "garbage\n"}, None),
+    ({}, None),                                          # no cgroup file system
+])
+def test_cpu_quota_read_from_cgroup_files(fake_cgroup, files, cpus):
+    for name, text in files.items():
+        _write(fake_cgroup, name, text)
+    assert _threads.cpu_quota() == cpus
+
+
+@openmp
+def test_container_quota_caps_the_default_thread_count(fake_cgroup, reset_threads):
+    # a container limited to one CPU on a larger host: no team per core
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    _write(fake_cgroup, "cpu.max", "100000 100000\n")
+    with threadpoolctl.threadpool_limits(4, user_api="openmp"):
+        assert cydrop.get_num_threads() == 1
+        jobs = cydrop._pool.jobs()
+        x = np.ones(1 << 20, dtype=np.float32)
+        cydrop.dropout(x, 0.5, seed=1)
+        assert cydrop._pool.jobs() == jobs           # the pass ran on the calling thread alone
+        cydrop.set_num_threads(3)                    # an explicit setting still wins
+        assert cydrop.get_num_threads() == 3
+
+
+@openmp
+def test_quota_above_openmp_count_changes_nothing(fake_cgroup, reset_threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    _write(fake_cgroup, "cpu.max", "800000 100000\n")
+    with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+        assert cydrop.get_num_threads() == 2
+
+
+@openmp
+def test_no_quota_leaves_openmp_count_above_the_cores(fake_cgroup, reset_threads):
+    # OMP_NUM_THREADS, threadpoolctl and torch.set_num_threads may ask for
+    # more threads than cores: only a quota caps them
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits((os.cpu_count() or 1) + 2, user_api="openmp"):
+        assert cydrop.get_num_threads() == (os.cpu_count() or 1) + 2
+
+
+def test_cpu_quota_agrees_with_loky_on_this_machine():
+    loky = pytest.importorskip("joblib.externals.loky.backend.context")
+    _threads.cpu_quota.cache_clear()
+    # loky counts every CPU when there is no quota
+    assert (_threads.cpu_quota() or os.cpu_count()) == loky._cpu_count_cgroup(os.cpu_count())

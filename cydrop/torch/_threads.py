@@ -1,23 +1,23 @@
-"""How cydrop's OpenMP threads share the cores with torch's.
+"""How many threads cydrop's kernels use beside torch's.
 
 A process holds one OpenMP runtime per library soname. torch's CPU wheel for
 Linux ships GCC's libgomp as ``libgomp.so.1``, the soname cydrop links, so
 whichever package is imported first loads the runtime that both then call:
-one thread pool, one ``omp_get_max_threads()`` (``torch.set_num_threads``
-changes cydrop's default too). A parallel region of cydrop's is then run by
-the same worker threads as torch's ops, not by a second pool spinning beside
-them. ``shares_openmp_runtime()`` checks this once, by comparing the address
-of ``omp_get_max_threads`` as cydrop's kernels and as torch's libraries
-resolve it.
+one ``omp_get_max_threads()`` (``torch.set_num_threads`` changes cydrop's
+default too). ``shares_openmp_runtime()`` checks this once, by comparing the
+address of ``omp_get_max_threads`` as cydrop's kernels and as torch's
+libraries resolve it.
 
-So by default the kernels follow ``torch.get_num_threads()`` when the
-runtime is shared, and run on the calling thread when it is not (another
-runtime, e.g. Intel's or LLVM's OpenMP, whose spinning workers would compete
-with libgomp's on the same cores). Arrays of at most 32k elements run on the
-calling thread either way (the kernels' own rule: waking threads costs more).
-``cydrop.set_num_threads(n)`` caps them at ``min(n, torch.get_num_threads())``.
-Masks are the same whatever the thread count. The measurement behind the
-choice is in benchmarks/results/torch/threads-*.md (docs: user_guide/pytorch.rst).
+cydrop's kernels run their passes on cydrop's own thread pool (src/pool.h),
+whose workers sleep between passes, so they never spin against torch's
+OpenMP workers; the count only is shared. By default the kernels follow
+``torch.get_num_threads()`` when the runtime is shared (never more threads
+than torch's), and run on the calling thread when it is not. Arrays of at
+most 32k elements run on the calling thread either way (the kernels' own
+rule: waking threads costs more). ``cydrop.set_num_threads(n)`` caps them at
+``min(n, torch.get_num_threads())``. Masks are the same whatever the thread
+count. The measurement behind the choice is in
+benchmarks/results/torch/threads-*.md (docs: user_guide/pytorch.rst).
 """
 import ctypes
 import functools

@@ -486,6 +486,22 @@ def torch_builders(full, torch):
     return builders
 
 
+def load_builders(torch):
+    """The load groups (``cydrop bench --load``, cydrop.apps.bench.load): the
+    calls issue 29 sets floors for, each beside PyTorch's and the floor."""
+    f32 = np.float32
+    builders = [
+        ("load-dropout-forward-1024x4096", lambda: dropout_forward((1024, 4096), f32, 0.8, torch)),
+        ("load-dropout-forward-100x512", lambda: dropout_forward((100, 512), f32, 0.8, torch)),
+        ("load-dropout-backward-1024x4096", lambda: dropout_backward((1024, 4096), f32, 0.8, torch)),
+        ("load-dense-256x1024x1024", lambda: dense_layer(256, 1024, 1024, f32, 0.8, torch)),
+        ("load-mlp-epoch", lambda: mlp_epoch(torch)),
+    ]
+    if not isinstance(torch, str):
+        builders.append(("load-torch-dropout-fwdbwd-1024x4096", lambda: torch_dropout(torch, (1024, 4096), True)))
+    return builders
+
+
 # ---------------------------------------------------------------- concrete dropout
 # The concrete pass (cydrop.concrete_dropout, concrete_dropout_backward)
 # beside x.copy(), the floor of an element-wise pass (one read, one write),

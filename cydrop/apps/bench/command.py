@@ -1,5 +1,4 @@
 """``cydrop bench``: time cydrop beside plain NumPy and PyTorch on this machine."""
-import contextlib
 import sys
 import time
 
@@ -7,8 +6,8 @@ import cydrop
 
 from ..._threads import MAX_THREADS, thread_setting
 from .._options import check_output_path, checking_options
-from . import baselines, cases, report
-from .timer import time_group
+from . import baselines, cases, load, report
+from .timer import thread_limits, time_group
 
 DESCRIPTION = """\
 Times dropout forward/backward, the fused dense layer (beside its bare GEMMs),
@@ -19,8 +18,11 @@ timed in interleaved rounds (PyTorch's after the others': its spinning threads
 would slow whatever runs next); figures are medians, ratios are taken within
 this run. The quick subset takes well under a minute; --full runs every size
 (batch 64 784->512 up to batch 1024 4096->4096, float32 and float64) and takes
-a few minutes. For pytest-benchmark's statistics use the suite in benchmarks/
-of the source tree: python -m pytest benchmarks --benchmark-only."""
+a few minutes. --load runs the load groups instead: each case quiet and
+with one busy process per core (started and ended by the benchmark), on
+one thread and on every core, as p50/p90 of single calls (a few minutes).
+For pytest-benchmark's statistics use the suite in benchmarks/ of the
+source tree: python -m pytest benchmarks --benchmark-only."""
 
 
 def add_parser(subparsers):
@@ -37,6 +39,11 @@ def add_parser(subparsers):
                         "dense, mlp-epoch, mlp-cost, mc-predict, torch (cydrop.torch against torch.nn), "
                         "concrete (concrete dropout), float32, "
                         "1024x4096, ... (default: every group)")
+    p.add_argument("--load", action="store_true",
+                   help="run the load groups instead: each case quiet and with a busy process on every core "
+                        "(started and ended by the benchmark), as p50/p90 of single calls")
+    p.add_argument("--calls", type=int, default=50, metavar="N",
+                   help="single calls timed per phase of a load group (default 50)")
     p.add_argument("--no-torch", action="store_true", help="leave out the PyTorch baselines")
     p.add_argument("--json", default=None, metavar="PATH", help="write every figure as JSON (default: not written)")
     p.add_argument("--plot", default=None, metavar="PATH",
@@ -54,28 +61,6 @@ def _torch(args):
     return torch if torch is not None else reason
 
 
-@contextlib.contextmanager
-def _thread_limits(n_threads, torch):
-    """Every library on ``n_threads`` threads for the run, restored afterwards."""
-    if n_threads is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    old_cydrop, old_torch = thread_setting(), None
-    cydrop.set_num_threads(n_threads)
-    if not isinstance(torch, str):
-        old_torch = torch.get_num_threads()
-        torch.set_num_threads(n_threads)
-    try:
-        with threadpool_limits(limits=n_threads, user_api="blas"):
-            yield
-    finally:
-        cydrop.set_num_threads(old_cydrop)
-        if old_torch is not None:
-            torch.set_num_threads(old_torch)
-
-
 def _write_text(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -90,6 +75,8 @@ def check_args(args):
     rounds = args.rounds if args.rounds is not None else (25 if args.full else 15)
     if rounds < 1:
         raise ValueError(f"--rounds must be >= 1, got {rounds}")
+    if args.calls < 2:
+        raise ValueError(f"--calls must be >= 2, got {args.calls}")
     outputs = {}
     for option, path in (("--json", args.json), ("--plot", args.plot), ("--markdown", args.markdown)):
         if path is not None:
@@ -100,7 +87,7 @@ def check_args(args):
 def select_groups(args, torch):
     """The ``(tag, build)`` pairs that ``--only`` selects; ValueError if none.
     (Which groups exist can depend on whether torch is there.)"""
-    builders = cases.build_groups(args.full, torch)
+    builders = cases.load_builders(torch) if args.load else cases.build_groups(args.full, torch)
     selected = [(tag, build) for tag, build in builders if not args.only or args.only.lower() in tag]
     if not selected:
         raise ValueError(f"--only {args.only!r} matches no group{' of --full' if args.full else ''}; the groups "
@@ -115,11 +102,13 @@ def run(args, out=None):
         rounds, outputs = check_args(args)
         torch = _torch(args)
         groups = select_groups(args, torch)  # before the header: a typo costs a message, not a run
+    if args.load:
+        return run_load(args, torch, groups, outputs, out)
     problems = []
     budget = 60.0 if args.full else 4.0  # seconds of timing per group before rounds stop early
     results, failed = [], False
     started = time.perf_counter()
-    with _thread_limits(args.threads, torch):
+    with thread_limits(args.threads, torch):
         info = report.machine_info(torch)
         report.print_header(info, out)
         for tag, build in groups:
@@ -141,7 +130,19 @@ def run(args, out=None):
         "--markdown": ("table", lambda path: _write_text(path, report.markdown(info, results, memory))),
         "--plot": ("chart", lambda path: report.write_plot(path, results)),
     }
+    problems += _write_outputs(outputs, writers, out)
+    for problem in problems:
+        print(f"cydrop bench: {problem}", file=sys.stderr)
+    return 1 if failed or problems else 0
+
+
+def _write_outputs(outputs, writers, out):
+    """Write each requested file; the problems met, as messages."""
+    problems = []
     for option, path in outputs.items():
+        if option not in writers:
+            problems.append(f"{option} is not written by this mode")
+            continue
         what, write = writers[option]
         try:
             write(path)
@@ -149,6 +150,31 @@ def run(args, out=None):
             problems.append(f"{option} {path!r}: {exc}")
         else:
             print(f"{what} written to {path}", file=out)
+    return problems
+
+
+def run_load(args, torch, groups, outputs, out):
+    """The load groups (``--load``); 0 if every case ran and every output was written, else 1."""
+    cores = load.n_cores()
+    info = report.machine_info(torch)
+    report.print_header(info, out)
+    print(f"load groups: {args.calls} single calls per phase; loaded = {cores} busy processes "
+          f"(one per core of this process) beside the calls; load average before: {load.loadavg()}", file=out)
+    results, failed = [], False
+    started = time.perf_counter()
+    for tag, build in groups:
+        group = build()
+        group.tag = tag
+        timings = load.time_load_group(group, torch, args.calls, cores)
+        load.print_load_group(group, timings, cores, out)
+        out.flush()
+        results.append(load.load_json(group, timings, cores))
+        failed |= any(t.error for t in timings)
+    print(f"\n{len(results)} load groups in {time.perf_counter() - started:.0f} s; "
+          f"load average after: {load.loadavg()}", file=out)
+    options = {"calls": args.calls, "only": args.only, "cores": cores}
+    problems = _write_outputs(outputs, {"--json": ("figures", lambda path: report.write_load_json(
+        path, info, options, results))}, out)
     for problem in problems:
         print(f"cydrop bench: {problem}", file=sys.stderr)
     return 1 if failed or problems else 0

@@ -142,6 +142,13 @@ def write_json(path, info, options, results, memory):
         json.dump(_clean(payload), f, indent=1, allow_nan=False)
 
 
+def write_load_json(path, info, options, groups):
+    """The load groups' figures (``cydrop bench --load --json``)."""
+    with open(path, "w") as f:
+        json.dump(_clean({"machine": info, "options": options, "load_groups": groups}), f, indent=1,
+                  allow_nan=False)
+
+
 def _clean(value):
     """NaN (untimed cases) as null: JSON has no NaN."""
     if isinstance(value, float) and not np.isfinite(value):

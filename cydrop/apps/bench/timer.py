@@ -10,10 +10,14 @@ case is measured in its steady state, as when it runs back to back (what
 pytest-benchmark measures), not paying for the page faults the previous
 case's allocations caused. Each figure is the median over rounds.
 """
+import contextlib
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+import cydrop
+from ..._threads import thread_setting
 
 # One timed sample lasts at least this long: a short call is repeated inside the
 # sample, so that neither the clock's resolution nor what the previous case left
@@ -102,3 +106,27 @@ def _time_rounds(live, rounds, max_seconds):
             timing.times.append((time.perf_counter() - start) / number)
         if r + 1 >= 3 and time.perf_counter() - started > max_seconds:
             break
+
+
+@contextlib.contextmanager
+def thread_limits(n_threads, torch):
+    """cydrop, NumPy's BLAS and PyTorch (``torch`` is the module, or a string
+    saying why it is absent) all on ``n_threads`` threads for the block,
+    restored afterwards; None changes nothing."""
+    if n_threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    old_cydrop, old_torch = thread_setting(), None
+    cydrop.set_num_threads(n_threads)
+    if not isinstance(torch, str):
+        old_torch = torch.get_num_threads()
+        torch.set_num_threads(n_threads)
+    try:
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            yield
+    finally:
+        cydrop.set_num_threads(old_cydrop)
+        if old_torch is not None:
+            torch.set_num_threads(old_torch)

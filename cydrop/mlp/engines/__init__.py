@@ -34,8 +34,8 @@ def check_engine(engine, network):
 def select(network, engine="auto", current=None):
     """The engine that runs ``network`` now: ``engine`` when it names one,
     else ("auto") the compiled engine where it is the faster choice
-    (:func:`~cydrop.mlp.engines.compiled.prefers`: small layers, or wide ones
-    outside deterministic mode), the reference engine otherwise.
+    (:func:`~cydrop.mlp.engines.compiled.prefers`: networks of at most
+    ``MAX_DENSE_LAYERS`` layers), the reference engine otherwise.
     ``current``, the engine used last, is returned when it is still the
     right one, so that its caches survive."""
     if engine == "auto":

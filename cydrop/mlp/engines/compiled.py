@@ -3,65 +3,41 @@ into ``src/_fused_net.pyx``, with no Python per layer or step.
 
 It gives the reference engine's results to float round-off, with the same
 masks (``tests/test_engines.py``). It takes networks of at most
-``MAX_DENSE_LAYERS`` dense layers. Its GEMMs run:
+``MAX_DENSE_LAYERS`` dense layers. Its mask passes run on cydrop's thread
+pool, and its GEMMs follow the dense layer's rule (``cydrop._threads.gemm_on_pool``),
+taken for the largest GEMM of a step:
 
-- for layers of at most ``MAX_WIDTH`` units: on the calling thread, through
-  SciPy's BLAS held to one thread (the layers are too small for threads to pay);
-- for wider layers: through the BLAS NumPy links (OpenBLAS's ILP64 ``?gemm``,
-  found with threadpoolctl), with NumPy's threads, the pool the reference
-  engine's ``numpy.matmul`` uses. Where NumPy's BLAS exports no such routine,
-  and in deterministic mode, on the calling thread through SciPy's BLAS.
+- below ``POOL_GEMM_MAX_MULTIPLY_ADDS``, and always in deterministic mode:
+  cut into blocks on the pool, the BLAS held to one thread (a GEMM too small
+  to cut is one block, on the calling thread);
+- above it: whole, with the BLAS's own threads, as the reference engine's
+  ``numpy.matmul``.
+
+The BLAS is the one NumPy links (OpenBLAS's ILP64 ``?gemm``, found with
+threadpoolctl: ``cydrop._threads.numpy_gemm``), or SciPy's where NumPy's
+exports no such routine.
 """
 import contextlib
-import ctypes
 import functools
-import os
 
 import numpy as np
 
 from ... import _fused_net
 from ..._generator import reserve
-from ..._threads import get_deterministic, single_threaded_blas
+from ..._threads import gemm_on_pool, get_num_threads, numpy_gemm, single_threaded_blas
 from ...dense import ACTIVATIONS
 from . import interface
 from .interface import Engine
 
-__all__ = ["MAX_DENSE_LAYERS", "MAX_WIDTH", "CompiledEngine", "numpy_gemm"]
+__all__ = ["MAX_DENSE_LAYERS", "CompiledEngine", "numpy_gemm"]
 
 # The most dense layers a compiled net holds (its C struct has one slot per layer).
 MAX_DENSE_LAYERS = _fused_net.MAX_DENSE_LAYERS
-
-# The widest layer whose GEMMs run on one thread. Past it they want BLAS's
-# threads: they go through NumPy's BLAS, the pool numpy.matmul uses.
-MAX_WIDTH = 256
 
 _OUTPUTS = {"linear": _fused_net.Output.OUT_LINEAR, "sigmoid": _fused_net.Output.OUT_SIGMOID,
             "softmax": _fused_net.Output.OUT_SOFTMAX, "gaussian": _fused_net.Output.OUT_GAUSSIAN}
 _OPTIMIZERS = {"sgd": _fused_net.Optimizer.OPT_SGD, "momentum": _fused_net.Optimizer.OPT_MOMENTUM,
                "nesterov": _fused_net.Optimizer.OPT_NESTEROV, "adam": _fused_net.Optimizer.OPT_ADAM}
-
-
-@functools.lru_cache(maxsize=None)
-def numpy_gemm(dtype):
-    """The address of the ILP64 Fortran-style ?gemm of the BLAS NumPy links
-    (sgemm for float32, dgemm for float64), or 0 if it is not an OpenBLAS
-    that exports one (a NumPy built on another BLAS)."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return 0
-    letter = "s" if np.dtype(dtype) == np.float32 else "d"
-    numpy_dir = os.path.dirname(os.path.dirname(np.__file__))
-    for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
-        # NumPy's own copy (numpy.libs, numpy/.dylibs), not SciPy's
-        if lib.internal_api != "openblas" or "numpy" not in os.path.relpath(lib.filepath, numpy_dir).split(os.sep)[0]:
-            continue
-        handle = ctypes.CDLL(lib.filepath)
-        for name in (f"scipy_{letter}gemm_64_", f"{letter}gemm_64_", f"{letter}gemm64_"):
-            routine = getattr(handle, name, None)
-            if routine is not None:
-                return ctypes.cast(routine, ctypes.c_void_p).value
-    return 0
 
 
 @functools.lru_cache(maxsize=None)
@@ -77,16 +53,21 @@ def takes(network):
 
 def prefers(network):
     """True when the compiled engine is the faster choice for ``network``:
-    small layers (one thread), or wide ones whose GEMMs can go to NumPy's
-    BLAS outside deterministic mode (in deterministic mode the reference
-    engine blocks them over cydrop's threads)."""
-    return takes(network) and (max(network.layer_sizes) <= MAX_WIDTH or _numpy_blas(network))
+    whenever it takes it (its GEMMs take the reference engine's routes)."""
+    return takes(network)
+
+
+def _whole_gemms(network, rows):
+    """Whether this network's GEMMs, on batches of ``rows`` rows, run whole on
+    the BLAS's own threads (too large for the pool: gemm_on_pool)."""
+    sizes = network.layer_sizes
+    largest = rows * max(n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    return not gemm_on_pool(largest)
 
 
 def _numpy_blas(network):
-    """Whether this network's GEMMs go to NumPy's BLAS and its threads."""
-    return (max(network.layer_sizes) > MAX_WIDTH and not get_deterministic()
-            and numpy_gemm(network.dtype) != 0)
+    """Whether the GEMMs go through NumPy's BLAS (else SciPy's): when it exports an ILP64 ?gemm."""
+    return numpy_gemm(network.dtype) != 0
 
 
 class CompiledEngine(Engine):
@@ -104,35 +85,35 @@ class CompiledEngine(Engine):
 
     def predict(self, network, X):
         network.require_kernel_ready()
-        numpy_blas = _numpy_blas(network)
         rows = interface.PREDICT_ROWS
+        numpy_blas = _numpy_blas(network)
         settings = ("predict", tuple(network.layer_sizes), network.activation, network.output, rows, numpy_blas)
         compiled = self._kept("_predictor", settings, network.params, lambda: self._net(
             network, rows, masks=None, numpy_blas=numpy_blas))
         P = np.empty((X.shape[0], network.layer_sizes[-1]), dtype=network.dtype)
-        with _blas_threads(numpy_blas):
+        with _threads(compiled, _whole_gemms(network, rows)):
             compiled.predict(X, P)
         return P
 
     def mc_passes(self, network, X, n_passes, *, samples=False, relaxed=True):
         network.require_kernel_ready()
-        numpy_blas = _numpy_blas(network)
         n_samples = X.shape[0]
-        compiled = self._net(network, max(1, min(interface.PREDICT_ROWS, n_samples)),
-                             masks="relaxed" if relaxed else "bernoulli", numpy_blas=numpy_blas)
+        rows = max(1, min(interface.PREDICT_ROWS, n_samples))
+        numpy_blas = _numpy_blas(network)
+        compiled = self._net(network, rows, masks="relaxed" if relaxed else "bernoulli", numpy_blas=numpy_blas)
         n_out = network.layer_sizes[-1]
         total = np.zeros((n_samples, n_out))
         total_sq = np.zeros((n_samples, n_out))
         out = np.empty((n_passes, n_samples, n_out), dtype=network.dtype) if samples else None
         key, block0 = _reserve_blocks(network.mask_gen, compiled.blocks_per_mc(n_samples, n_passes))
-        with _blas_threads(numpy_blas):
+        with _threads(compiled, _whole_gemms(network, rows)):
             compiled.mc_passes(X, n_passes, key, block0, total, total_sq, out)
         return total, total_sq, out
 
     def train_epoch(self, network, optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm, prior=None):
         network.require_kernel_ready(writable=True)
-        numpy_blas = _numpy_blas(network)
         rows = min(batch_size, len(order)) or 1
+        numpy_blas = _numpy_blas(network)
         # the learning rate is not among them: a schedule may change it
         # between epochs, and it is set on the kept Net before each
         settings = ("train", id(optimizer), optimizer.name, optimizer.momentum, optimizer.beta1, optimizer.beta2,
@@ -149,7 +130,7 @@ class CompiledEngine(Engine):
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
         key, block0 = _reserve_blocks(network.mask_gen, compiled.blocks_per_epoch(order.shape[0]))
-        with _blas_threads(numpy_blas):
+        with _threads(compiled, _whole_gemms(network, rows)):
             loss_sum, optimizer.t, first_bad_step = compiled.train_epoch(X, Y, order, key, block0, optimizer.t,
                                                                          sample_weight)
         return loss_sum, (first_bad_step if first_bad_step > 0 else None)
@@ -158,7 +139,7 @@ class CompiledEngine(Engine):
         network.require_kernel_ready()
         numpy_blas = _numpy_blas(network)
         compiled = self._net(network, X.shape[0], masks=None, numpy_blas=numpy_blas, backward=True)
-        with _blas_threads(numpy_blas):
+        with _threads(compiled, _whole_gemms(network, X.shape[0])):
             loss_sum, dW, db = compiled.gradients(X, Y)
         return loss_sum / X.shape[0], dW, db
 
@@ -211,9 +192,12 @@ class CompiledEngine(Engine):
         self.__init__()
 
 
-def _blas_threads(numpy_blas):
-    """SciPy's BLAS on one thread when the GEMMs go there; NumPy's as it is."""
-    return contextlib.nullcontext() if numpy_blas else single_threaded_blas
+def _threads(compiled, whole_gemms):
+    """The thread settings of a call: the pool's thread count for the Net's
+    passes; the BLAS held to one thread while the pool runs its GEMM blocks,
+    left on its own threads for whole GEMMs."""
+    compiled.set_threads(get_num_threads(), whole_gemms)
+    return contextlib.nullcontext() if whole_gemms else single_threaded_blas
 
 
 def _reserve_blocks(gen, n_blocks):
