@@ -44,6 +44,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from cydrop.sklearn import DropoutMLPClassifier, DropoutMLPRegressor
+from _common import result_meta
 
 FLOOR = 0.02            # largest |cydrop - scikit-learn| of a mean score
 INCREMENTAL_FLOOR = 0.80
@@ -188,20 +189,6 @@ def run(names=tuple(DATASETS), max_iters=MAX_ITERS, seeds=SEEDS, incremental=Tru
     return report
 
 
-def _meta(argv):
-    """What the result file records beside its figures: the command, the date, the machine."""
-    import datetime
-    import os
-    import shlex
-
-    from cydrop.apps.bench.report import cpu_name
-
-    args = sys.argv[1:] if argv is None else list(argv)
-    load = f", load average {os.getloadavg()[0]:.1f} at the start" if hasattr(os, "getloadavg") else ""
-    return {"command": " ".join(shlex.quote(a) for a in ["python", "benchmarks/sklearn_parity.py", *args]),
-            "date": datetime.date.today().isoformat(), "machine": f"{cpu_name()}, {os.cpu_count()} logical CPUs{load}"}
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 seeds, max_iter 10 and 50")
@@ -212,7 +199,7 @@ def main(argv=None):
     max_iters, seeds = ((10, 50), 2) if args.quick else (MAX_ITERS, SEEDS)
     out = open(args.json, "w") if args.json else None  # an unwritable path fails before the work
     start = time.perf_counter()
-    meta = _meta(argv)
+    meta = result_meta("sklearn_parity.py", argv)
     report = run(args.datasets, max_iters, seeds, incremental=not args.no_incremental)
     report = {"meta": meta, **report, "seconds": time.perf_counter() - start}
     print(f"Mean over {seeds} seeds of the score (accuracy; R^2 for regressors), keep_prob=1.0; "
