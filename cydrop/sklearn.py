@@ -4,9 +4,11 @@ scikit-learn's own ``MLPClassifier`` has no dropout (scikit-learn issue #6175,
 PR #7407). ``DropoutMLPClassifier`` and ``DropoutMLPRegressor`` take all its
 parameters (``DropoutMLPClassifier(**MLPClassifier().get_params())``
 constructs; ``solver="lbfgs"`` is refused at fit), add ``keep_prob`` (a
-float or one entry per dense layer), ``max_norm``, ``dtype`` and
-``eval_every``, and so drop into ``GridSearchCV``, ``cross_validate``,
-pipelines and joblib's Dask backend unchanged::
+float or one entry per dense layer, or ``"learn"``: Concrete dropout, the
+rate learned by gradient descent, with ``init_keep_prob``, ``temperature``
+and ``lengthscale``), ``max_norm``, ``dtype`` and ``eval_every``, and so
+drop into ``GridSearchCV``, ``cross_validate``, pipelines and joblib's Dask
+backend unchanged::
 
     from sklearn.model_selection import GridSearchCV
     from cydrop.sklearn import DropoutMLPClassifier
@@ -38,7 +40,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from .mlp.network import initial_params
+from .mlp.network import LEARN, initial_params
 from ._validation import check_bool, check_network_dtype
 from .mlp import MLP
 
@@ -130,11 +132,35 @@ _PARAMETERS = """
     max_fun : int >= 1, default=15000
         Accepted for ``MLPClassifier``'s parameters; only its "lbfgs" solver
         reads it.
-    keep_prob : float in (0, 1] or sequence of float, default=0.5
+    keep_prob : float in (0, 1], "learn", or sequence of float or "learn", default=0.5
         Probability of keeping a unit. A float applies to every hidden layer's
         output (the input features keep 1.0); a sequence has one entry per
         dense layer, ``len(hidden_layer_sizes) + 1``: entry 0 for the input
         features, entry i for the output of hidden layer i. 1.0 turns dropout off.
+        ``"learn"`` learns the keep probability of every layer, the input
+        features' included, by gradient descent instead (Concrete dropout,
+        Gal, Hron & Kendall 2017: a relaxed mask whose rate is a parameter,
+        with a prior added to the cost, see ``lengthscale``); as an entry of
+        a sequence it learns that layer's alone (``(1.0, "learn", "learn")``
+        keeps every feature). The values in use after fit are
+        ``keep_prob_``.
+    init_keep_prob : float in (0, 1), default=0.9
+        The keep probability a learned layer starts from (the reference
+        code's drop probability 0.1). Read only where ``keep_prob`` learns.
+    temperature : float > 0, default=0.1
+        Of the relaxed mask of the learned layers: as it tends to 0 the mask
+        tends to a Bernoulli one (0.1 is the reference's for dense layers).
+        Read only where ``keep_prob`` learns.
+    lengthscale : float > 0, default=1e-2
+        The prior length-scale l of the learned layers' weights. For each
+        learned layer the cost gains ``l^2 / (2 N) * ||W||^2 / keep_prob -
+        K H(p) / N``: N the rows the call trains on (those left by
+        ``early_stopping``; with ``partial_fit``, the rows of that call, so
+        the prior weighs as for a data set of that size), K the layer's
+        input width, H(p) the entropy of its drop probability
+        ``p = 1 - keep_prob`` (biases are not dropped, so not in the first
+        term). ``alpha`` adds its L2 term on top (``alpha=0`` leaves the
+        method's cost alone). Read only where ``keep_prob`` learns.
     max_norm : float > 0 or None, default=None
         Cap each unit's incoming weight vector at this L2 norm after every
         update (Srivastava et al. 2014).
@@ -157,6 +183,13 @@ _ATTRIBUTES = """
         Mean training loss of the last epoch (with dropout, without the L2 term).
     loss_curve_ : list of float
         Mean training loss of every epoch (with dropout).
+    keep_prob_ : ndarray (n_layers_ - 1,) of float
+        The keep probability of each dense layer's input (entry 0: the
+        features) after the last fit: the learned value of a layer whose
+        ``keep_prob`` is ``"learn"``, the fixed one of the others.
+    keep_prob_curve_ : list of ndarray (n_layers_ - 1,) or None
+        ``keep_prob_`` after every epoch (one entry per ``loss_curve_``
+        entry) when some layer learns its keep_prob, else None.
     best_loss_ : float or None
         Lowest cost J (dropout off) of the evaluations (None with
         ``early_stopping``, and after ``partial_fit``).
@@ -181,7 +214,9 @@ _ATTRIBUTES = """
         Layers including input and output.
     n_outputs_ : int
     out_activation_ : str
-        ``"softmax"``, ``"logistic"`` or ``"identity"``.
+        ``"softmax"``, ``"logistic"``, ``"identity"``, or ``"gaussian"``
+        (``DropoutMLPRegressor(loss="gaussian_nll")``: identity for the
+        means, ``exp`` of the log-variance units).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when ``X`` had string column names (a pandas DataFrame).
@@ -229,7 +264,10 @@ class _BaseDropoutMLP(BaseEstimator):
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"), Options(numbers.Real, {np.inf})],
         "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
         # entries of a sequence are checked by MLP, which names keep_prob[i]
-        "keep_prob": [Interval(numbers.Real, 0, 1, closed="right"), "array-like"],
+        "keep_prob": [Interval(numbers.Real, 0, 1, closed="right"), StrOptions({LEARN}), "array-like"],
+        "init_keep_prob": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
+        "lengthscale": [Interval(numbers.Real, 0, None, closed="neither")],
         "max_norm": [None, Interval(numbers.Real, 0, None, closed="neither")],
         # anything np.dtype reads as float32/float64; MLP names a wrong one
         "dtype": [None, str, type, np.dtype],
@@ -240,8 +278,8 @@ class _BaseDropoutMLP(BaseEstimator):
                  batch_size="auto", learning_rate="constant", learning_rate_init=1e-3, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, keep_prob=0.5, max_norm=None, dtype=None,
-                 eval_every=1):
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, keep_prob=0.5, init_keep_prob=0.9,
+                 temperature=0.1, lengthscale=1e-2, max_norm=None, dtype=None, eval_every=1):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -266,6 +304,9 @@ class _BaseDropoutMLP(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.keep_prob = keep_prob
+        self.init_keep_prob = init_keep_prob
+        self.temperature = temperature
+        self.lengthscale = lengthscale
         self.max_norm = max_norm
         self.dtype = dtype
         self.eval_every = eval_every
@@ -362,6 +403,7 @@ class _BaseDropoutMLP(BaseEstimator):
             self.loss_ = self._net.partial_fit(X, y, batch_size=batch_size, sample_weight=sample_weight,
                                                **self._training_options())
             self.loss_curve_.append(self.loss_)
+            self._record_keep_prob([self._net.keep_prob_])
             self.n_iter_ = 1  # as scikit-learn: the epochs of this call
             self.t_ += X.shape[0]
             self.best_loss_ = self.validation_scores_ = self.validation_losses_ = None
@@ -379,6 +421,7 @@ class _BaseDropoutMLP(BaseEstimator):
         self.t_ += epochs * X.shape[0]
         self.loss_ = history["loss"][-1]
         self.loss_curve_ += history["loss"]
+        self._record_keep_prob(history.get("keep_prob", []))
         if validation is not None:
             self.validation_scores_, self.validation_losses_ = history["val_score"], history["val_loss"]
             best = history["eval_epoch"].index(history["best_epoch"])
@@ -401,15 +444,37 @@ class _BaseDropoutMLP(BaseEstimator):
         output, n_out = self._output()
         net = MLP([X.shape[1], *hidden, n_out], keep_prob=self.keep_prob, activation=_ACTIVATIONS[self.activation],
                   output=output, dtype=X.dtype, seed=_mask_seed(self._random_state), init="sklearn",
-                  classes=None if output == "linear" else self.classes_)
+                  classes=self.classes_ if output in ("softmax", "sigmoid") else None,
+                  init_keep_prob=self.init_keep_prob, temperature=self.temperature, lengthscale=self.lengthscale)
         weights, biases = initial_params(net.layer_sizes, net.activation, "sklearn", self._random_state, net.dtype)
         for param, initial in zip(net.weights + net.biases, weights + biases):
             param[...] = initial
-        self._net, self._architecture = net, (hidden, self.keep_prob, self.activation, self.dtype)
+        self._net, self._architecture = net, self._architecture_params(hidden)
         self.coefs_, self.intercepts_ = net.weights, net.biases  # the net's arrays, updated in place
-        self.n_layers_, self.n_outputs_ = len(net.layer_sizes), n_out
-        self.out_activation_ = {"softmax": "softmax", "sigmoid": "logistic", "linear": "identity"}[output]
+        # a target's mean and log-variance units are one output
+        self.n_layers_, self.n_outputs_ = len(net.layer_sizes), n_out // 2 if output == "gaussian" else n_out
+        self.out_activation_ = {"softmax": "softmax", "sigmoid": "logistic", "linear": "identity",
+                                "gaussian": "gaussian"}[output]
         self.loss_curve_, self.n_iter_, self.t_ = [], 0, 0
+        self.keep_prob_ = np.array(net.keep_prob_, dtype=np.float64)
+        self.keep_prob_curve_ = [] if _learns(self.keep_prob) else None
+
+    def _record_keep_prob(self, per_epoch):
+        """keep_prob_ now, and the values of each epoch trained (``per_epoch``,
+        empty when no layer learns) appended to keep_prob_curve_."""
+        self.keep_prob_ = np.array(self._net.keep_prob_, dtype=np.float64)
+        if self.keep_prob_curve_ is not None:
+            self.keep_prob_curve_ += [np.array(values, dtype=np.float64) for values in per_epoch]
+
+    def _architecture_params(self, hidden):
+        """{name: value} of the parameters that define the network built from
+        them: warm_start and partial_fit go on with it while they stay the same."""
+        keep_prob = _plain_keep_prob(self.keep_prob)
+        params = dict(hidden_layer_sizes=hidden, keep_prob=keep_prob, activation=self.activation, dtype=self.dtype)
+        if _learns(keep_prob):   # the learned layers' settings, read by nothing else
+            params.update(init_keep_prob=self.init_keep_prob, temperature=self.temperature,
+                          lengthscale=self.lengthscale)
+        return params
 
     def _validation_split(self, X, y, sample_weight):
         """(X_train, y_train, w_train, (X_val, y_val[, w_val])) for early_stopping."""
@@ -427,15 +492,12 @@ class _BaseDropoutMLP(BaseEstimator):
 
     def _check_same_network(self, hidden):
         """warm_start and partial_fit go on with the fitted network: refuse a changed architecture."""
-        old_hidden, old_keep_prob, old_activation, old_dtype = self._architecture
-        for name, old, new in (("hidden_layer_sizes", old_hidden, hidden), ("activation", old_activation, self.activation),
-                               ("dtype", old_dtype, self.dtype)):
-            if old != new:
-                raise ValueError(f"{name} changed from {old!r} to {new!r} since the network was built; "
-                                 "warm_start and partial_fit continue that network (refit with warm_start=False)")
-        if not np.array_equal(np.asarray(old_keep_prob, dtype=float), np.asarray(self.keep_prob, dtype=float)):
-            raise ValueError(f"keep_prob changed from {old_keep_prob!r} to {self.keep_prob!r} since the network "
-                             "was built; warm_start and partial_fit continue that network (refit with warm_start=False)")
+        old, new = self._architecture, self._architecture_params(hidden)
+        for name in dict.fromkeys([*old, *new]):   # keep_prob before the settings it makes read
+            if old.get(name) != new.get(name):
+                raise ValueError(f"{name} changed from {old.get(name)!r} to {new.get(name)!r} since the network "
+                                 "was built; warm_start and partial_fit continue that network (refit with "
+                                 "warm_start=False)")
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
@@ -454,6 +516,21 @@ class _BaseDropoutMLP(BaseEstimator):
         tags.input_tags.allow_nan = False
         tags.input_tags.sparse = True
         return tags
+
+
+def _plain_keep_prob(keep_prob):
+    """keep_prob with its numbers as floats and a sequence as a tuple, to
+    compare (a float and a one-entry-per-layer sequence differ, as do the
+    networks they build); unchecked entries are left as they are."""
+    if isinstance(keep_prob, str) or not hasattr(keep_prob, "__len__"):
+        return float(keep_prob) if isinstance(keep_prob, numbers.Real) else keep_prob
+    return tuple(_plain_keep_prob(p) for p in keep_prob)
+
+
+def _learns(keep_prob):
+    """True when keep_prob (a float, "learn" or a sequence) learns some layer's rate."""
+    return keep_prob == LEARN if isinstance(keep_prob, str) else (
+        hasattr(keep_prob, "__len__") and any(isinstance(p, str) and p == LEARN for p in keep_prob))
 
 
 def _mask_seed(random_state):
@@ -575,11 +652,23 @@ class DropoutMLPClassifier(ClassifierMixin, _BaseDropoutMLP):
 class DropoutMLPRegressor(RegressorMixin, _BaseDropoutMLP):
     __doc__ = f"""Multi-layer perceptron regressor with inverted dropout, on :class:`cydrop.MLP`.
 
-    Linear output units with squared error; ``y`` may be 1-D or 2-D (several
-    outputs). Takes scikit-learn's ``MLPRegressor``'s parameters.
-    {_PARAMETERS}    loss : {{"squared_error"}}, default="squared_error"
-        Half the squared error, as scikit-learn's; its "poisson" is refused
-        at fit (no exponential output here).
+    Linear output units with squared error, or a Gaussian output with a
+    learned variance (``loss="gaussian_nll"``); ``y`` may be 1-D or 2-D
+    (several outputs). Takes scikit-learn's ``MLPRegressor``'s parameters.
+    {_PARAMETERS}    loss : {{"squared_error", "gaussian_nll"}}, default="squared_error"
+        "squared_error": half the squared error, as scikit-learn's, on
+        linear output units. "gaussian_nll": a Gaussian whose variance is
+        learned for each sample, as in the reference experiments of
+        Concrete dropout: the output layer has two units per target, the
+        means then the log-variances (``coefs_[-1]`` is
+        ``(n_hidden, 2 * n_outputs_)``), trained on the negative
+        log-likelihood ``0.5 * ((y - mean)^2 / var + log var + log 2 pi)``
+        summed over the targets. The noise is learned, so
+        ``predict(X, return_std=True)`` takes no ``tau``; with
+        ``keep_prob="learn"`` nothing is left to search. The log-variance
+        units start near 0 (variance 1): targets on a scale near 1
+        (standardised) train best. scikit-learn's "poisson" is refused at
+        fit (no exponential output here).
 {_ATTRIBUTES}{_REFERENCES}
     Examples
     --------
@@ -590,35 +679,49 @@ class DropoutMLPRegressor(RegressorMixin, _BaseDropoutMLP):
     >>> reg = DropoutMLPRegressor((32,), keep_prob=0.9, learning_rate_init=0.01, random_state=0).fit(X, y)
     >>> reg.predict(X[:2]).shape, reg.score(X, y) > 0.9
     ((2,), True)
+
+    Learned keep_prob and a learned noise: no dropout rate and no tau to choose.
+
+    >>> noisy = y + np.random.default_rng(1).normal(0, 0.1 + 0.3 * (X[:, 0] > 0))
+    >>> reg = DropoutMLPRegressor((32,), keep_prob="learn", loss="gaussian_nll", alpha=0.0,
+    ...                           learning_rate_init=0.01, max_iter=300, random_state=0).fit(X, noisy)
+    >>> reg.keep_prob_.shape
+    (2,)
+    >>> mean, std = reg.predict(X[:3], return_std=True, mc_samples=100)
+    >>> mean.shape, std.shape, bool((std > 0).all())
+    ((3,), (3,), True)
     """
 
     _parameter_constraints: dict = {
         **_BaseDropoutMLP._parameter_constraints,
         # "poisson" passes here to be refused at fit with the reason (_refuse_unsupported)
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": [StrOptions({"squared_error", "gaussian_nll", "poisson"})],
     }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error", solver="adam",
                  alpha=1e-4, batch_size="auto", learning_rate="constant", learning_rate_init=1e-3, power_t=0.5,
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, keep_prob=0.5, max_norm=None,
-                 dtype=None, eval_every=1):
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, keep_prob=0.5, init_keep_prob=0.9,
+                 temperature=0.1, lengthscale=1e-2, max_norm=None, dtype=None, eval_every=1):
         super().__init__(
             hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
             learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
             shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose, warm_start=warm_start,
             momentum=momentum, nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-            n_iter_no_change=n_iter_no_change, max_fun=max_fun, keep_prob=keep_prob, max_norm=max_norm, dtype=dtype,
-            eval_every=eval_every)
+            n_iter_no_change=n_iter_no_change, max_fun=max_fun, keep_prob=keep_prob, init_keep_prob=init_keep_prob,
+            temperature=temperature, lengthscale=lengthscale, max_norm=max_norm, dtype=dtype, eval_every=eval_every)
         self.loss = loss
+
+    def _architecture_params(self, hidden):
+        return dict(super()._architecture_params(hidden), loss=self.loss)   # the output layer's
 
     def _refuse_unsupported(self):
         super()._refuse_unsupported()
         if self.loss == "poisson":
-            raise ValueError("loss='poisson' is not supported: cydrop's networks have linear outputs with squared "
-                             "error (no exponential output); use loss='squared_error'")
+            raise ValueError("loss='poisson' is not supported: cydrop's networks have no exponential mean output; "
+                             "use loss='squared_error' or 'gaussian_nll'")
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
@@ -647,29 +750,44 @@ class DropoutMLPRegressor(RegressorMixin, _BaseDropoutMLP):
             raise ValueError(f"y has {n_outputs} output(s), the fitted network has {self.n_outputs_}")
 
     def _output(self):
+        if self.loss == "gaussian_nll":   # a mean and a log-variance unit per target
+            return "gaussian", 2 * self.n_outputs_
         return "linear", self.n_outputs_
 
     def predict(self, X, return_std=False, *, tau=None, mc_samples=1000):
-        """Predicted values, dropout off; with ``return_std``, the MC dropout
-        predictive mean and standard deviation.
+        """Predicted values (the means, for ``loss="gaussian_nll"``), dropout
+        off; with ``return_std``, the MC dropout predictive mean and
+        standard deviation.
 
         Parameters
         ----------
         X : array-like (n_samples, n_features)
         return_std : bool, default False
             Return ``(mean, std)`` as ``GaussianProcessRegressor.predict``
-            does: the mean of ``mc_samples`` passes with dropout on (Gal &
-            Ghahramani 2016) and ``std = sqrt(var_passes + 1 / tau)``, the
-            spread of the passes plus the observation noise.
+            does, from ``mc_samples`` passes with dropout on (Gal &
+            Ghahramani 2016; a layer that learned its keep_prob draws its
+            masks as :meth:`cydrop.MLP.predict_proba` does). ``mean`` is the
+            mean of the passes' predictions. ``std`` is the standard
+            deviation of the predictive distribution, the model's
+            uncertainty (the spread of the passes) plus the observation
+            noise: ``sqrt(var_passes + 1 / tau)`` for
+            ``loss="squared_error"``, a noise the same for every sample;
+            for ``loss="gaussian_nll"``, ``sqrt(variance of the passes'
+            means + mean of the passes' variances)`` (the law of total
+            variance), the noise learned for each sample. With
+            ``keep_prob=1.0`` the passes agree and std is the noise alone.
         tau : float > 0 or None, keyword-only
-            Model precision (inverse noise variance, on the scale of y).
-            None: the weight-decay relation of Gal & Ghahramani,
-            ``tau = l^2 p batch / (2 N alpha)``
-            (:func:`cydrop.uncertainty.tau_from_weight_decay` with length-scale
-            ``l = 1e-2``, ``p`` the keep probability of the output layer's
-            input, ``N`` the training rows of the last fit), which needs
-            ``alpha > 0``. Better: choose tau on validation data, by the
-            largest :func:`cydrop.uncertainty.predictive_log_likelihood`.
+            For ``loss="squared_error"``: the model precision (inverse noise
+            variance, on the scale of y). None: the weight-decay relation of
+            Gal & Ghahramani, ``tau = l^2 p batch / (2 N alpha)``
+            (:func:`cydrop.uncertainty.tau_from_weight_decay` with
+            length-scale ``l = 1e-2``, ``p`` the keep probability of the
+            output layer's input, ``N`` the training rows of the last fit),
+            which needs ``alpha > 0`` and fixed keep probabilities (a learned
+            layer's prior comes from ``lengthscale``, not from ``alpha``).
+            Better: choose tau on validation data, by the largest
+            :func:`cydrop.uncertainty.predictive_log_likelihood`. Not taken
+            with ``loss="gaussian_nll"``, which learned the noise.
         mc_samples : int >= 1, keyword-only, default 1000
 
         Returns
@@ -680,24 +798,36 @@ class DropoutMLPRegressor(RegressorMixin, _BaseDropoutMLP):
         Raises
         ------
         ValueError
-            ``tau`` <= 0, or None with ``alpha=0``.
+            ``tau`` <= 0; None with ``alpha=0`` or with a learned keep_prob
+            (``loss="squared_error"``); given with ``loss="gaussian_nll"``.
         """
         # float64 like every scikit-learn regressor, whatever the network's dtype
         X = self._check_X_predict(X)
         check_bool(return_std, "return_std")
         if not return_std:
             return self._net.predict(X).astype(np.float64)
-        from .uncertainty import check_tau, tau_from_weight_decay
+        if self._net.output == "gaussian":
+            if tau is not None:
+                raise ValueError(f"tau={tau!r} is not taken with loss='gaussian_nll': the network learned the "
+                                 "noise variance of each sample (leave tau=None)")
+            mean, std = self._net.predict_proba(X, mc_samples=mc_samples)   # the learned noise included
+            mean, std = mean.astype(np.float64), std.astype(np.float64)
+        else:
+            from .uncertainty import check_tau, tau_from_weight_decay
 
-        if tau is None:
-            if not self.alpha > 0:
-                raise ValueError("return_std=True needs tau (the model precision) when alpha=0: "
-                                 "the weight-decay relation gives tau only for alpha > 0")
-            n_rows, batch = self._fit_rows
-            tau = tau_from_weight_decay(self.alpha, self._net.keep_prob[-1], n_rows, batch)
-        tau = check_tau(tau)
-        mean, std = self._net.predict_proba(X, mc_samples=mc_samples)
-        mean, std = mean.astype(np.float64), np.sqrt(std.astype(np.float64) ** 2 + 1.0 / tau)
+            if tau is None:
+                if _learns(self._net.keep_prob):
+                    raise ValueError("return_std=True needs tau (the model precision) when keep_prob is learned: "
+                                     "the weight-decay relation holds for fixed keep probabilities; give tau, or "
+                                     "fit with loss='gaussian_nll', which learns the noise")
+                if not self.alpha > 0:
+                    raise ValueError("return_std=True needs tau (the model precision) when alpha=0: "
+                                     "the weight-decay relation gives tau only for alpha > 0")
+                n_rows, batch = self._fit_rows
+                tau = tau_from_weight_decay(self.alpha, self._net.keep_prob[-1], n_rows, batch)
+            tau = check_tau(tau)
+            mean, std = self._net.predict_proba(X, mc_samples=mc_samples)
+            mean, std = mean.astype(np.float64), np.sqrt(std.astype(np.float64) ** 2 + 1.0 / tau)
         if mean.shape[1] == 1:
             mean, std = mean[:, 0], std[:, 0]
         return mean, std

@@ -21,9 +21,11 @@ from cydrop.sklearn import DropoutMLPClassifier, DropoutMLPRegressor
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 # The estimators as a user builds them: defaults, and defaults with keep_prob
-# 0.8 and 1.0 (no dropout).
+# 0.8, 1.0 (no dropout) and learned; the regressor's Gaussian output too.
 CHECKED = [DropoutMLPClassifier(), DropoutMLPRegressor(), DropoutMLPClassifier(keep_prob=0.8),
-           DropoutMLPRegressor(keep_prob=0.8), DropoutMLPClassifier(keep_prob=1.0), DropoutMLPRegressor(keep_prob=1.0)]
+           DropoutMLPRegressor(keep_prob=0.8), DropoutMLPClassifier(keep_prob=1.0), DropoutMLPRegressor(keep_prob=1.0),
+           DropoutMLPClassifier(keep_prob="learn"), DropoutMLPRegressor(keep_prob="learn"),
+           DropoutMLPRegressor(loss="gaussian_nll"), DropoutMLPRegressor(keep_prob="learn", loss="gaussian_nll")]
 
 
 def expected_failed_checks(estimator):
@@ -325,6 +327,14 @@ def test_feature_names_in():
     (dict(keep_prob=1.5), "keep_prob"),
     (dict(keep_prob=(1.0, 0.5, 0.5)), "keep_prob"),     # 2 dense layers, 3 entries
     (dict(keep_prob=(1.0, 0.0)), r"keep_prob\[1\]"),
+    (dict(keep_prob="lean"), "keep_prob"),
+    (dict(keep_prob=("learn", "learn", "learn")), "keep_prob"),   # 2 dense layers, 3 entries
+    (dict(keep_prob="learn", init_keep_prob=1.0), "init_keep_prob"),
+    (dict(keep_prob="learn", init_keep_prob=0.0), "init_keep_prob"),
+    (dict(keep_prob="learn", temperature=0.0), "temperature"),
+    (dict(keep_prob="learn", temperature=np.inf), "temperature"),
+    (dict(keep_prob="learn", lengthscale=-1e-2), "lengthscale"),
+    (dict(lengthscale="1e-2"), "lengthscale"),   # checked whatever keep_prob: the parameter is wrong
     (dict(max_norm=0.0), "max_norm"),
     (dict(dtype="float16"), "dtype"),
     (dict(shuffle="yes"), "shuffle"),
@@ -360,6 +370,220 @@ def test_one_class_is_refused():
     X, _ = blobs(n=40)
     with pytest.raises(ValueError, match="1 class"):
         DropoutMLPClassifier((4,)).fit(X, np.zeros(40))
+
+
+# ------------------------------------------------------------ learned keep_prob (Concrete dropout)
+
+def _heteroscedastic(n, seed):
+    """y = sin(3x) plus noise of std 0.1 for x <= 0 and 0.5 for x > 0: (X, y, noise std)."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (n, 1))
+    sigma = np.where(X[:, 0] > 0, 0.5, 0.1)
+    return X, np.sin(3 * X[:, 0]) + sigma * rng.standard_normal(n), sigma
+
+
+def test_learned_keep_prob_moves_from_its_initial_value_and_is_reported():
+    X, y = blobs()
+    clf = DropoutMLPClassifier((16, 16), keep_prob="learn", max_iter=30, learning_rate_init=0.01,
+                               n_iter_no_change=np.inf, random_state=0).fit(X, y)
+    assert clf._net.keep_prob == ["learn"] * 3    # every layer, the features' included
+    assert isinstance(clf.keep_prob_, np.ndarray) and clf.keep_prob_.shape == (clf.n_layers_ - 1,)
+    assert ((clf.keep_prob_ > 0) & (clf.keep_prob_ < 1)).all()
+    assert np.abs(clf.keep_prob_ - 0.9).min() > 0.01    # each layer learned: none is still at init_keep_prob
+    np.testing.assert_array_equal(clf.keep_prob_, clf._net.keep_prob_)
+
+
+def test_keep_prob_curve_records_every_epoch_and_keep_prob_is_the_kept_epochs():
+    X, y = blobs()
+    clf = DropoutMLPClassifier((16,), keep_prob=(1.0, "learn"), max_iter=40, learning_rate_init=0.3,
+                               n_iter_no_change=np.inf, random_state=0).fit(X, y)
+    curve = np.array(clf.keep_prob_curve_)
+    assert curve.shape == (len(clf.loss_curve_), 2) == (40, 2)
+    np.testing.assert_array_equal(curve[:, 0], 1.0)     # the fixed layer stays where it was put
+    assert curve[0, 1] != curve[-1, 1]
+    # the stopping rule keeps the weights of the lowest J, and with them that epoch's keep_prob
+    best = int(np.argmin(clf.cost_curve_))
+    assert best < 35    # well before the last epoch, so the test can tell
+    np.testing.assert_array_equal(clf.keep_prob_, curve[best])
+
+
+def test_keep_prob_is_the_fixed_values_and_no_curve_without_learning():
+    X, y = blobs(n=60)
+    clf = DropoutMLPClassifier((8, 8), keep_prob=0.6, max_iter=2).fit(X, y)
+    np.testing.assert_array_equal(clf.keep_prob_, [1.0, 0.6, 0.6])
+    assert clf.keep_prob_curve_ is None
+
+
+def test_mixed_per_layer_list_learns_only_its_learn_entries():
+    X, y = blobs()
+    clf = DropoutMLPClassifier((16, 16), keep_prob=(1.0, "learn", 0.5), max_iter=20, learning_rate_init=0.01,
+                               n_iter_no_change=np.inf, random_state=0).fit(X, y)
+    assert clf._net.keep_prob == [1.0, "learn", 0.5]
+    assert clf.keep_prob_[0] == 1.0 and clf.keep_prob_[2] == 0.5 and abs(clf.keep_prob_[1] - 0.9) > 0.01
+
+
+def test_concrete_settings_reach_the_network():
+    X, y = blobs(n=60)
+    # steps of 1e-300 leave every parameter, p_logit included, where it started
+    reg = DropoutMLPRegressor((8,), keep_prob="learn", init_keep_prob=0.7, temperature=0.25, lengthscale=0.05,
+                              solver="sgd", momentum=0.0, learning_rate_init=1e-300, max_iter=1).fit(X, y)
+    net = reg._net
+    assert (net.init_keep_prob, net.temperature, net.lengthscale) == (0.7, 0.25, 0.05)
+    np.testing.assert_allclose(reg.keep_prob_, 0.7, rtol=1e-12)
+
+
+def test_lengthscale_enters_the_cost():
+    """The prior's weight term l^2 / (2N) ||W||^2 / keep_prob is in the
+    cost J the stopping rule watches: a larger l, a larger J on the same
+    weights (one step of 1e-300 leaves them as initialised)."""
+    X, y = blobs(n=60)
+    costs = [DropoutMLPClassifier((8,), keep_prob="learn", lengthscale=l, solver="sgd", momentum=0.0,
+                                  learning_rate_init=1e-300, max_iter=1, random_state=0).fit(X, y).cost_curve_[0]
+             for l in (1e-2, 1.0)]
+    assert costs[1] > costs[0] + 1e-3
+
+
+def test_warm_start_goes_on_learning_keep_prob():
+    X, y = blobs()
+    kwargs = dict(hidden_layer_sizes=(16,), keep_prob="learn", n_iter_no_change=np.inf, random_state=0,
+                  shuffle=False)
+    warm = DropoutMLPClassifier(max_iter=4, warm_start=True, **kwargs).fit(X, y).fit(X, y)
+    straight = DropoutMLPClassifier(max_iter=8, **kwargs).fit(X, y)
+    np.testing.assert_array_equal(warm.keep_prob_, straight.keep_prob_)
+    np.testing.assert_array_equal(np.array(warm.keep_prob_curve_), np.array(straight.keep_prob_curve_))
+    for name, value in (("lengthscale", 0.1), ("temperature", 0.5), ("init_keep_prob", 0.5),
+                        ("keep_prob", (1.0, "learn"))):
+        changed = pickle.loads(pickle.dumps(warm)).set_params(**{name: value})   # a fitted copy
+        with pytest.raises(ValueError, match=f"{name} changed"):
+            changed.fit(X, y)
+
+
+def test_settings_of_learned_layers_may_change_when_nothing_learns():
+    X, y = blobs()
+    clf = DropoutMLPClassifier((16,), keep_prob=0.8, max_iter=2, warm_start=True, random_state=0).fit(X, y)
+    clf.set_params(lengthscale=1.0, temperature=0.5).fit(X, y)    # read by nothing: no refusal
+    assert len(clf.loss_curve_) == 4
+
+
+def test_partial_fit_records_keep_prob_after_each_pass():
+    X, y = blobs()
+    clf = DropoutMLPClassifier((16,), keep_prob="learn", learning_rate_init=0.01, random_state=0)
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    assert len(clf.keep_prob_curve_) == 3
+    np.testing.assert_array_equal(clf.keep_prob_, clf.keep_prob_curve_[-1])
+
+
+def test_clone_and_get_params_round_trip_the_concrete_settings():
+    params = dict(hidden_layer_sizes=(7, 5), keep_prob=(1.0, "learn", "learn"), init_keep_prob=0.8,
+                  temperature=0.2, lengthscale=1e-3, loss="gaussian_nll")
+    reg = DropoutMLPRegressor(**params)
+    assert {k: reg.get_params()[k] for k in params} == params
+    twin = clone(reg.fit(*_heteroscedastic(60, 0)[:2]))
+    assert twin.get_params() == reg.get_params() and not hasattr(twin, "keep_prob_")
+    twin.set_params(keep_prob="learn", lengthscale=0.5)
+    assert (twin.keep_prob, twin.lengthscale) == ("learn", 0.5)
+
+
+def test_grid_search_compares_learned_and_fixed_keep_prob():
+    X, y = blobs()
+    base = DropoutMLPClassifier((16,), max_iter=10, n_iter_no_change=np.inf, random_state=0)
+    search = GridSearchCV(base, {"keep_prob": [0.8, "learn"], "lengthscale": [1e-2, 1e-1]}, cv=2).fit(X, y)
+    assert [p["keep_prob"] for p in search.cv_results_["params"]] == [0.8, 0.8, "learn", "learn"]
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_pickled_learned_gaussian_regressor_predicts_and_trains_on_like_the_original():
+    X, y, _ = _heteroscedastic(200, 0)
+    reg = DropoutMLPRegressor((16,), keep_prob="learn", loss="gaussian_nll", max_iter=5, random_state=0).fit(X, y)
+    copy = pickle.loads(pickle.dumps(reg))
+    np.testing.assert_array_equal(copy.keep_prob_, reg.keep_prob_)
+    # the mask generator travels at its position: the same MC passes on both
+    for a, b in zip(copy.predict(X, return_std=True, mc_samples=20), reg.predict(X, return_std=True, mc_samples=20)):
+        np.testing.assert_array_equal(a, b)
+    for est in (reg, copy):
+        est.partial_fit(X, y)
+    np.testing.assert_array_equal(copy.keep_prob_, reg.keep_prob_)
+    np.testing.assert_array_equal(copy.coefs_[-1], reg.coefs_[-1])
+
+
+# ------------------------------------------------------------ the Gaussian output (loss="gaussian_nll")
+
+def test_gaussian_output_has_a_mean_and_a_log_variance_unit_per_target():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (200, 3))
+    Y = np.column_stack([X[:, 0], X[:, 1] * X[:, 2]])
+    reg = DropoutMLPRegressor((16,), loss="gaussian_nll", max_iter=5, random_state=0).fit(X, Y)
+    assert reg.n_outputs_ == 2 and reg.coefs_[-1].shape == (16, 4) and reg.out_activation_ == "gaussian"
+    assert reg.predict(X).shape == (200, 2)
+    mean, std = reg.predict(X, return_std=True, mc_samples=10)
+    assert mean.shape == std.shape == (200, 2) and mean.dtype == std.dtype == np.float64
+    assert (std > 0).all() and np.isfinite(std).all()
+    one = DropoutMLPRegressor((16,), loss="gaussian_nll", max_iter=5, random_state=0).fit(X, Y[:, 0])
+    assert one.predict(X).shape == (200,) and one.predict(X, return_std=True, mc_samples=3)[1].shape == (200,)
+
+
+def test_gaussian_std_without_dropout_is_the_learned_noise():
+    """keep_prob=1.0: every pass is the same network, so the predictive std
+    is the learned noise alone, sqrt(exp(log-variance unit)), recomputed
+    here by hand from coefs_ and intercepts_."""
+    X, y, _ = _heteroscedastic(300, 0)
+    reg = DropoutMLPRegressor((16, 16), keep_prob=1.0, loss="gaussian_nll", max_iter=20, random_state=0).fit(X, y)
+    hidden = X
+    for W, b in zip(reg.coefs_[:-1], reg.intercepts_[:-1]):
+        hidden = np.maximum(hidden @ W + b, 0)
+    out = hidden @ reg.coefs_[-1] + reg.intercepts_[-1]
+    mean, std = reg.predict(X, return_std=True, mc_samples=5)
+    np.testing.assert_allclose(mean, out[:, 0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(std, np.exp(0.5 * out[:, 1]), rtol=1e-10)
+    np.testing.assert_allclose(reg.predict(X), out[:, 0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("keep_prob", ["learn", 1.0])
+def test_gaussian_std_is_calibrated_where_the_noise_differs(keep_prob):
+    """On y = sin(3x) with noise std 0.1 (x <= 0) and 0.5 (x > 0), the
+    interval mean ± 2 std holds about 95% of fresh targets on each side: the
+    learned std follows the noise. A std the same for every x (a fixed tau)
+    would cover far more than 95% on the quiet side and less on the noisy one."""
+    X, y, _ = _heteroscedastic(1000, 0)
+    X_test, y_test, sigma = _heteroscedastic(4000, 1)
+    reg = DropoutMLPRegressor((32, 32), keep_prob=keep_prob, loss="gaussian_nll", alpha=0.0, learning_rate_init=1e-2,
+                              batch_size=100, max_iter=200, n_iter_no_change=np.inf, random_state=0).fit(X, y)
+    mean, std = reg.predict(X_test, return_std=True, mc_samples=100)
+    inside = np.abs(y_test - mean) <= 2 * std
+    # nominal 0.954; the binomial SE of 2000 targets is 0.005, the rest is the fit's error
+    for side in (sigma == 0.1, sigma == 0.5):
+        assert 0.92 <= inside[side].mean() <= 0.99
+    quiet, noisy = std[sigma == 0.1].mean(), std[sigma == 0.5].mean()
+    assert 0.08 < quiet < 0.16 and 0.4 < noisy < 0.6
+
+
+def test_gaussian_output_refuses_tau():
+    X, y, _ = _heteroscedastic(60, 0)
+    reg = DropoutMLPRegressor((4,), loss="gaussian_nll", max_iter=2).fit(X, y)
+    with pytest.raises(ValueError, match="tau=2.0 is not taken with loss='gaussian_nll'"):
+        reg.predict(X, return_std=True, tau=2.0)
+
+
+def test_return_std_with_learned_keep_prob_and_squared_error_needs_tau():
+    X, y, _ = _heteroscedastic(60, 0)
+    reg = DropoutMLPRegressor((4,), keep_prob="learn", max_iter=2).fit(X, y)
+    with pytest.raises(ValueError, match="needs tau .* when keep_prob is learned"):
+        reg.predict(X, return_std=True)
+    mean, std = reg.predict(X, return_std=True, tau=4.0, mc_samples=10)
+    assert (std >= 0.5).all()   # the noise 1 / tau alone is a variance of 0.25
+
+
+def test_changing_loss_is_refused_by_warm_start():
+    X, y, _ = _heteroscedastic(60, 0)
+    reg = DropoutMLPRegressor((4,), max_iter=2, warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="loss changed"):
+        reg.set_params(loss="gaussian_nll").fit(X, y)
+
+
+def test_unknown_loss_is_named():
+    with pytest.raises(ValueError, match="loss"):
+        DropoutMLPRegressor((4,), loss="gaussian").fit(*_heteroscedastic(40, 0)[:2])
 
 
 # ------------------------------------------------------------ a drop-in for scikit-learn's MLP
