@@ -48,6 +48,23 @@ def within(p, band):
     return low - TOLERANCE <= p <= high + TOLERANCE
 
 
+def summary(runs, mean, checks):
+    """The result as Markdown lines (the docs show them): p per layer, run by run."""
+    # the rate of a layer's input: the features', then each hidden layer's output (the last feeds the heads)
+    names = ["input"] + [f"hidden {i} output" for i in range(1, len(mean))]
+    names[-1] += " (into the heads)"
+    lines = ["| run | " + " | ".join(names) + " | seconds |", "|---" * (len(names) + 2) + "|"]
+    for run in runs:
+        lines.append(f"| {run['rep']} | " + " | ".join(f"{p:.3f}" for p in run["drop_probability"])
+                     + f" | {run['seconds']:.0f} |")
+    lines.append("| mean | " + " | ".join(f"{p:.3f}" for p in mean) + " | |")
+    lines.append("| published | " + " | ".join(
+        "{:.3f}-{:.3f}".format(*(PUBLISHED["input"] if i == 0 else PUBLISHED["hidden"])) for i in range(len(mean)))
+        + " | |")
+    lines += ["", f"Every mean within {TOLERANCE} of the published range: {'yes' if all(checks) else 'no'}."]
+    return lines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
@@ -70,7 +87,8 @@ def main(argv=None):
           f"within {TOLERANCE}: {all(checks)}")
     if out is not None:
         with out:
-            json.dump({"meta": meta, "published": PUBLISHED, "tolerance": TOLERANCE, "runs": runs,
+            json.dump({"meta": meta, "title": "Concrete dropout's reference experiment: learned drop probability p",
+                       "summary": summary(runs, mean, checks), "published": PUBLISHED, "tolerance": TOLERANCE, "runs": runs,
                        "mean_drop_probability": mean, "within_tolerance": all(checks)}, out, indent=1)
     return 0 if all(checks) else 1
 

@@ -183,11 +183,11 @@ _ATTRIBUTES = """
         Mean training loss of the last epoch (with dropout, without the L2 term).
     loss_curve_ : list of float
         Mean training loss of every epoch (with dropout).
-    keep_prob_ : ndarray (n_layers_ - 1,) of float
+    keep_prob_ : ndarray of float, one entry per dense layer
         The keep probability of each dense layer's input (entry 0: the
         features) after the last fit: the learned value of a layer whose
         ``keep_prob`` is ``"learn"``, the fixed one of the others.
-    keep_prob_curve_ : list of ndarray (n_layers_ - 1,) or None
+    keep_prob_curve_ : list of ndarray, or None
         ``keep_prob_`` after every epoch (one entry per ``loss_curve_``
         entry) when some layer learns its keep_prob, else None.
     best_loss_ : float or None

@@ -13,6 +13,9 @@ A result file is Markdown (readable where it lies) in this shape::
 ``.. cydrop-result:: bench/full-*.md`` shows the latest file (by its date)
 matching the pattern: its command, date and machine, then its body, converted
 to reStructuredText here (a small subset of Markdown is all these files use).
+A JSON result (the figures a script wrote for other scripts to read) shows
+the same way when the script also wrote a ``title`` and a ``summary`` (Markdown
+lines made from the same figures) beside its ``meta``.
 ``.. cydrop-uci-table::`` builds the UCI table from the JSON files of
 ``benchmarks/results/uci/`` (each with a ``meta`` entry: command, date,
 machine), so no figure of that table is ever typed by hand.
@@ -33,6 +36,13 @@ _FIELD = re.compile(r"^- (command|date|machine|software): (.*)$")
 
 def read_result(path):
     """(title, {field: value}, body lines) of a result file."""
+    if path.endswith(".json"):
+        with open(path, encoding="utf-8") as f:
+            payload = json.load(f)
+        if not all(key in payload for key in ("meta", "title", "summary")):
+            raise ValueError(f"{path}: a JSON result shown in the docs needs 'meta', 'title' and 'summary'")
+        meta = payload["meta"]
+        return payload["title"], dict(meta, command=f"`{meta['command']}`"), payload["summary"]
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines()
     if not lines or not lines[0].startswith("# "):
