@@ -6,7 +6,7 @@ import threading
 import numpy as np
 
 from . import _dropout
-from ._mask import WORD, Mask, n_words
+from ._mask import WORD, adopt_words, n_words
 from ._validation import threshold_of
 
 # Block counters stay below 2^59 so that stream word indices (block * 32 + j)
@@ -168,7 +168,7 @@ def draw_mask(key, first_block, shape, keep_prob):
     size = int(np.prod(shape, dtype=np.int64))
     words = np.empty(n_words(size), dtype=WORD)
     _dropout.draw_words(key, first_block, threshold_of(keep_prob), words, size)
-    return Mask(words, shape, keep_prob)
+    return adopt_words(words, shape, keep_prob)
 
 
 def as_generator(seed):

@@ -33,6 +33,8 @@ class Mask:
     words : ndarray of uint64 (ceil(n / 64),) or None
         The packed bits, little-endian: element ``e`` is bit ``e % 64`` of
         word ``e // 64``; contiguous and aligned. None keeps every element.
+        The Mask keeps a read-only copy: it is immutable, and the array
+        passed in is left as it was (flags included).
     shape : tuple of int
         The shape of the data the mask applies to.
     keep_prob : float in (0, 1]
@@ -70,6 +72,9 @@ class Mask:
     __slots__ = ("_shape", "_keep_prob", "_words")
 
     def __init__(self, words, shape, keep_prob):
+        self._setup(words, shape, keep_prob, copy=True)
+
+    def _setup(self, words, shape, keep_prob, copy):
         shape = check_shape(shape)
         self._shape = shape
         self._keep_prob = check_keep_prob(keep_prob)
@@ -83,7 +88,9 @@ class Mask:
                                  f"for shape {shape}, got {got}")
             if self.size % 64 and words[-1] >> np.uint64(self.size % 64):
                 raise ValueError("words has bits set past the last element")
-            words.flags.writeable = False  # the Mask takes the array over
+            if copy:
+                words = words.copy()
+            words.flags.writeable = False
         self._words = words
 
     @classmethod
@@ -168,9 +175,17 @@ class Mask:
 
 
 def _unpickle_mask(words, shape, keep_prob):
-    """A Mask from pickled words: copied, so it owns them (an out-of-band
+    """A Mask from pickled words, copied by the constructor (an out-of-band
     pickle buffer may still be written to by whoever provided it)."""
-    return Mask(None if words is None else np.array(words, dtype=WORD, copy=True), shape, keep_prob)
+    return Mask(words, shape, keep_prob)
+
+
+def adopt_words(words, shape, keep_prob):
+    """The Mask of words a kernel has just drawn into a fresh array: checked
+    and taken over (made read-only), without the copy the constructor makes."""
+    mask = Mask.__new__(Mask)
+    mask._setup(words, shape, keep_prob, copy=False)
+    return mask
 
 
 def check_shape(shape):

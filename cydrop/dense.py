@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _dense
 from ._generator import as_generator, draw_mask, reserve
-from ._mask import WORD, Mask, as_mask, n_words, packed_words
+from ._mask import WORD, Mask, adopt_words, as_mask, n_words, packed_words
 from ._threads import gemm_on_pool, get_num_threads, numpy_gemm, single_threaded_blas
 from ._validation import check_bool, check_float_dtype, check_keep_prob, threshold_of
 
@@ -245,7 +245,7 @@ def dense_forward_unchecked(x, W, b, keep_prob, code, gen, mask=None, regenerate
         if regenerate:
             return out, DenseCache(x, None, out, W, b is not None, activation, keep_prob, None,
                                    (key, first_block))
-        mask = Mask(words, x.shape, keep_prob)
+        mask = adopt_words(words, x.shape, keep_prob)
     return out, DenseCache(x, x_tilde, out, W, b is not None, activation, keep_prob, mask, None)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _dropout
 from ._generator import as_generator, reserve
-from ._mask import WORD, Mask, as_mask, check_noise_shape, n_words
+from ._mask import WORD, Mask, adopt_words, as_mask, check_noise_shape, n_words
 from ._threads import get_num_threads
 from ._validation import check_float_array, check_keep_prob, check_out, flat, threshold_of
 
@@ -111,10 +111,10 @@ def dropout(x, keep_prob, *, seed=None, mask=None, out=None, noise_shape=None):
         # draw and apply in one pass, chunk by chunk
         _dropout.forward(flat(x), flat(out), words, key, first_block,
                          threshold_of(keep_prob), 1.0 / keep_prob, get_num_threads())
-        return out, Mask(words, x.shape, keep_prob)
+        return out, adopt_words(words, x.shape, keep_prob)
     # a broadcast mask is small next to x: draw it, then apply it
     _dropout.draw_words(key, first_block, threshold_of(keep_prob), words, n_mask)
-    mask = Mask(words, mask_shape, keep_prob)
+    mask = adopt_words(words, mask_shape, keep_prob)
     return _apply(x, mask, out), mask
 
 

@@ -344,6 +344,15 @@ def test_mask_words_are_read_only():
         np.testing.assert_array_equal(mask.words, before)
 
 
+def test_mask_leaves_the_callers_words_array_as_it_was():
+    words = np.array([0b1011], dtype=np.uint64)
+    mask = cydrop.Mask(words, (4,), 0.75)
+    assert words.flags.writeable                       # the caller's flags are not touched
+    words[0] = 0                                       # and writing to it does not reach the mask
+    assert mask.to_bool().tolist() == [True, True, False, True]
+    assert not mask.words.flags.writeable and not np.shares_memory(mask.words, words)
+
+
 def test_mask_words_cannot_be_made_writable():
     # "Masks are immutable": flipping the flag back must not open a way in.
     _, mask = cydrop.dropout(np.ones(200), 0.5, seed=0)
