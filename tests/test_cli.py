@@ -31,6 +31,7 @@ def test_demo_runs_and_writes_the_plot_into_a_folder(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("keep_prob", ["1e-300", "1e-9", "0.999999"])
+@pytest.mark.filterwarnings("error")   # nor does NumPy warn of the overflowing 1 / keep_prob
 def test_kernels_check_holds_at_extreme_keep_prob(keep_prob, capsys):
     assert main(["kernels", "--batch", "8", "--width", "64", "--repeats", "1", "--keep-prob", keep_prob]) == 0
     assert len(re.findall(r":\s+yes\n", capsys.readouterr().out)) == 2
