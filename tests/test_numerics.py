@@ -27,8 +27,8 @@ def data(output, n=120, n_features=5, seed=0, dtype="float32"):
 # --- divergence --------------------------------------------------------------------
 
 @pytest.mark.parametrize("optimizer, output, dtype",
-                         itertools.product(["sgd", "momentum", "adam"], ["softmax", "sigmoid", "linear"],
-                                           ["float32", "float64"]))
+                         list(itertools.product(["sgd", "momentum", "adam"], ["softmax", "sigmoid", "linear"],
+                                                ["float32", "float64"])))
 def test_extreme_learning_rate_stops_fit_naming_the_epoch(MLP, optimizer, output, dtype):
     X, y, n_out = data(output, dtype=dtype)
     net = MLP([5, 16, 16, n_out], keep_prob=0.8, output=output, dtype=dtype, seed=0)
