@@ -15,7 +15,8 @@ never read. Three choices:
 - the MC masks with the learned rates: the relaxed (Concrete) mask of
   training, or a hard Bernoulli mask with keep probability ``keep_prob_``.
 
-    python benchmarks/uci_learn_choices.py --splits 5 --json benchmarks/results/uci/learn-choices.json
+    python benchmarks/uci_learn_choices.py --splits 3 --lengthscales 0.01 0.3 \
+        --prior-noises 1 0.333 0.1 0.03 --json benchmarks/results/uci/learn-choices.json
 """
 import argparse
 import itertools

@@ -130,7 +130,9 @@ def test_uci_learn_only_runs_no_grid(tmp_path, capsys):
     out = tmp_path / "uci.json"
     assert main(["uci", "yacht", *FAST, "--learn-only", "--json", str(out)]) == 0
     assert "RMSE (learn)" in capsys.readouterr().out
-    entry = json.loads(out.read_text())["datasets"][0]
+    data = json.loads(out.read_text())
+    assert data["meta"]["command"].endswith(" --learn-only --json uci.json")
+    entry = data["datasets"][0]
     assert "rmse" not in entry and entry["learn"]["rmse"] > 0
 
 

@@ -283,9 +283,10 @@ def _command(args):
             parts += [option, str(value)]
     parts += ["--mc-samples", str(args.mc_samples), "--seed", str(args.seed), "--repeats", str(args.repeats),
               "--jobs", str(args.jobs)]
-    for flag in ("extended", "learn", "learn_only"):
-        if getattr(args, flag):
-            parts.append("--" + flag.replace("_", "-"))
+    if args.extended:
+        parts.append("--extended")
+    if args.learn_only or args.learn:
+        parts.append("--learn-only" if args.learn_only else "--learn")
     for option, path in (("--json", args.json), ("--plot", args.plot)):
         if path is not None:
             parts += [option, os.path.basename(path)]
