@@ -16,7 +16,7 @@ never read. Three choices:
   training, or a hard Bernoulli mask with keep probability ``keep_prob_``.
 
     python benchmarks/uci_learn_choices.py --splits 3 --lengthscales 0.01 0.3 \
-        --prior-noises 1 0.333 0.1 0.03 --json benchmarks/results/uci/learn-choices.json
+        --prior-noises 1 0.333 0.1 0.03 --json benchmarks/results/uci/learn/learn-choices.json
 """
 import argparse
 import itertools
