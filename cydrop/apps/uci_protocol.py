@@ -3,7 +3,9 @@
 
 Per split, a grid search of (dropout rate, tau) scored by validation
 log-likelihood, the best candidate retrained on all training rows, MC RMSE
-and test log-likelihood on the test rows (:func:`run_protocol`). The
+and test log-likelihood on the test rows (:func:`run_protocol`); with
+``learn``, beside it, one network per split whose keep_prob is learned
+(Concrete dropout, :func:`learn_task`) instead of the grid. The
 trainings run in worker processes through joblib's loky backend, each
 worker's BLAS held to one thread (the processes are the parallelism). The
 mathematics, the log-likelihood and the tau relations, is the library's
