@@ -110,3 +110,35 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys):
     assert "--splits" in capsys.readouterr().err
     assert main(["uci", "--data-dir", str(tmp_path / "absent"), *FAST]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_uci_learn_column_in_the_table_and_the_json(tmp_path, capsys):
+    out = tmp_path / "uci.json"
+    assert main(["uci", "yacht", *FAST, "--learn", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "RMSE (learn)" in printed and "learned keep_prob per layer" in printed
+    data = json.loads(out.read_text())
+    assert data["meta"]["command"].endswith("--learn --json uci.json")
+    entry = data["datasets"][0]
+    grid_keys = {"rmse", "rmse_se", "test_ll", "test_ll_se", "seconds", "rmse_standard", "rmse_standard_se"}
+    assert grid_keys <= set(entry)
+    assert set(entry["learn"]) == grid_keys | {"keep_prob", "per_split"}
+    assert len(entry["learn"]["keep_prob"]) == 2 and len(entry["learn"]["per_split"]) == 1
+
+
+def test_uci_learn_only_runs_no_grid(tmp_path, capsys):
+    out = tmp_path / "uci.json"
+    assert main(["uci", "yacht", *FAST, "--learn-only", "--json", str(out)]) == 0
+    assert "RMSE (learn)" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["meta"]["command"].endswith(" --learn-only --json uci.json")
+    entry = data["datasets"][0]
+    assert "rmse" not in entry and entry["learn"]["rmse"] > 0
+
+
+@pytest.mark.parametrize("extra", [["--extended"], ["--plot", "uci.png"]])
+def test_uci_learn_only_refuses_grid_options(tmp_path, capsys, extra):
+    if extra[0] == "--plot":
+        extra = ["--plot", str(tmp_path / "uci.png")]
+    assert main(["uci", "yacht", *FAST, "--learn-only", *extra]) == 2
+    assert "--learn-only runs no grid" in capsys.readouterr().err

