@@ -152,21 +152,41 @@ class ResultDirective(SphinxDirective):
 
 # ---------------------------------------------------------------- the UCI table
 
+def _uci_kinds(entry):
+    """The columns an entry of a ``cydrop uci --json`` file fills: "learn"
+    (``--learn-only``), "side_by_side" (``--learn``: both protocols in one
+    run, whose times compare), and for the grid "extended", "repeats" or
+    "one_run". Figures are shown from runs of all 20 splits only."""
+    if "learn" in entry and "rmse" in entry:
+        return ["side_by_side"]    # the two protocols timed in one run, usually on a few splits
+    if entry.get("splits") != 20:
+        return []
+    kinds = ["learn"] if "learn" in entry else []
+    if "rmse" in entry:
+        kinds.append("extended" if "extended" in entry else "repeats" if entry.get("repeats", 1) > 1 else "one_run")
+    return kinds
+
+
 def _uci_results():
-    """{kind: {dataset: (entry, meta, file)}}; kind "repeats", "one_run" or
-    "extended", the latest file of each kind for each dataset."""
+    """{kind: {dataset: (entry, meta, file)}}: the latest file of each kind
+    (_uci_kinds) for each dataset; "side_by_side" keeps a list of them all."""
     found = {}
-    for path in sorted(glob.glob(os.path.join(RESULTS, "uci", "*.json"))):
+    for path in sorted(glob.glob(os.path.join(RESULTS, "uci", "**", "*.json"), recursive=True)):
         with open(path, encoding="utf-8") as f:
             payload = json.load(f)
+        if "datasets" not in payload:    # not a cydrop uci --json file (e.g. learn/learn-choices.json)
+            continue
         meta = payload.get("meta")
         if not meta or not all(key in meta for key in ("command", "date", "machine")):
             raise ValueError(f"{path}: needs a 'meta' entry with command, date and machine")
         for entry in payload["datasets"]:
-            kind = "extended" if "extended" in entry else "repeats" if entry.get("repeats", 1) > 1 else "one_run"
-            current = found.setdefault(kind, {}).get(entry["name"])
-            if current is None or meta["date"] >= current[1]["date"]:
-                found[kind][entry["name"]] = (entry, meta, path)
+            for kind in _uci_kinds(entry):
+                if kind == "side_by_side":    # every run counts: {dataset: [(entry, meta, file), ...]}
+                    found.setdefault(kind, {}).setdefault(entry["name"], []).append((entry, meta, path))
+                    continue
+                current = found.setdefault(kind, {}).get(entry["name"])
+                if current is None or meta["date"] >= current[1]["date"]:
+                    found[kind][entry["name"]] = (entry, meta, path)
     return found
 
 
@@ -175,25 +195,33 @@ def _pm(mean, se, digits=3):
 
 
 class UciTableDirective(SphinxDirective):
-    """``.. cydrop-uci-table::`` with ``:table: summary`` (default) or ``repeats``."""
+    """``.. cydrop-uci-table::`` with ``:table: summary`` (default), ``repeats``
+    or ``learn``."""
 
-    option_spec = {"table": lambda arg: directives.choice(arg, ("summary", "repeats"))}
+    option_spec = {"table": lambda arg: directives.choice(arg, ("summary", "repeats", "learn"))}
 
     def run(self):
         found = _uci_results()
         for kind in found.values():
-            for _, _, path in kind.values():
-                self.env.note_dependency(path)
+            for runs in kind.values():
+                for _, _, path in (runs if isinstance(runs, list) else [runs]):
+                    self.env.note_dependency(path)
         repeats = found.get("repeats", {})
         names = sorted(repeats)
-        if self.options.get("table", "summary") == "repeats":
+        table = self.options.get("table", "summary")
+        if table == "repeats":
             rst, shown = self._repeats_table(repeats, names), {"repeats": repeats}
+        elif table == "learn":
+            learn = found.get("learn", {})
+            rst = self._learn_table(found, sorted(learn))
+            shown = {"learn": learn, "side_by_side": found.get("side_by_side", {})}
         else:
             rst, shown = self._summary_table(found, names), found
         commands = {}
         for kind in shown.values():
-            for _, meta, path in kind.values():
-                commands[meta["command"]] = (meta, os.path.basename(path))
+            for runs in kind.values():
+                for _, meta, path in (runs if isinstance(runs, list) else [runs]):
+                    commands[meta["command"]] = (meta, os.path.relpath(path, os.path.join(RESULTS, "uci")))
         rst += ["", "Made by (result files in ``benchmarks/results/uci/``):", ""]
         commands = dict(sorted(commands.items(), key=lambda item: item[1][1]))
         for command, (meta, name) in commands.items():
@@ -221,6 +249,28 @@ class UciTableDirective(SphinxDirective):
                      f"{one['rmse']:.3f}, {one['test_ll']:.3f}" if one else "-",
                      _pm(ext["extended"]["rmse_extended"], ext["extended"]["rmse_extended_se"]) if ext else "-",
                      _pm(ext["extended"]["test_ll_extended"], ext["extended"]["test_ll_extended_se"]) if ext else "-"]
+            rst += [f"   {'* -' if j == 0 else '  -'} {cell}" for j, cell in enumerate(cells)]
+        return rst
+
+    @staticmethod
+    def _learn_table(found, names):
+        """The learned protocol beside the published grid: figures and
+        learned rates over the 20 splits, and its training time over the
+        grid's where both ran side by side (one ratio per such run)."""
+        rst = [".. list-table::", "   :header-rows: 1", "   :class: cydrop-results", "",
+               "   * - dataset", "     - learned: MC RMSE", "     - published grid", "     - learned: test LL",
+               "     - published grid", "     - learned keep_prob (input, hidden)",
+               "     - time / the grid's, side by side"]
+        for name in names:
+            entry = found["learn"][name][0]
+            learned, published = entry["learn"], entry.get("published") or {}
+            cells = [name, _pm(learned["rmse"], learned["rmse_se"]),
+                     _pm(published["rmse"], published["rmse_se"], 2) if published else "-",
+                     _pm(learned["test_ll"], learned["test_ll_se"]),
+                     _pm(published["test_ll"], published["test_ll_se"], 2) if published else "-",
+                     ", ".join(f"{k:.3f}" for k in learned["keep_prob"]),
+                     ", ".join(f"{run['learn']['seconds'] / run['seconds']:.2f} ({run['splits']} splits)"
+                               for run, _, _ in found.get("side_by_side", {}).get(name, [])) or "-"]
             rst += [f"   {'* -' if j == 0 else '  -'} {cell}" for j, cell in enumerate(cells)]
         return rst
 
