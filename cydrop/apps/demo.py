@@ -27,7 +27,7 @@ CHECK_ROWS = 1000  # the recipe needs a sample, not the whole set: it runs many 
 # leaves too little dropout to stop the network overfitting.
 # benchmarks/learn_vs_search.py measures this fit against `cydrop search`.
 LEARN_NAME = "learned keep_prob"
-LEARN_NETWORK = dict(init_keep_prob=0.5, temperature=0.1, lengthscale=1e-2)
+LEARN_NETWORK = dict(init_keep_prob=0.5, temperature=0.1, lengthscale=1.0)
 LEARN_FIT = dict(learning_rate=3e-3, max_norm=3.0)
 LEARN_EPOCHS = 80
 
