@@ -15,6 +15,9 @@ the learned network's ``fit`` (not making the data). Both use the whole
 machine: the search runs its fits on joblib's local processes (n_jobs -1),
 the fit runs on cydrop's threads. Run i of the learned fit uses seed i, so
 the accuracies show the spread over seeds; the search keeps its seed 0.
+Each run records the load average before it: other work on the machine
+slows the search's processes more than the fit's threads, so the ratio is
+lower on a busy machine; the pairs run at low load are the ones to quote.
 
     python benchmarks/learn_vs_search.py --runs 3 --json benchmarks/results/search/learn-vs-search.json
 
@@ -118,6 +121,11 @@ def tune(data):
     return rows, choice
 
 
+def _load():
+    """The 1-minute load average, or None where the platform has none."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def spread(values):
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
@@ -149,16 +157,19 @@ def main(argv=None):
         return 0
     runs = []
     for i in range(args.runs):
+        load = _load()
         seconds, accuracy, keep_prob = search_once()
         runs.append({"kind": "search", "run": i, "seed": 0, "seconds": seconds, "test_accuracy": accuracy,
-                     "keep_prob": keep_prob})
-        print(f"search {i}: {seconds:.1f} s, test accuracy {accuracy:.3f} (keep_prob {keep_prob})", flush=True)
+                     "keep_prob": keep_prob, "load_before": load})
+        print(f"search {i}: {seconds:.1f} s (load {load}), test accuracy {accuracy:.3f} (keep_prob {keep_prob})",
+              flush=True)
+        load = _load()
         seconds, accuracy, keep_prob = learn_once(data, i, args.epochs)
         runs.append({"kind": "learn", "run": i, "seed": i, "seconds": seconds, "test_accuracy": accuracy,
-                     "keep_prob": keep_prob})
-        print(f"learn  {i}: {seconds:.1f} s, test accuracy {accuracy:.3f} (learned keep_prob "
+                     "keep_prob": keep_prob, "load_before": load})
+        print(f"learn  {i}: {seconds:.1f} s (load {load}), test accuracy {accuracy:.3f} (learned keep_prob "
               f"{', '.join(f'{p:.3f}' for p in keep_prob)}; {demo.rule_of_thumb(keep_prob)[1]})", flush=True)
-    meta["load_at_end"] = round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None
+    meta["load_at_end"] = _load()
 
     def of(kind, key):
         return [r[key] for r in runs if r["kind"] == kind]

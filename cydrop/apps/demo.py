@@ -159,8 +159,9 @@ def rule_of_thumb(keep_prob, input_keep=RULE_INPUT_KEEP, margin=RULE_MARGIN):
     --------
     >>> rule_of_thumb([0.99, 0.84, 0.88])[0]
     True
-    >>> rule_of_thumb([0.99, 0.995, 0.88])[1]
-    "the learned keep_prob do not reproduce the lecture's rule of thumb (input >= 0.9, every hidden layer at least 0.02 below it): hidden layer 1 keeps 0.995, more than 0.99 - 0.02"
+    >>> holds, statement = rule_of_thumb([0.99, 0.995, 0.88])
+    >>> holds, statement.split(": ")[-1]
+    (False, 'hidden layer 1 keeps 0.995, more than 0.99 - 0.02')
     """
     keep = [check_keep_prob(p, f"keep_prob[{i}]") for i, p in enumerate(keep_prob)]
     if len(keep) < 2:
