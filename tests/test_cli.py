@@ -22,9 +22,19 @@ def test_kernels_check_passes(capsys):
 def test_demo_runs_and_writes_the_plot_into_a_folder(tmp_path, capsys):
     pytest.importorskip("mnist1d", reason="the demo needs mnist1d (pip install 'cydrop[demo]')")
     pytest.importorskip("matplotlib", reason="the plot needs matplotlib")
-    assert main(["demo", "--epochs", "2", "--quiet", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--epochs", "2", "--learn-epochs", "2", "--quiet", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "no dropout" in out and "dropout 0.5" in out and "test acc" in out
+    row = next(line for line in out.splitlines() if line.startswith("learned keep_prob "))
+    learned = [float(p) for p in row.split()[2].split(",")]  # the table's keep_prob column: what it learned
+    assert len(learned) == 3 and all(0 < p <= 1 for p in learned)
+    per_layer = re.search(r"learned keep_prob per layer \(from 0\.5\): input (\S+), "
+                          r"hidden 1 \(512 units\) (\S+), hidden 2 \(512 units\) (\S+)\n", out)
+    assert per_layer, out
+    printed = [float(p) for p in per_layer.groups()]
+    assert learned == pytest.approx(printed, abs=0.005)  # the same values, to the table's 2 decimals
+    # the statement is the one rule_of_thumb makes of the printed values
+    assert demo.rule_of_thumb(printed)[1].split(":")[0] in out
     png = tmp_path / "cydrop-demo.png"
     assert f"curves written to {png}" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -40,10 +50,10 @@ def test_kernels_check_holds_at_extreme_keep_prob(keep_prob, capsys):
 @pytest.fixture
 def no_training(monkeypatch):
     """Make the demo's training fail the test: a refused call must not get there."""
-    def train_pair(*args, **kwargs):
+    def train_networks(*args, **kwargs):
         raise AssertionError("the demo started training")
 
-    monkeypatch.setattr(demo, "train_pair", train_pair)
+    monkeypatch.setattr(demo, "train_networks", train_networks)
 
 
 @pytest.mark.parametrize("given, expected", [

@@ -13,7 +13,7 @@ from . import search, uci
 from ._options import UsageError, checking_options
 from .bench import baselines
 from .bench import command as bench_command
-from .demo import DEFAULT_OUT as DEMO_OUT
+from .demo import DEFAULT_OUT as DEMO_OUT, LEARN_EPOCHS
 
 
 def _median_ms(fn, repeats):
@@ -45,6 +45,7 @@ def demo(args):
     with checking_options():
         keep_prob = check_keep_prob(args.keep_prob, "--keep-prob")
         _check_at_least("--epochs", args.epochs, 1)
+        _check_at_least("--learn-epochs", args.learn_epochs, 0)
         _check_at_least("--check-iterations", args.check_iterations, 1)
         _check_seed(args.seed)
         mnist_demo.check_dependencies(plot=not args.no_plot)
@@ -53,7 +54,12 @@ def demo(args):
         return _demo_check(mnist_demo, keep_prob, args, out)
     print(f"cydrop {cydrop.__version__}: MNIST-1D (4000 train / 1000 test), 40-512-512-10 MLP, "
           f"Adam, batch 100, {args.epochs} epochs, seed {args.seed}, {cydrop.get_num_threads()} thread(s)")
-    results = mnist_demo.train_pair(keep_prob, args.epochs, args.seed, progress=not args.quiet)
+    if args.learn_epochs:
+        settings = {**mnist_demo.LEARN_NETWORK, **mnist_demo.LEARN_FIT}
+        print("and the same network learning every layer's keep_prob (Concrete dropout: "
+              + ", ".join(f"{k} {v:g}" for k, v in settings.items()) + f", {args.learn_epochs} epochs)")
+    results = mnist_demo.train_networks(keep_prob, args.epochs, args.seed, progress=not args.quiet,
+                                        learn_epochs=args.learn_epochs)
     print()
     mnist_demo.print_table(results)
     print("\npublished MLP reference (Greydanus 2020): 68% test accuracy")
@@ -158,13 +164,19 @@ def build_parser():
                     "for a command's options.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {cydrop.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("demo", help="train on MNIST-1D with and without dropout",
-                       description="Train a 40-512-512-10 MLP on MNIST-1D (4000 train / 1000 test) with "
-                                   "and without dropout; print train and test accuracy, the gap and the "
-                                   "time, and plot the train/test curves.")
+    p = sub.add_parser("demo", help="train on MNIST-1D with and without dropout, and learning keep_prob",
+                       description="Train a 40-512-512-10 MLP on MNIST-1D (4000 train / 1000 test) without "
+                                   "dropout, with dropout, and learning every layer's keep_prob (Concrete "
+                                   "dropout); print train and test accuracy, the gap and the time, the learned "
+                                   "keep_prob per layer and whether they follow the rule of thumb (the input "
+                                   "layer keeps at least 0.9, every hidden layer at least 0.02 less), and plot "
+                                   "the train/test curves and the learned keep_prob per epoch.")
     p.add_argument("--epochs", type=int, default=200, help="epochs of each training run")
     p.add_argument("--keep-prob", type=float, default=0.5,
                    help="keep_prob of the hidden layers of the dropout network (its inputs keep 1.0)")
+    p.add_argument("--learn-epochs", type=int, default=LEARN_EPOCHS, metavar="N",
+                   help=f"epochs of the network that learns its keep_prob (default {LEARN_EPOCHS}; "
+                        "0: do not train it)")
     p.add_argument("--out", default=DEMO_OUT, metavar="PATH",
                    help="where to write the curves: a file (png, pdf, svg, ...: any format matplotlib "
                         "writes; no extension means .png) or a folder (cydrop-demo.png inside it)")
