@@ -16,8 +16,8 @@
  * thread of the team. On a machine whose cores are busy, a worker the
  * scheduler has not run yet makes the caller wait a scheduler time slice
  * (milliseconds) for a pass it could finish alone in microseconds. Here the
- * items are claimed one at a time from a shared counter by any thread, the
- * caller first, and completion is counted by items done, not by threads
+ * items are claimed in short batches (cyd_claim_batch) from a shared
+ * counter by any thread, the caller first, and completion is counted by items done, not by threads
  * arrived: a worker that comes late finds nothing left and goes back to
  * sleep, and the caller waits only for items another thread has claimed and
  * is running. This is how libdispatch's dispatch_apply completes (da_todo);
