@@ -20,7 +20,7 @@ cimport numpy as cnp
 from libc.math cimport isfinite
 from libc.stdint cimport uint32_t, uint64_t
 
-from arrays cimport array_data
+from arrays cimport array_data, empty_like, float_type, out_data, size
 from concrete cimport (CONCRETE_BAD_P_LOGIT, CONCRETE_BAD_TEMPERATURE, concrete_backward, concrete_backward_runs,
                        concrete_forward, concrete_forward_runs, concrete_noise, concrete_setup, cyd_concrete,
                        cyd_concrete_noise_of_uniforms_double, cyd_concrete_noise_of_uniforms_float)
@@ -32,27 +32,6 @@ load_pool()
 # Block counters stay below 2^59 so that stream word indices (block * 32 + j)
 # never wrap around 2^64 (as cydrop.Generator's).
 cdef uint64_t MAX_BLOCKS = (<uint64_t>1) << 59
-
-
-cdef int float_type(object x, str name) except -1:
-    """The type number of x, a float32 or float64 ndarray (TypeError otherwise)."""
-    cdef int t
-    if cnp.PyArray_Check(x):
-        t = cnp.PyArray_TYPE(<cnp.ndarray>x)
-        if t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64:
-            return t
-    raise TypeError(f"{name} must be a float32 or float64 numpy.ndarray, got "
-                    f"{getattr(x, 'dtype', type(x).__name__)}")
-
-
-cdef inline Py_ssize_t size(object a):
-    return cnp.PyArray_SIZE(<cnp.ndarray>a)
-
-
-cdef object empty_like(object x):
-    """A new C-ordered array of x's shape and dtype."""
-    cdef cnp.ndarray arr = <cnp.ndarray>x
-    return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(arr), cnp.PyArray_DIMS(arr), cnp.PyArray_TYPE(arr), 0)
 
 
 cdef object empty_1d(Py_ssize_t n, int typenum):
@@ -100,9 +79,7 @@ def forward(x, y, uint64_t key, uint64_t block0, double p_logit, double temperat
     if y is None:
         y = empty_like(x)
     cdef const void *x_data = array_data(x, "x", t, False)
-    cdef void *y_data = array_data(y, "y", t, True)
-    if size(y) != n:
-        raise ValueError(f"y has {size(y)} elements, x has {n}")
+    cdef void *y_data = out_data(y, "y", t, n)
     cdef object w = None
     cdef void *w_data = NULL
     if run > 1 and n:
@@ -150,17 +127,13 @@ def backward(dy, x, dx, y, uint64_t key, uint64_t block0, double p_logit, double
     if need_dx:
         if dx is None:
             dx = empty_like(dy)
-        dx_data = array_data(dx, "dx", t, True)
-        if size(dx) != n:
-            raise ValueError(f"dx has {size(dx)} elements, x has {n}")
+        dx_data = out_data(dx, "dx", t, n)
     else:
         dx = None
     if need_y:
         if y is None:
             y = empty_like(x)
-        y_data = array_data(y, "y", t, True)
-        if size(y) != n:
-            raise ValueError(f"y has {size(y)} elements, x has {n}")
+        y_data = out_data(y, "y", t, n)
     else:
         y = None
     cdef object w = None, z = None, h = None

@@ -19,7 +19,7 @@ from cython cimport floating
 from libc.stdint cimport uint64_t
 
 cimport dropout
-from arrays cimport array_data
+from arrays cimport array_data, empty_like, float_type, size
 from dropout cimport apply_broadcast_parallel, apply_mask_parallel, draw_and_apply_parallel
 from pool cimport load_pool
 from rng cimport cyd_key_from_seed, n_words
@@ -60,34 +60,13 @@ def draw_words(uint64_t key, uint64_t block0, uint64_t threshold, uint64_t[::1] 
         dropout.draw_words(key, block0, threshold, n_elements, &words[0])
 
 
-cdef int float_type(object x) except -1:
-    """The type number of x, a float32 or float64 ndarray (TypeError otherwise)."""
-    cdef int t
-    if cnp.PyArray_Check(x):
-        t = cnp.PyArray_TYPE(<cnp.ndarray>x)
-        if t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64:
-            return t
-    raise TypeError(f"x must be a float32 or float64 numpy.ndarray, got {getattr(x, 'dtype', type(x).__name__)}")
-
-
-cdef inline Py_ssize_t size(object a):
-    """The elements of ndarray a (checked to be one by array_data or float_type)."""
-    return cnp.PyArray_SIZE(<cnp.ndarray>a)
-
-
-cdef object empty_like(object x):
-    """A new C-ordered array of x's shape and dtype."""
-    cdef cnp.ndarray arr = <cnp.ndarray>x
-    return cnp.PyArray_EMPTY(cnp.PyArray_NDIM(arr), cnp.PyArray_DIMS(arr), cnp.PyArray_TYPE(arr), 0)
-
-
 def forward(x, y, words, uint64_t key, uint64_t block0, uint64_t threshold, double scale,
             int n_threads):
     """(y, words): words := Bernoulli(threshold / 2^32) bits of blocks block0
     ...; y := x * D * scale. x: a C-contiguous float32/float64 array of any
     shape. y (x's dtype and size) and words (uint64, at least ceil(x.size / 64))
     are written, or made when None (y of x's shape)."""
-    cdef int t = float_type(x)
+    cdef int t = float_type(x, "x")
     cdef Py_ssize_t n = size(x)
     cdef cnp.npy_intp n_w = n_words(n)
     if y is None:
@@ -112,7 +91,7 @@ def forward(x, y, words, uint64_t key, uint64_t block0, uint64_t threshold, doub
 def apply(x, words, double scale, y, int n_threads):
     """y := x * D * scale, D the packed mask ``words``; returns y. Arrays as
     in ``forward`` (y made when None)."""
-    cdef int t = float_type(x)
+    cdef int t = float_type(x, "x")
     cdef Py_ssize_t n = size(x)
     if y is None:
         y = empty_like(x)
