@@ -1,9 +1,12 @@
 """The fused dense layer alone, and right after NumPy's own GEMMs, on each
-GEMM route: blocks on cydrop's pool, or NumPy's BLAS threads.
+GEMM route: blocks on cydrop's pool, NumPy's BLAS threads, and the route
+cydrop measures to be faster (the default: cydrop._threads.gemm_route).
 
 Run: ``python benchmarks/dense_after_numpy_gemms.py``. Prints medians of 20
 calls (ms) of ``dense_forward`` + ``dense_backward`` (float32, batch 256,
-1024 -> 1024, keep_prob 0.8) for each route: alone, after three NumPy GEMMs
+1024 -> 1024, keep_prob 0.8) for each route (the pool's blocks forced by
+deterministic mode, NumPy's threads by a zero size limit), each situation
+measured afresh: alone, after three NumPy GEMMs
 of the same size, and after the GEMMs and a 1 ms or a 200 ms sleep. NumPy's
 OpenBLAS threads poll for a while after a GEMM; whatever core they poll on is
 lost to cydrop's pool meanwhile. A benchmark, not a test: it asserts nothing.
@@ -45,14 +48,22 @@ def median_ms(f, before=None, n=20):
 
 def main():
     limit = threads.POOL_GEMM_MAX_MULTIPLY_ADDS
+    routes = (("pool blocks", True, limit), ("NumPy's BLAS threads", False, 0), ("measured (default)", False, limit))
+    situations = (("alone", None, 20), ("after NumPy GEMMs", gemms, 20),
+                  ("+1 ms sleep", lambda: (gemms(), time.sleep(0.001)), 20),
+                  ("+200 ms sleep", lambda: (gemms(), time.sleep(0.2)), 8))
     try:
-        for route, value in (("pool blocks", limit), ("NumPy's BLAS threads", 0)):
+        for route, deterministic, value in routes:
+            cydrop.set_deterministic(deterministic)
             threads.POOL_GEMM_MAX_MULTIPLY_ADDS = value
-            layer()
-            print(f"{route:<22} alone {median_ms(layer):6.2f}  after NumPy GEMMs {median_ms(layer, gemms):6.2f}  "
-                  f"+1 ms sleep {median_ms(layer, lambda: (gemms(), time.sleep(0.001))):6.2f}  "
-                  f"+200 ms sleep {median_ms(layer, lambda: (gemms(), time.sleep(0.2)), n=8):6.2f}", flush=True)
+            figures = []
+            for name, before, n in situations:
+                threads.gemm_routes.reset()
+                layer()
+                figures.append(f"{name} {median_ms(layer, before, n):6.2f}")
+            print(f"{route:<22} " + "  ".join(figures), flush=True)
     finally:
+        cydrop.set_deterministic(False)
         threads.POOL_GEMM_MAX_MULTIPLY_ADDS = limit
 
 

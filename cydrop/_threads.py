@@ -7,11 +7,14 @@ OpenMP's runtime is only asked for the default count, so that
 ``OMP_NUM_THREADS``, threadpoolctl and ``torch.set_num_threads`` (one libgomp
 in a torch process) set it as they set OpenMP's.
 """
+import collections
+import contextlib
 import ctypes
 import functools
 import math
 import os
 import threading
+import time
 
 import numpy as np
 
@@ -135,12 +138,13 @@ def set_deterministic(flag):
         ``True``: every GEMM is cut into blocks whose geometry depends only
         on the shapes, run on cydrop's thread pool, each a single-threaded
         BLAS call; results are then identical for any thread
-        count. ``False`` (default): so are GEMMs of fewer than
-        ``POOL_GEMM_MAX_MULTIPLY_ADDS`` (2**30) multiply-adds, which then
-        keep their speed on a busy machine; larger ones go through NumPy's
-        BLAS (``numpy.matmul``) and its threads, which may sum in another
-        order with another thread count (round-off differences, as in NumPy
-        and PyTorch). Masks are identical across thread counts in both modes.
+        count. ``False`` (default): on two threads or more, each kind of
+        call takes the faster of that route and NumPy's BLAS threads, as
+        measured on its recent calls (``gemm_route``), and GEMMs of
+        ``POOL_GEMM_MAX_MULTIPLY_ADDS`` (2**30) multiply-adds or more always
+        go through NumPy's BLAS threads; the round-off may then differ
+        between thread counts and between runs, as in NumPy and PyTorch. Masks are
+        identical across thread counts in both modes.
 
     Returns
     -------
@@ -165,24 +169,172 @@ def set_deterministic(flag):
     _deterministic = flag
 
 
-# GEMMs of fewer multiply-adds than this run as blocks on cydrop's pool
-# (single-threaded BLAS calls) outside deterministic mode too; larger
-# ones on NumPy's BLAS and its threads. Why: OpenBLAS's threads meet at
-# barriers inside every GEMM, so on a busy machine one worker the scheduler
-# has not run makes the call wait a time slice, a large share of a GEMM of a
-# few milliseconds; the pool's blocks are claimed by whichever thread runs
-# (pool.h). Cut into blocks, a GEMM costs a few percent more on a quiet
-# machine, and from about this size on more than that (the packed operands
-# of OpenBLAS's own threads are shared, each block packs its own), while a
-# time slice is a small share of a call of this size.
+# GEMMs of at least this many multiply-adds run whole on NumPy's BLAS and
+# its threads outside deterministic mode. Why: cut into blocks, a GEMM costs
+# a few percent more on a quiet machine, and from about this size on more
+# than that (the packed operands of OpenBLAS's own threads are shared, each
+# block packs its own), while a time slice is a small share of a call of
+# this size. Smaller ones take the route gemm_routes measures to be faster.
 POOL_GEMM_MAX_MULTIPLY_ADDS = 2**30
 
 
-def gemm_on_pool(multiply_adds):
-    """Whether a GEMM of this many multiply-adds (m * n * k) runs as blocks on
-    cydrop's pool: always in deterministic mode, else below
-    POOL_GEMM_MAX_MULTIPLY_ADDS."""
-    return _deterministic or multiply_adds < POOL_GEMM_MAX_MULTIPLY_ADDS
+class Routes:
+    """The route of each kind of call: cydrop's pool, or another library's
+    threads (NumPy's BLAS threads for whole GEMMs: ``gemm_routes``; the
+    OpenMP team torch shares, in cydrop.torch), whichever its recent calls
+    measured faster.
+
+    Why measure: neither route is faster everywhere. On a busy machine the
+    other libraries' threads meet at barriers (inside every GEMM, at the end
+    of every OpenMP loop), and a thread the scheduler has not run makes the
+    call wait a time slice, while the pool's items are taken by whichever
+    thread runs (pool.h). But those threads poll for a while after their own
+    work (OpenBLAS's worker for about 0.1 s after a multi-threaded GEMM of
+    NumPy's), and the pool's worker loses the core they poll on: a dense layer
+    right after NumPy's GEMMs took twice its time on the pool
+    (``benchmarks/dense_after_numpy_gemms.py``), while NumPy's threads, awake,
+    run it at full speed.
+
+    Neither can be told from the pool's side (a polling thread and a busy
+    process take a core alike), so each kind of call (a kernel and its
+    shapes) measures: it starts on the pool, and now and then runs TRIAL
+    calls on the other route, which it keeps if the slower of them beats the
+    median of its last WINDOW calls (a trial call SLOWER times slower than
+    that median ends the trial at once). A trial comes after FIRST_TRIAL calls,
+    then at least REVISIT calls and an interval apart; the interval starts at
+    REVISIT_SECONDS and doubles, up to MAX_REVISIT_SECONDS, with every trial
+    that loses, so that a loop that runs at its best on the pool rarely wakes
+    the other threads (whose polling costs the pool's next passes). But once
+    the current route runs SLOWER times slower than the other ran at the last
+    trial (the machine got busy, or the other threads woke up), the next
+    trial comes early: after one such call off the pool, whose barriers make
+    a busy machine cost a time slice per call, after WINDOW calls on it. The
+    thread count is part of the kind; on one thread there is nothing to
+    choose (``gemm_route``).
+    """
+
+    WINDOW = 5
+    SLOWER = 1.25
+    TRIAL = 2
+    FIRST_TRIAL = 5
+    REVISIT = 16
+    REVISIT_SECONDS = 2.0
+    MAX_REVISIT_SECONDS = 64.0
+
+    def __init__(self):
+        self._kinds = {}
+
+    @contextlib.contextmanager
+    def route(self, kind, fixed=None):
+        """Context manager giving True (the pool) or False (the other
+        route) for a call of this kind, timing the call it wraps; ``fixed``,
+        when not None, is given instead and nothing is measured."""
+        if fixed is not None:
+            yield fixed
+            return
+        record = self._kinds.get(kind)
+        if record is None:
+            record = self._kinds[kind] = _RouteRecord(self)
+        on_pool = record.choose()
+        start = time.perf_counter()
+        yield on_pool
+        record.add(on_pool, time.perf_counter() - start)
+
+    def routes(self):
+        """{kind: its route outside trials} (True: the pool), for tests and benchmarks."""
+        return {kind: record.current for kind, record in self._kinds.items()}
+
+    def reset(self):
+        """Forget every measurement: each kind starts again on the pool."""
+        self._kinds.clear()
+
+
+gemm_routes = Routes()
+
+
+def gemm_route(kind, multiply_adds):
+    """Context manager giving True (blocks on cydrop's pool) or False (whole
+    GEMMs on NumPy's BLAS threads) for a call of this kind whose largest GEMM
+    has multiply_adds multiply-adds: the pool in deterministic mode and on
+    one thread, NumPy's threads from POOL_GEMM_MAX_MULTIPLY_ADDS on, else the
+    route measured
+    faster (Routes). The blocks and OpenBLAS's threads both split C along
+    rows and columns, not the sums, but the routes are not promised to round
+    alike: ``set_deterministic(True)`` keeps every GEMM on the pool."""
+    n_threads = get_num_threads()
+    if _deterministic or n_threads == 1:
+        fixed = True      # one thread: the BLAS held to it too, as the user asked
+    else:
+        fixed = False if multiply_adds >= POOL_GEMM_MAX_MULTIPLY_ADDS else None
+    return gemm_routes.route((n_threads, kind), fixed)
+
+
+class _RouteRecord:
+    """One kind of call's route and recent times (Routes)."""
+
+    def __init__(self, routes):
+        self.routes = routes
+        self.current = True
+        self.times = {True: collections.deque(maxlen=routes.WINDOW), False: collections.deque(maxlen=routes.WINDOW)}
+        self.other = None                   # the other route's median at the last trial
+        self.trial_left = 0
+        self.calls = 0                      # on the current route since the last trial
+        self.wait_calls = routes.FIRST_TRIAL
+        self.interval = 0.0
+        self.since = time.monotonic()
+
+    def slowed_down(self):
+        """Whether the current route runs SLOWER times slower than the other
+        ran at the last trial, as when the machine gets busy: off the pool
+        after one such call (a barrier that waited for a thread the
+        scheduler had not run), on the pool once the median of WINDOW calls
+        says so. Only calls made since the last trial count."""
+        times = self.times[self.current]
+        if self.other is None or not self.calls:
+            return False
+        if not self.current:
+            return times[-1] > self.routes.SLOWER * self.other
+        return self.calls >= self.routes.WINDOW and _median(times) > self.routes.SLOWER * self.other
+
+    def choose(self):
+        if not self.trial_left:
+            if self.slowed_down():
+                # judge the trial against the calls that slowed down, not the older ones
+                recent = list(self.times[self.current])[-min(self.calls, self.routes.WINDOW):]
+                self.times[self.current] = collections.deque(recent, maxlen=self.routes.WINDOW)
+                self.trial_left = self.routes.TRIAL
+            elif self.calls >= self.wait_calls and time.monotonic() - self.since >= self.interval:
+                self.trial_left = self.routes.TRIAL
+            if self.trial_left:
+                self.times[not self.current].clear()
+        return self.current if not self.trial_left else not self.current
+
+    def add(self, on_pool, seconds):
+        self.times[on_pool].append(seconds)
+        if on_pool == self.current:
+            self.calls += 1
+            return
+        self.trial_left -= 1
+        current = _median(self.times[self.current])
+        if seconds > self.routes.SLOWER * current:
+            self.trial_left = 0      # lost already: a busy machine pays for one slow call, not TRIAL
+        if self.trial_left:
+            return
+        trial = _median(self.times[on_pool])
+        if trial < current:
+            self.current, self.other = on_pool, current
+            self.interval = self.routes.REVISIT_SECONDS
+        else:
+            self.other = trial
+            self.interval = min(max(2 * self.interval, self.routes.REVISIT_SECONDS), self.routes.MAX_REVISIT_SECONDS)
+        self.calls = 0
+        self.wait_calls = self.routes.REVISIT
+        self.since = time.monotonic()
+
+
+def _median(times):
+    return sorted(times)[len(times) // 2]
+
 
 
 def get_deterministic():

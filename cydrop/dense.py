@@ -14,7 +14,7 @@ import numpy as np
 from . import _dense
 from ._generator import as_generator, draw_mask, reserve
 from ._mask import WORD, Mask, adopt_words, as_mask, n_words, packed_words
-from ._threads import gemm_on_pool, get_num_threads, numpy_gemm, single_threaded_blas
+from ._threads import gemm_route, get_num_threads, numpy_gemm, single_threaded_blas
 from ._validation import check_bool, check_float_dtype, check_keep_prob, threshold_of
 
 __all__ = ["ACTIVATIONS", "DenseCache", "dense_backward", "dense_forward"]
@@ -335,20 +335,22 @@ def dense_backward_unchecked(grad_out, cache, need_dx):
 
 @functools.lru_cache(maxsize=None)
 def _register_numpy_gemm():
-    """Hand the kernels NumPy's BLAS for the GEMM blocks, once (SciPy's without it)."""
+    """Hand the kernels NumPy's BLAS for their GEMMs, once (SciPy's without it)."""
     _dense.set_numpy_gemm(numpy_gemm(np.float32), numpy_gemm(np.float64))
 
 
 def _run(kernel, *args, batch, n_in, n_out, **kwargs):
-    """Call a dense kernel on the GEMM route for its size (see gemm_on_pool)."""
-    if gemm_on_pool(batch * n_in * n_out):
-        # blocks on cydrop's pool, the BLAS kept to one thread meanwhile
-        _register_numpy_gemm()
-        with single_threaded_blas:
-            kernel(*args, **kwargs, n_threads=get_num_threads(), blocked=True)
-    else:
-        # GEMMs on NumPy's BLAS threads, the element-wise passes on cydrop's pool
-        kernel(*args, **kwargs, n_threads=get_num_threads())
+    """Call a dense kernel on the GEMM route that calls of its shapes run
+    fastest on (cydrop._threads.gemm_route)."""
+    _register_numpy_gemm()
+    with gemm_route((kernel.__name__, batch, n_in, n_out), batch * n_in * n_out) as on_pool:
+        if on_pool:
+            # blocks on cydrop's pool, the BLAS kept to one thread meanwhile
+            with single_threaded_blas:
+                kernel(*args, **kwargs, n_threads=get_num_threads(), blocked=True)
+        else:
+            # whole GEMMs on the BLAS's threads, the element-wise passes on cydrop's pool
+            kernel(*args, **kwargs, n_threads=get_num_threads())
 
 
 def _activation_code(activation):

@@ -10,17 +10,17 @@ API, the MLP) can make a kernel touch memory out of bounds. Row-major,
 examples in rows: x (batch, n_in), W (n_in, n_out), b (n_out,),
 out (batch, n_out).
 
-Threads (cydrop._threads.gemm_on_pool): with ``blocked`` the GEMMs run as
+Threads (cydrop._threads.gemm_route): with ``blocked`` the GEMMs run as
 fixed blocks on cydrop's thread pool (blas.pxd: gemm_blocked), each a
 single-threaded BLAS call, so that results do not depend on the thread
-count; without it they go through numpy.matmul (NumPy's BLAS and its
-threads). The element-wise passes run on the pool in both, cut so that each
+count; without it each is one call of the same BLAS routine on the BLAS's
+own threads (blas.pxd: gemm_on_route). The element-wise passes run on the pool in both, cut so that each
 output element is computed by one thread in a fixed order.
 """
 from cython cimport floating
 from libc.stdint cimport uint64_t
 
-from blas cimport NO_TRANS, TRANS, gemm_blocked, load_blas
+from blas cimport NO_TRANS, TRANS, gemm_on_route, load_blas
 from pool cimport load_pool, run_items
 
 from activations cimport LINEAR, RELU, SIGMOID, TANH, activation_grad_block, bias_activation_block
@@ -29,7 +29,6 @@ from rng cimport n_words
 
 import enum
 
-from numpy import matmul
 
 # The activation codes of activations.pxd by name, for Python: cydrop.dense
 # builds its name table from this, so the numbers are written only there.
@@ -197,9 +196,9 @@ def forward_into(const floating[:, ::1] x, const floating[:, ::1] W, const float
     out := act(x_tilde @ W + b), x_tilde being x itself for NO_MASK (x_tilde
     is then not needed). b may be None.
 
-    The product goes through numpy.matmul (NumPy's BLAS and its threads) or,
-    when ``blocked``, through gemm_blocked on n_threads threads
-    (bit-identical for any thread count). words (uint64, at least
+    The product is one call of the BLAS on its own threads or, when
+    ``blocked``, blocks on n_threads threads of the pool (bit-identical for
+    any thread count): blas.pxd gemm_on_route. words (uint64, at least
     ceil(x.size / 64)) are written for DRAW (so must be writable) and read
     for APPLY (a Mask's read-only words)."""
     cdef Py_ssize_t batch = x.shape[0], n_in = x.shape[1]
@@ -219,8 +218,7 @@ def forward_into(const floating[:, ::1] x, const floating[:, ::1] W, const float
         check_shape("b", b.shape, (n_out,))
         bias = &b[0] if n_out else NULL
     out_ptr = &out[0, 0] if batch * n_out else NULL
-    if blocked:
-        load_blas()
+    load_blas()
     if mask_mode != NO_MASK:
         if x_tilde is None or words is None:
             raise ValueError("a mask needs an x_tilde buffer and the words")
@@ -240,14 +238,10 @@ def forward_into(const floating[:, ::1] x, const floating[:, ::1] W, const float
             src = xt
     if out_ptr == NULL:
         return
-    if not blocked:
-        # numpy.matmul checks the shapes of what it multiplies
-        matmul(x.base if xt == NULL else x_tilde.base, W.base, out=out.base)
     with nogil:
-        if blocked:
-            # (batch, n_out) := (batch, n_in) W, W (n_in, n_out)
-            gemm_blocked(NO_TRANS, NO_TRANS, batch, n_out, n_in, 1, src, max(n_in, 1), W_ptr, n_out,
-                         0, out_ptr, n_out, n_threads, block_routine(out_ptr))
+        # (batch, n_out) := (batch, n_in) W, W (n_in, n_out)
+        gemm_on_route(not blocked, NO_TRANS, NO_TRANS, batch, n_out, n_in, 1, src, max(n_in, 1), W_ptr,
+                      n_out, 0, out_ptr, n_out, n_threads, block_routine(out_ptr))
         bias_activation(out_ptr, bias, batch, n_out, activation, n_threads)
 
 
@@ -306,8 +300,7 @@ def backward_into(const floating[:, ::1] grad_out, const floating[:, ::1] a,
     cdef floating *dW_ptr = &dW[0, 0] if n_in * n_out else NULL
     cdef floating *db_ptr = &db[0] if db is not None and n_out else NULL
     cdef floating *dx_ptr = &dx[0, 0] if dx is not None and batch * n_in else NULL
-    if blocked:
-        load_blas()
+    load_blas()
     with nogil:
         if xt != NULL and redraw:
             mask_input(&x[0, 0], xt, w, batch * n_in, DRAW, key, block0, threshold,
@@ -317,20 +310,14 @@ def backward_into(const floating[:, ::1] grad_out, const floating[:, ::1] a,
         elif db_ptr != NULL:
             for j in range(n_out):
                 db_ptr[j] = 0
-    if not blocked:
-        if dW_ptr != NULL:
-            matmul(x_tilde.base.T, dz.base, out=dW.base)
-        if dx_ptr != NULL:
-            matmul(dz.base, W.base.T, out=dx.base)
     with nogil:
-        if dW_ptr != NULL and blocked:
+        if dW_ptr != NULL:
             # (n_in, n_out) := (batch, n_in)^T (batch, n_out)
-            gemm_blocked(TRANS, NO_TRANS, n_in, n_out, batch, 1, xt, n_in, dz_ptr, n_out,
-                         0, dW_ptr, n_out, n_threads, block_routine(dW_ptr))
+            gemm_on_route(not blocked, TRANS, NO_TRANS, n_in, n_out, batch, 1, xt, n_in, dz_ptr, n_out,
+                          0, dW_ptr, n_out, n_threads, block_routine(dW_ptr))
         if dx_ptr != NULL:
-            if blocked:
-                # (batch, n_in) := (batch, n_out) W^T, W (n_in, n_out)
-                gemm_blocked(NO_TRANS, TRANS, batch, n_in, n_out, 1, dz_ptr, max(n_out, 1), W_ptr,
-                             max(n_out, 1), 0, dx_ptr, n_in, n_threads, block_routine(dx_ptr))
+            # (batch, n_in) := (batch, n_out) W^T, W (n_in, n_out)
+            gemm_on_route(not blocked, NO_TRANS, TRANS, batch, n_in, n_out, 1, dz_ptr, max(n_out, 1), W_ptr,
+                          max(n_out, 1), 0, dx_ptr, n_in, n_threads, block_routine(dx_ptr))
             if w != NULL:
                 apply_mask_parallel(dx_ptr, w, <floating>scale, batch * n_in, dx_ptr, n_threads)

@@ -41,7 +41,7 @@ import numpy as np
 
 from arrays cimport array_data
 from activations cimport LINEAR, SIGMOID, activation_grad_block, bias_activation_block, sigmoid
-from blas cimport NO_TRANS, TRANS, Trans, gemm, gemm64, gemm_blocked, load_blas
+from blas cimport NO_TRANS, TRANS, Trans, gemm_on_route, load_blas
 from concrete cimport CONCRETE_OK, concrete_backward, concrete_forward, concrete_setup, cyd_concrete
 from dropout cimport apply_mask_parallel, draw_and_apply_parallel
 from optim cimport adam_kernel, max_norm_kernel, momentum_kernel, sgd_kernel
@@ -124,17 +124,12 @@ ctypedef struct NetC:
 
 cdef inline void net_gemm(NetC *net, Trans ta, Trans tb, int m, int n, int k, const floating *A, int lda,
                           const floating *B, int ldb, floating *C, int ldc) noexcept nogil:
-    """C := op(A) op(B), row-major, through the Net's BLAS (blas.pxd): in
-    blocks on the pool (one BLAS thread each; the blocks depend only on the
-    shapes, so results do not depend on n_threads), or whole on the BLAS's
-    own threads."""
-    if not net.whole_gemms:
-        gemm_blocked(ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc, net.n_threads,
-                     net.gemm_routine)
-    elif net.gemm_routine != NULL and m > 0 and n > 0 and k > 0:
-        gemm64(net.gemm_routine, ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc)
-    else:
-        gemm(ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc)
+    """C := op(A) op(B), row-major, through the Net's BLAS on its route
+    (blas.pxd gemm_on_route): in blocks on the pool (one BLAS thread each;
+    the blocks depend only on the shapes, so results do not depend on
+    n_threads), or whole on the BLAS's own threads."""
+    gemm_on_route(net.whole_gemms, ta, tb, m, n, k, <floating>1, A, lda, B, ldb, <floating>0, C, ldc,
+                  net.n_threads, net.gemm_routine)
 
 
 cdef int forward_layers(NetC *net, floating *x0, Py_ssize_t n, uint64_t key, uint64_t *block,

@@ -12,6 +12,7 @@ cdef extern from "pool.h" nogil:
     int cyd_pool_workers() noexcept nogil
     int cyd_pool_jobs() noexcept nogil
     void cyd_pool_hold_workers(int held) noexcept nogil
+    void cyd_set_openmp_route(int on) noexcept nogil
 
 cdef extern from *:
     """
@@ -62,6 +63,14 @@ def workers():
 def jobs():
     """Jobs published to the workers so far (passes that asked for 2+ threads)."""
     return cyd_pool_jobs()
+
+
+def set_openmp_route(bint on):
+    """On the calling thread, run the next passes as OpenMP parallel loops
+    (on the OpenMP runtime torch shares) rather than on the pool, until
+    called again with False. cydrop.torch sets it per kind of call it
+    measured faster so (cydrop.torch._threads)."""
+    cyd_set_openmp_route(on)
 
 
 def hold_workers(bint held):

@@ -151,25 +151,44 @@ cdef inline void gemm64(void *routine, Trans ta, Trans tb, long long m, long lon
 
 
 # Block geometry of gemm_blocked: at most MAX_BLOCKS blocks of at least
-# MIN_BLOCK rows or columns (a multiple of 16, the widest BLAS micro-kernel).
+# MIN_BLOCK rows or columns (a multiple of 16, the widest BLAS micro-kernel)
+# and at least MIN_BLOCK_MULTIPLY_ADDS multiply-adds, the last block taking
+# the rest of the dimension.
+# - Why a least work per block: handing a block to another thread costs
+#   microseconds (more when it must be woken), so a block must be worth more
+#   than that; OpenBLAS gives each of its threads 2**18 multiply-adds at
+#   least (GEMM_MULTITHREAD_THRESHOLD). A GEMM smaller than two such blocks
+#   is one call on the calling thread: the small UCI network's Monte Carlo
+#   passes (200 x 8 x 50) ran at half speed when cut in two.
+# - Why the rest in the last block: OpenBLAS computes a product a few columns
+#   wide (8 or fewer) by another path that rounds otherwise, so a narrow last
+#   block of its own would round unlike the same columns of a whole GEMM
+#   (gemm_on_route's two routes).
 cdef enum:
     MIN_BLOCK = 128
     MAX_BLOCKS = 8
+    MIN_BLOCK_MULTIPLY_ADDS = 1 << 19
+    # GEMMs of fewer multiply-adds (a few hundred microseconds on one
+    # thread) take only pool workers that are awake (pool.pxd)
+    WAKE_MULTIPLY_ADDS = 1 << 23
 
 
-cdef inline int block_width(int dim) noexcept nogil:
-    """Width of the blocks gemm_blocked cuts a dimension of size dim into."""
-    cdef int w = (dim + MAX_BLOCKS - 1) // MAX_BLOCKS
-    w = max(w, MIN_BLOCK)
-    return (w + 15) // 16 * 16
+cdef inline int block_width(int dim, Py_ssize_t multiply_adds_per_line) noexcept nogil:
+    """Width of the blocks gemm_blocked cuts a dimension of size dim into,
+    each line of it multiply_adds_per_line multiply-adds. Depends only on the
+    shapes, never on the thread count."""
+    cdef Py_ssize_t w = (dim + MAX_BLOCKS - 1) // MAX_BLOCKS
+    w = max(w, MIN_BLOCK, (MIN_BLOCK_MULTIPLY_ADDS + multiply_adds_per_line - 1) // max(multiply_adds_per_line, 1))
+    w = (w + 15) // 16 * 16
+    return <int>max(min(w, <Py_ssize_t>dim), 1)
 
 
 ctypedef struct GemmJob:
     # gemm_blocked's arguments: block i is columns (by_columns) or rows
-    # i * width .. of C
+    # i * width .. of C, the last block (n_blocks - 1) to the end
     void *routine          # an ILP64 ?gemm for gemm64, or NULL for SciPy's (gemm)
     Trans ta, tb
-    int m, n, k, lda, ldb, ldc, width
+    int m, n, k, lda, ldb, ldc, width, n_blocks
     bint by_columns
     double alpha, beta
     const void *A
@@ -183,12 +202,12 @@ cdef inline void gemm_block(const floating *A, const floating *B, floating *C, c
     cdef int start = <int>i * job.width
     cdef int m = job.m, n = job.n
     if job.by_columns:
-        n = min(job.width, job.n - start)
+        n = job.width if i < job.n_blocks - 1 else job.n - start
         # columns start.. of op(B): of B itself, or rows of B when transposed
         B = B + (start if job.tb == NO_TRANS else <Py_ssize_t>start * job.ldb)
         C = C + start
     else:
-        m = min(job.width, job.m - start)
+        m = job.width if i < job.n_blocks - 1 else job.m - start
         # rows start.. of op(A): of A itself, or columns of A when transposed
         A = A + (<Py_ssize_t>start * job.lda if job.ta == NO_TRANS else start)
         C = C + <Py_ssize_t>start * job.ldc
@@ -227,11 +246,31 @@ cdef inline void gemm_blocked(Trans ta, Trans tb, int m, int n, int k, floating 
     smaller one.
     """
     cdef GemmJob job
+    cdef int dim = n if n >= m else m
     job.routine = routine
     job.ta, job.tb, job.m, job.n, job.k = ta, tb, m, n, k
     job.lda, job.ldb, job.ldc, job.alpha, job.beta = lda, ldb, ldc, alpha, beta
     job.A, job.B, job.C = A, B, C
     job.by_columns = n >= m
-    job.width = block_width(n if job.by_columns else m)
-    run_items(gemm_block_float if floating is float else gemm_block_double, &job,
-              ((n if job.by_columns else m) + job.width - 1) // job.width, n_threads)
+    job.width = block_width(dim, <Py_ssize_t>(m if job.by_columns else n) * k)
+    job.n_blocks = dim // job.width
+    run_items(gemm_block_float if floating is float else gemm_block_double, &job, job.n_blocks, n_threads,
+              <Py_ssize_t>m * n * k >= WAKE_MULTIPLY_ADDS)
+
+
+cdef inline void gemm_on_route(bint whole, Trans ta, Trans tb, int m, int n, int k, floating alpha,
+                               const floating *A, int lda, const floating *B, int ldb,
+                               floating beta, floating *C, int ldc, int n_threads,
+                               void *routine) noexcept nogil:
+    """gemm_blocked's product on either route (cydrop._threads.gemm_route):
+    with ``whole``, one call of the same routine on the BLAS's own threads
+    (not held to one thread then); else gemm_blocked's blocks on the pool.
+    Both split C along rows or columns, not the sums, yet may round apart
+    (OpenBLAS's own split changes the round-off of a dgemm's last columns):
+    the routes agree within rounding (tests/test_routes.py)."""
+    if not whole:
+        gemm_blocked(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, n_threads, routine)
+    elif routine != NULL and m > 0 and n > 0 and k > 0:
+        gemm64(routine, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+    else:
+        gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)

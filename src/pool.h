@@ -39,6 +39,9 @@
  * child has a fresh, empty pool (pthread_atfork). Workers never touch Python
  * objects and block every signal, so interpreter exit need not stop them.
  *
+ * A caller may ask for OpenMP instead (cyd_set_openmp_route, per thread):
+ * cydrop.torch does, for the kinds of calls it measured faster there.
+ *
  * Without POSIX threads (Windows) cyd_pool_run runs every item on the
  * calling thread.
  */
@@ -300,6 +303,31 @@ static void cyd_run_serial(cyd_body_t body, void *ctx, ptrdiff_t n_items) {
         body(ctx, i);
 }
 
+/* With cyd_openmp_route set on the calling thread (cydrop.torch, in a
+   process whose OpenMP runtime torch shares), passes run as OpenMP parallel
+   loops on that runtime's team instead: when torch's own threads are awake,
+   polling after torch's last op, they take the items at once, where the
+   pool's workers would lose their cores to them. The route is measured per
+   kind of call (cydrop._threads.Routes), since on a busy machine the
+   loop's closing barrier is what the pool avoids. */
+static __thread int cyd_openmp_route = 0;
+
+static void cyd_set_openmp_route(int on) { cyd_openmp_route = on; }
+
+static void cyd_openmp_run(cyd_body_t body, void *ctx, ptrdiff_t n_items, int team) {
+#ifdef _OPENMP
+    ptrdiff_t batch = cyd_claim_batch(n_items, team), n_batches = (n_items + batch - 1) / batch, b, i;
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(team) private(i)
+    for (b = 0; b < n_batches; b++) {
+        for (i = b * batch; i < n_items && i < (b + 1) * batch; i++)
+            body(ctx, i);
+    }
+#else
+    (void)team;
+    cyd_run_serial(body, ctx, n_items);
+#endif
+}
+
 static void cyd_pool_run(cyd_body_t body, void *ctx, ptrdiff_t n_items, int n_threads, int wake) {
     cyd_job *j = NULL;
     int team, s, i, workers;
@@ -307,6 +335,10 @@ static void cyd_pool_run(cyd_body_t body, void *ctx, ptrdiff_t n_items, int n_th
     if (n_items <= 0)
         return;
     team = n_threads < n_items ? n_threads : (int)n_items;
+    if (team > 1 && cyd_openmp_route) {
+        cyd_openmp_run(body, ctx, n_items, team);
+        return;
+    }
     /* another thread's job is running (or this is a pass inside a pass):
        this one runs here, without waiting for the pool */
     if (team <= 1 || pthread_mutex_trylock(&cyd_pool.running) != 0) {
@@ -381,6 +413,7 @@ static void cyd_pool_run(cyd_body_t body, void *ctx, ptrdiff_t n_items, int n_th
     for (i = 0; i < n_items; i++)
         body(ctx, i);
 }
+static void cyd_set_openmp_route(int on) { (void)on; }
 static int cyd_pool_workers(void) { return 0; }
 static int cyd_pool_jobs(void) { return 0; }
 static void cyd_pool_hold_workers(int held) { (void)held; }

@@ -6,9 +6,11 @@ What is promised (docs/user_guide/threads.rst):
 - masks: identical for any thread count, in both modes;
 - ``set_deterministic(True)``: trained weights bit-identical under
   OMP_NUM_THREADS=1 and 2 and from one process to the next;
-- default mode: bit-identical from one process to the next at the same
-  thread count; across thread counts NumPy's BLAS may round differently, so
-  weights agree within rounding only.
+- default mode: masks identical; weights within rounding across thread
+  counts (NumPy's BLAS may round differently on another thread count). Each
+  kind of call takes the GEMM route measured faster (gemm_route), but not
+  before its FIRST_TRIAL-th call: the two epochs trained here never try the
+  other route, so one process gives the next one's bits.
 
 Each run trains in a fresh interpreter (OMP_NUM_THREADS is read at start-up)
 and writes its masks and weights to a file compared here. The network is wide

@@ -23,7 +23,7 @@ from .._generator import MAX_BLOCKS
 from .._mask import n_words
 from .._validation import threshold_of
 from ._keys import Drawn, position
-from ._threads import kernel_threads
+from ._threads import kernel_call
 
 DTYPES = (torch.float32, torch.float64)
 
@@ -128,18 +128,20 @@ def dropout_forward(x, keep_prob, noise_shape, source, out=None):
         y, words = dropout_forward(x.permute(perm), keep_prob, [noise_shape[d] for d in perm], source)
         return y.permute(_inverse(perm)), words
     x_np, y_np = _in_and_out(x, out)
-    threshold, scale, n_threads = threshold_of(keep_prob), 1.0 / keep_prob, kernel_threads()
+    threshold, scale = threshold_of(keep_prob), 1.0 / keep_prob
     if _broadcasts(noise_shape, x_np.shape):
         n_mask = mask_numel(x_np.shape, noise_shape)
         key, block = position(source, n_mask)
         words = np.empty(n_words(n_mask), dtype=np.uint64)
         y_np = np.empty_like(x_np) if y_np is None else y_np
         _dropout.draw_words(key, block, threshold, words, n_mask)
-        _dropout.apply_broadcast(x_np.ravel(), words, x_np.shape, tuple(noise_shape), scale, y_np.ravel(),
-                                 n_threads)
+        with kernel_call(("dropout_broadcast", x_np.size, x_np.dtype.char), x_np.size) as n_threads:
+            _dropout.apply_broadcast(x_np.ravel(), words, x_np.shape, tuple(noise_shape), scale, y_np.ravel(),
+                                     n_threads)
     else:
         key, block = position(source, x_np.size)
-        y_np, words = _dropout.forward(x_np, y_np, None, key, block, threshold, scale, n_threads)
+        with kernel_call(("dropout", x_np.size, x_np.dtype.char), x_np.size) as n_threads:
+            y_np, words = _dropout.forward(x_np, y_np, None, key, block, threshold, scale, n_threads)
     if out is not None:
         return out, words
     y = torch.from_numpy(y_np)
@@ -157,13 +159,15 @@ def apply_mask(grad, words, keep_prob, noise_shape, out=None):
         out = apply_mask(grad.permute(perm), words, keep_prob, [noise_shape[d] for d in perm])
         return out.permute(_inverse(perm))
     g_np, out_np = _in_and_out(grad, out)
-    scale, n_threads = 1.0 / keep_prob, kernel_threads()
+    scale = 1.0 / keep_prob
     if _broadcasts(noise_shape, g_np.shape):
         out_np = np.empty_like(g_np) if out_np is None else out_np
-        _dropout.apply_broadcast(g_np.ravel(), words, g_np.shape, tuple(noise_shape), scale, out_np.ravel(),
-                                 n_threads)
+        with kernel_call(("apply_broadcast", g_np.size, g_np.dtype.char), g_np.size) as n_threads:
+            _dropout.apply_broadcast(g_np.ravel(), words, g_np.shape, tuple(noise_shape), scale, out_np.ravel(),
+                                     n_threads)
     else:
-        out_np = _dropout.apply(g_np, words, scale, out_np, n_threads)
+        with kernel_call(("apply", g_np.size, g_np.dtype.char), g_np.size) as n_threads:
+            out_np = _dropout.apply(g_np, words, scale, out_np, n_threads)
     if out is not None:
         return out
     out = torch.from_numpy(out_np)

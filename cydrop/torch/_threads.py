@@ -9,8 +9,11 @@ address of ``omp_get_max_threads`` as cydrop's kernels and as torch's
 libraries resolve it.
 
 cydrop's kernels run their passes on cydrop's own thread pool (src/pool.h),
-whose workers sleep between passes, so they never spin against torch's
-OpenMP workers; the count only is shared. By default the kernels follow
+whose workers sleep between passes, or, in the shared runtime, on torch's
+OpenMP team (``kernel_call``): whichever each kind of call measured faster.
+torch's threads poll for a while after torch's own ops, and the pool's
+workers lose the cores they poll on, while on a busy machine an OpenMP loop
+waits at its closing barrier for threads the scheduler has not run. By default the kernels follow
 ``torch.get_num_threads()`` when the runtime is shared (never more threads
 than torch's), and run on the calling thread when it is not. Arrays of at
 most 32k elements run on the calling thread either way (the kernels' own
@@ -19,12 +22,20 @@ rule: waking threads costs more). ``cydrop.set_num_threads(n)`` caps them at
 count. The measurement behind the choice is in
 benchmarks/results/torch/threads-*.md (docs: user_guide/pytorch.rst).
 """
+import contextlib
 import ctypes
 import functools
 
 import torch
 
-from .. import _openmp, _threads
+from .. import _openmp, _pool, _threads
+
+# The passes of arrays of more elements than this may run on several threads
+# (src/dropout.pxd SERIAL_CHUNKS); smaller calls are not measured.
+PARALLEL_ELEMENTS = 8 * 4096
+
+# The route of each kind of parallel call: cydrop's pool, or torch's OpenMP team.
+openmp_routes = _threads.Routes()
 
 
 @functools.lru_cache(maxsize=None)
@@ -50,3 +61,25 @@ def kernel_threads():
         # and layer, where every call counts).
         return _threads.get_num_threads() if shares_openmp_runtime() else 1
     return max(1, min(_threads.get_num_threads(), torch.get_num_threads()))
+
+
+@contextlib.contextmanager
+def kernel_call(kind, numel):
+    """Context manager giving the thread count (``kernel_threads``) for a
+    kernel call of this kind (an op, a size and a dtype) over numel
+    elements, and running its passes on the route this kind measured faster
+    (cydrop._threads.Routes): cydrop's pool, or torch's OpenMP team when
+    cydrop shares torch's runtime."""
+    n_threads = kernel_threads()
+    if n_threads < 2 or numel <= PARALLEL_ELEMENTS or not shares_openmp_runtime():
+        yield n_threads
+        return
+    with openmp_routes.route((n_threads, kind)) as on_pool:
+        if on_pool:
+            yield n_threads
+            return
+        _pool.set_openmp_route(True)
+        try:
+            yield n_threads
+        finally:
+            _pool.set_openmp_route(False)

@@ -4,14 +4,16 @@ into ``src/_fused_net.pyx``, with no Python per layer or step.
 It gives the reference engine's results to float round-off, with the same
 masks (``tests/test_engines.py``). It takes networks of at most
 ``MAX_DENSE_LAYERS`` dense layers. Its mask passes run on cydrop's thread
-pool, and its GEMMs follow the dense layer's rule (``cydrop._threads.gemm_on_pool``),
-taken for the largest GEMM of a step:
+pool, and its GEMMs take the dense layer's routes (``cydrop._threads.gemm_route``),
+chosen per kind of call (a prediction, MC passes, an epoch, and its
+network) from the largest GEMM of a step:
 
-- below ``POOL_GEMM_MAX_MULTIPLY_ADDS``, and always in deterministic mode:
-  cut into blocks on the pool, the BLAS held to one thread (a GEMM too small
-  to cut is one block, on the calling thread);
-- above it: whole, with the BLAS's own threads, as the reference engine's
-  ``numpy.matmul``.
+- in deterministic mode, on one thread, and while the pool runs them
+  faster: cut into blocks on the pool, the BLAS held to one thread (a GEMM
+  too small to cut is one block, on the calling thread);
+- from ``POOL_GEMM_MAX_MULTIPLY_ADDS`` on, or when NumPy's BLAS threads
+  were measured faster: whole, with the BLAS's own threads, as the
+  reference engine's ``numpy.matmul``.
 
 The BLAS is the one NumPy links (OpenBLAS's ILP64 ``?gemm``, found with
 threadpoolctl: ``cydrop._threads.numpy_gemm``), or SciPy's where NumPy's
@@ -24,7 +26,7 @@ import numpy as np
 
 from ... import _fused_net
 from ..._generator import reserve
-from ..._threads import gemm_on_pool, get_num_threads, numpy_gemm, single_threaded_blas
+from ..._threads import gemm_route, get_num_threads, numpy_gemm, single_threaded_blas
 from ...dense import ACTIVATIONS
 from . import interface
 from .interface import Engine
@@ -57,12 +59,10 @@ def prefers(network):
     return takes(network)
 
 
-def _whole_gemms(network, rows):
-    """Whether this network's GEMMs, on batches of ``rows`` rows, run whole on
-    the BLAS's own threads (too large for the pool: gemm_on_pool)."""
+def _largest_gemm(network, rows):
+    """Multiply-adds of the largest GEMM of a step on batches of ``rows`` rows."""
     sizes = network.layer_sizes
-    largest = rows * max(n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
-    return not gemm_on_pool(largest)
+    return rows * max(n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
 
 
 def _numpy_blas(network):
@@ -91,7 +91,7 @@ class CompiledEngine(Engine):
         compiled = self._kept("_predictor", settings, network.params, lambda: self._net(
             network, rows, masks=None, numpy_blas=numpy_blas))
         P = np.empty((X.shape[0], network.layer_sizes[-1]), dtype=network.dtype)
-        with _threads(compiled, _whole_gemms(network, rows)):
+        with _threads(compiled, "predict", network, rows):
             compiled.predict(X, P)
         return P
 
@@ -106,7 +106,7 @@ class CompiledEngine(Engine):
         total_sq = np.zeros((n_samples, n_out))
         out = np.empty((n_passes, n_samples, n_out), dtype=network.dtype) if samples else None
         key, block0 = _reserve_blocks(network.mask_gen, compiled.blocks_per_mc(n_samples, n_passes))
-        with _threads(compiled, _whole_gemms(network, rows)):
+        with _threads(compiled, "mc_passes", network, rows):
             compiled.mc_passes(X, n_passes, key, block0, total, total_sq, out)
         return total, total_sq, out
 
@@ -130,7 +130,7 @@ class CompiledEngine(Engine):
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
         key, block0 = _reserve_blocks(network.mask_gen, compiled.blocks_per_epoch(order.shape[0]))
-        with _threads(compiled, _whole_gemms(network, rows)):
+        with _threads(compiled, "train_epoch", network, rows):
             loss_sum, optimizer.t, first_bad_step = compiled.train_epoch(X, Y, order, key, block0, optimizer.t,
                                                                          sample_weight)
         return loss_sum, (first_bad_step if first_bad_step > 0 else None)
@@ -139,7 +139,7 @@ class CompiledEngine(Engine):
         network.require_kernel_ready()
         numpy_blas = _numpy_blas(network)
         compiled = self._net(network, X.shape[0], masks=None, numpy_blas=numpy_blas, backward=True)
-        with _threads(compiled, _whole_gemms(network, X.shape[0])):
+        with _threads(compiled, "gradients", network, X.shape[0]):
             loss_sum, dW, db = compiled.gradients(X, Y)
         return loss_sum / X.shape[0], dW, db
 
@@ -192,12 +192,16 @@ class CompiledEngine(Engine):
         self.__init__()
 
 
-def _threads(compiled, whole_gemms):
-    """The thread settings of a call: the pool's thread count for the Net's
-    passes; the BLAS held to one thread while the pool runs its GEMM blocks,
-    left on its own threads for whole GEMMs."""
-    compiled.set_threads(get_num_threads(), whole_gemms)
-    return contextlib.nullcontext() if whole_gemms else single_threaded_blas
+@contextlib.contextmanager
+def _threads(compiled, kind, network, rows):
+    """The thread settings of a call of this kind: the pool's thread count
+    for the Net's passes; its GEMMs on the route measured faster (gemm_route),
+    the BLAS held to one thread while the pool runs GEMM blocks."""
+    kind = (kind, tuple(network.layer_sizes), rows, np.dtype(network.dtype).name)
+    with gemm_route(kind, _largest_gemm(network, rows)) as on_pool:
+        compiled.set_threads(get_num_threads(), not on_pool)
+        with single_threaded_blas if on_pool else contextlib.nullcontext():
+            yield
 
 
 def _reserve_blocks(gen, n_blocks):
