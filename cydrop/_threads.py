@@ -143,8 +143,8 @@ def set_deterministic(flag):
         measured on its recent calls (``gemm_route``), and GEMMs of
         ``POOL_GEMM_MAX_MULTIPLY_ADDS`` (2**30) multiply-adds or more always
         go through NumPy's BLAS threads; the round-off may then differ
-        between thread counts and between runs, as in NumPy and PyTorch. Masks are
-        identical across thread counts in both modes.
+        between thread counts and between runs, as in NumPy and PyTorch.
+        Masks are identical across thread counts in both modes.
 
     Returns
     -------
@@ -223,6 +223,8 @@ class Routes:
 
     def __init__(self):
         self._kinds = {}
+        # several Python threads may call kernels of one kind at once
+        self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def route(self, kind, fixed=None):
@@ -232,13 +234,16 @@ class Routes:
         if fixed is not None:
             yield fixed
             return
-        record = self._kinds.get(kind)
-        if record is None:
-            record = self._kinds[kind] = _RouteRecord(self)
-        on_pool = record.choose()
+        with self._lock:
+            record = self._kinds.get(kind)
+            if record is None:
+                record = self._kinds[kind] = _RouteRecord(self)
+            on_pool = record.choose()
         start = time.perf_counter()
         yield on_pool
-        record.add(on_pool, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        with self._lock:
+            record.add(on_pool, seconds)
 
     def routes(self):
         """{kind: its route outside trials} (True: the pool), for tests and benchmarks."""
@@ -257,8 +262,7 @@ def gemm_route(kind, multiply_adds):
     GEMMs on NumPy's BLAS threads) for a call of this kind whose largest GEMM
     has multiply_adds multiply-adds: the pool in deterministic mode and on
     one thread, NumPy's threads from POOL_GEMM_MAX_MULTIPLY_ADDS on, else the
-    route measured
-    faster (Routes). The blocks and OpenBLAS's threads both split C along
+    route measured faster (Routes). The blocks and OpenBLAS's threads both split C along
     rows and columns, not the sums, but the routes are not promised to round
     alike: ``set_deterministic(True)`` keeps every GEMM on the pool."""
     n_threads = get_num_threads()
@@ -314,6 +318,8 @@ class _RouteRecord:
         if on_pool == self.current:
             self.calls += 1
             return
+        if not self.trial_left:
+            return      # begun on another thread before a trial moved the kind: no trial call
         self.trial_left -= 1
         current = _median(self.times[self.current])
         if seconds > self.routes.SLOWER * current:
@@ -334,7 +340,6 @@ class _RouteRecord:
 
 def _median(times):
     return sorted(times)[len(times) // 2]
-
 
 
 def get_deterministic():

@@ -279,3 +279,20 @@ def test_torch_openmp_route_ends_with_its_call_even_when_it_raises(reset_threads
     finally:
         torch_threads.openmp_routes.reset()
     assert calls == [True, False]
+
+
+def test_a_call_begun_before_a_trial_moved_the_kind_is_no_trial_call(clock):
+    # another Python thread's call of the same kind, begun on the pool, ends
+    # after a trial has moved the kind to BLAS
+    routes = _threads.Routes()
+    seconds = {POOL: 0.002, BLAS: 0.001}
+    calls(routes, clock, seconds, routes.FIRST_TRIAL - 1)
+    with routes.route("k") as late:
+        assert late is POOL
+        taken = calls(routes, clock, seconds, 1 + routes.TRIAL)
+    assert taken == [POOL] + [BLAS] * routes.TRIAL and routes.routes() == {"k": BLAS}
+    # its time as the record receives it, no slower than BLAS: it must not
+    # count as a trial call of the pool
+    routes._kinds["k"].add(POOL, 0.0009)
+    # the kind goes on as before: on BLAS, no trial under way
+    assert calls(routes, clock, seconds, routes.REVISIT) == [BLAS] * routes.REVISIT

@@ -13,11 +13,12 @@ whose workers sleep between passes, or, in the shared runtime, on torch's
 OpenMP team (``kernel_call``): whichever each kind of call measured faster.
 torch's threads poll for a while after torch's own ops, and the pool's
 workers lose the cores they poll on, while on a busy machine an OpenMP loop
-waits at its closing barrier for threads the scheduler has not run. By default the kernels follow
-``torch.get_num_threads()`` when the runtime is shared (never more threads
-than torch's), and run on the calling thread when it is not. Arrays of at
-most 32k elements run on the calling thread either way (the kernels' own
-rule: waking threads costs more). ``cydrop.set_num_threads(n)`` caps them at
+waits at its closing barrier for threads the scheduler has not run.
+
+By default the kernels follow ``torch.get_num_threads()`` when the runtime
+is shared (never more threads than torch's), and run on the calling thread
+when it is not. Arrays of at most 32k elements run on the calling thread
+either way (the kernels' own rule: waking threads costs more). ``cydrop.set_num_threads(n)`` caps them at
 ``min(n, torch.get_num_threads())``. Masks are the same whatever the thread
 count. The measurement behind the choice is in
 benchmarks/results/torch/threads-*.md (docs: user_guide/pytorch.rst).
