@@ -190,7 +190,7 @@ class Routes:
     call wait a time slice, while the pool's items are taken by whichever
     thread runs (pool.h). But those threads poll for a while after their own
     work (OpenBLAS's worker for about 0.1 s after a multi-threaded GEMM of
-    NumPy's), and the pool's worker loses the core they poll on: a dense layer
+    NumPy's: ``benchmarks/blas_polling.py``), and the pool's worker loses the core they poll on: a dense layer
     right after NumPy's GEMMs took twice its time on the pool
     (``benchmarks/dense_after_numpy_gemms.py``), while NumPy's threads, awake,
     run it at full speed.

@@ -150,6 +150,18 @@ cdef inline void gemm64(void *routine, Trans ta, Trans tb, long long m, long lon
     (<cydrop_gemm64_t>routine)(&tb_, &ta_, &n, &m, &k, &alpha, B, &ldb, A, &lda, &beta, C, &ldc)
 
 
+cdef inline void gemm_through(void *routine, Trans ta, Trans tb, int m, int n, int k, floating alpha,
+                              const floating *A, int lda, const floating *B, int ldb,
+                              floating beta, floating *C, int ldc) noexcept nogil:
+    """:func:`gemm`'s contract through ``routine`` (gemm64) when it is
+    given, else through SciPy's BLAS (gemm, which also takes the empty
+    cases ILP64 callers must not pass on)."""
+    if routine != NULL and m > 0 and n > 0 and k > 0:
+        gemm64(routine, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+    else:
+        gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+
+
 # Block geometry of gemm_blocked: at most MAX_BLOCKS blocks of at least
 # MIN_BLOCK rows or columns (a multiple of 16, the widest BLAS micro-kernel)
 # and at least MIN_BLOCK_MULTIPLY_ADDS multiply-adds, the last block taking
@@ -211,12 +223,8 @@ cdef inline void gemm_block(const floating *A, const floating *B, floating *C, c
         # rows start.. of op(A): of A itself, or columns of A when transposed
         A = A + (<Py_ssize_t>start * job.lda if job.ta == NO_TRANS else start)
         C = C + <Py_ssize_t>start * job.ldc
-    if job.routine != NULL and m > 0 and n > 0 and job.k > 0:
-        gemm64(job.routine, job.ta, job.tb, m, n, job.k, <floating>job.alpha, A, job.lda, B, job.ldb,
-               <floating>job.beta, C, job.ldc)
-    else:
-        gemm(job.ta, job.tb, m, n, job.k, <floating>job.alpha, A, job.lda, B, job.ldb,
-             <floating>job.beta, C, job.ldc)
+    gemm_through(job.routine, job.ta, job.tb, m, n, job.k, <floating>job.alpha, A, job.lda, B, job.ldb,
+                 <floating>job.beta, C, job.ldc)
 
 
 cdef inline void gemm_block_float(void *ctx, Py_ssize_t i) noexcept nogil:
@@ -268,9 +276,7 @@ cdef inline void gemm_on_route(bint whole, Trans ta, Trans tb, int m, int n, int
     Both split C along rows or columns, not the sums, yet may round apart
     (OpenBLAS's own split changes the round-off of a dgemm's last columns):
     the routes agree within rounding (tests/test_routes.py)."""
-    if not whole:
-        gemm_blocked(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, n_threads, routine)
-    elif routine != NULL and m > 0 and n > 0 and k > 0:
-        gemm64(routine, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+    if whole:
+        gemm_through(routine, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
     else:
-        gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+        gemm_blocked(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, n_threads, routine)

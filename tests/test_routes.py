@@ -271,10 +271,10 @@ def test_torch_openmp_route_ends_with_its_call_even_when_it_raises(reset_threads
     _force(monkeypatch, BLAS)
     try:
         with pytest.raises(RuntimeError):
-            with torch_threads.kernel_call(("k",), 10**6) as n_threads:
+            with torch_threads.kernel_call("k", np.empty(10**6, np.float32)) as n_threads:
                 assert n_threads == 2
                 raise RuntimeError("the kernel refused")
-        with torch_threads.kernel_call(("k",), 100) as n_threads:   # too small to measure: the pool
+        with torch_threads.kernel_call("k", np.empty(100, np.float32)) as n_threads:   # too small to measure: the pool
             pass
     finally:
         torch_threads.openmp_routes.reset()

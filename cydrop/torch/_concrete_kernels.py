@@ -21,7 +21,7 @@ from ._threads import kernel_call
 def forward(x, p_logit, temperature, run, key, block):
     """y = x * (1 - z) / (1 - p), a new tensor of x's shape."""
     x_np = as_array(x)
-    with kernel_call(("concrete_forward", x_np.size, x_np.dtype.char), x_np.size) as n_threads:
+    with kernel_call("concrete_forward", x_np) as n_threads:
         return torch.from_numpy(_concrete.forward(x_np, None, key, block, p_logit, temperature, run, n_threads))
 
 
@@ -29,7 +29,7 @@ def backward(grad, x, p_logit, temperature, run, key, block, need_dx):
     """(dx, dp_logit) of ``forward``: dx = grad * (1 - z) / (1 - p) (None
     unless need_dx) and dp_logit = sum grad * y * (p - z / t), a float."""
     g_np = as_array(grad)
-    with kernel_call(("concrete_backward", g_np.size, g_np.dtype.char), g_np.size) as n_threads:
+    with kernel_call("concrete_backward", g_np) as n_threads:
         dx, _, dp = _concrete.backward(g_np, as_array(x), None, None, key, block, p_logit, temperature, run,
                                        need_dx, False, n_threads)
     return (torch.from_numpy(dx) if need_dx else None), dp
@@ -59,7 +59,7 @@ def linear_backward(grad_out, x, weight, p_logit, temperature, key, block, needs
         G = grad_out.mm(weight)                      # new and contiguous: its memory takes dx
         g_np = G.numpy()
         xt_np = np.empty_like(g_np) if need_dw else None
-        with kernel_call(("concrete_linear_backward", g_np.size, g_np.dtype.char), g_np.size) as n_threads:
+        with kernel_call("concrete_linear_backward", g_np) as n_threads:
             _, _, dp = _concrete.backward(g_np, as_array(x), g_np if need_dx else None, xt_np, key, block,
                                           p_logit, temperature, 1, need_dx, need_dw, n_threads)
         dx = G if need_dx else None

@@ -135,12 +135,12 @@ def dropout_forward(x, keep_prob, noise_shape, source, out=None):
         words = np.empty(n_words(n_mask), dtype=np.uint64)
         y_np = np.empty_like(x_np) if y_np is None else y_np
         _dropout.draw_words(key, block, threshold, words, n_mask)
-        with kernel_call(("dropout_broadcast", x_np.size, x_np.dtype.char), x_np.size) as n_threads:
+        with kernel_call("dropout_broadcast", x_np) as n_threads:
             _dropout.apply_broadcast(x_np.ravel(), words, x_np.shape, tuple(noise_shape), scale, y_np.ravel(),
                                      n_threads)
     else:
         key, block = position(source, x_np.size)
-        with kernel_call(("dropout", x_np.size, x_np.dtype.char), x_np.size) as n_threads:
+        with kernel_call("dropout", x_np) as n_threads:
             y_np, words = _dropout.forward(x_np, y_np, None, key, block, threshold, scale, n_threads)
     if out is not None:
         return out, words
@@ -162,11 +162,11 @@ def apply_mask(grad, words, keep_prob, noise_shape, out=None):
     scale = 1.0 / keep_prob
     if _broadcasts(noise_shape, g_np.shape):
         out_np = np.empty_like(g_np) if out_np is None else out_np
-        with kernel_call(("apply_broadcast", g_np.size, g_np.dtype.char), g_np.size) as n_threads:
+        with kernel_call("apply_broadcast", g_np) as n_threads:
             _dropout.apply_broadcast(g_np.ravel(), words, g_np.shape, tuple(noise_shape), scale, out_np.ravel(),
                                      n_threads)
     else:
-        with kernel_call(("apply", g_np.size, g_np.dtype.char), g_np.size) as n_threads:
+        with kernel_call("apply", g_np) as n_threads:
             out_np = _dropout.apply(g_np, words, scale, out_np, n_threads)
     if out is not None:
         return out

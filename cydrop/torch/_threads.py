@@ -65,17 +65,17 @@ def kernel_threads():
 
 
 @contextlib.contextmanager
-def kernel_call(kind, numel):
+def kernel_call(op, a):
     """Context manager giving the thread count (``kernel_threads``) for a
-    kernel call of this kind (an op, a size and a dtype) over numel
-    elements, and running its passes on the route this kind measured faster
+    call of kernel ``op`` over the NumPy array ``a``, and running its passes
+    on the route that calls of this op, size and dtype measured faster
     (cydrop._threads.Routes): cydrop's pool, or torch's OpenMP team when
     cydrop shares torch's runtime."""
     n_threads = kernel_threads()
-    if n_threads < 2 or numel <= PARALLEL_ELEMENTS or not shares_openmp_runtime():
+    if n_threads < 2 or a.size <= PARALLEL_ELEMENTS or not shares_openmp_runtime():
         yield n_threads
         return
-    with openmp_routes.route((n_threads, kind)) as on_pool:
+    with openmp_routes.route((n_threads, op, a.size, a.dtype.char)) as on_pool:
         if on_pool:
             yield n_threads
             return
