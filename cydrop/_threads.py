@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from . import _openmp
+from ._load import OtherLoad
 from ._validation import check_positive_int
 
 _n_threads = None  # set by set_num_threads; None follows OpenMP's own setting (see thread_setting)
@@ -211,6 +212,11 @@ class Routes:
     a busy machine cost a time slice per call, after WINDOW calls on it. The
     thread count is part of the kind; on one thread there is nothing to
     choose (``gemm_route``).
+
+    No trial leaves the pool while other processes hold the cores its
+    threads would need (``load``, a cydrop._load.OtherLoad: /proc/stat on
+    Linux): there the other threads' barriers wait a time slice each, and
+    one trial epoch costs seconds (benchmarks/epochs_beside_busy_processes.py).
     """
 
     WINDOW = 5
@@ -221,8 +227,10 @@ class Routes:
     REVISIT_SECONDS = 2.0
     MAX_REVISIT_SECONDS = 64.0
 
-    def __init__(self):
+    def __init__(self, load=None):
         self._kinds = {}
+        # trials off the pool wait while other processes hold the cores (_load)
+        self.load = load if load is not None else OtherLoad()
         # several Python threads may call kernels of one kind at once
         self._lock = threading.Lock()
 
@@ -239,6 +247,7 @@ class Routes:
             if record is None:
                 record = self._kinds[kind] = _RouteRecord(self)
             on_pool = record.choose()
+        self.load.sample()
         start = time.perf_counter()
         yield on_pool
         seconds = time.perf_counter() - start
@@ -309,6 +318,10 @@ class _RouteRecord:
                 self.trial_left = self.routes.TRIAL
             elif self.calls >= self.wait_calls and time.monotonic() - self.since >= self.interval:
                 self.trial_left = self.routes.TRIAL
+            if self.trial_left and self.current and not self.routes.load.leaves_cores(get_num_threads()):
+                # the other threads would wait at their barriers for cores
+                # other processes hold: no trial, asked again as after a call
+                self.trial_left, self.calls, self.since = 0, 0, time.monotonic()
             if self.trial_left:
                 self.times[not self.current].clear()
         return self.current if not self.trial_left else not self.current

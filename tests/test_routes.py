@@ -29,10 +29,24 @@ class Clock:
         return self.now
 
 
+class Load:
+    """cydrop._load.OtherLoad as the test sets it: free cores or not."""
+
+    def __init__(self):
+        self.free = True
+
+    def sample(self):
+        pass
+
+    def leaves_cores(self, n_threads):
+        return self.free
+
+
 @pytest.fixture
 def clock(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(_threads, "time", clock)
+    monkeypatch.setattr(_threads, "OtherLoad", Load)    # Routes() sees free cores unless a test says not
     return clock
 
 
@@ -296,3 +310,23 @@ def test_a_call_begun_before_a_trial_moved_the_kind_is_no_trial_call(clock):
     routes._kinds["k"].add(POOL, 0.0009)
     # the kind goes on as before: on BLAS, no trial under way
     assert calls(routes, clock, seconds, routes.REVISIT) == [BLAS] * routes.REVISIT
+
+
+def test_no_trial_leaves_the_pool_while_other_processes_hold_the_cores(clock):
+    routes = _threads.Routes()
+    seconds = {POOL: 0.002, BLAS: 0.001}
+    routes.load.free = False
+    assert calls(routes, clock, seconds, 4 * routes.FIRST_TRIAL) == [POOL] * (4 * routes.FIRST_TRIAL)
+    routes.load.free = True          # the others stopped: the trial comes at the next point it is asked for
+    taken = calls(routes, clock, seconds, routes.FIRST_TRIAL + routes.TRIAL)
+    assert taken[-routes.TRIAL:] == [BLAS] * routes.TRIAL and routes.routes() == {"k": BLAS}
+
+
+def test_a_busy_machine_does_not_keep_a_kind_off_the_pool(clock):
+    # the way back to the pool is always open: the pool is the route a busy machine needs
+    routes = _threads.Routes()
+    calls(routes, clock, {POOL: 0.002, BLAS: 0.001}, routes.FIRST_TRIAL + routes.TRIAL)
+    assert routes.routes() == {"k": BLAS}
+    routes.load.free = False
+    taken = calls(routes, clock, {POOL: 0.002, BLAS: 0.010}, 1 + routes.TRIAL)   # BLAS's barriers wait now
+    assert taken == [BLAS] + [POOL] * routes.TRIAL and routes.routes() == {"k": POOL}
