@@ -24,7 +24,8 @@ typedef struct {
     int pow_n;                                /* the power path: pow_n >= 0 */
     int32_t pow_shift;
     CYD_T pow_scale;
-    int path;                                 /* 0 series, 1 powers, 2 powers and a square root */
+    int path;                                 /* 0 series, 1 powers, 2 powers and a square root,
+                                                 3 powers with 1/t = 10 (t = 0.1, the default) */
 } CYD_NAME(cyd_scalars);
 
 CYD_INLINE
@@ -38,7 +39,7 @@ CYD_NAME(cyd_scalars) CYD_NAME(cyd_round_scalars)(const cyd_concrete *c)
     s.pow_n = c->pow_n;
     s.pow_shift = c->pow_shift;
     s.pow_scale = (CYD_T)c->pow_scale;
-    s.path = c->pow_n < 0 ? 0 : 1 + c->pow_half;
+    s.path = c->pow_n < 0 ? 0 : c->pow_n == 10 && !c->pow_half ? 3 : 1 + c->pow_half;
     return s;
 }
 
@@ -48,6 +49,11 @@ CYD_INLINE void CYD_NAME(cyd_noise_lanes)(const uint32_t *U, const CYD_NAME(cyd_
 {
     if (path == 0)
         CYD_NOISE(U, s->a_log2e, s->inv_t, w, z);
+    else if (path == 3)
+        /* the same arithmetic with n a constant: the factors of 1 that the
+         * masks choose fold away (x * 1 is exact: the same bits), and the
+         * pass runs a fifth faster */
+        CYD_NOISE_POW(U, 10, 0, s->pow_scale, s->pow_shift, w, z);
     else
         CYD_NOISE_POW(U, s->pow_n, path == 2, s->pow_scale, s->pow_shift, w, z);
 }
@@ -144,8 +150,10 @@ CYD_INLINE void CYD_NAME(cyd_pass)(const cyd_concrete *c, uint64_t block0, size_
             CYD_NAME(cyd_blocks)(c->key, block0, n_full, &s, full, step, acc, pass, 0);
         else if (s.path == 1)
             CYD_NAME(cyd_blocks)(c->key, block0, n_full, &s, full, step, acc, pass, 1);
-        else
+        else if (s.path == 2)
             CYD_NAME(cyd_blocks)(c->key, block0, n_full, &s, full, step, acc, pass, 2);
+        else
+            CYD_NAME(cyd_blocks)(c->key, block0, n_full, &s, full, step, acc, pass, 3);
     }
     if (!rest)
         return;
