@@ -342,12 +342,21 @@ cdef void prior_terms(double square_sum, Py_ssize_t n_inputs, double p_logit, do
 
 
 cdef double sum_of_squares(const floating *W, Py_ssize_t n) noexcept nogil:
-    """||W||^2 in double."""
-    cdef double total = 0
-    cdef Py_ssize_t e
-    for e in range(n):
-        total += <double>W[e] * <double>W[e]
-    return total
+    """||W||^2 in double, element e added to partial sum e % 8, the 8 then
+    added in a fixed tree. Why 8: one running sum is one chain of dependent
+    additions (no reordering under the strict IEEE the extensions build
+    with), which at every batch of the demo network learning keep_prob
+    made its epoch 82 ms against 71 ms with 8 chains side by side."""
+    cdef double acc[8]
+    cdef Py_ssize_t e, j, n8 = n - n % 8
+    for j in range(8):
+        acc[j] = 0
+    for e in range(0, n8, 8):
+        for j in range(8):
+            acc[j] += <double>W[e + j] * <double>W[e + j]
+    for e in range(n8, n):
+        acc[e - n8] += <double>W[e] * <double>W[e]
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 
 
 cdef double train_epoch_kernel(NetC *net, const floating *X, const floating *Y,
