@@ -49,7 +49,8 @@ def add_parser(subparsers):
                    help="the longer schedule of --extended (default: 2.5 x the epochs)")
     p.add_argument("--learn", action="store_true",
                    help="also the learned column: per split one network whose keep_prob is learned "
-                        "(Concrete dropout) on the fit rows, tau fitted on the validation rows, no grid")
+                        "(Concrete dropout) on the fit rows, the weights of the lowest validation loss kept, "
+                        "tau fitted on the validation rows, no grid")
     p.add_argument("--learn-only", action="store_true",
                    help="the learned column alone (implies --learn; no grid, no published-protocol column)")
     p.add_argument("--jobs", type=int, default=_available_cpus(),
@@ -376,7 +377,7 @@ def _print_table(results, extended, legend=True):
         print("(mean ± standard error over the splits"
               + (", each split averaged over the repeats" if any(r["repeats"] > 1 for _, r in results) else "")
               + "; published: Gal & Ghahramani 2016, 20 splits"
-              + ("; learn: keep_prob learned, tau fitted on the validation rows, one training per split"
+              + ("; learn: keep_prob learned, best weights and tau on the validation rows, one training per split"
                  if learn else "") + ")")
 
 
