@@ -3,9 +3,10 @@ this one, in cores, from Linux's ``/proc/stat``.
 
 ``Routes`` (cydrop._threads) asks before it tries another library's threads:
 their barriers wait for every thread, so while other processes hold the
-cores those threads need, one trial call costs many time slices (a trial
-epoch of the demo network takes seconds, the pool's a tenth of one:
-benchmarks/epochs_beside_busy_processes.py), and the trial is bound to lose. Elsewhere than Linux nothing is read and the machine counts as idle.
+cores those threads need, one trial call costs many time slices (beside as
+many busy processes as cores, a trial epoch of the demo network took 3.7-3.9
+s, the pool's about 0.1 s: benchmarks/epochs_beside_busy_processes.py), and
+the trial is bound to lose. Elsewhere than Linux nothing is read and the machine counts as idle.
 """
 import os
 import time

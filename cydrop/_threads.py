@@ -216,7 +216,7 @@ class Routes:
     No trial leaves the pool while other processes hold the cores its
     threads would need (``load``, a cydrop._load.OtherLoad: /proc/stat on
     Linux): there the other threads' barriers wait a time slice each, and
-    one trial epoch costs seconds (benchmarks/epochs_beside_busy_processes.py).
+    one trial epoch took seconds (benchmarks/epochs_beside_busy_processes.py).
     """
 
     WINDOW = 5
