@@ -6,7 +6,8 @@ their barriers wait for every thread, so while other processes hold the
 cores those threads need, one trial call costs many time slices (beside as
 many busy processes as cores, a trial epoch of the demo network took 3.7-3.9
 s, the pool's about 0.1 s: benchmarks/epochs_beside_busy_processes.py), and
-the trial is bound to lose. Elsewhere than Linux nothing is read and the machine counts as idle.
+the trial is bound to lose. Elsewhere than Linux nothing is read and the
+machine counts as idle.
 """
 import os
 import time

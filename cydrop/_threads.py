@@ -246,8 +246,8 @@ class Routes:
             record = self._kinds.get(kind)
             if record is None:
                 record = self._kinds[kind] = _RouteRecord(self)
+            self.load.sample()     # under the lock: OtherLoad keeps one reading window
             on_pool = record.choose()
-        self.load.sample()
         start = time.perf_counter()
         yield on_pool
         seconds = time.perf_counter() - start
