@@ -51,8 +51,8 @@ CYD_INLINE void CYD_NAME(cyd_noise_lanes)(const uint32_t *U, const CYD_NAME(cyd_
         CYD_NOISE(U, s->a_log2e, s->inv_t, w, z);
     else if (path == 3)
         /* the same arithmetic with n a constant: the factors of 1 that the
-         * masks choose fold away (x * 1 is exact: the same bits), and the
-         * passes run 12-15% faster on one thread */
+         * masks choose fold away (x * 1 is exact: the same bits), and with
+         * them a fifth of the block's vector operations */
         CYD_NOISE_POW(U, 10, 0, s->pow_scale, s->pow_shift, w, z);
     else
         CYD_NOISE_POW(U, s->pow_n, path == 2, s->pow_scale, s->pow_shift, w, z);
