@@ -52,7 +52,7 @@ CYD_INLINE void CYD_NAME(cyd_noise_lanes)(const uint32_t *U, const CYD_NAME(cyd_
     else if (path == 3)
         /* the same arithmetic with n a constant: the factors of 1 that the
          * masks choose fold away (x * 1 is exact: the same bits), and with
-         * them a fifth of the block's vector operations */
+         * them about a fifth of the noise's vector operations */
         CYD_NOISE_POW(U, 10, 0, s->pow_scale, s->pow_shift, w, z);
     else
         CYD_NOISE_POW(U, s->pow_n, path == 2, s->pow_scale, s->pow_shift, w, z);
