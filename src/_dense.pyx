@@ -14,8 +14,9 @@ Threads (cydrop._threads.gemm_route): with ``blocked`` the GEMMs run as
 fixed blocks on cydrop's thread pool (blas.pxd: gemm_blocked), each a
 single-threaded BLAS call, so that results do not depend on the thread
 count; without it each is one call of the same BLAS routine on the BLAS's
-own threads (blas.pxd: gemm_on_route). The element-wise passes run on the pool in both, cut so that each
-output element is computed by one thread in a fixed order.
+own threads (blas.pxd: gemm_on_route). The element-wise passes run on the
+pool in both, cut so that each output element is computed by one thread in a
+fixed order.
 """
 from cython cimport floating
 from libc.stdint cimport uint64_t

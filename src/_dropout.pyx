@@ -31,6 +31,11 @@ load_pool()
 cdef enum:
     MAX_DIMS = 64
 
+# Passes over more elements than this may run on several threads (dropout.pxd
+# team_size; the concrete passes share the rule): for Python callers that
+# choose a route only for calls that have one to choose.
+PARALLEL_ELEMENTS = dropout.SERIAL_CHUNKS * dropout.CHUNK
+
 
 cdef int check_lengths(Py_ssize_t n_x, Py_ssize_t n_y, Py_ssize_t n_words_given,
                        Py_ssize_t n_mask) except -1:

@@ -18,8 +18,8 @@ waits at its closing barrier for threads the scheduler has not run.
 By default the kernels follow ``torch.get_num_threads()`` when the runtime
 is shared (never more threads than torch's), and run on the calling thread
 when it is not. Arrays of at most 32k elements run on the calling thread
-either way (the kernels' own rule: waking threads costs more). ``cydrop.set_num_threads(n)`` caps them at
-``min(n, torch.get_num_threads())``. Masks are the same whatever the thread
+either way (the kernels' own rule: waking threads costs more).
+``cydrop.set_num_threads(n)`` caps them at ``min(n, torch.get_num_threads())``. Masks are the same whatever the thread
 count. The measurement behind the choice is in
 benchmarks/results/torch/threads-*.md (docs: user_guide/pytorch.rst).
 """
@@ -29,11 +29,10 @@ import functools
 
 import torch
 
-from .. import _openmp, _pool, _threads
+from .. import _dropout, _openmp, _pool, _threads
 
-# The passes of arrays of more elements than this may run on several threads
-# (src/dropout.pxd SERIAL_CHUNKS); smaller calls are not measured.
-PARALLEL_ELEMENTS = 8 * 4096
+# Smaller calls run on the calling thread whatever the route: not measured.
+PARALLEL_ELEMENTS = _dropout.PARALLEL_ELEMENTS
 
 # The route of each kind of parallel call: cydrop's pool, or torch's OpenMP team.
 openmp_routes = _threads.Routes()
