@@ -5,25 +5,18 @@ real run is minutes: see its docstring).
 Not a timed test, and it judges no floor: it checks that the runs are
 interleaved, and that the summary is the runs' medians, ranges and ratios,
 written with the meta every result file needs."""
-import importlib.util
 import json
-import os
 
 import pytest
 
-pytest.importorskip("mnist1d", reason="the benchmark trains on MNIST-1D")
+import bench_scripts
 
-PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
-                    "learn_vs_search.py")
+pytest.importorskip("mnist1d", reason="the benchmark trains on MNIST-1D")
 
 
 @pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(os.path.dirname(PATH))  # its `from _common import ...`
-    spec = importlib.util.spec_from_file_location("learn_vs_search", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench():
+    return bench_scripts.load("learn_vs_search")
 
 
 def test_runs_interleave_and_the_summary_is_their_medians_and_ratio(bench, tmp_path, capsys, monkeypatch):

@@ -3,22 +3,17 @@ and the busy processes stubbed (the real run needs the machine to itself).
 
 Not a timed test, and it judges no floor."""
 import contextlib
-import importlib.util
-import os
 
 import pytest
 
 import cydrop
 
-PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "load_limit.py")
+import bench_scripts
 
 
 @pytest.fixture
 def bench():
-    spec = importlib.util.spec_from_file_location("load_limit", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_scripts.load("load_limit")
 
 
 def test_each_block_is_its_p90_over_the_quiet_median(bench, monkeypatch, capsys):

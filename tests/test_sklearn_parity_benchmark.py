@@ -4,24 +4,19 @@ code path on the smallest settings (the full run is minutes: see its docstring).
 Not a timed test, and it judges no floor: one seed at two epochs says nothing
 about training; it checks that the report is built, printed and written as the
 script says, and that each difference is the two columns' difference."""
-import importlib.util
 import json
-import os
 
 import pytest
+
+import bench_scripts
 
 pytest.importorskip("sklearn")
 pytest.importorskip("dask_ml")
 
-PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "sklearn_parity.py")
-
 
 @pytest.fixture(scope="module")
 def parity():
-    spec = importlib.util.spec_from_file_location("sklearn_parity", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_scripts.load("sklearn_parity")
 
 
 def test_every_dataset_loads_split_and_standardised(parity):

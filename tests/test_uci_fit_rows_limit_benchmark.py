@@ -5,26 +5,19 @@ wiring the figures depend on: which candidate each split retrains, on which
 rows, with which seed, and how the table judges the bounds.
 
 Not a timed test, and it judges no floor."""
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
 
 from cydrop.apps import uci_protocol
 
-PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
-                    "uci_fit_rows_limit.py")
+import bench_scripts
 
 
 @pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(os.path.dirname(PATH))  # its `from _common import ...`
-    spec = importlib.util.spec_from_file_location("uci_fit_rows_limit", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench():
+    return bench_scripts.load("uci_fit_rows_limit")
 
 
 def _dataset():
