@@ -209,9 +209,10 @@ class Routes:
     the current route runs SLOWER times slower than the other ran at the last
     trial (the machine got busy, or the other threads woke up), the next
     trial comes early: after one such call off the pool, whose barriers make
-    a busy machine cost a time slice per call, after WINDOW calls on it. The
-    thread count is part of the kind; on one thread there is nothing to
-    choose (``gemm_route``).
+    a busy machine cost a time slice per call, after WINDOW calls on it; and
+    the trial is judged against the calls that slowed down. The thread count
+    is part of the kind; on one thread there is nothing to choose
+    (``gemm_route``).
 
     No trial leaves the pool while other processes hold the cores its
     threads would need (``load``, a cydrop._load.OtherLoad: /proc/stat on
@@ -312,8 +313,12 @@ class _RouteRecord:
     def choose(self):
         if not self.trial_left:
             if self.slowed_down():
-                # judge the trial against the calls that slowed down, not the older ones
-                recent = list(self.times[self.current])[-min(self.calls, self.routes.WINDOW):]
+                # judge the trial against the calls that slowed down, not the
+                # older ones: off the pool the one call that did (a window
+                # holding calls from before the machine got busy would make
+                # the trial lose to them), on the pool the window's
+                slowed = 1 if not self.current else min(self.calls, self.routes.WINDOW)
+                recent = list(self.times[self.current])[-slowed:]
                 self.times[self.current] = collections.deque(recent, maxlen=self.routes.WINDOW)
                 self.trial_left = self.routes.TRIAL
             elif self.calls >= self.wait_calls and time.monotonic() - self.since >= self.interval:

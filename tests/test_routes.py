@@ -132,6 +132,15 @@ def test_a_route_that_slows_down_past_the_other_is_tried_again_early(clock):
     assert taken == [POOL] * routes.WINDOW
     slow = calls(routes, clock, {POOL: 0.012, BLAS: 0.004}, routes.WINDOW + routes.TRIAL)
     assert slow[-routes.TRIAL:] == [BLAS] * routes.TRIAL
+    # the machine gets busy long after the last trial: the trial is judged
+    # against the BLAS call that slowed down, not against the quiet calls
+    # before it, so the pool wins at once
+    routes.reset()
+    calls(routes, clock, {POOL: 0.002, BLAS: 0.001}, routes.FIRST_TRIAL + routes.TRIAL)   # to BLAS
+    calls(routes, clock, {POOL: 0.002, BLAS: 0.001}, 3 * routes.WINDOW)
+    taken = calls(routes, clock, busy, 1 + routes.TRIAL + routes.WINDOW)
+    assert taken == [BLAS] + [POOL] * (routes.TRIAL + routes.WINDOW)
+    assert routes.routes() == {"k": POOL}
     # a steady 10 percent difference triggers no early trial
     routes.reset()
     calls(routes, clock, {POOL: 0.0025, BLAS: 0.0023 * 1.2}, routes.FIRST_TRIAL + routes.TRIAL)  # BLAS loses
