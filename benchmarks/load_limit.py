@@ -24,7 +24,6 @@ its own during the block, whatever the call does.
     python benchmarks/load_limit.py --rounds 12
 """
 import argparse
-import sys
 
 import numpy as np
 
@@ -45,10 +44,10 @@ def main(argv=None):
     x = np.random.default_rng(0).standard_normal((1024, 4096), dtype=np.float32)
     gen = cydrop.Generator(1)
     _, mask = cydrop.dropout(x, 0.8, seed=gen)
-    cases = {"x.copy()": (x.copy, (1,))}
+    cases = {"x.copy()": (x.copy, 1)}   # name: (call, threads)
     for threads in sorted({1, cores, 2 * cores}):
-        cases[f"cydrop.dropout, {threads} thread(s)"] = (lambda: cydrop.dropout(x, 0.8, seed=gen), (threads,))
-    cases[f"cydrop.dropout_backward, {cores} thread(s)"] = (lambda: cydrop.dropout_backward(x, mask), (cores,))
+        cases[f"cydrop.dropout, {threads} thread(s)"] = (lambda: cydrop.dropout(x, 0.8, seed=gen), threads)
+    cases[f"cydrop.dropout_backward, {cores} thread(s)"] = (lambda: cydrop.dropout_backward(x, mask), cores)
     previous = cydrop.get_num_threads()
     try:
         quiet = {}
@@ -59,7 +58,7 @@ def main(argv=None):
         with busy_processes(busy):
             for r in range(args.rounds):
                 order = list(cases.items())
-                for name, (fn, (threads,)) in (order if r % 2 == 0 else order[::-1]):
+                for name, (fn, threads) in (order if r % 2 == 0 else order[::-1]):
                     cydrop.set_num_threads(threads)
                     ratios[name].append(float(np.percentile(_time_calls(fn, args.calls), 90)) / quiet[name])
     finally:
@@ -72,7 +71,6 @@ def main(argv=None):
         print(f"{name:<{width}}  quiet {quiet[name] * 1e3:.2f} ms  median {np.median(v):.2f} "
               f"[{v.min():.2f}-{v.max():.2f}]  blocks within the floor {int((v <= FLOOR_RATIO).sum())}/{len(v)}  "
               f"all: {' '.join(f'{a:.2f}' for a in v)}")
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":
