@@ -68,11 +68,11 @@ def run_dataset(ds, cfg, run):
         # the protocol's retrain (its seed role), and the grid phase's own network of the choice
         finals.append((ds["X"], ds["y"], train, test, k, best, uci_protocol._RETRAIN, cfg))
         finals.append((ds["X"], ds["y"], fit_rows, test, k, best, best, cfg))
-    rows = list(run(_final_task, finals))
-    grid_seconds = time.perf_counter() - start
+    scored = list(run(_final_task, finals))
+    grid_seconds = time.perf_counter() - start   # the grid phase and both trainings of each split's choice
     learned = list(run(uci_protocol.learn_task, [(ds["X"], ds["y"], train, test, 0, k, cfg)
                                                  for k, (train, test) in enumerate(splits)]))
-    per_column = {COLUMNS[0]: rows[0::2], COLUMNS[1]: rows[1::2], COLUMNS[2]: learned}
+    per_column = {COLUMNS[0]: scored[0::2], COLUMNS[1]: scored[1::2], COLUMNS[2]: learned}
     out = {"name": ds["name"], "published": ds["published"], "grid_seconds": grid_seconds, "columns": {}}
     for name, column in per_column.items():
         rmse, rmse_se = _mean_se([r["rmse"] for r in column])
@@ -128,7 +128,7 @@ def main(argv=None):
             print("\n".join(table(results[-1:])), flush=True)
             if args.json:
                 summary = [f"{args.splits} splits, {args.mc_samples} MC passes; mean ± standard error over the "
-                           "splits, the bounds of issue 27's floor in brackets.", ""] + table(results)
+                           "splits, the bounds of issue 27's floor in parentheses.", ""] + table(results)
                 with open(args.json, "w") as f:
                     json.dump({"meta": result_meta("uci_fit_rows_limit.py", argv), "title": TITLE, "summary": summary,
                                "splits": args.splits, "mc_samples": args.mc_samples, "datasets": results}, f,
