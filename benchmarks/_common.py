@@ -41,3 +41,20 @@ def result_meta(script, argv=None, note=None):
     if note:
         meta["note"] = note
     return meta
+
+
+def record_routes():
+    """A list that gets "P" (cydrop's pool) or "B" (the other library's
+    threads) for every routed call from now on (cydrop._threads.Routes), for
+    scripts that print the route of each epoch."""
+    from cydrop import _threads
+
+    taken = []
+    add = _threads._RouteRecord.add
+
+    def record(self, on_pool, seconds):
+        taken.append("P" if on_pool else "B")
+        return add(self, on_pool, seconds)
+
+    _threads._RouteRecord.add = record
+    return taken

@@ -29,19 +29,13 @@ def one_run(check):
     import numpy as np
 
     import cydrop
+    from _common import record_routes
     from cydrop import _threads
     from cydrop.apps import demo
 
     if not check:
         _threads.gemm_routes.load.leaves_cores = lambda n_threads: True
-    taken = []
-    add = _threads._RouteRecord.add
-
-    def record(self, on_pool, seconds):
-        taken.append("P" if on_pool else "B")
-        return add(self, on_pool, seconds)
-
-    _threads._RouteRecord.add = record
+    taken = record_routes()
     cydrop.set_num_threads(2)
     x, y, _, _ = demo.load_mnist1d()
     net = cydrop.MLP([40, 512, 512, 10], keep_prob=[1.0, 0.5, 0.5], seed=0)
@@ -62,11 +56,10 @@ def main():
     if args.one:
         print(json.dumps(one_run(args.one == "on")))
         return
-    spin = "import time\nend = time.time() + 3600\nwhile time.time() < end: pass"
-    busy = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(args.busy)]
+    from cydrop.apps.bench.load import busy_processes
+
     totals = {True: [], False: []}
-    try:
-        time.sleep(1.0)
+    with busy_processes(args.busy):
         for _ in range(args.rounds):
             for check in (True, False):
                 out = subprocess.run([sys.executable, __file__, "--one", "on" if check else "off"],
@@ -76,9 +69,6 @@ def main():
                 totals[check].append(total)
                 print(f"load check {'on ' if check else 'off'}: 30 epochs {total:.2f} s, slowest "
                       f"{max(run['epochs_ms']):.0f} ms, routes {run['routes']}")
-    finally:
-        for p in busy:
-            p.kill()
     for check in (True, False):
         t = totals[check]
         print(f"load check {'on ' if check else 'off'}: total median {statistics.median(t):.2f} s "

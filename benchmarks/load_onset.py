@@ -29,18 +29,11 @@ def one_run(n_quiet, n_loaded):
     import numpy as np
 
     import cydrop
-    from cydrop import _threads
+    from _common import record_routes
     from cydrop.apps import demo
     from cydrop.apps.bench.load import busy_processes, n_cores
 
-    taken = []
-    add = _threads._RouteRecord.add
-
-    def record(self, on_pool, seconds):
-        taken.append("P" if on_pool else "B")
-        return add(self, on_pool, seconds)
-
-    _threads._RouteRecord.add = record
+    taken = record_routes()
     cores = n_cores()
     cydrop.set_num_threads(cores)
     x, y, _, _ = demo.load_mnist1d()
