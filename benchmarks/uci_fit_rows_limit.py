@@ -1,4 +1,4 @@
-"""What holding out the validation rows costs: the grid's choice trained on the fit rows only.
+"""What holding out the validation rows costs: the grid's choice trained on the fit rows only, and the learned column trained again on all rows.
 
 Issue 27 asks the learned column of ``cydrop uci --learn`` for ONE training
 per split, its choices (early stopping, tau) made on validation rows. Those
@@ -14,10 +14,17 @@ same splits and in one run, per dataset:
   rows has to be;
 - ``learned``: the learned column (``uci_protocol.learn_task``, one training
   on the fit rows);
+- ``learned, again on all rows``: a second training, as the grid's retrain:
+  a new learned network (the retrain's seed) trained on every training row
+  for the epochs whose weights the learned column kept, scored at the tau
+  the learned column fitted (the grid's retrain, too, keeps the tau chosen
+  on the validation rows). Whether a retrain would close the gap.
 
 each as MC RMSE and test log-likelihood, mean and standard error over the
 splits, beside the bounds of issue 27's floor (the published mean + 1 SE for
-RMSE, - 1 SE for log-likelihood). The test rows choose nothing.
+RMSE, - 1 SE for log-likelihood), and the seconds of each: the grid's
+(its phase of 12 trainings and the retrain, as ``cydrop uci``), the
+learned column's and its second training's. The test rows choose nothing.
 
     python benchmarks/uci_fit_rows_limit.py --splits 20 --jobs 2 \\
         --json benchmarks/results/uci/learn/fit-rows-limit.json
@@ -34,7 +41,7 @@ from _common import result_meta
 from cydrop.apps import uci_protocol
 from cydrop.apps.uci import SHIPPED_DIR, load_dataset
 
-COLUMNS = ("grid, all rows", "grid, fit rows", "learned")
+COLUMNS = ("grid, all rows", "grid, fit rows", "learned", "learned, again on all rows")
 
 
 def _final_task(args):
@@ -46,6 +53,20 @@ def _final_task(args):
                                                    uci_protocol._network_seed(cfg["seed"], 0, k, role))
     rmse_mc, _, (ll,) = uci_protocol._test_scores(y[test], samples, plain, [tau])
     return {"split": k, "dropout_rate": rate, "tau": tau, "rmse": rmse_mc, "test_ll": ll}
+
+
+def _learned_again_task(args):
+    """Split k's learned network trained again, on all its training rows, for
+    ``epochs`` (the learned column's kept epoch), scored at the learned
+    column's fitted tau."""
+    X, y, train, test, k, epochs, tau, cfg = args
+    net, scale, _ = uci_protocol._train(X[train], y[train], "learn", 0.0, epochs, cfg,
+                                        uci_protocol._network_seed(cfg["seed"], 0, k, uci_protocol._RETRAIN),
+                                        target_std=1 / uci_protocol.LEARN_PRIOR_NOISE)
+    samples, plain = uci_protocol._sample(net, scale, X[test], cfg)
+    rmse_mc, _, (ll,) = uci_protocol._test_scores(y[test], samples, plain, [tau])
+    return {"split": k, "epochs": epochs, "tau": tau, "keep_prob": [float(v) for v in net.keep_prob_],
+            "rmse": rmse_mc, "test_ll": ll}
 
 
 def _mean_se(values):
@@ -61,19 +82,25 @@ def run_dataset(ds, cfg, run):
     tasks = [(ds["X"], ds["y"], train, 0, k, c, cfg) for k, (train, _) in enumerate(splits) for c in range(n_cand)]
     for _, k, c, ll, _ in run(uci_protocol.candidate_task, tasks):
         scores[k, c] = ll
-    finals = []
-    for k, (train, test) in enumerate(splits):
-        best = max(range(n_cand), key=lambda c: scores[k, c])
-        fit_rows = train[:int(0.8 * len(train))]
-        # the protocol's retrain (its seed role), and the grid phase's own network of the choice
-        finals.append((ds["X"], ds["y"], train, test, k, best, uci_protocol._RETRAIN, cfg))
-        finals.append((ds["X"], ds["y"], fit_rows, test, k, best, best, cfg))
-    scored = list(run(_final_task, finals))
-    grid_seconds = time.perf_counter() - start   # the grid phase and both trainings of each split's choice
+    best = [max(range(n_cand), key=lambda c: scores[k, c]) for k in range(len(splits))]
+    # the protocol's retrain (its seed role)
+    retrained = list(run(_final_task, [(ds["X"], ds["y"], train, test, k, best[k], uci_protocol._RETRAIN, cfg)
+                                       for k, (train, test) in enumerate(splits)]))
+    grid_seconds = time.perf_counter() - start
+    # the grid phase's own network of the choice, on the fit rows
+    fit_only = list(run(_final_task, [(ds["X"], ds["y"], train[:int(0.8 * len(train))], test, k, best[k], best[k],
+                                       cfg) for k, (train, test) in enumerate(splits)]))
+    start = time.perf_counter()
     learned = list(run(uci_protocol.learn_task, [(ds["X"], ds["y"], train, test, 0, k, cfg)
                                                  for k, (train, test) in enumerate(splits)]))
-    per_column = {COLUMNS[0]: scored[0::2], COLUMNS[1]: scored[1::2], COLUMNS[2]: learned}
-    out = {"name": ds["name"], "published": ds["published"], "grid_seconds": grid_seconds, "columns": {}}
+    learned_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    again = list(run(_learned_again_task, [(ds["X"], ds["y"], train, test, k, row["best_epoch"], row["tau_fitted"], cfg)
+                                           for (train, test), k, row in zip(splits, range(len(splits)), learned)]))
+    again_seconds = time.perf_counter() - start
+    per_column = {COLUMNS[0]: retrained, COLUMNS[1]: fit_only, COLUMNS[2]: learned, COLUMNS[3]: again}
+    out = {"name": ds["name"], "published": ds["published"], "grid_seconds": grid_seconds,
+           "learned_seconds": learned_seconds, "again_seconds": again_seconds, "columns": {}}
     for name, column in per_column.items():
         rmse, rmse_se = _mean_se([r["rmse"] for r in column])
         ll, ll_se = _mean_se([r["test_ll"] for r in column])
@@ -88,13 +115,26 @@ def _bounds(published):
     return published["rmse"] + published["rmse_se"], published["test_ll"] - published["test_ll_se"]
 
 
-TITLE = "What holding out the validation rows costs: the UCI grid's choice trained on the fit rows only"
+TITLE = ("What holding out the validation rows costs: the UCI grid's choice trained on the fit rows only, "
+         "and the learned column trained again on all rows")
+
+
+def _seconds(res, name):
+    """The column's training seconds and their ratio to the grid's, as the table prints them."""
+    grid = res.get("grid_seconds")
+    seconds = {COLUMNS[0]: grid, COLUMNS[2]: res.get("learned_seconds")}
+    if res.get("learned_seconds") is not None and res.get("again_seconds") is not None:
+        seconds[COLUMNS[3]] = res["learned_seconds"] + res["again_seconds"]
+    value = seconds.get(name)
+    if value is None:
+        return ""
+    return f"{value:.1f}" if name == COLUMNS[0] or not grid else f"{value:.1f} ({value / grid:.2f})"
 
 
 def table(results):
     """The Markdown table of the results (the JSON file's ``summary``, as printed)."""
-    lines = ["| dataset | column | MC RMSE | within bound | test LL | within bound |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| dataset | column | MC RMSE | within bound | test LL | within bound | seconds (of the grid's) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for res in results:
         rmse_bound, ll_bound = _bounds(res["published"])
         for name, col in res["columns"].items():
@@ -103,7 +143,8 @@ def table(results):
             bound_r = "" if rmse_bound is None else f" (≤ {rmse_bound:.3f})"
             bound_l = "" if ll_bound is None else f" (≥ {ll_bound:.3f})"
             lines.append(f"| {res['name']} | {name} | {col['rmse']:.3f} ± {col['rmse_se']:.3f} | {ok_rmse}{bound_r} "
-                         f"| {col['test_ll']:.3f} ± {col['test_ll_se']:.3f} | {ok_ll}{bound_l} |")
+                         f"| {col['test_ll']:.3f} ± {col['test_ll_se']:.3f} | {ok_ll}{bound_l} "
+                         f"| {_seconds(res, name)} |")
     return lines
 
 
@@ -127,8 +168,10 @@ def main(argv=None):
             results.append(run_dataset(ds, cfg, run))
             print("\n".join(table(results[-1:])), flush=True)
             if args.json:
-                summary = [f"{args.splits} splits, {args.mc_samples} MC passes; mean ± standard error over the "
-                           "splits, the bounds of issue 27's floor in parentheses.", ""] + table(results)
+                summary = [f"{args.splits} splits, {args.mc_samples} MC passes, {args.jobs} process(es); mean ± "
+                           "standard error over the splits, the bounds of issue 27's floor in parentheses; the "
+                           "seconds of the trainings and their MC passes (the grid's: its 12 candidates and the "
+                           "retrain; the second learned training's: both of its trainings).", ""] + table(results)
                 with open(args.json, "w") as f:
                     json.dump({"meta": result_meta("uci_fit_rows_limit.py", argv), "title": TITLE, "summary": summary,
                                "splits": args.splits, "mc_samples": args.mc_samples, "datasets": results}, f,

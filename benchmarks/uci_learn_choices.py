@@ -70,7 +70,7 @@ def split_rows(name, k, cfg):
     rows = []
     for prior_noise, lengthscale in itertools.product(cfg["prior_noises"], cfg["lengthscales"]):
         start = time.perf_counter()
-        net, (mean_x, std_x, mean_y, std_y) = uci_protocol._train(
+        net, (mean_x, std_x, mean_y, std_y), _ = uci_protocol._train(
             X[fit], y[fit], "learn", 0.0, cfg["epochs"], dict(cfg, lengthscale=lengthscale), seed,
             target_std=1 / prior_noise)
         seconds = time.perf_counter() - start

@@ -110,8 +110,10 @@ def test_learned_column_has_the_grid_columns_keys_and_the_keep_prob_per_layer():
             "keep_prob", "splits"} == set(learn)
     assert [row["split"] for row in learn["splits"]] == [0, 1]
     for row in learn["splits"]:
-        assert set(row) == {"split", "keep_prob", "tau_fitted", "rmse", "rmse_standard", "test_ll"}
+        assert set(row) == {"split", "keep_prob", "tau_fitted", "best_epoch", "rmse", "rmse_standard", "test_ll"}
         assert len(row["keep_prob"]) == 2 and all(0 < v < 1 for v in row["keep_prob"])
+        # the weights kept are read every LEARN_EVAL_EVERY epochs (and after the last)
+        assert 1 <= row["best_epoch"] <= LEARN["epochs"]
         assert row["tau_fitted"] > 0 and row["rmse"] > 0 and np.isfinite(row["test_ll"])
     np.testing.assert_allclose(learn["keep_prob"], np.mean([row["keep_prob"] for row in learn["splits"]], axis=0))
     rmse = [row["rmse"] for row in learn["splits"]]
@@ -136,6 +138,7 @@ def test_learned_column_never_reads_the_test_targets():
         # split k's test rows train the other split: only split k's choices must stay
         other = run_protocol(X, shuffled, splits, learn=True, grid=False, **LEARN)["learn"]["splits"][k]
         assert other["keep_prob"] == res[k]["keep_prob"] and other["tau_fitted"] == res[k]["tau_fitted"]
+        assert other["best_epoch"] == res[k]["best_epoch"]
         assert other["test_ll"] != res[k]["test_ll"]   # the test rows were scored, with their new targets
 
 

@@ -60,17 +60,17 @@ def train_and_sample(X_tr, y_tr, X_ev, dropout_rate, tau, epochs, cfg, seed):
     original target scale."""
     keep = 1.0 - dropout_rate
     l2 = weight_decay_from_tau(tau, keep, X_tr.shape[0], cfg["batch_size"], cfg["lengthscale"])
-    net, scale = _train(X_tr, y_tr, [keep, keep], l2, epochs, cfg, seed)
+    net, scale, _ = _train(X_tr, y_tr, [keep, keep], l2, epochs, cfg, seed)
     return _sample(net, scale, X_ev, cfg)
 
 
 def _train(X_tr, y_tr, keep_prob, l2, epochs, cfg, seed, target_std=1.0, validation=None):
     """A ``[n_features, n_hidden, 1]`` network trained on (X_tr, y_tr), the
     features standardised and the target scaled to standard deviation
-    ``target_std`` on those rows; returns it and the scaling (for _sample).
-    With ``validation`` (X_val, y_val), the weights kept are those of the
-    lowest validation loss (dropout off), evaluated every LEARN_EVAL_EVERY
-    epochs."""
+    ``target_std`` on those rows; returns it, the scaling (for _sample) and
+    its fit history. With ``validation`` (X_val, y_val), the weights kept
+    are those of the lowest validation loss (dropout off), evaluated every
+    LEARN_EVAL_EVERY epochs (the history's ``best_epoch``)."""
     mean_x, std_x = X_tr.mean(axis=0), X_tr.std(axis=0)
     std_x[std_x == 0] = 1
     mean_y, std_y = float(y_tr.mean()), (float(y_tr.std()) or 1.0) / target_std
@@ -81,9 +81,10 @@ def _train(X_tr, y_tr, keep_prob, l2, epochs, cfg, seed, target_std=1.0, validat
         X_val, y_val = validation
         best = dict(validation_data=((X_val - mean_x) / std_x, (y_val - mean_y) / std_y),
                     early_stopping=math.inf, eval_every=LEARN_EVAL_EVERY)
-    net.fit((X_tr - mean_x) / std_x, (y_tr - mean_y) / std_y, epochs=epochs, batch_size=cfg["batch_size"],
-            optimizer="adam", learning_rate=cfg["learning_rate"], l2=l2, progress=False, **best)
-    return net, (mean_x, std_x, mean_y, std_y)
+    history = net.fit((X_tr - mean_x) / std_x, (y_tr - mean_y) / std_y, epochs=epochs,
+                      batch_size=cfg["batch_size"], optimizer="adam", learning_rate=cfg["learning_rate"], l2=l2,
+                      progress=False, **best)
+    return net, (mean_x, std_x, mean_y, std_y), history
 
 
 def _sample(net, scale, X_ev, cfg):
@@ -204,15 +205,15 @@ def learn_task(args):
     X, y, train, test, r, k, cfg = args
     n_fit = int(0.8 * len(train))
     fit_rows, val_rows = train[:n_fit], train[n_fit:]
-    net, scale = _train(X[fit_rows], y[fit_rows], "learn", 0.0, cfg["epochs"], cfg,
-                        _network_seed(cfg["seed"], r, k, _LEARN), target_std=1 / LEARN_PRIOR_NOISE,
-                        validation=(X[val_rows], y[val_rows]))
+    net, scale, history = _train(X[fit_rows], y[fit_rows], "learn", 0.0, cfg["epochs"], cfg,
+                                 _network_seed(cfg["seed"], r, k, _LEARN), target_std=1 / LEARN_PRIOR_NOISE,
+                                 validation=(X[val_rows], y[val_rows]))
     val_samples, _ = _sample(net, scale, X[val_rows], dict(cfg, mc_samples=min(cfg["mc_samples"], LEARN_TAU_PASSES)))
     tau = _fit_learned_tau(y[val_rows], val_samples, float(y[fit_rows].var()) or 1.0)
     samples, plain = _sample(net, scale, X[test], cfg)
     rmse_mc, rmse, (ll,) = _test_scores(y[test], samples, plain, [tau])
-    out = {"split": k, "keep_prob": [float(v) for v in net.keep_prob_], "tau_fitted": float(tau), "rmse": rmse_mc,
-           "rmse_standard": rmse, "test_ll": ll}
+    out = {"split": k, "keep_prob": [float(v) for v in net.keep_prob_], "tau_fitted": float(tau),
+           "best_epoch": int(history["best_epoch"]), "rmse": rmse_mc, "rmse_standard": rmse, "test_ll": ll}
     return {"repeat": r, **out} if cfg["repeats"] > 1 else out
 
 
@@ -306,7 +307,8 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
         each repeat's means (``rmse_repeats``, ``test_ll_repeats``, ...);
         ``repeats``; ``seconds`` (of the grid's trainings); with ``learn``,
         ``learn``: the learned column's ``splits`` (per split: keep_prob,
-        one per layer, tau_fitted, rmse, rmse_standard, test_ll), the
+        one per layer, tau_fitted, best_epoch (whose weights were kept),
+        rmse, rmse_standard, test_ll), the
         same means and standard errors, ``keep_prob`` (each layer's mean
         over the splits and repeats) and ``seconds``. Without ``grid``,
         only ``learn``, ``n_splits`` and ``repeats``.
