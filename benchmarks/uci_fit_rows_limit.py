@@ -1,4 +1,4 @@
-"""What holding out the validation rows costs: the grid's choice trained on the fit rows only, and the learned column trained again on all rows.
+"""What holding out the validation rows costs, and whether a second training wins it back.
 
 Issue 27 asks the learned column of ``cydrop uci --learn`` for ONE training
 per split, its choices (early stopping, tau) made on validation rows. Those
@@ -95,8 +95,8 @@ def run_dataset(ds, cfg, run):
                                                  for k, (train, test) in enumerate(splits)]))
     learned_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    again = list(run(_learned_again_task, [(ds["X"], ds["y"], train, test, k, row["best_epoch"], row["tau_fitted"], cfg)
-                                           for (train, test), k, row in zip(splits, range(len(splits)), learned)]))
+    again = list(run(_learned_again_task, [(ds["X"], ds["y"], train, test, k, row["best_epoch"], row["tau_fitted"],
+                                            cfg) for k, ((train, test), row) in enumerate(zip(splits, learned))]))
     again_seconds = time.perf_counter() - start
     per_column = {COLUMNS[0]: retrained, COLUMNS[1]: fit_only, COLUMNS[2]: learned, COLUMNS[3]: again}
     out = {"name": ds["name"], "published": ds["published"], "grid_seconds": grid_seconds,
