@@ -155,8 +155,9 @@ _PARAMETERS = """
         The prior length-scale l of the learned layers' weights. For each
         learned layer the cost gains ``l^2 / (2 N) * ||W||^2 / keep_prob -
         K H(p) / N``: N the rows the call trains on (those left by
-        ``early_stopping``; with ``partial_fit``, the rows of that call, so
-        the prior weighs as for a data set of that size), K the layer's
+        ``early_stopping``; with ``partial_fit``, the rows given to
+        ``partial_fit`` since the last ``fit``, this call's included: the
+        stream so far), K the layer's
         input width, H(p) the entropy of its drop probability
         ``p = 1 - keep_prob`` (biases are not dropped, so not in the first
         term). ``alpha`` adds its L2 term on top (``alpha=0`` leaves the
@@ -457,7 +458,7 @@ class _BaseDropoutMLP(BaseEstimator):
                                 "gaussian": "gaussian"}[output]
         self.loss_curve_, self.n_iter_, self.t_ = [], 0, 0
         self.keep_prob_ = np.array(net.keep_prob_, dtype=np.float64)
-        self.keep_prob_curve_ = [] if _learns(self.keep_prob) else None
+        self.keep_prob_curve_ = [] if _learns(_plain_keep_prob(self.keep_prob)) else None
 
     def _record_keep_prob(self, per_epoch):
         """keep_prob_ now, and the values of each epoch trained (``per_epoch``,
@@ -470,7 +471,8 @@ class _BaseDropoutMLP(BaseEstimator):
         """{name: value} of the parameters that define the network built from
         them: warm_start and partial_fit go on with it while they stay the same."""
         keep_prob = _plain_keep_prob(self.keep_prob)
-        params = dict(hidden_layer_sizes=hidden, keep_prob=keep_prob, activation=self.activation, dtype=self.dtype)
+        params = dict(hidden_layer_sizes=hidden, keep_prob=keep_prob, activation=self.activation,
+                      dtype=_dtype_name(self.dtype))
         if _learns(keep_prob):   # the learned layers' settings, read by nothing else
             params.update(init_keep_prob=self.init_keep_prob, temperature=self.temperature,
                           lengthscale=self.lengthscale)
@@ -488,6 +490,12 @@ class _BaseDropoutMLP(BaseEstimator):
         if val[0].shape[0] < 2:
             raise ValueError(f"validation_fraction={self.validation_fraction} leaves {val[0].shape[0]} "
                              "validation sample(s); increase it or give more data")
+        if sample_weight is not None:
+            for name, weights in (("held out for early_stopping", val[2]), ("left to train on", train[2])):
+                if not np.sum(weights) > 0:
+                    raise ValueError(f"sample_weight: the rows {name} (validation_fraction="
+                                     f"{self.validation_fraction}) have weights summing to 0; give those rows "
+                                     "weight or turn early_stopping off")
         return train[0], train[1], (train[2] if sample_weight is not None else None), tuple(val)
 
     def _check_same_network(self, hidden):
@@ -518,10 +526,21 @@ class _BaseDropoutMLP(BaseEstimator):
         return tags
 
 
+def _dtype_name(dtype):
+    """A dtype parameter as its name ("float32" for np.float32 or "float32"),
+    None as None; a value NumPy cannot read stays as it is (fit names it)."""
+    try:
+        return None if dtype is None else np.dtype(dtype).name
+    except TypeError:
+        return dtype
+
+
 def _plain_keep_prob(keep_prob):
     """keep_prob with its numbers as floats and a sequence as a tuple, to
     compare (a float and a one-entry-per-layer sequence differ, as do the
     networks they build); unchecked entries are left as they are."""
+    if isinstance(keep_prob, np.ndarray) and keep_prob.ndim == 0:
+        keep_prob = keep_prob.item()   # a 0-d array is its one value, as for cydrop.MLP
     if isinstance(keep_prob, str) or not hasattr(keep_prob, "__len__"):
         return float(keep_prob) if isinstance(keep_prob, numbers.Real) else keep_prob
     return tuple(_plain_keep_prob(p) for p in keep_prob)

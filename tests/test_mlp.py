@@ -21,6 +21,12 @@ def test_float_keep_prob_applies_to_hidden_layers_only(MLP):
     assert net.keep_prob == [1.0, 0.6, 0.6]
 
 
+@pytest.mark.parametrize("value, expected", [(np.array(0.6), [1.0, 0.6, 0.6]),
+                                             (np.array("learn"), ["learn"] * 3)])
+def test_a_0d_array_keep_prob_is_its_value(MLP, value, expected):
+    assert MLP([5, 8, 8, 3], keep_prob=value).keep_prob == expected
+
+
 def test_per_layer_keep_prob_reaches_the_right_layers():
     from cydrop.mlp.engines.reference import ReferenceEngine
 

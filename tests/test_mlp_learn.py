@@ -187,6 +187,21 @@ def test_cost_adds_the_prior_scaled_by_the_training_rows(MLP):
     assert net.cost(X_eval, y_eval) == pytest.approx(expected, rel=1e-12)
 
 
+def test_cost_and_check_of_an_untrained_network_weigh_the_prior_by_the_rows_given(MLP):
+    # the debugging recipe runs before training: its J includes the prior, for a data set of these rows
+    X, y = _regression(n=80)
+    net = MLP([6, 10, 2], keep_prob="learn", output="gaussian", dtype="float64", seed=1, lengthscale=2.0)
+    data_only = MLP([6, 10, 2], keep_prob=1.0, output="gaussian", dtype="float64", seed=1)
+    for i, (W, b) in enumerate(zip(net.weights, net.biases)):
+        data_only.weights[i][...] = W
+        data_only.biases[i][...] = b
+    expected = data_only.cost(X, y) + _prior_by_hand(net, 80)
+    assert _prior_by_hand(net, 80) > 0.05 * abs(expected)   # far beyond the tolerance below
+    assert net.cost(X, y) == pytest.approx(expected, rel=1e-12)
+    assert net.check(X, y, iterations=1).costs[0] == pytest.approx(expected, rel=1e-12)
+    assert net.gradient_check(X, y) < 1e-7
+
+
 def test_partial_fit_weighs_the_prior_by_the_stream_or_n_samples(MLP):
     X, y = _regression(n=120)
     net = MLP([6, 8, 2], keep_prob="learn", output="gaussian", dtype="float64", seed=1, lengthscale=0.3)
@@ -318,6 +333,10 @@ def test_save_and_load_keep_the_learned_rates_and_go_on_training_alike(MLP, tmp_
     (dict(lengthscale=0.0), ValueError, "lengthscale"),
     (dict(lengthscale=float("nan")), ValueError, "lengthscale"),
     (dict(lengthscale="1e-2"), TypeError, "lengthscale"),
+    (dict(lengthscale=1e200), ValueError, "lengthscale"),   # its square, in the prior, overflows
+    # 1 / temperature and 1 / init_keep_prob overflow float32 (the default dtype)
+    (dict(temperature=1e-300), ValueError, "temperature=1e-300 is too small for float32"),
+    (dict(init_keep_prob=1e-300), ValueError, "init_keep_prob=1e-300 is too small for float32"),
     (dict(keep_prob="Learn"), TypeError, "keep_prob"),
     (dict(keep_prob=["learn", "learned", 1.0]), TypeError, r"keep_prob\[1\]"),
     (dict(keep_prob=["learn", 0.0, 1.0]), ValueError, r"keep_prob\[1\]"),
@@ -326,6 +345,21 @@ def test_bad_concrete_settings_are_named(MLP, kwargs, error, match):
     kwargs = dict(dict(keep_prob="learn"), **kwargs)
     with pytest.raises(error, match=match):
         MLP([4, 8, 8, 2], **kwargs)
+
+
+def test_settings_too_small_for_float32_suit_float64(MLP):
+    net = MLP([4, 8, 2], keep_prob="learn", dtype="float64", temperature=1e-300, init_keep_prob=1e-300)
+    assert net.keep_prob_[0] == pytest.approx(1e-300, rel=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["reference", "compiled"])
+def test_a_learned_rate_out_of_range_stops_training_as_divergence_on_both_engines(engine):
+    # a learning rate of 100 drives a p_logit past float32's range (1 + exp(p_logit) overflows)
+    X, y = np.random.default_rng(0).standard_normal((64, 4)), np.arange(64) % 2
+    net = cydrop.MLP([4, 8, 2], keep_prob="learn", seed=0, engine=engine)
+    with pytest.raises(FloatingPointError, match=r"the learned keep_prob of layer \d left the range its relaxed "
+                                                 r"mask computes in \(p_logit [0-9.e+]+\): training diverged"):
+        net.fit(X.astype(np.float32), y, epochs=20, batch_size=8, learning_rate=100.0, progress=False)
 
 
 @pytest.mark.parametrize("n_samples, error", [(0, ValueError), (-5, ValueError), (2.5, TypeError),

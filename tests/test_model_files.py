@@ -89,6 +89,17 @@ def test_saved_file_round_trips_through_the_strict_reader(tmp_path):
     assert loaded._training.l2 == net._training.l2 and loaded.classes_.tolist() == [0, 1, 2]
 
 
+@pytest.mark.parametrize("seed", [np.int64(3), np.uint64(3), np.int32(3)])
+def test_a_numpy_integer_seed_saves_as_the_same_int(tmp_path, seed):
+    # seeds often come from rng.integers(): NumPy integers, which JSON cannot hold as they are
+    net = cydrop.MLP([4, 8, 3], keep_prob=[1.0, 0.5], seed=seed)
+    net.save(tmp_path / "net.npz")
+    loaded = cydrop.MLP.load(tmp_path / "net.npz")
+    same = cydrop.MLP([4, 8, 3], keep_prob=[1.0, 0.5], seed=3)
+    np.testing.assert_array_equal(loaded.weights[0], same.weights[0])
+    assert loaded._network.seed == 3 and type(loaded._network.seed) is int
+
+
 def test_big_endian_and_fortran_arrays_are_data_not_attacks(tmp_path):
     W = np.arange(6, dtype=np.float32).reshape(2, 3)
     members = dict(good_members(), **{"W0.npy": npy(np.asfortranarray(W).astype(">f4"))})

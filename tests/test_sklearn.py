@@ -581,6 +581,29 @@ def test_changing_loss_is_refused_by_warm_start():
         reg.set_params(loss="gaussian_nll").fit(X, y)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_warm_start_takes_the_same_dtype_however_spelled_and_refuses_another():
+    X, y, _ = _heteroscedastic(60, 0)
+    reg = DropoutMLPRegressor((4,), dtype="float32", max_iter=2, warm_start=True, random_state=0).fit(X, y)
+    net = reg._net
+    for same in (np.float32, np.dtype("float32")):
+        reg.set_params(dtype=same).fit(X, y)
+        assert reg._net is net   # the same network went on
+    with pytest.raises(ValueError, match="dtype changed from 'float32' to 'float64'"):
+        reg.set_params(dtype=np.float64).fit(X, y)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("keep_prob, learns", [(np.array(0.5), False), (np.array("learn"), True)])
+def test_a_0d_array_keep_prob_is_its_value(keep_prob, learns):
+    X, y, _ = _heteroscedastic(60, 0)
+    reg = DropoutMLPRegressor((4,), keep_prob=keep_prob, max_iter=2, random_state=0).fit(X, y)
+    plain = DropoutMLPRegressor((4,), keep_prob=keep_prob.item(), max_iter=2, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(reg.keep_prob_, plain.keep_prob_)
+    np.testing.assert_array_equal(reg.predict(X), plain.predict(X))
+    assert (reg.keep_prob_curve_ is not None) == learns
+
+
 def test_unknown_loss_is_named():
     with pytest.raises(ValueError, match="loss"):
         DropoutMLPRegressor((4,), loss="gaussian").fit(*_heteroscedastic(40, 0)[:2])
@@ -776,6 +799,25 @@ def test_sample_weight_weights_the_loss():
     assert weighted.predict_proba(X)[:, 0].mean() > plain.predict_proba(X)[:, 0].mean() + 0.05
     reg = DropoutMLPRegressor(**kwargs).fit(X, X[:, 0], sample_weight=w)
     assert np.isfinite(reg.predict(X)).all()
+
+
+@pytest.mark.parametrize("held_out", [True, False])
+def test_early_stopping_names_sample_weight_when_a_part_of_the_split_weighs_nothing(held_out, monkeypatch):
+    import cydrop.sklearn as cs
+    from sklearn.model_selection import train_test_split
+
+    # an unshuffled split: the last 10 of 100 rows are held out
+    monkeypatch.setattr(cs, "train_test_split", lambda *arrays, test_size, random_state, stratify:
+                        train_test_split(*arrays, test_size=test_size, shuffle=False))
+    X, y = blobs(n=100)
+    w = np.ones(100)
+    if held_out:
+        w[90:] = 0
+    else:
+        w[:90] = 0
+    part = "held out for early_stopping" if held_out else "left to train on"
+    with pytest.raises(ValueError, match=f"sample_weight: the rows {part} .* have weights summing to 0"):
+        DropoutMLPRegressor((8,), early_stopping=True, max_iter=3, random_state=0).fit(X, X[:, 0], sample_weight=w)
 
 
 def test_zero_weights_are_removed_samples_in_partial_fit_too():

@@ -307,7 +307,9 @@ class MLP:
             ``train_score`` when J is monitored or tracked; ``val_loss`` and
             ``val_score`` with validation data. ``best_epoch``: the epoch
             whose weights were kept (with ``early_stopping``); ``stopped``:
-            whether the rule stopped before ``epochs``.
+            whether the rule stopped before ``epochs``; ``keep_prob`` when a
+            layer learns its rate: every layer's keep probability after each
+            epoch (as :attr:`keep_prob_`).
 
         Raises
         ------
@@ -530,11 +532,24 @@ class MLP:
 
     def cost(self, X, y, *, l2=None):
         """The cost J with dropout off: mean data loss plus the L2 term
-        (``l2`` of the last fit unless given)."""
+        (``l2`` of the last fit unless given), plus, for the layers that
+        learn their keep_prob, the prior's terms (:class:`MLP`'s
+        ``lengthscale``) weighed by ``1 / N``: N the training rows of the
+        last fit (or partial_fit stream), or the rows of X before the
+        network's learned layers have trained. :meth:`check` and
+        :meth:`gradient_check` use the same J."""
         X = data.check_X(X, self._network)
         Y, _ = self._encode(y, X.shape[0])
         l2 = self._training.l2 if l2 is None else check_real(l2, "l2", 0.0, low_open=False)
-        return training.cost(self._network, self._current_engine(), X, Y, l2, prior=self._training.prior)
+        return training.cost(self._network, self._current_engine(), X, Y, l2, prior=self._prior(X.shape[0]))
+
+    def _prior(self, n_rows):
+        """The prior's coefficients for J (:meth:`cost`): the last training
+        call's, or for ``n_rows`` rows when the learned layers have not
+        trained since they were set (None without learned layers)."""
+        if not self._network.learned_layers:
+            return None
+        return self._training.prior or self._network.concrete.regularizer_weights(n_rows)
 
     def gradient_check(self, X, y, *, eps=1e-6, max_checks=200, seed=0):
         """Relative difference between backprop and central differences, dropout off.
@@ -556,7 +571,7 @@ class MLP:
         Y, _ = self._encode(y, X.shape[0])
         twin = self._network.float64_copy()
         return debugging.gradient_check(twin, self._current_engine(twin), X, Y, l2=self._training.l2,
-                                        prior=self._training.prior, eps=eps,
+                                        prior=self._prior(X.shape[0]), eps=eps,
                                         max_checks=max_checks, seed=seed)
 
     def check(self, X, y, *, iterations=50, learning_rate=0.05, eps=1e-6, max_checks=200):
@@ -583,7 +598,7 @@ class MLP:
         Y, _ = self._encode(y, X.shape[0])
         twin = self._network.float64_copy()
         return debugging.check(twin, self._current_engine(twin), X, Y, l2=self._training.l2,
-                               prior=self._training.prior,
+                               prior=self._prior(X.shape[0]),
                                iterations=iterations, learning_rate=learning_rate, eps=eps, max_checks=max_checks)
 
     # ------------------------------------------------------------ files

@@ -17,6 +17,7 @@ from .._generator import Generator
 from .._validation import check_keep_prob, check_network_dtype, check_positive_int, check_real, kernel_ready
 from ..concrete import concrete_keep_prob, concrete_p_logit
 from ..dense import ACTIVATIONS
+from .. import _concrete
 from .losses import OUTPUTS
 
 __all__ = ["INITS", "LEARN", "ConcreteSettings", "Network", "initial_params"]
@@ -31,6 +32,10 @@ LEARN = "learn"
 INITS = ("auto", "glorot_uniform", "sklearn")
 
 
+# sqrt of the largest float: the largest lengthscale whose square is finite
+MAX_LENGTHSCALE = math.sqrt(np.finfo(np.float64).max)
+
+
 class ConcreteSettings:
     """The settings of the layers whose keep_prob is learned (Concrete dropout;
     :class:`cydrop.MLP` documents them): the initial keep probability, the
@@ -41,7 +46,24 @@ class ConcreteSettings:
     def __init__(self, init_keep_prob=0.9, temperature=0.1, lengthscale=1e-2):
         self.init_keep_prob = check_real(init_keep_prob, "init_keep_prob", 0.0, 1.0)
         self.temperature = check_real(temperature, "temperature", 0.0)
-        self.lengthscale = check_real(lengthscale, "lengthscale", 0.0)
+        # the prior's weight term holds lengthscale^2: it must be a finite float
+        self.lengthscale = check_real(lengthscale, "lengthscale", 0.0, MAX_LENGTHSCALE, high_open=False)
+
+    def check_for(self, dtype):
+        """ValueError naming the setting if the relaxed mask cannot start from
+        these settings in arrays of ``dtype``: 1 / temperature and
+        1 / (1 - p) = 1 + exp(p_logit) of init_keep_prob must be finite there
+        (the kernels' own test, _concrete.scalars)."""
+        try:
+            _concrete.scalars(0.0, self.temperature, dtype.name)
+        except ValueError:
+            raise ValueError(f"temperature={self.temperature!r} is too small for {dtype.name}: 1 / temperature "
+                             "overflows") from None
+        try:
+            _concrete.scalars(concrete_p_logit(self.init_keep_prob), self.temperature, dtype.name)
+        except ValueError:
+            raise ValueError(f"init_keep_prob={self.init_keep_prob!r} is too small for {dtype.name}: "
+                             "1 / init_keep_prob overflows") from None
 
     def regularizer_weights(self, n_samples):
         """(weight, dropout) coefficients of the prior's terms for N training rows.
@@ -95,16 +117,16 @@ class Network:
         self.activation, self.output, self.init = activation, output, init
         self.dtype = check_network_dtype(dtype)
         self.concrete = ConcreteSettings() if concrete is None else concrete
+        self.concrete.check_for(self.dtype)
         self.p_logits = []
         # layer -> p_logit held fixed: the prior's terms of J for a copy whose
         # dropout is off (the debugging recipe's float64_copy)
         self.fixed_p_logits = {}
         self.keep_prob = keep_prob
-        if seed is not None:
-            Generator(seed)  # validates
-        self.seed = seed
-        self.shuffle_rng = np.random.default_rng(seed)  # initial weights, then shuffling
-        self.mask_gen = Generator(None if seed is None else int(seed))  # dropout masks
+        # a Python int (a NumPy integer seed would not go into a model file's JSON header)
+        self.seed = None if seed is None else Generator(seed).seed
+        self.shuffle_rng = np.random.default_rng(self.seed)  # initial weights, then shuffling
+        self.mask_gen = Generator(self.seed)  # dropout masks
         self.weights, self.biases = self._init_params()
 
     @property
@@ -126,6 +148,8 @@ class Network:
 
     @keep_prob.setter
     def keep_prob(self, keep_prob):
+        if isinstance(keep_prob, np.ndarray) and keep_prob.ndim == 0:
+            keep_prob = keep_prob.item()   # a 0-d array is its one value, as NumPy treats it
         if isinstance(keep_prob, numbers.Real) and not isinstance(keep_prob, (bool, np.bool_)):
             kp = check_keep_prob(keep_prob)
             entries = [1.0] + [kp] * (self.n_layers - 1)

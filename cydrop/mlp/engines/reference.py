@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from ... import _concrete
 from ..._generator import reserve
 from ...concrete import concrete_dropout, concrete_dropout_backward, prior_terms
 from ...dense import ACTIVATIONS, dense_backward_unchecked, dense_forward_unchecked
@@ -27,6 +28,19 @@ from .interface import Engine
 __all__ = ["ReferenceEngine"]
 
 _LINEAR = ACTIVATIONS["linear"]
+
+
+def _relaxed(h, layer, p_logit, network):
+    """concrete_dropout of layer ``layer``'s input h; FloatingPointError, as
+    the compiled engine raises, if the learned p_logit has left the range the
+    relaxed mask computes in (the network's settings were checked when it
+    was built: only p_logit can have moved out)."""
+    try:
+        _concrete.scalars(p_logit, network.concrete.temperature, network.dtype.name)
+    except ValueError:
+        raise FloatingPointError(f"the learned keep_prob of layer {layer} left the range its relaxed mask "
+                                 f"computes in (p_logit {p_logit!r}): training diverged") from None
+    return concrete_dropout(h, p_logit, temperature=network.concrete.temperature, seed=network.mask_gen)
 
 
 class ReferenceEngine(Engine):
@@ -97,8 +111,7 @@ class ReferenceEngine(Engine):
             if masks is None:
                 kp = 1.0
             elif i in learned and masks == "relaxed":
-                x_tilde, state = concrete_dropout(h, float(learned[i][0]), temperature=network.concrete.temperature,
-                                                  seed=network.mask_gen)
+                x_tilde, state = _relaxed(h, i, float(learned[i][0]), network)
                 concrete, h, kp = (h, state), x_tilde, 1.0
             else:
                 kp = values[i] if i in learned else keep_prob[i]
