@@ -100,6 +100,20 @@ def test_a_numpy_integer_seed_saves_as_the_same_int(tmp_path, seed):
     assert loaded._network.seed == 3 and type(loaded._network.seed) is int
 
 
+@pytest.mark.parametrize("where", ["weight", "bias", "p_logit", "optimizer"])
+def test_save_refuses_what_load_would_refuse(tmp_path, where):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 4)).astype(np.float32), rng.integers(0, 3, 20)
+    net = cydrop.MLP([4, 8, 3], keep_prob="learn", seed=0)
+    net.fit(X, y, epochs=1, batch_size=10, progress=False)
+    target = {"weight": net.weights[0], "bias": net.biases[1], "p_logit": net._network.p_logits[0],
+              "optimizer": net._training.optimizer.state[1][0]}[where]
+    target.flat[0] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        net.save(tmp_path / "net.npz")
+    assert not (tmp_path / "net.npz").exists()
+
+
 def test_big_endian_and_fortran_arrays_are_data_not_attacks(tmp_path):
     W = np.arange(6, dtype=np.float32).reshape(2, 3)
     members = dict(good_members(), **{"W0.npy": npy(np.asfortranarray(W).astype(">f4"))})

@@ -615,6 +615,10 @@ class MLP:
         ------
         TypeError
             ``file`` is neither a path nor a binary file object.
+        ValueError
+            A parameter or the optimizer state is NaN or infinite (as
+            :meth:`load` would refuse the file), or ``classes_`` of a dtype
+            a file cannot hold.
         """
         model_file.save(model_file.check_file(file), self._network, self._training, self.classes_,
                         self._engine_choice)

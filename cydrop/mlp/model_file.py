@@ -81,6 +81,13 @@ def check_file(file, name="file"):
 def save(file, network, training, classes, engine):
     """Write ``network`` (a Network), its ``training`` state, its ``classes``
     (ndarray or None) and the ``engine`` setting to ``file`` (checked by check_file)."""
+    # what load refuses is refused here, before anything is written
+    if not all(np.isfinite(a).all() for a in network.weights + network.biases + network.p_logits):
+        raise ValueError("the network's weights, biases or learned p_logits contain NaN or inf (training "
+                         "diverged?): a model file holds finite parameters only")
+    if training.optimizer is not None and not all(np.isfinite(a).all() for s in training.optimizer.state for a in s):
+        raise ValueError("the optimizer state contains NaN or inf (training diverged?): a model file holds "
+                         "finite values only")
     classes_list = classes_dtype = None
     if classes is not None:
         if classes.dtype.kind not in _CLASS_KINDS:
