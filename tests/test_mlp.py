@@ -881,6 +881,14 @@ def test_sparse_X_trains_and_predicts_as_its_dense_copy(MLP, keep_prob, fmt):
     assert nets[1].gradient_check(Xs, y) < 1e-7
 
 
+@pytest.mark.parametrize("output, n_out", [("linear", 1), ("gaussian", 2)])
+@pytest.mark.filterwarnings("error")   # no RuntimeWarning from the cast on the way to the error
+def test_a_target_too_large_for_float32_is_refused_by_name_without_a_warning(MLP, output, n_out):
+    X, y = np.zeros((4, 3)), np.full(4, 1e300)
+    with pytest.raises(ValueError, match="y has values too large for float32"):
+        MLP([3, 4, n_out], output=output).fit(X, y, epochs=1, batch_size=2, progress=False)
+
+
 def test_sparse_X_is_checked_like_a_dense_one(MLP):
     sparse = pytest.importorskip("scipy.sparse")
     net = MLP([3, 4, 2], seed=0)

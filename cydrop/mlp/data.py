@@ -93,7 +93,8 @@ def encode_y(y, n, network, classes, name="y", learn_classes=False):
         if y.dtype.kind not in "fiub":
             raise TypeError(f"{name} must be numeric for output={output!r}, got dtype {y.dtype}")
         _check_finite(y, name)
-        Y = y.reshape(n, -1).astype(dtype)
+        with np.errstate(over="ignore"):   # a value too large for dtype is refused below, by name
+            Y = y.reshape(n, -1).astype(dtype)
         if Y.shape[1] != network.n_targets:
             raise ValueError(f"{name} has {Y.shape[1]} targets per sample, the network has "
                              f"{network.n_targets} {'targets' if output == 'gaussian' else 'outputs'}")
