@@ -440,3 +440,124 @@ def test_mc_dropout_samples_every_concrete_module():
         assert model[0].training and model[2].training and not model[3].training
         assert not torch.equal(model(x), model(x))
     assert not any(m.training for m in model.modules())
+
+
+# --- as torch's dropout and nn.Linear behave ---------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
+def test_integer_and_bool_inputs_are_refused_like_torch_dropout(dtype):
+    """torch's dropout refuses them (its product is float); a truncated
+    product would be a silently wrong result."""
+    x = torch.ones((4, 8), dtype=dtype)
+    with pytest.raises(RuntimeError):
+        F.dropout(x, 0.3)
+    calls = [lambda: ct.ConcreteDropout(0.3)(x), lambda: ct.ConcreteDropout1d()(x),
+             lambda: ct.concrete_dropout(x, torch.tensor(-1.0)), lambda: ct.ConcreteDropoutLinear(8, 2)(x)]
+    for call in calls:
+        with pytest.raises(TypeError, match="input must be a floating-point tensor"):
+            call()
+
+
+def test_linear_under_autocast_is_concrete_dropout_then_linear():
+    """As nn.Linear and DropoutLinear: bfloat16 output, a backward that runs,
+    and the relaxed mask and p_logit's gradient of concrete dropout followed
+    by F.linear (autocast casts F.linear's arguments, not the dropout's)."""
+    torch.manual_seed(0)
+    lin = ct.ConcreteDropoutLinear(16, 4, p=0.2)
+    x = data((8, 16))
+    start = torch.get_rng_state()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = lin(x)
+    out.float().sum().backward()
+    assert out.dtype == torch.bfloat16
+    a = lin.p_logit.detach().clone().requires_grad_()
+    torch.set_rng_state(start)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = F.linear(ct.concrete_dropout(x, a), lin.weight.detach(), lin.bias.detach())
+    expected.float().sum().backward()
+    assert torch.equal(out, expected)
+    torch.testing.assert_close(lin.p_logit.grad, a.grad)
+
+
+@pytest.mark.parametrize("module, make", [
+    (ct.ConcreteDropout2d, lambda: data((2, 3, 4, 5), torch.float64).to(memory_format=torch.channels_last)),
+    (ct.ConcreteDropout, lambda: data((2, 3, 4, 5), torch.float64).to(memory_format=torch.channels_last)),
+    (ct.ConcreteDropout, lambda: data((5, 4), torch.float64).t())])
+def test_outputs_and_gradients_are_laid_out_like_their_input(module, make):
+    """As torch's element-wise ops and cydrop's dropout (``_kernels.like``):
+    the values of the contiguous input's, the strides of torch.empty_like."""
+    m = module(p=0.3)
+    x = make().requires_grad_()
+    torch.manual_seed(1)
+    y = m(x)
+    torch.manual_seed(1)
+    y_contiguous = m(x.detach().contiguous())
+    assert y.stride() == torch.empty_like(x).stride() and torch.equal(y, y_contiguous)
+    for p_grad in (True, False):
+        m.p_logit.requires_grad_(p_grad)
+        y = m(x)
+        g = torch.ones_like(y)
+        (dx,) = torch.autograd.grad(y, x, g)
+        assert dx.stride() == g.stride()
+    m.p_logit.requires_grad_(True)
+    with torch.no_grad():
+        assert m(x).stride() == torch.empty_like(x).stride()
+
+
+def test_custom_op_output_is_laid_out_like_its_input():
+    """The fake kernel (what torch.compile plans with) and the real one agree
+    on the layout of a channels_last input (opcheck compares them)."""
+    x = data((2, 3, 4, 5)).to(memory_format=torch.channels_last).requires_grad_()
+    a = torch.tensor(-1.0, requires_grad=True)
+    position = torch.tensor([12345, 3])
+    y, _ = ops.concrete_dropout_op(x, a, 0.1, position, 20)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.library.opcheck(ops.concrete_dropout_op, (x, a, 0.1, position, 20))
+    g = torch.ones_like(y)
+    torch.library.opcheck(ops.concrete_dropout_backward_op, (g, x.detach(), a.detach(), 0.1, position, 20, True))
+
+
+@pytest.mark.parametrize("training", [None, "yes", 1])
+def test_training_must_be_a_bool(training):
+    """As functional.dropout: None would silently mean eval mode."""
+    with pytest.raises(TypeError, match="training"):
+        ct.concrete_dropout(torch.ones(3, 3), torch.tensor(0.0), training=training)
+
+
+def test_channel_variant_rank_error_names_the_ranks_it_takes():
+    with pytest.raises(ValueError) as info:
+        ct.ConcreteDropout2d()(torch.randn(3, 4, 4))
+    assert "4 dimensions (N, C, H, W), got 3" in str(info.value) and " or " not in str(info.value)
+    with pytest.raises(ValueError, match=r"3 dimensions \(N, C, L\) or 2 \(C, L\), got 4"):
+        ct.ConcreteDropout1d()(torch.randn(3, 4, 4, 4))
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(p="0.1"), "p"), (dict(p=None), "p"), (dict(p=True), "p"), (dict(temperature="0.1"), "temperature"),
+    (dict(temperature=[0.1]), "temperature")])
+def test_arguments_of_a_wrong_type_are_type_errors(kwargs, name):
+    with pytest.raises(TypeError, match=name):
+        ct.ConcreteDropout(**kwargs)
+    with pytest.raises(TypeError, match=name):
+        ct.ConcreteDropoutLinear(3, 2, **kwargs)
+
+
+def test_a_0d_tensor_p_or_temperature_is_its_number():
+    """As torch.nn's dropout modules (and cydrop's) take a 0-d tensor p."""
+    m = ct.ConcreteDropout(p=torch.tensor(0.25), temperature=torch.tensor(0.5))
+    assert m.temperature == 0.5 and type(m.temperature) is float and m.p == pytest.approx(0.25)
+    assert ct.concrete_dropout(torch.ones(3), torch.tensor(0.0), temperature=torch.tensor(0.5), seed=1).shape == (3,)
+    with pytest.raises(TypeError, match="temperature"):
+        ct.ConcreteDropout(temperature=torch.tensor([0.5]))
+
+
+@pytest.mark.parametrize("p", [1e-300, 1e-50, 1 - 1e-12])
+def test_p_the_parameter_dtype_rounds_to_0_or_1_is_refused(p):
+    """p_logit in float32 (the default dtype) cannot hold it: ``p`` would
+    report 0.0 or 1.0, outside (0, 1)."""
+    with pytest.raises(ValueError, match="p "):
+        ct.ConcreteDropout(p=p)
+    with pytest.raises(ValueError, match="p "):
+        ct.ConcreteDropoutLinear(3, 2, p=p)
+    assert 0.0 < ct.ConcreteDropoutLinear(3, 2, p=1e-50, dtype=torch.float64).p < 1e-49

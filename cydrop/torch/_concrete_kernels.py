@@ -3,7 +3,10 @@
 Every function takes CPU float32/float64 tensors (the callers fall back to
 torch's own operations for anything else), crosses into NumPy through
 ``_kernels.as_array`` (the tensor's memory, no copy unless it is strided)
-and returns new tensors. ``p_logit`` arrives as a Python float and the
+and returns new tensors laid out as torch's element-wise ops lay out theirs
+(``_kernels.like``: a channels_last or transposed input gives an output
+laid out alike). The noise is over the logical (C-order) elements,
+whatever the layout. ``p_logit`` arrives as a Python float and the
 stream position as ``(key, block)``: a pass over n noise values takes
 blocks ``block .. block + ceil(n / 64) - 1``, the blocks
 ``_keys.position(source, n)`` draws or reserves. ``run`` is the number of
@@ -14,25 +17,29 @@ import torch
 import torch.nn.functional as F
 
 from .. import _concrete
-from ._kernels import as_array
+from ._kernels import as_array, like
 from ._threads import kernel_call
 
 
 def forward(x, p_logit, temperature, run, key, block):
-    """y = x * (1 - z) / (1 - p), a new tensor of x's shape."""
+    """y = x * (1 - z) / (1 - p), a new tensor of x's shape, laid out like x."""
     x_np = as_array(x)
     with kernel_call("concrete_forward", x_np) as n_threads:
-        return torch.from_numpy(_concrete.forward(x_np, None, key, block, p_logit, temperature, run, n_threads))
+        y = torch.from_numpy(_concrete.forward(x_np, None, key, block, p_logit, temperature, run, n_threads))
+    return y if x.is_contiguous() else like(x, y)
 
 
 def backward(grad, x, p_logit, temperature, run, key, block, need_dx):
     """(dx, dp_logit) of ``forward``: dx = grad * (1 - z) / (1 - p) (None
-    unless need_dx) and dp_logit = sum grad * y * (p - z / t), a float."""
+    unless need_dx; laid out like grad) and dp_logit = sum grad * y * (p - z / t), a float."""
     g_np = as_array(grad)
     with kernel_call("concrete_backward", g_np) as n_threads:
         dx, _, dp = _concrete.backward(g_np, as_array(x), None, None, key, block, p_logit, temperature, run,
                                        need_dx, False, n_threads)
-    return (torch.from_numpy(dx) if need_dx else None), dp
+    if not need_dx:
+        return None, dp
+    dx = torch.from_numpy(dx)
+    return (dx if grad.is_contiguous() else like(grad, dx)), dp
 
 
 def linear_forward(x, weight, bias, p_logit, temperature, key, block):

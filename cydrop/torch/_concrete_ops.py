@@ -25,7 +25,7 @@ import torch
 
 from . import _concrete_kernels as kernels
 from ._concrete_eager import p_logit_grad, value
-from ._kernels import read_position
+from ._kernels import like, read_position
 
 __all__ = ["concrete_dropout_backward_op", "concrete_dropout_linear_backward_op", "concrete_dropout_linear_op",
            "concrete_dropout_op"]
@@ -40,7 +40,7 @@ def concrete_dropout_op(x: torch.Tensor, p_logit: torch.Tensor, temperature: flo
 
 @concrete_dropout_op.register_fake
 def _concrete_dropout_fake(x, p_logit, temperature, position, run):
-    return x.new_empty(x.shape), position.new_empty((2,))
+    return like(x, x.new_empty(x.shape)), position.new_empty((2,))
 
 
 @torch.library.custom_op("cydrop::concrete_dropout_backward", mutates_args=(), device_types="cpu")
@@ -56,7 +56,8 @@ def concrete_dropout_backward_op(grad: torch.Tensor, x: torch.Tensor, p_logit: t
 
 @concrete_dropout_backward_op.register_fake
 def _concrete_dropout_backward_fake(grad, x, p_logit, temperature, position, run, need_dx):
-    return x.new_empty(x.shape if need_dx else (0,)), p_logit.new_empty(p_logit.shape)
+    dx = like(grad, grad.new_empty(grad.shape)) if need_dx else x.new_empty((0,))
+    return dx, p_logit.new_empty(p_logit.shape)
 
 
 def _concrete_dropout_setup(ctx, inputs, output):

@@ -60,17 +60,37 @@ CHANNEL_TEMPERATURE = 2.0 / 3.0
 # ---------------------------------------------------------------- the common body
 
 
-def _check_probability(p):
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 < float(p) < 1.0:
+def _number(value, name):
+    """value as a float: a real number, or a 0-d tensor read as its number
+    (as torch.nn's dropout modules take ``p``); TypeError naming it otherwise."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and value.dtype != torch.bool and not value.is_complex():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _initial_logit(p, dtype):
+    """``log(p / (1 - p))`` for the initial drop probability p, checked: p
+    in (0, 1), and sigmoid of the logit in ``dtype`` (p_logit's) strictly
+    between 0 and 1, or ``p`` would report 0.0 or 1.0 and the pass divide
+    by 1 - p = 0."""
+    p = _number(p, "p (the initial drop probability)")
+    if not 0.0 < p < 1.0:
         raise ValueError(f"p (the initial drop probability) must be a number in (0, 1), got {p!r}")
-    return float(p)
+    logit = math.log(p) - math.log1p(-p)
+    rounded = float(torch.sigmoid(torch.tensor(logit, dtype=dtype)))
+    if not 0.0 < rounded < 1.0:
+        raise ValueError(f"p (the initial drop probability) {p!r} is {rounded} in p_logit's dtype {dtype}: "
+                         f"give a p in (0, 1) that {dtype} holds")
+    return logit
 
 
 def _check_temperature(temperature):
-    if (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
-            or not (math.isfinite(temperature) and temperature > 0)):
+    temperature = _number(temperature, "temperature")
+    if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    return float(temperature)
+    return temperature
 
 
 def _check_p_logit(p_logit):
@@ -103,7 +123,12 @@ def _concrete(x, p_logit, temperature, training, run, source):
 
 def _torch_concrete(x, p_logit, temperature, run):
     """The same formula in torch's operations (any device and dtype), u from
-    torch.rand, computed in float32 for the half-precision types."""
+    torch.rand, computed in float32 for the half-precision types. Other
+    dtypes are refused before the draw: torch's dropout refuses them too (its
+    product is floating), and a product cast back to an integer dtype would
+    be a silently truncated result."""
+    if not x.is_floating_point():
+        raise TypeError(f"concrete dropout: input must be a floating-point tensor, got {x.dtype}")
     dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
     u = torch.rand(x.numel() // run, device=x.device, dtype=dtype)
     a = p_logit.reshape(()).to(dtype)
@@ -128,7 +153,7 @@ def concrete_dropout(input, p_logit, temperature=DENSE_TEMPERATURE, training=Tru
         torch's operations.
     p_logit : Tensor
         One element: ``log(p / (1 - p))``, p the drop probability.
-    temperature : float > 0, default 0.1
+    temperature : float > 0 (or a 0-d tensor), default 0.1
     training : bool
         False returns ``input`` unchanged.
     noise_shape : sequence of int or None, keyword-only
@@ -146,9 +171,13 @@ def concrete_dropout(input, p_logit, temperature=DENSE_TEMPERATURE, training=Tru
 
     Raises
     ------
-    TypeError, ValueError
-        p_logit not a one-element floating tensor, temperature not > 0,
-        noise_shape not of the form above.
+    TypeError
+        ``input`` not floating-point (as torch's dropout), ``p_logit`` not a
+        one-element floating tensor, ``training`` not a bool,
+        ``temperature`` not a number.
+    ValueError
+        ``temperature`` not a finite number > 0, ``noise_shape`` not of the
+        form above.
 
     Examples
     --------
@@ -159,6 +188,9 @@ def concrete_dropout(input, p_logit, temperature=DENSE_TEMPERATURE, training=Tru
     >>> p_logit.grad.shape
     torch.Size([])
     """
+    if type(training) is not bool:
+        # as functional.dropout: None or a string would silently mean eval or train mode
+        raise TypeError(f"concrete_dropout(): argument 'training' must be bool, not {type(training).__name__}")
     _check_p_logit(p_logit)
     temperature = _check_temperature(temperature)
     run = 1
@@ -271,11 +303,12 @@ class _ConcreteDropoutNd(nn.modules.dropout._DropoutNd):
     which would set it, is not called)."""
 
     _lead = None
+    _axes = None            # the names of the axes after C, for messages
     _default_temperature = DENSE_TEMPERATURE
     inplace = False
 
     def __init__(self, p=0.1, temperature=None, *, layer=None, n_inputs=None):
-        p = _check_probability(p)
+        logit = _initial_logit(p, torch.get_default_dtype())
         temperature = _check_temperature(self._default_temperature if temperature is None else temperature)
         if layer is not None and not isinstance(layer, nn.Module):
             raise TypeError(f"layer must be a torch.nn.Module or None, got {type(layer).__name__}")
@@ -283,7 +316,7 @@ class _ConcreteDropoutNd(nn.modules.dropout._DropoutNd):
                                      or n_inputs < 1):
             raise ValueError(f"n_inputs must be an int >= 1 or None, got {n_inputs!r}")
         nn.Module.__init__(self)
-        self.p_logit = nn.Parameter(torch.tensor(math.log(p) - math.log1p(-p)))
+        self.p_logit = nn.Parameter(torch.tensor(logit))
         self.temperature = temperature
         self.n_inputs = None if n_inputs is None else int(n_inputs)
         # referenced, not registered: the layer belongs to the model already
@@ -301,8 +334,9 @@ class _ConcreteDropoutNd(nn.modules.dropout._DropoutNd):
             return 1
         batched, unbatched = self._lead
         if input.dim() not in (batched, unbatched):
-            raise ValueError(f"{type(self).__name__} takes inputs of {batched} dimensions (N, C, ...) or "
-                             f"{unbatched} (C, ...), got {input.dim()}: {tuple(input.shape)}")
+            unbatched_form = f" or {unbatched} (C, {self._axes})" if unbatched != batched else ""
+            raise ValueError(f"{type(self).__name__} takes inputs of {batched} dimensions (N, C, {self._axes})"
+                             f"{unbatched_form}, got {input.dim()}: {tuple(input.shape)}")
         return _runs(input, 2 if input.dim() == batched else 1)
 
     def forward(self, input):
@@ -369,11 +403,14 @@ class ConcreteDropout(_ConcreteDropoutNd):
     Raises
     ------
     ValueError
-        ``p`` not in (0, 1), ``temperature`` not a finite number > 0,
-        ``n_inputs`` not an int >= 1; at call time, an input of a rank the
+        ``p`` not in (0, 1) or 0 or 1 in p_logit's dtype (1e-50 in
+        float32), ``temperature`` not a finite number > 0, ``n_inputs``
+        not an int >= 1; at call time, an input of a rank the
         variant does not take.
     TypeError
-        ``layer`` not a ``torch.nn.Module``.
+        ``p`` or ``temperature`` not a number (a 0-d tensor is its number),
+        ``layer`` not a ``torch.nn.Module``; at call time, an input that is
+        not floating-point (torch's dropout refuses it too).
 
     Examples
     --------
@@ -415,11 +452,14 @@ class ConcreteDropout1d(_ConcreteDropoutNd):
     Raises
     ------
     ValueError
-        ``p`` not in (0, 1), ``temperature`` not a finite number > 0,
-        ``n_inputs`` not an int >= 1; at call time, an input of a rank the
+        ``p`` not in (0, 1) or 0 or 1 in p_logit's dtype (1e-50 in
+        float32), ``temperature`` not a finite number > 0, ``n_inputs``
+        not an int >= 1; at call time, an input of a rank the
         variant does not take.
     TypeError
-        ``layer`` not a ``torch.nn.Module``.
+        ``p`` or ``temperature`` not a number (a 0-d tensor is its number),
+        ``layer`` not a ``torch.nn.Module``; at call time, an input that is
+        not floating-point (torch's dropout refuses it too).
 
     Examples
     --------
@@ -431,6 +471,7 @@ class ConcreteDropout1d(_ConcreteDropoutNd):
     """
 
     _lead = (3, 2)
+    _axes = "L"
     _default_temperature = CHANNEL_TEMPERATURE
 
 
@@ -462,11 +503,14 @@ class ConcreteDropout2d(_ConcreteDropoutNd):
     Raises
     ------
     ValueError
-        ``p`` not in (0, 1), ``temperature`` not a finite number > 0,
-        ``n_inputs`` not an int >= 1; at call time, an input of a rank the
+        ``p`` not in (0, 1) or 0 or 1 in p_logit's dtype (1e-50 in
+        float32), ``temperature`` not a finite number > 0, ``n_inputs``
+        not an int >= 1; at call time, an input of a rank the
         variant does not take.
     TypeError
-        ``layer`` not a ``torch.nn.Module``.
+        ``p`` or ``temperature`` not a number (a 0-d tensor is its number),
+        ``layer`` not a ``torch.nn.Module``; at call time, an input that is
+        not floating-point (torch's dropout refuses it too).
 
     Examples
     --------
@@ -478,6 +522,7 @@ class ConcreteDropout2d(_ConcreteDropoutNd):
     """
 
     _lead = (4, 4)
+    _axes = "H, W"
     _default_temperature = CHANNEL_TEMPERATURE
 
 
@@ -509,11 +554,14 @@ class ConcreteDropout3d(_ConcreteDropoutNd):
     Raises
     ------
     ValueError
-        ``p`` not in (0, 1), ``temperature`` not a finite number > 0,
-        ``n_inputs`` not an int >= 1; at call time, an input of a rank the
+        ``p`` not in (0, 1) or 0 or 1 in p_logit's dtype (1e-50 in
+        float32), ``temperature`` not a finite number > 0, ``n_inputs``
+        not an int >= 1; at call time, an input of a rank the
         variant does not take.
     TypeError
-        ``layer`` not a ``torch.nn.Module``.
+        ``p`` or ``temperature`` not a number (a 0-d tensor is its number),
+        ``layer`` not a ``torch.nn.Module``; at call time, an input that is
+        not floating-point (torch's dropout refuses it too).
 
     Examples
     --------
@@ -525,6 +573,7 @@ class ConcreteDropout3d(_ConcreteDropoutNd):
     """
 
     _lead = (5, 4)
+    _axes = "D, H, W"
     _default_temperature = CHANNEL_TEMPERATURE
 
 
@@ -542,7 +591,9 @@ class ConcreteDropoutLinear(nn.Linear):
     ``G = dy @ W``. Autograd keeps x, the weight and the position; never the
     relaxed input or a mask. Not twice differentiable. Under torch.compile
     it runs as the custom op ``cydrop::concrete_dropout_linear``. In eval
-    mode it is the linear layer.
+    mode it is the linear layer; under autocast (F.linear casts its
+    arguments) and for tensors the kernels do not take it is concrete
+    dropout then ``F.linear``, as ``DropoutLinear`` is.
 
     Parameters
     ----------
@@ -557,7 +608,11 @@ class ConcreteDropoutLinear(nn.Linear):
     Raises
     ------
     ValueError
-        ``p`` not in (0, 1), ``temperature`` not a finite number > 0.
+        ``p`` not in (0, 1) or 0 or 1 in p_logit's dtype (1e-50 in
+        float32), ``temperature`` not a finite number > 0.
+    TypeError
+        ``p`` or ``temperature`` not a number (a 0-d tensor is its number);
+        at call time, an input that is not floating-point.
 
     Examples
     --------
@@ -571,11 +626,11 @@ class ConcreteDropoutLinear(nn.Linear):
 
     def __init__(self, in_features, out_features, bias=True, p=0.1, temperature=DENSE_TEMPERATURE, device=None,
                  dtype=None):
-        p = _check_probability(p)
+        # checked before nn.Linear draws the weights: a refused call changes nothing
+        logit = _initial_logit(p, torch.get_default_dtype() if dtype is None else dtype)
         temperature = _check_temperature(temperature)
         super().__init__(in_features, out_features, bias, device, dtype)
-        self.p_logit = nn.Parameter(torch.tensor(math.log(p) - math.log1p(-p), device=device,
-                                                 dtype=self.weight.dtype))
+        self.p_logit = nn.Parameter(torch.tensor(logit, device=device, dtype=self.weight.dtype))
         self.temperature = temperature
 
     @property
@@ -587,8 +642,11 @@ class ConcreteDropoutLinear(nn.Linear):
         weight, bias = self.weight, self.bias
         if not self.training:
             return F.linear(input, weight, bias)
+        # concrete dropout then F.linear where that is what nn.Linear would
+        # compute: under autocast F.linear casts its arguments (the fused
+        # backward's GEMMs would mix the cast and the float32 weight)
         if (not _kernels_can_run(input, self.p_logit) or weight.dtype != input.dtype or not weight.is_cpu
-                or input.dim() == 0):
+                or input.dim() == 0 or torch.is_autocast_enabled("cpu")):
             return F.linear(_concrete(input, self.p_logit, self.temperature, True, 1, None), weight, bias)
         batched = input.dim() != 2
         x = (input.reshape(-1, input.shape[-1]) if batched else input).contiguous()
