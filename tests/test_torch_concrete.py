@@ -561,3 +561,72 @@ def test_p_the_parameter_dtype_rounds_to_0_or_1_is_refused(p):
     with pytest.raises(ValueError, match="p "):
         ct.ConcreteDropoutLinear(3, 2, p=p)
     assert 0.0 < ct.ConcreteDropoutLinear(3, 2, p=1e-50, dtype=torch.float64).p < 1e-49
+
+
+# --- torch.func's transforms and forward-mode AD -------------------------------------
+
+
+def _loss_with_seed(noise_shape=None):
+    g = data((6, 5, 7), torch.float64, seed=4)
+    return lambda x, a: (ct.concrete_dropout(x, a, 0.4, noise_shape=noise_shape, seed=17) * g).sum()
+
+
+@pytest.mark.parametrize("noise_shape", [None, (6, 5, 1)])
+def test_torch_func_grad_and_jvp_equal_eager_autograd(noise_shape):
+    """The same noise (an int seed), the gradients of the eager kernels; the
+    forward-mode derivative is their transpose: <J t, 1> = <t, grad>."""
+    loss = _loss_with_seed(noise_shape)
+    x = data((6, 5, 7), torch.float64).requires_grad_()
+    a = torch.tensor(-0.8, dtype=torch.float64, requires_grad=True)
+    loss(x, a).backward()
+    gx, ga = torch.func.grad(loss, argnums=(0, 1))(x.detach(), a.detach())
+    torch.testing.assert_close(gx, x.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ga, a.grad, rtol=1e-12, atol=1e-12)
+    tx, ta = data((6, 5, 7), torch.float64, seed=9), torch.tensor(0.3, dtype=torch.float64)
+    value, tangent = torch.func.jvp(loss, (x.detach(), a.detach()), (tx, ta))
+    assert value.item() == pytest.approx(loss(x, a).item(), rel=1e-12)
+    assert tangent.item() == pytest.approx((tx * x.grad).sum().item() + ta.item() * a.grad.item(), rel=1e-10)
+    import torch.autograd.forward_ad as fwAD
+    with fwAD.dual_level():
+        out = fwAD.unpack_dual(loss(fwAD.make_dual(x.detach(), tx), fwAD.make_dual(a.detach(), ta))).tangent
+    assert out.item() == pytest.approx(tangent.item(), rel=1e-12)
+
+
+def test_modules_under_torch_func_draw_the_noise_eager_calls_draw():
+    """From the same RNG state, a module under torch.func.grad relaxes the
+    mask an eager call relaxes: the same gradients, the fused layer's too."""
+    x = data((9, 12), torch.float64)
+    for module in (ct.ConcreteDropout(p=0.3), ct.ConcreteDropoutLinear(12, 4, p=0.2, dtype=torch.float64)):
+        module.double()
+        params = {k: v.detach() for k, v in module.named_parameters()}
+        torch.manual_seed(3)
+        grads = torch.func.grad(lambda p: torch.func.functional_call(module, p, (x,)).pow(2).sum())(params)
+        torch.manual_seed(3)
+        module(x).pow(2).sum().backward()
+        for name, parameter in module.named_parameters():
+            torch.testing.assert_close(grads[name], parameter.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_vmap_follows_its_randomness_argument():
+    """"error" raises torch's message; "different" draws one noise per
+    sample (with a seed: the batch's eager pass), "same" one for the batch;
+    per-sample gradients of p_logit add up to the batch's."""
+    x = data((4, 10), torch.float64)
+    a = torch.tensor(-1.0, dtype=torch.float64)
+    for source in (None, 5):
+        with pytest.raises(RuntimeError, match="randomness"):
+            torch.func.vmap(lambda r: ct.concrete_dropout(r, a, seed=source))(x)
+    different = torch.func.vmap(lambda r: ct.concrete_dropout(r, a, seed=5), randomness="different")(x)
+    # to rounding (1e-16 beside outputs of order 1): the transforms compute the formula in torch's ops
+    torch.testing.assert_close(different, ct.concrete_dropout(x, a, seed=5), rtol=1e-12, atol=1e-12)
+    same = torch.func.vmap(lambda r: ct.concrete_dropout(r, a, seed=5), randomness="same")(x)
+    torch.testing.assert_close(same, torch.stack([ct.concrete_dropout(r, a, seed=5) for r in x]), rtol=1e-12,
+                               atol=1e-12)
+    unseeded = torch.func.vmap(lambda r: ct.concrete_dropout(torch.ones(10, dtype=torch.float64), a),
+                               randomness="different")(x)
+    assert not torch.equal(unseeded[0], unseeded[1])
+    per_sample = torch.func.vmap(torch.func.grad(lambda r, b: ct.concrete_dropout(r, b, seed=5).sum(), argnums=1),
+                                 in_dims=(0, None), randomness="different")(x, a)
+    a_eager = a.clone().requires_grad_()
+    ct.concrete_dropout(x, a_eager, seed=5).sum().backward()
+    torch.testing.assert_close(per_sample.sum(), a_eager.grad, rtol=1e-10, atol=1e-12)

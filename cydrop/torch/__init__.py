@@ -24,8 +24,12 @@ Each call draws its mask's key from torch's default generator, as torch's
 dropout draws its mask (``_keys``): ``torch.manual_seed``, ``fork_rng``,
 ``get_rng_state``/``set_rng_state`` and activation checkpointing replay
 cydrop's masks as they replay torch's. Outputs are laid out like their
-input. The autograd Functions compose with torch.func's transforms and
-forward-mode AD; torch.compile runs the same kernels as custom ops.
+input. Every module and function composes with torch.func's transforms
+(``grad``, ``vjp``, ``jacrev``, ``jvp``, ``vmap`` by its ``randomness=``) and
+forward-mode AD: the dropout Functions have rules for them, and the concrete
+modules compute their formula in torch's operations there, from the noise
+the kernels draw at the same position. torch.compile runs the same kernels
+as custom ops.
 """
 from . import functional
 from .concrete import (ConcreteDropout, ConcreteDropout1d, ConcreteDropout2d, ConcreteDropout3d,

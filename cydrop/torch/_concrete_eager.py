@@ -6,12 +6,19 @@ Between forward and backward each Function keeps the stream position (two
 ints on ``ctx``) and references to tensors autograd holds anyway (the input
 x, the weight): no mask, relaxed or packed. The backward pass draws the
 noise again from the position. Neither Function is twice differentiable
-(``once_differentiable``: an error, not a wrong second derivative).
+(``once_differentiable``: an error, not a wrong second derivative), and
+neither is for torch.func's transforms or forward-mode AD: there the
+modules take the noise of the same position from ``ConcreteNoiseFunction``
+and compute the pass in torch's operations, which the transforms batch and
+differentiate (``concrete._concrete``).
 """
+import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
+from .. import _concrete
 from . import _concrete_kernels as kernels
+from ._eager import VMAP_RANDOMNESS_ERROR
 from ._keys import position
 
 
@@ -78,3 +85,53 @@ class ConcreteLinearFunction(torch.autograd.Function):
                                                  needs)
         dp = p_logit_grad(dp, ctx.p_dtype, ctx.p_shape) if needs[3] else None
         return dx, dW, db, dp, None, None
+
+
+class ConcreteNoiseFunction(torch.autograd.Function):
+    """The logistic noise ``log u - log(1 - u)`` (a 1-D tensor of x's dtype,
+    ``x.numel() // run`` values) of the pass at the position drawn from
+    ``source``: the u of the kernels' pass, so a transformed call relaxes
+    the mask an eager call at the same position relaxes. x gives the size
+    only; the noise is a constant (no gradient, no tangent).
+
+    Under vmap it follows ``randomness=`` as torch's random ops do: "error"
+    raises torch's message (a key from torch's generator raised it at the
+    draw already, ``_keys.seed_tensor``), "same" shares one draw over the
+    batch, "different" draws one per batch element, from the first batch
+    element's key when the key was drawn per element (as
+    ``_eager.DropoutFunction``)."""
+
+    @staticmethod
+    def forward(x, source, run):
+        n_noise = x.numel() // run
+        key, block = position(source, n_noise)
+        # at p_logit = 0 and temperature 1 the pass's z is u and w is 1 - u
+        w, z = _concrete.noise(key, block, n_noise, 0.0, 1.0, "float64")
+        return torch.from_numpy(np.log(z) - np.log(w)).to(x.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.mark_non_differentiable(output)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, None, None
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return None
+
+    @staticmethod
+    def vmap(info, in_dims, x, source, run):
+        if info.randomness == "error":
+            raise RuntimeError(VMAP_RANDOMNESS_ERROR)
+        if in_dims[1] is not None:
+            source = source.select(in_dims[1], 0)
+        x_dim = in_dims[0]
+        if info.randomness == "same":
+            sample = x if x_dim is None else x.select(x_dim, 0)
+            return ConcreteNoiseFunction.apply(sample, source, run), None
+        # one pass over the batch, batch axis first: element j of sample b
+        # takes noise value b * n_noise + j // run
+        x = x.expand(info.batch_size, *x.shape) if x_dim is None else x.movedim(x_dim, 0)
+        return ConcreteNoiseFunction.apply(x, source, run).reshape(info.batch_size, -1), 0

@@ -27,6 +27,10 @@ generator, as the dropout modules do (``_keys``: reproducible after
 checkpointing, the same on any thread count), no mask kept for backward (it
 is drawn again from the position), custom ops under ``torch.compile``. Other inputs (CUDA, float16,
 ...) run the same formula in torch's own operations with ``torch.rand``.
+Under torch.func's transforms and forward-mode AD the formula runs in
+torch's operations too, on the noise the kernels draw at the same position
+(``_concrete_eager.ConcreteNoiseFunction``, whose vmap rule follows
+``randomness=``): the transforms batch and differentiate torch's operations.
 
 In ``eval()`` the modules are the identity (``ConcreteDropoutLinear`` is its
 linear layer), as inverted dropout is and as the Keras reference's layer is
@@ -44,11 +48,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _concrete_kernels as kernels
+from ._eager import transformed
 from ._kernels import can_run
 from ._ops import compiled_position
-from ._concrete_eager import ConcreteDropoutFunction, ConcreteLinearFunction, value
+from ._concrete_eager import ConcreteDropoutFunction, ConcreteLinearFunction, ConcreteNoiseFunction, value
 from ._concrete_ops import concrete_dropout_linear_op, concrete_dropout_op
-from ._keys import position
+from ._keys import position, seed_tensor
 
 __all__ = ["ConcreteDropout", "ConcreteDropout1d", "ConcreteDropout2d", "ConcreteDropout3d",
            "ConcreteDropoutLinear", "concrete_dropout", "concrete_regularizer"]
@@ -115,24 +120,34 @@ def _concrete(x, p_logit, temperature, training, run, source):
     n_noise = x.numel() // run
     if torch.compiler.is_compiling():
         return concrete_dropout_op(x, p_logit, temperature, compiled_position(source, x, n_noise), run)[0]
+    if transformed():
+        # the kernels' noise at the same position, the formula in torch's
+        # ops (which torch.func's transforms and forward-mode AD batch and
+        # differentiate); the draw as a tensor op, which vmap sees
+        source = seed_tensor() if source is None else source
+        return _torch_concrete(x, p_logit, temperature, run, ConcreteNoiseFunction.apply(x.detach(), source, run))
     if torch.is_grad_enabled() and (x.requires_grad or p_logit.requires_grad):
         return ConcreteDropoutFunction.apply(x, p_logit, temperature, run, source)
     key, block = position(source, n_noise)           # inference (MC sampling): no autograd node
     return kernels.forward(x, value(p_logit), temperature, run, key, block)
 
 
-def _torch_concrete(x, p_logit, temperature, run):
-    """The same formula in torch's operations (any device and dtype), u from
-    torch.rand, computed in float32 for the half-precision types. Other
+def _torch_concrete(x, p_logit, temperature, run, logistic=None):
+    """The same formula in torch's operations (any device and dtype), from
+    the logistic noise ``log u - log(1 - u)`` given (``logistic``, one value
+    per run) or made of torch.rand's u, computed in float32 for the
+    half-precision types. Other
     dtypes are refused before the draw: torch's dropout refuses them too (its
     product is floating), and a product cast back to an integer dtype would
     be a silently truncated result."""
     if not x.is_floating_point():
         raise TypeError(f"concrete dropout: input must be a floating-point tensor, got {x.dtype}")
     dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
-    u = torch.rand(x.numel() // run, device=x.device, dtype=dtype)
+    if logistic is None:
+        u = torch.rand(x.numel() // run, device=x.device, dtype=dtype)
+        logistic = torch.log(u) - torch.log1p(-u)
     a = p_logit.reshape(()).to(dtype)
-    factor = (1 - torch.sigmoid((a + torch.log(u) - torch.log1p(-u)) / temperature)) / (1 - torch.sigmoid(a))
+    factor = (1 - torch.sigmoid((a + logistic) / temperature)) / (1 - torch.sigmoid(a))
     if run > 1:
         factor = factor.repeat_interleave(run)
     return x * factor.reshape(x.shape).to(x.dtype)
@@ -644,9 +659,10 @@ class ConcreteDropoutLinear(nn.Linear):
             return F.linear(input, weight, bias)
         # concrete dropout then F.linear where that is what nn.Linear would
         # compute: under autocast F.linear casts its arguments (the fused
-        # backward's GEMMs would mix the cast and the float32 weight)
+        # backward's GEMMs would mix the cast and the float32 weight); under
+        # torch.func's transforms and forward-mode AD, whose rules the pair has
         if (not _kernels_can_run(input, self.p_logit) or weight.dtype != input.dtype or not weight.is_cpu
-                or input.dim() == 0 or torch.is_autocast_enabled("cpu")):
+                or input.dim() == 0 or torch.is_autocast_enabled("cpu") or transformed()):
             return F.linear(_concrete(input, self.p_logit, self.temperature, True, 1, None), weight, bias)
         batched = input.dim() != 2
         x = (input.reshape(-1, input.shape[-1]) if batched else input).contiguous()
