@@ -630,3 +630,35 @@ def test_vmap_follows_its_randomness_argument():
     a_eager = a.clone().requires_grad_()
     ct.concrete_dropout(x, a_eager, seed=5).sum().backward()
     torch.testing.assert_close(per_sample.sum(), a_eager.grad, rtol=1e-10, atol=1e-12)
+
+
+# --- torch.compile with dynamic shapes -----------------------------------------------
+
+
+def test_an_int_seed_is_a_constant_of_the_graph_whatever_the_shape():
+    """The automatic-dynamic recompile on a second shape makes the size
+    symbolic: an int seed's position does not depend on it."""
+    torch._dynamo.reset()
+    a = torch.tensor(-1.0)
+    concrete = torch.compile(lambda x: ct.concrete_dropout(x, a, seed=3), fullgraph=True)
+    bernoulli = torch.compile(lambda x: ct.functional.dropout(x, 0.3, seed=3), fullgraph=True)
+    for n in (5, 7, 9):
+        x = data((n, 4))
+        assert torch.equal(concrete(x), ct.concrete_dropout(x, a, seed=3))
+        assert torch.equal(bernoulli(x), ct.functional.dropout(x, 0.3, seed=3))
+
+
+def test_compiled_with_dynamic_true_matches_eager():
+    """dynamic=True traces the temperature as a symbolic float; its check
+    takes one."""
+    torch._dynamo.reset()
+    a = torch.tensor(-1.0, requires_grad=True)
+    compiled = torch.compile(lambda x: ct.concrete_dropout(x, a), fullgraph=True, dynamic=True)
+    for n in (5, 7):
+        x = data((n, 4))
+        torch.manual_seed(n)
+        y = compiled(x)
+        torch.manual_seed(n)
+        assert torch.equal(y, ct.concrete_dropout(x, a))
+    y.sum().backward()
+    assert a.grad is not None

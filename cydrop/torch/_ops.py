@@ -158,11 +158,13 @@ dropout_linear_op.register_autograd(_dropout_linear_backward, setup_context=_dro
 
 
 @torch.compiler.assume_constant_result
-def _seed_position(seed, n_mask):
+def _seed_position(seed):
     """An int seed's position: the same on every call, so a constant of a
     compiled graph (the key is mixed by cydrop's Cython code, which torch.compile
-    cannot trace)."""
-    key, block = position(seed, n_mask)
+    cannot trace). It is (key of seed, block 0) whatever the draw's size (a
+    fresh Generator's first claim), so the size is not an argument: under
+    dynamic shapes it is symbolic, which assume_constant_result refuses."""
+    key, block = position(seed, 0)
     return signed(key), block
 
 
@@ -174,6 +176,6 @@ def compiled_position(source, x, n_mask):
     if source is None:
         return draw_position_op(x, draw_count)
     if isinstance(source, int) and not isinstance(source, bool):
-        return torch.tensor(_seed_position(source, n_mask), dtype=torch.int64, device="cpu")
+        return torch.tensor(_seed_position(source), dtype=torch.int64, device="cpu")
     key, block = position(source, n_mask)
     return torch.tensor([signed(key), block], dtype=torch.int64, device="cpu")

@@ -93,7 +93,10 @@ def _initial_logit(p, dtype):
 
 def _check_temperature(temperature):
     temperature = _number(temperature, "temperature")
-    if not (math.isfinite(temperature) and temperature > 0):
+    # comparisons, not math.isfinite: torch.compile(dynamic=True) traces a
+    # float argument as a symbolic float, which isfinite cannot take (NaN
+    # fails both comparisons)
+    if not 0.0 < temperature < math.inf:
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     return temperature
 
