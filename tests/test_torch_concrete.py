@@ -662,3 +662,15 @@ def test_compiled_with_dynamic_true_matches_eager():
         assert torch.equal(y, ct.concrete_dropout(x, a))
     y.sum().backward()
     assert a.grad is not None
+
+
+def test_transforms_refuse_the_p_logit_the_kernels_refuse():
+    """As an eager call: 1 / (1 - p) overflows (torch's operations would give NaN)."""
+    x = torch.ones(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="p_logit"):
+        ct.concrete_dropout(x, torch.tensor(1e3, dtype=torch.float64), seed=1)
+    with pytest.raises(ValueError, match="p_logit"):
+        torch.func.grad(lambda a: ct.concrete_dropout(x, a, seed=1).sum())(torch.tensor(1e3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="p_logit"):
+        torch.func.vmap(lambda a: ct.concrete_dropout(x, a, seed=1), randomness="different")(
+            torch.tensor([0.0, 1e3], dtype=torch.float64))

@@ -92,7 +92,10 @@ class ConcreteNoiseFunction(torch.autograd.Function):
     ``x.numel() // run`` values) of the pass at the position drawn from
     ``source``: the u of the kernels' pass, so a transformed call relaxes
     the mask an eager call at the same position relaxes. x gives the size
-    only; the noise is a constant (no gradient, no tangent).
+    only; the noise is a constant (no gradient, no tangent). p_logit and the
+    temperature are read only to refuse what the kernels refuse (a p_logit
+    whose 1 / (1 - p) overflows: NaN in torch's operations), as an eager
+    call would.
 
     Under vmap it follows ``randomness=`` as torch's random ops do: "error"
     raises torch's message (a key from torch's generator raised it at the
@@ -102,7 +105,10 @@ class ConcreteNoiseFunction(torch.autograd.Function):
     ``_eager.DropoutFunction``)."""
 
     @staticmethod
-    def forward(x, source, run):
+    def forward(x, p_logit, temperature, source, run):
+        dtype = "float32" if x.dtype == torch.float32 else "float64"
+        for a in p_logit.reshape(-1).tolist():      # several under vmap of a batched p_logit
+            _concrete.scalars(a, temperature, dtype)
         n_noise = x.numel() // run
         key, block = position(source, n_noise)
         # at p_logit = 0 and temperature 1 the pass's z is u and w is 1 - u
@@ -115,23 +121,23 @@ class ConcreteNoiseFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return None, None, None
+        return None, None, None, None, None
 
     @staticmethod
     def jvp(ctx, *tangents):
         return None
 
     @staticmethod
-    def vmap(info, in_dims, x, source, run):
+    def vmap(info, in_dims, x, p_logit, temperature, source, run):
         if info.randomness == "error":
             raise RuntimeError(VMAP_RANDOMNESS_ERROR)
-        if in_dims[1] is not None:
-            source = source.select(in_dims[1], 0)
+        if in_dims[3] is not None:
+            source = source.select(in_dims[3], 0)
         x_dim = in_dims[0]
         if info.randomness == "same":
             sample = x if x_dim is None else x.select(x_dim, 0)
-            return ConcreteNoiseFunction.apply(sample, source, run), None
+            return ConcreteNoiseFunction.apply(sample, p_logit, temperature, source, run), None
         # one pass over the batch, batch axis first: element j of sample b
         # takes noise value b * n_noise + j // run
         x = x.expand(info.batch_size, *x.shape) if x_dim is None else x.movedim(x_dim, 0)
-        return ConcreteNoiseFunction.apply(x, source, run).reshape(info.batch_size, -1), 0
+        return ConcreteNoiseFunction.apply(x, p_logit, temperature, source, run).reshape(info.batch_size, -1), 0

@@ -128,7 +128,8 @@ def _concrete(x, p_logit, temperature, training, run, source):
         # ops (which torch.func's transforms and forward-mode AD batch and
         # differentiate); the draw as a tensor op, which vmap sees
         source = seed_tensor() if source is None else source
-        return _torch_concrete(x, p_logit, temperature, run, ConcreteNoiseFunction.apply(x.detach(), source, run))
+        noise = ConcreteNoiseFunction.apply(x.detach(), p_logit.detach(), temperature, source, run)
+        return _torch_concrete(x, p_logit, temperature, run, noise)
     if torch.is_grad_enabled() and (x.requires_grad or p_logit.requires_grad):
         return ConcreteDropoutFunction.apply(x, p_logit, temperature, run, source)
     key, block = position(source, n_noise)           # inference (MC sampling): no autograd node
