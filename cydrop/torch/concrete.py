@@ -140,10 +140,9 @@ def _torch_concrete(x, p_logit, temperature, run, logistic=None):
     """The same formula in torch's operations (any device and dtype), from
     the logistic noise ``log u - log(1 - u)`` given (``logistic``, one value
     per run) or made of torch.rand's u, computed in float32 for the
-    half-precision types. Other
-    dtypes are refused before the draw: torch's dropout refuses them too (its
-    product is floating), and a product cast back to an integer dtype would
-    be a silently truncated result."""
+    half-precision types. Integer and bool inputs are refused before the
+    draw: torch's dropout refuses them too (its product is floating), and a
+    product cast back to their dtype would be a silently truncated result."""
     if not x.is_floating_point():
         raise TypeError(f"concrete dropout: input must be a floating-point tensor, got {x.dtype}")
     dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
