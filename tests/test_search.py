@@ -196,3 +196,23 @@ def test_bad_options_fail_before_the_search(options, message, capsys):
 def test_json_path_that_is_a_folder_is_refused(tmp_path, capsys):
     assert main(["search", "--json", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n_train, cv", [(200, 30), (100, 200)])
+def test_cv_above_the_smallest_class_is_refused_before_any_fit(n_train, cv, capsys, monkeypatch):
+    """Stratified k-fold needs a member of every class in every fold: more
+    folds than the smallest class has members is a usage error naming --cv."""
+    from cydrop.apps.demo import load_mnist1d
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the search started")
+
+    monkeypatch.setattr(GridSearchCV, "fit", no_fit)
+    smallest = int(np.unique(load_mnist1d()[1][:n_train], return_counts=True)[1].min())
+    assert cv > smallest   # the case is the one it means to be
+    assert main(["search", "--keep-prob", "1.0", "--hidden", "8", "--max-epochs", "1", "--n-train", str(n_train),
+                 "--cv", str(cv), "--n-jobs", "1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"cydrop search: --cv {cv}: ") and f"--cv <= {smallest}" in line

@@ -124,6 +124,18 @@ def _check_args(args):
     return hidden, grid
 
 
+def _check_folds(y, cv):
+    """StratifiedKFold puts a member of every class in every fold: ValueError
+    naming --cv if the smallest class of ``y`` has fewer members than folds."""
+    import numpy as np
+
+    smallest = int(np.unique(y, return_counts=True)[1].min())
+    if cv > smallest:
+        raise ValueError(f"--cv {cv}: the smallest class of the first {len(y)} training samples has {smallest} "
+                         f"members, fewer than the folds of a stratified split; use --cv <= {smallest} "
+                         "or a larger --n-train")
+
+
 def _fold_train_rows(n_train, cv):
     """Rows of the smallest training fold (StratifiedKFold's test folds hold at most ceil(n / cv))."""
     return n_train - -(-n_train // cv)
@@ -206,6 +218,10 @@ def run(args):
         from ..sklearn import DropoutMLPClassifier
 
         check_dependencies(plot=False)
+    x, y, x_test, y_test = load_mnist1d()
+    x, y = x[:args.n_train], y[:args.n_train]  # MNIST-1D comes shuffled
+    with checking_options():
+        _check_folds(y, args.cv)  # needs the labels, so here; still before any fit
 
     client = None
     if args.scheduler is not None:
@@ -214,8 +230,6 @@ def run(args):
             print(f"cydrop search: {problem}", file=sys.stderr)
             return 2
     try:
-        x, y, x_test, y_test = load_mnist1d()
-        x, y = x[:args.n_train], y[:args.n_train]  # MNIST-1D comes shuffled
         # the smallest training part of a fit: a fold less its hold-out
         rows_per_fit = _fold_train_rows(len(x), args.cv) - _held_out(len(x), args.cv)
         batch_size = min(BATCH_SIZE, rows_per_fit)
