@@ -242,3 +242,27 @@ def test_load_groups_cover_the_issue_floors():
         assert tag in tags
     if not isinstance(torch, str):
         assert "load-torch-dropout-fwdbwd-1024x4096" in tags
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--load", "--markdown", "{tmp}/bench.md"], "--markdown needs the timed groups, not --load"),
+    (["--load", "--plot", "{tmp}/bench.png"], "--plot needs the timed groups, not --load"),
+    (["--load", "--threads", "1"], "--threads needs the timed groups, not --load"),
+    (["--load", "--full"], "--full needs the timed groups, not --load"),
+    (["--load", "--rounds", "3"], "--rounds needs the timed groups, not --load"),
+    (["--calls", "5"], "--calls needs --load"),
+])
+def test_an_option_the_mode_ignores_is_refused_before_any_work(options, message, tmp_path, monkeypatch, capsys):
+    from cydrop.apps.bench import command, load
+
+    def work(*args, **kwargs):
+        raise AssertionError("the benchmark started")
+
+    monkeypatch.setattr(load, "time_load_group", work)
+    monkeypatch.setattr(command, "time_group", work)
+    assert cli.main(["bench", "--no-torch", *(o.format(tmp=tmp_path) for o in options)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"cydrop bench: {message}")
+    assert list(tmp_path.iterdir()) == []

@@ -9,7 +9,7 @@ and keeps its traceback.
 import contextlib
 import os
 
-__all__ = ["UsageError", "check_output_path", "checking_options"]
+__all__ = ["UsageError", "check_output_path", "checking_options", "refuse_ineffective"]
 
 
 class UsageError(Exception):
@@ -24,6 +24,38 @@ def checking_options():
         yield
     except (ValueError, TypeError, ImportError) as exc:
         raise UsageError(str(exc)) from exc
+
+
+def refuse_ineffective(rules):
+    """Refuse an option given where it would have no effect: the user meant
+    something the command would silently not do.
+
+    Every command states its mode-dependent options here, so that each
+    refusal reads the same. An option whose effect depends on the mode has
+    the default None (the mode decides the value), so that "given" is exact.
+
+    Parameters
+    ----------
+    rules : iterable of (str, bool, str or None)
+        ``(option, given, needs)``: the option as the user spells it, whether
+        it was given, and what it needs that the command line lacks (None if
+        it has an effect as given).
+
+    Raises
+    ------
+    ValueError
+        "``option`` needs ``needs``", for the first such option.
+
+    Examples
+    --------
+    >>> refuse_ineffective([("--extended-epochs", True, "--extended")])
+    Traceback (most recent call last):
+    ...
+    ValueError: --extended-epochs needs --extended
+    """
+    for option, given, needs in rules:
+        if given and needs is not None:
+            raise ValueError(f"{option} needs {needs}")
 
 
 def check_output_path(path, option, *, plot=False):

@@ -5,7 +5,7 @@ import time
 import cydrop
 
 from ..._threads import MAX_THREADS, thread_setting
-from .._options import check_output_path, checking_options
+from .._options import check_output_path, checking_options, refuse_ineffective
 from . import baselines, cases, load, report
 from .timer import thread_limits, time_group
 
@@ -41,9 +41,10 @@ def add_parser(subparsers):
                         "1024x4096, ... (default: every group)")
     p.add_argument("--load", action="store_true",
                    help="run the load groups instead: each case quiet and with a busy process on every core "
-                        "(started and ended by the benchmark), as p50/p90 of single calls")
-    p.add_argument("--calls", type=int, default=50, metavar="N",
-                   help="single calls timed per phase of a load group (default 50)")
+                        "(started and ended by the benchmark), as p50/p90 of single calls; it takes --only, "
+                        "--calls, --no-torch and --json, and refuses the other options")
+    p.add_argument("--calls", type=int, default=None, metavar="N",
+                   help="with --load: single calls timed per phase of a load group (default 50)")
     p.add_argument("--no-torch", action="store_true", help="leave out the PyTorch baselines")
     p.add_argument("--json", default=None, metavar="PATH", help="write every figure as JSON (default: not written)")
     p.add_argument("--plot", default=None, metavar="PATH",
@@ -69,7 +70,23 @@ def _write_text(path, text):
 def check_args(args):
     """The options checked before any work begins (ValueError or ImportError
     naming the option); returns (rounds, outputs): the timed rounds per case
-    and {option: path} of the files to write."""
+    and {option: path} of the files to write. Sets ``args.calls`` to its
+    default with --load."""
+    # --load times its own groups, as single calls on one thread and on
+    # every core, and writes only --json
+    timed_only = "the timed groups, not --load ({})"
+    refuse_ineffective([
+        ("--calls", args.calls is not None, None if args.load else "--load"),
+        ("--full", args.full, timed_only.format("it has its own groups") if args.load else None),
+        ("--rounds", args.rounds is not None,
+         timed_only.format("it times --calls single calls") if args.load else None),
+        ("--threads", args.threads is not None,
+         timed_only.format("it runs every case on one thread and on every core") if args.load else None),
+        *((option, path is not None, timed_only.format("it writes only --json") if args.load else None)
+          for option, path in (("--markdown", args.markdown), ("--plot", args.plot))),
+    ])
+    if args.calls is None:
+        args.calls = 50
     if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
         raise ValueError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
     rounds = args.rounds if args.rounds is not None else (25 if args.full else 15)
@@ -140,10 +157,7 @@ def _write_outputs(outputs, writers, out):
     """Write each requested file; the problems met, as messages."""
     problems = []
     for option, path in outputs.items():
-        if option not in writers:
-            problems.append(f"{option} is not written by this mode")
-            continue
-        what, write = writers[option]
+        what, write = writers[option]   # check_args refused an output the mode does not write
         try:
             write(path)
         except OSError as exc:  # e.g. the disk filled up during the run
