@@ -216,3 +216,20 @@ def test_cv_above_the_smallest_class_is_refused_before_any_fit(n_train, cv, caps
     assert captured.out == ""
     (line,) = captured.err.splitlines()
     assert line.startswith(f"cydrop search: --cv {cv}: ") and f"--cv <= {smallest}" in line
+
+
+@pytest.mark.parametrize("hidden, per_layer", [("8", (0.8, 0.5)), ("256,256", (0.8, 0.5, 0.5)),
+                                                ("16,16,16", (0.8, 0.5, 0.5, 0.5))])
+def test_default_keep_prob_candidates_follow_hidden(hidden, per_layer, monkeypatch):
+    """Without --keep-prob the grid holds 1.0, 0.8, 0.5 and one per-layer
+    candidate (inputs 0.8, every hidden layer 0.5) as long as --hidden says."""
+    class Searched(Exception):
+        pass
+
+    def record(search, *args, **kwargs):
+        raise Searched(search.param_grid)
+
+    monkeypatch.setattr(GridSearchCV, "fit", record)
+    with pytest.raises(Searched) as searched:
+        main(["search", "--hidden", hidden, "--max-epochs", "1", "--n-train", "200", "--cv", "2", "--n-jobs", "1"])
+    assert searched.value.args[0] == {"keep_prob": [1.0, 0.8, 0.5, per_layer]}

@@ -23,7 +23,6 @@ import time
 
 from ._options import check_output_path, checking_options
 
-DEFAULT_KEEP_PROBS = ["1.0", "0.8", "0.5", "0.8,0.5,0.5"]
 BATCH_SIZE = 100
 VALIDATION_FRACTION = 0.1
 N_CLASSES = 10  # MNIST-1D's digits
@@ -41,10 +40,12 @@ def add_parser(subparsers):
                     "is a cap). Prints the candidates ranked by mean CV accuracy (± std over the "
                     "folds) with their epochs and fit time, then the test accuracy of the best one "
                     "refitted on all --n-train samples for its mean best epoch (1000 test samples).")
-    p.add_argument("--keep-prob", nargs="+", default=DEFAULT_KEEP_PROBS, metavar="KP",
+    p.add_argument("--keep-prob", nargs="+", default=None, metavar="KP",
                    help="candidates: a float applies to the hidden layers (inputs keep 1.0); a comma "
                         "list such as 0.8,0.5,0.5 gives one entry per dense layer, the input first "
-                        f"(default: {' '.join(DEFAULT_KEEP_PROBS)})")
+                        "(default: 1.0 0.8 0.5 and a per-layer candidate as long as --hidden, the "
+                        "inputs 0.8 and every hidden layer 0.5: 1.0 0.8 0.5 0.8,0.5,0.5 for the "
+                        "default --hidden 256,256)")
     p.add_argument("--hidden", default="256,256", help="hidden layer sizes, comma-separated (default 256,256)")
     p.add_argument("--max-epochs", "--epochs", dest="max_epochs", type=int, default=400,
                    help="the most epochs of a fit; each stops earlier once converged (default 400)")
@@ -64,6 +65,13 @@ def add_parser(subparsers):
     p.add_argument("--seed", type=int, default=0, help="seeds the folds, the weights and the dropout masks")
     p.set_defaults(func=run)
     return p
+
+
+def default_keep_probs(n_hidden):
+    """The candidates without --keep-prob, for ``n_hidden`` hidden layers:
+    three shared rates and one per-layer list that keeps more of the inputs
+    (the lecture's rule of thumb), so that the default grid fits any --hidden."""
+    return ["1.0", "0.8", "0.5", ",".join(["0.8"] + ["0.5"] * n_hidden)]
 
 
 def parse_keep_probs(values, n_hidden):
@@ -101,6 +109,8 @@ def _parse_hidden(text):
 
 def _check_args(args):
     hidden = _parse_hidden(args.hidden)
+    if args.keep_prob is None:
+        args.keep_prob = default_keep_probs(len(hidden))
     grid = parse_keep_probs(args.keep_prob, len(hidden))
     for option, value, low, high in (("--max-epochs", args.max_epochs, 1, None), ("--patience", args.patience, 1, None),
                                      ("--cv", args.cv, 2, None), ("--n-train", args.n_train, 2, 4000)):
