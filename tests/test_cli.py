@@ -308,3 +308,22 @@ def test_an_error_of_the_work_itself_is_not_a_usage_error(monkeypatch):
     monkeypatch.setattr(uci_protocol, "run_protocol", broken)
     with pytest.raises(ValueError, match="a bug deep inside"):
         main(["uci", "yacht", "--splits", "1", "--quiet"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["kernels", "--epoch"], "--epoch"),        # --epochs is another command's option
+    (["kernels", "--json-out"], "--json-out"),
+    (["demo", "--repeat"], "--repeat"),
+    (["demo", "--bogus"], "--bogus"),
+    (["demo", "--epohcs", "3"], "--epohcs (did you mean --epochs?) 3"),
+    (["kernels", "--widht=8"], "--widht=8 (did you mean --width?)"),
+    (["bench", "--fulll"], "--fulll (did you mean --full?)"),
+    (["search", "--hiden", "8"], "--hiden (did you mean --hidden?) 8"),
+])
+def test_an_unknown_option_is_refused_by_its_command_with_its_own_hint(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(f"usage: cydrop {argv[0]} ")   # the command's usage, not the top level's
+    assert lines[-1] == f"cydrop {argv[0]}: error: unrecognized arguments: {message}"

@@ -208,15 +208,16 @@ def build_parser():
     return parser
 
 
-def _did_you_mean(parser, unknown):
-    """Close matches among the options of every command, for an unrecognized one."""
-    known = {s for p in [parser, *_subparsers(parser)] for a in p._actions for s in a.option_strings}
-    hints = []
-    for arg in unknown:
-        match = difflib.get_close_matches(arg.split("=")[0], sorted(known), n=1)
-        if arg.startswith("-") and match:
-            hints.append(f"{arg} (did you mean {match[0]}?)")
-    return hints
+def _did_you_mean(command, arg):
+    """``arg``, with the closest option of ``command`` (the sub-command's own
+    parser: another command's option would not be accepted either)."""
+    if not arg.startswith("-"):
+        return arg
+    # compared without the dashes, which every option shares: with them any
+    # short word came out close to some option (--bogus to --out)
+    known = {s.lstrip("-"): s for a in command._actions for s in a.option_strings}
+    match = difflib.get_close_matches(arg.split("=")[0].lstrip("-"), sorted(known), n=1)
+    return f"{arg} (did you mean {known[match[0]]}?)" if match else arg
 
 
 def _subparsers(parser):
@@ -226,9 +227,9 @@ def _subparsers(parser):
 def main(argv=None):
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    if unknown:  # argparse alone says only "unrecognized arguments"
-        hints = _did_you_mean(parser, unknown)
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}" + (f"; {'; '.join(hints)}" if hints else ""))
+    if unknown:  # argparse alone says only "unrecognized arguments", and as the top-level parser
+        command = next(p for p in _subparsers(parser) if p.prog == f"{parser.prog} {args.command}")
+        command.error(f"unrecognized arguments: {' '.join(_did_you_mean(command, arg) for arg in unknown)}")
     try:
         return args.func(args)
     except UsageError as exc:   # anything else is no usage error: it keeps its traceback
