@@ -92,7 +92,6 @@ def test_demo_refuses_an_unsupported_extension_before_training(name, tmp_path, c
     (["demo", "--epochs", "0"], "--epochs must be >= 1, got 0"),
     (["demo", "--seed", "-1"], "--seed must be in [0, 2**64), got -1"),
     (["demo", "--seed", str(2**64)], "--seed must be in [0, 2**64)"),
-    (["demo", "--out", "/nonexistent-folder/x.png", "--no-plot", "--seed", "-2"], "--seed"),
     (["kernels", "--batch", "0"], "--batch must be >= 1"),
     (["kernels", "--width", "-3"], "--width must be >= 1"),
     (["kernels", "--repeats", "0"], "--repeats must be >= 1"),
@@ -327,3 +326,30 @@ def test_an_unknown_option_is_refused_by_its_command_with_its_own_hint(argv, mes
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith(f"usage: cydrop {argv[0]} ")   # the command's usage, not the top level's
     assert lines[-1] == f"cydrop {argv[0]}: error: unrecognized arguments: {message}"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["uci", "yacht", "--splits", "1", "--epochs", "2", "--mc-samples", "5", "--extended-epochs", "3"],
+     "--extended-epochs needs --extended"),
+    (["uci", "yacht", "--splits", "1", "--learn-only", "--extended"], "--extended needs the grid"),
+    (["uci", "yacht", "--splits", "1", "--learn-only", "--plot", "{tmp}/u.png"], "--plot needs the grid"),
+    (["search", "--n-train", "200", "--timeout", "5"], "--timeout needs --scheduler"),
+    (["demo", "--check-iterations", "5"], "--check-iterations needs --check"),
+    (["demo", "--no-plot", "--out", "{tmp}/x.png"], "--out needs the plot, not --no-plot"),
+    (["demo", "--check", "--epochs", "3"], "--epochs needs the training, not --check"),
+    (["demo", "--check", "--learn-epochs", "0"], "--learn-epochs needs the training, not --check"),
+    (["demo", "--check", "--quiet"], "--quiet needs the training, not --check"),
+])
+def test_an_option_without_effect_in_the_chosen_mode_is_refused(argv, message, tmp_path, monkeypatch, capsys,
+                                                                no_training):
+    _no_work(monkeypatch)
+    monkeypatch.setattr(demo, "check_network", lambda *args, **kwargs: pytest.fail("the check started"))
+    sklearn = pytest.importorskip("sklearn.model_selection") if argv[0] == "search" else None
+    if sklearn is not None:
+        monkeypatch.setattr(sklearn.GridSearchCV, "fit", lambda *args, **kwargs: pytest.fail("the search started"))
+    assert main([arg.format(tmp=tmp_path) for arg in argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"cydrop {argv[0]}: {message}")
+    assert list(tmp_path.iterdir()) == []

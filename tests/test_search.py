@@ -182,7 +182,7 @@ def test_scheduler_without_workers_fails_cleanly(capsys):
     (["--n-train", "5000"], "--n-train"),
     (["--n-train", "30"], "use --n-train >= 137"),  # 137 - ceil(137/3) = 91 rows, ceil(9.1) = 10 held out
     (["--n-jobs", "0"], "--n-jobs"),
-    (["--timeout", "0"], "--timeout"),
+    (["--scheduler", "tcp://127.0.0.1:1", "--timeout", "0"], "--timeout must be"),
     (["--csv", "/nonexistent-folder/r.csv"], "--csv"),
     (["--scheduler", "no-port-here"], "--scheduler 'no-port-here'"),
 ])

@@ -10,7 +10,7 @@ import cydrop
 
 from .._validation import check_keep_prob
 from . import search, uci
-from ._options import UsageError, checking_options
+from ._options import UsageError, checking_options, refuse_ineffective
 from .bench import baselines
 from .bench import command as bench_command
 from .demo import DEFAULT_OUT as DEMO_OUT, LEARN_EPOCHS
@@ -43,6 +43,16 @@ def demo(args):
 
     # every option and dependency checked before the banner: nothing runs on bad input
     with checking_options():
+        training = "the training, not --check" if args.check else None
+        refuse_ineffective([("--check-iterations", args.check_iterations is not None, None if args.check else "--check"),
+                            ("--out", args.out is not None, "the plot, not --no-plot" if args.no_plot else None),
+                            ("--epochs", args.epochs is not None, training),
+                            ("--learn-epochs", args.learn_epochs is not None, training),
+                            ("--quiet", args.quiet, training)])   # the check shows no progress bars
+        for option, default in (("epochs", DEMO_EPOCHS), ("learn_epochs", LEARN_EPOCHS), ("out", DEMO_OUT),
+                                ("check_iterations", CHECK_ITERATIONS)):
+            if getattr(args, option) is None:
+                setattr(args, option, default)
         keep_prob = check_keep_prob(args.keep_prob, "--keep-prob")
         _check_at_least("--epochs", args.epochs, 1)
         _check_at_least("--learn-epochs", args.learn_epochs, 0)
@@ -142,6 +152,10 @@ def kernels(args):
     return 0 if ok_dropout and ok_dense else 1
 
 
+DEMO_EPOCHS = 200
+CHECK_ITERATIONS = 50
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """Each option's default after its help, unless the help already says it
     or there is none to say (a flag, or None: then the help tells what
@@ -171,25 +185,28 @@ def build_parser():
                                    "keep_prob per layer and whether they follow the rule of thumb (the input "
                                    "layer keeps at least 0.9, every hidden layer at least 0.02 less), and plot "
                                    "the train/test curves and the learned keep_prob per epoch.")
-    p.add_argument("--epochs", type=int, default=200, help="epochs of each training run")
+    # the options of one mode default to None: refuse_ineffective tells given from not given
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"epochs of each training run (default {DEMO_EPOCHS})")
     p.add_argument("--keep-prob", type=float, default=0.5,
                    help="keep_prob of the hidden layers of the dropout network (its inputs keep 1.0)")
-    p.add_argument("--learn-epochs", type=int, default=LEARN_EPOCHS, metavar="N",
+    p.add_argument("--learn-epochs", type=int, default=None, metavar="N",
                    help=f"epochs of the network that learns its keep_prob (default {LEARN_EPOCHS}; "
                         "0: do not train it)")
-    p.add_argument("--out", default=DEMO_OUT, metavar="PATH",
+    p.add_argument("--out", default=None, metavar="PATH",
                    help="where to write the curves: a file (png, pdf, svg, ...: any format matplotlib "
-                        "writes; no extension means .png) or a folder (cydrop-demo.png inside it)")
+                        "writes; no extension means .png) or a folder (cydrop-demo.png inside it) "
+                        f"(default {DEMO_OUT})")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the dropout masks")
-    p.add_argument("--no-plot", action="store_true", help="do not plot (then --out is not used)")
+    p.add_argument("--no-plot", action="store_true", help="do not plot (then --out is refused)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--check", action="store_true",
                    help="instead of training, run the debugging recipe on the network: with dropout off, "
                         "full-batch gradient descent must lower J on every iteration, and backprop must "
                         "match central differences; prints the report and plots J per iteration to --out "
                         "(exit 1 if either check fails)")
-    p.add_argument("--check-iterations", type=int, default=50, metavar="N",
-                   help="iterations of gradient descent for --check")
+    p.add_argument("--check-iterations", type=int, default=None, metavar="N",
+                   help=f"with --check: iterations of gradient descent (default {CHECK_ITERATIONS})")
     p.set_defaults(func=demo)
     p = sub.add_parser("kernels", help="check and time dropout and the fused dense layer",
                        description="Check dropout and the fused dropout+dense layer against plain NumPy "

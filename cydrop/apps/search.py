@@ -21,7 +21,7 @@ import math
 import sys
 import time
 
-from ._options import check_output_path, checking_options
+from ._options import check_output_path, checking_options, refuse_ineffective
 
 BATCH_SIZE = 100
 VALIDATION_FRACTION = 0.1
@@ -58,7 +58,8 @@ def add_parser(subparsers):
                    help="parallel fits: local processes, or Dask worker slots with --scheduler (default -1: all)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on this Dask scheduler (e.g. tcp://scheduler-host:8786) instead of local processes")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the scheduler (default 10)")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="with --scheduler: seconds to wait for it (default 10)")
     p.add_argument("--csv", metavar="PATH", help="write the ranked table as CSV")
     p.add_argument("--json", metavar="PATH", help="write the settings and the ranked table as JSON")
     p.add_argument("--plot", metavar="PATH", help="plot CV accuracy against keep_prob with error bars (needs matplotlib)")
@@ -108,6 +109,9 @@ def _parse_hidden(text):
 
 
 def _check_args(args):
+    refuse_ineffective([("--timeout", args.timeout is not None, None if args.scheduler is not None else "--scheduler")])
+    if args.timeout is None:
+        args.timeout = 10.0
     hidden = _parse_hidden(args.hidden)
     if args.keep_prob is None:
         args.keep_prob = default_keep_probs(len(hidden))

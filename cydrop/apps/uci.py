@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from ._options import check_output_path, checking_options
+from ._options import check_output_path, checking_options, refuse_ineffective
 
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "uci")
 EPOCHS_MULTIPLIER = 100   # the published runs: n_epochs.txt (40) x 100 epochs
@@ -46,7 +46,7 @@ def add_parser(subparsers):
                         "trained for a longer schedule, tau fitted on the validation rows, the best "
                         "of all chosen on the validation rows (never on test rows)")
     p.add_argument("--extended-epochs", type=int,
-                   help="the longer schedule of --extended (default: 2.5 x the epochs)")
+                   help="with --extended: its longer schedule (default: 2.5 x the epochs)")
     p.add_argument("--learn", action="store_true",
                    help="also the learned column: per split one network whose keep_prob is learned "
                         "(Concrete dropout) on the fit rows, the weights of the lowest validation loss kept, "
@@ -224,6 +224,11 @@ def run(args):
     from .._validation import check_positive_int
 
     with checking_options():
+        no_grid = "the grid, which --learn-only does not run" if args.learn_only else None
+        refuse_ineffective([("--extended-epochs", args.extended_epochs is not None,
+                             None if args.extended else "--extended"),
+                            ("--extended", args.extended, no_grid),
+                            ("--plot", args.plot is not None, no_grid)])   # it draws the grid's split 0
         check_positive_int(args.splits, "--splits")
         for value, option in ((args.epochs, "--epochs"), (args.extended_epochs, "--extended-epochs")):
             if value is not None:
@@ -232,8 +237,6 @@ def run(args):
         check_positive_int(args.jobs, "--jobs")
         check_positive_int(args.seed, "--seed", minimum=0)
         check_positive_int(args.repeats, "--repeats")
-        if args.learn_only and (args.extended or args.plot is not None):
-            raise ValueError("--learn-only runs no grid: it takes neither --extended nor --plot")
         args.learn = args.learn or args.learn_only
         if args.json is not None:
             args.json = check_output_path(args.json, "--json")
