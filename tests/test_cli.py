@@ -353,3 +353,34 @@ def test_an_option_without_effect_in_the_chosen_mode_is_refused(argv, message, t
     (line,) = captured.err.splitlines()
     assert line.startswith(f"cydrop {argv[0]}: {message}")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("batch, width", [("100000000000", "100000"), (str(10**19), "1")])
+def test_sizes_that_cannot_be_allocated_are_refused_in_one_line(batch, width, capsys):
+    assert main(["kernels", "--batch", batch, "--width", width, "--repeats", "1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""   # refused before the banner
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"cydrop kernels: --batch {batch} and --width {width}: ") and "memory" in line
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    """`cydrop kernels | head` once the reader has gone: no traceback, exit 1
+    as the Python docs recommend for EPIPE (signal module, note on SIGPIPE)."""
+    proc = subprocess.Popen([sys.executable, "-m", "cydrop", "kernels", "--batch", "1", "--width", "1",
+                             "--repeats", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    proc.stdout.close()   # the reader goes before the first line is written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1
+    assert err == b""
+
+
+def test_an_allocation_that_fails_anyway_is_a_one_line_error(monkeypatch, capsys):
+    """Where the OS does not tell its memory, the size check lets 35 PiB
+    through; NumPy's MemoryError becomes the one-line error."""
+    from cydrop.apps import cli
+
+    monkeypatch.setattr(cli, "_physical_memory", lambda: None)
+    assert main(["kernels", "--batch", "100000000000", "--width", "100000", "--repeats", "1"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("cydrop kernels: --batch 100000000000 and --width 100000: out of memory (")

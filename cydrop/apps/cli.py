@@ -1,6 +1,7 @@
 """The ``cydrop`` command (also ``python -m cydrop``)."""
 import argparse
 import difflib
+import os
 import sys
 import time
 
@@ -35,6 +36,29 @@ def _check_seed(value):
     # the MLP and the Generator take seeds in [0, 2**64)
     if not 0 <= value < 1 << 64:
         raise ValueError(f"--seed must be in [0, 2**64), got {value}")
+
+
+def _physical_memory():
+    """Bytes of memory of this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):   # Windows has no sysconf
+        return None
+
+
+def _check_kernels_fit(batch, width):
+    """Refuse sizes whose arrays cannot be held, before any is made: NumPy
+    would fail half-way with a MemoryError, or a ValueError ("array is too
+    big") past the address space. The check and the timing hold about 14
+    float32 arrays of (batch, width) and 6 of (width, width) at once (W is
+    drawn in float64; the reference computes its own products)."""
+    need = 4 * (14 * batch * width + 6 * width * width)
+    memory = _physical_memory()
+    limit = memory if memory else np.iinfo(np.intp).max
+    if need > limit:
+        where = f"this machine's {memory / 2**30:.3g} GiB" if memory else "what this platform can address"
+        raise ValueError(f"--batch {batch} and --width {width}: the check needs about {need / 2**30:.3g} GiB of "
+                         f"memory, more than {where}")
 
 
 def demo(args):
@@ -100,6 +124,14 @@ def kernels(args):
         for option, value in (("--batch", args.batch), ("--width", args.width), ("--repeats", args.repeats)):
             _check_at_least(option, value, 1)
         _check_seed(args.seed)
+        _check_kernels_fit(args.batch, args.width)
+    try:
+        return _kernels_report(args, keep_prob)
+    except MemoryError as exc:   # below the machine's memory but above what is free: one line, not a traceback
+        raise UsageError(f"--batch {args.batch} and --width {args.width}: out of memory ({exc})") from None
+
+
+def _kernels_report(args, keep_prob):
     gen = cydrop.Generator(args.seed)
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.batch, args.width), dtype=np.float32)
@@ -242,6 +274,22 @@ def _subparsers(parser):
 
 
 def main(argv=None):
+    try:
+        code = _main(argv)
+        sys.stdout.flush()   # a closed pipe is met here, where it can be caught, not at exit
+        return code
+    except BrokenPipeError:
+        # the reader of our output has gone (cydrop ... | head): end quietly with
+        # status 1, as the Python docs recommend for command-line tools (signal
+        # module, "Note on SIGPIPE"), rather than restoring SIGPIPE's default,
+        # which would also kill a search whose Dask connection drops. stdout
+        # now points at devnull, so the flush at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _main(argv):
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse alone says only "unrecognized arguments", and as the top-level parser
