@@ -142,3 +142,35 @@ def test_uci_learn_only_refuses_grid_options(tmp_path, capsys, extra):
         extra = ["--plot", str(tmp_path / "uci.png")]
     assert main(["uci", "yacht", *FAST, "--learn-only", *extra]) == 2
     assert f"{extra[0]} needs the grid, which --learn-only does not run" in capsys.readouterr().err
+
+
+def test_a_folder_that_is_not_a_dataset_is_left_out_of_all_of_them(dataset, capsys):
+    (dataset.parent / "notes").mkdir()
+    (dataset.parent / "notes" / "todo.txt").write_text("not a dataset\n")
+    assert main(["uci", "--data-dir", str(dataset.parent), *FAST]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cydrop uci: 1 dataset(s)") and "notes" not in out
+    # a named one is listed among the datasets there are, and only those
+    assert main(["uci", "--data-dir", str(dataset.parent), "nosuch", *FAST]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("no such dataset folder (available: yacht)")
+
+
+def test_a_data_dir_that_is_one_dataset_takes_its_own_name(dataset, capsys):
+    assert main(["uci", "--data-dir", str(dataset), "yacht", *FAST]) == 0
+    assert capsys.readouterr().out.startswith("cydrop uci: 1 dataset(s)")
+    assert main(["uci", "--data-dir", str(dataset), "energy", *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "is the dataset folder of yacht" in err and "energy" in err
+
+
+def test_a_dataset_named_twice_runs_once_and_one_table_is_printed(capsys):
+    assert main(["uci", "yacht", "yacht", *FAST]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("cydrop uci: 1 dataset(s)")
+    assert len([line for line in lines if line.startswith("yacht ")]) == 1   # the table's row, once
+
+
+def test_learn_only_names_no_grid(capsys):
+    assert main(["uci", "yacht", *FAST, "--learn-only"]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("yacht:")]
+    assert "grid" not in line and "3 epochs" in line

@@ -33,7 +33,8 @@ def add_parser(subparsers):
                     "by validation log-likelihood, the best retrained on all training rows, MC RMSE "
                     "and test log-likelihood on the test rows; mean and standard error over the splits.")
     p.add_argument("names", nargs="*", metavar="NAME",
-                   help="datasets (folders of the data directory; default: all of them)")
+                   help="datasets (folders of the data directory, each run once; default: all of its "
+                        "folders that hold data.txt, index_features.txt or index_target.txt)")
     p.add_argument("--data-dir", metavar="DIR",
                    help="a folder of datasets in the same layout (or one dataset folder); default: the "
                         "four shipped with cydrop (concrete, energy, wine-quality-red, yacht)")
@@ -197,20 +198,37 @@ def load_dataset(folder, n_splits):
                     os.path.join(folder, "published_results.txt")), **grid)
 
 
+# the files that name a dataset's data: a folder holding none of them (notes,
+# results, anything else in a data directory) is not a dataset
+_DATASET_FILES = ("data.txt", "index_features.txt", "index_target.txt")
+
+
+def _is_dataset(folder):
+    return any(os.path.isfile(os.path.join(folder, name)) for name in _DATASET_FILES)
+
+
 def _dataset_folders(data_dir, names):
+    """The dataset folders to run: ``names`` (each once, in order) in the data
+    directory, or all of its datasets; ``data_dir`` may be one dataset folder."""
     root = data_dir if data_dir is not None else SHIPPED_DIR
     if not os.path.isdir(root):
         raise ValueError(f"--data-dir {root}: not a folder")
-    if os.path.isfile(os.path.join(root, "data.txt")) and not names:
-        return [root]   # a dataset folder itself
-    available = sorted(d for d in os.listdir(root)
-                       if os.path.isdir(os.path.join(root, d)) and not d.startswith((".", "_")))
+    names = list(dict.fromkeys(names))   # a name given twice runs once
+    if _is_dataset(root):   # a dataset folder itself
+        own = os.path.basename(os.path.normpath(root))
+        others = [name for name in names if name != own]
+        if others:
+            raise ValueError(f"--data-dir {root} is the dataset folder of {own}: give no NAME or {own}, "
+                             f"not {' '.join(others)}")
+        return [root]
+    available = sorted(d for d in os.listdir(root) if not d.startswith((".", "_"))
+                       and os.path.isdir(os.path.join(root, d)) and _is_dataset(os.path.join(root, d)))
     if not names:
-        names = available   # each is checked by load_dataset: a missing data.txt is named
-        if not names:
-            raise ValueError(f"{root}: no dataset folders")
-    for name in names:
-        if name not in available:
+        if not available:
+            raise ValueError(f"{root}: no dataset folders (a dataset folder holds {' or '.join(_DATASET_FILES)})")
+        return [os.path.join(root, name) for name in available]
+    for name in names:   # a named folder that is no dataset: load_dataset names the missing file
+        if not os.path.isdir(os.path.join(root, name)):
             raise ValueError(f"{os.path.join(root, name)}: no such dataset folder "
                              f"(available: {', '.join(available) or 'none'})")
     return [os.path.join(root, name) for name in names]
@@ -255,8 +273,8 @@ def run(args):
     results = []
     for ds in datasets:
         epochs = args.epochs if args.epochs is not None else ds["epochs"]
-        print(f"{ds['name']}: {ds['X'].shape[0]} rows, {ds['X'].shape[1]} features, "
-              f"grid {len(ds['dropout_rates'])} dropout rates x {len(ds['taus'])} taus, {epochs} epochs",
+        grid = "" if args.learn_only else f"grid {len(ds['dropout_rates'])} dropout rates x {len(ds['taus'])} taus, "
+        print(f"{ds['name']}: {ds['X'].shape[0]} rows, {ds['X'].shape[1]} features, {grid}{epochs} epochs",
               flush=True)
         res = uci_protocol.run_protocol(
             ds["X"], ds["y"], ds["splits"], dropout_rates=ds["dropout_rates"], taus=ds["taus"], epochs=epochs,
@@ -265,7 +283,8 @@ def run(args):
             n_jobs=args.jobs, progress=not args.quiet, keep_samples=args.plot is not None and not results,
             learn=args.learn, grid=not args.learn_only)
         results.append((ds, res))
-        _print_table(results[-1:], args.extended, legend=False)
+        if len(datasets) > 1:   # each dataset's row as it finishes; the table of all of them follows
+            _print_table(results[-1:], args.extended, legend=False)
         if args.json:   # after each dataset, so that a long run keeps what it finished
             with open(args.json, "w") as f:
                 json.dump({"meta": meta, "datasets": [_json_entry(d, r, args) for d, r in results]}, f, indent=1)
