@@ -16,6 +16,9 @@ from .bench import baselines
 from .bench import command as bench_command
 from .demo import DEFAULT_OUT as DEMO_OUT, LEARN_EPOCHS
 
+DEMO_EPOCHS = 200
+CHECK_ITERATIONS = 50
+
 
 def _median_ms(fn, repeats):
     fn()  # warm-up: first touch of fresh pages, first call of a kernel
@@ -68,7 +71,8 @@ def demo(args):
     # every option and dependency checked before the banner: nothing runs on bad input
     with checking_options():
         training = "the training, not --check" if args.check else None
-        refuse_ineffective([("--check-iterations", args.check_iterations is not None, None if args.check else "--check"),
+        refuse_ineffective([("--check-iterations", args.check_iterations is not None,
+                             None if args.check else "--check"),
                             ("--out", args.out is not None, "the plot, not --no-plot" if args.no_plot else None),
                             ("--epochs", args.epochs is not None, training),
                             ("--learn-epochs", args.learn_epochs is not None, training),
@@ -182,10 +186,6 @@ def _kernels_report(args, keep_prob):
     print(f"(the layer's three bare GEMMs with NumPy: {floor:.3f} ms; cydrop layer = "
           f"{rows[1][2] / floor:.2f}x of that)")
     return 0 if ok_dropout and ok_dense else 1
-
-
-DEMO_EPOCHS = 200
-CHECK_ITERATIONS = 50
 
 
 class HelpFormatter(argparse.HelpFormatter):
