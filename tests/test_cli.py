@@ -384,3 +384,16 @@ def test_an_allocation_that_fails_anyway_is_a_one_line_error(monkeypatch, capsys
     assert main(["kernels", "--batch", "100000000000", "--width", "100000", "--repeats", "1"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("cydrop kernels: --batch 100000000000 and --width 100000: out of memory (")
+
+
+def test_a_broken_pipe_that_is_not_stdout_keeps_its_traceback(monkeypatch, capfd):
+    """A BrokenPipeError from a worker's pipe or a socket is an error of the
+    work, not the reader of our output going away: it is not hidden."""
+    from cydrop.apps import cli
+
+    def lost_worker(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "kernels", lost_worker)
+    with pytest.raises(BrokenPipeError):
+        main(["kernels"])

@@ -1,7 +1,9 @@
 """The ``cydrop`` command (also ``python -m cydrop``)."""
 import argparse
 import difflib
+import io
 import os
+import select
 import sys
 import time
 
@@ -279,6 +281,8 @@ def main(argv=None):
         sys.stdout.flush()   # a closed pipe is met here, where it can be caught, not at exit
         return code
     except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise   # a worker's pipe or a socket: an error of the work itself
         # the reader of our output has gone (cydrop ... | head): end quietly with
         # status 1, as the Python docs recommend for command-line tools (signal
         # module, "Note on SIGPIPE"), rather than restoring SIGPIPE's default,
@@ -287,6 +291,20 @@ def main(argv=None):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+
+
+def _stdout_reader_gone():
+    """Whether stdout is a pipe whose reader has closed it (poll reports an
+    error on it), rather than a BrokenPipeError met on some other pipe."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        return False   # stdout replaced in-process: not a pipe of ours
+    if not hasattr(select, "poll"):
+        return True    # Windows cannot ask; the Python docs' recipe assumes stdout
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(event & select.POLLERR for _, event in poller.poll(0))
 
 
 def _main(argv):
