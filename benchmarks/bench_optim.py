@@ -5,6 +5,12 @@ parameters): ``copy`` (``param.copy()``, one read and one write: the floor),
 ``cydrop`` (``cydrop.optim.*_update``, one fused pass) and ``numpy`` (the
 update as a NumPy user writes it, one temporary per operation).
 
+Group ``optim-adam-idle-float32-512x512``: cydrop's Adam step for weights
+whose gradient is 0 (units that dropout or ReLU keep silent), their first
+moments ``normal`` (1e-3) or decayed to ``subnormal`` (1e-39, below
+float32's smallest normal number, where x86 arithmetic slows down): what
+subnormal moments cost a step.
+
 Run::
 
     python -m pytest benchmarks/bench_optim.py --benchmark-only
@@ -63,3 +69,25 @@ def test_update(benchmark, state, rule, impl):
         (_numpy_adam(*ref, 1) if rule == "adam" else _numpy_sgd(*ref[:2]))
         CASES[rule, impl](*fresh)
         np.testing.assert_allclose(fresh[0], ref[0], rtol=1e-6, atol=1e-6)
+
+
+IDLE_MOMENTS = {"normal": 1e-3, "subnormal": 1e-39}
+
+
+@pytest.mark.parametrize("moments", list(IDLE_MOMENTS))
+def test_adam_with_idle_weights(benchmark, state, moments):
+    param, _, m, v = state
+    grad = np.zeros_like(param)
+    v.fill(1e-6)
+    m0 = np.float32(IDLE_MOMENTS[moments])
+
+    def step():
+        m.fill(m0)   # every round from the same moments (the fill is a copy's cost, in both cases)
+        optim.adam_update(param, grad, m, v, 100, LR, B1, B2, EPS)
+
+    benchmark.group = f"optim-adam-idle-float32-{SHAPE[0]}x{SHAPE[1]}"
+    before = param.copy()
+    benchmark(step)
+    # with no gradient, m decays by B1, and a positive m moves every weight down
+    np.testing.assert_allclose(m, B1 * float(m0), rtol=1e-5, atol=0)
+    assert np.isfinite(param).all() and np.all(param <= before)

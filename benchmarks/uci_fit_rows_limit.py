@@ -35,8 +35,6 @@ import os
 import sys
 import time
 
-import numpy as np
-
 from _common import result_meta
 from cydrop.apps import uci_protocol
 from cydrop.apps.uci import SHIPPED_DIR, load_dataset
@@ -69,11 +67,6 @@ def _learned_again_task(args):
             "rmse": rmse_mc, "test_ll": ll}
 
 
-def _mean_se(values):
-    values = np.asarray(values, dtype=np.float64)
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
-
-
 def run_dataset(ds, cfg, run):
     splits = ds["splits"]
     n_cand = cfg["n_published"]
@@ -102,8 +95,9 @@ def run_dataset(ds, cfg, run):
     out = {"name": ds["name"], "published": ds["published"], "grid_seconds": grid_seconds,
            "learned_seconds": learned_seconds, "again_seconds": again_seconds, "columns": {}}
     for name, column in per_column.items():
-        rmse, rmse_se = _mean_se([r["rmse"] for r in column])
-        ll, ll_se = _mean_se([r["test_ll"] for r in column])
+        # the protocol's own mean and standard error over the splits (the published summaries')
+        rmse, rmse_se = uci_protocol._summary([r["rmse"] for r in column])
+        ll, ll_se = uci_protocol._summary([r["test_ll"] for r in column])
         out["columns"][name] = {"rmse": rmse, "rmse_se": rmse_se, "test_ll": ll, "test_ll_se": ll_se,
                                 "splits": column}
     return out

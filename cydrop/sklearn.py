@@ -471,8 +471,9 @@ class _BaseDropoutMLP(BaseEstimator):
         """{name: value} of the parameters that define the network built from
         them: warm_start and partial_fit go on with it while they stay the same."""
         keep_prob = _plain_keep_prob(self.keep_prob)
+        dtype = check_network_dtype(self.dtype, allow_none=True)   # one spelling for one dtype
         params = dict(hidden_layer_sizes=hidden, keep_prob=keep_prob, activation=self.activation,
-                      dtype=_dtype_name(self.dtype))
+                      dtype=None if dtype is None else dtype.name)
         if _learns(keep_prob):   # the learned layers' settings, read by nothing else
             params.update(init_keep_prob=self.init_keep_prob, temperature=self.temperature,
                           lengthscale=self.lengthscale)
@@ -524,15 +525,6 @@ class _BaseDropoutMLP(BaseEstimator):
         tags.input_tags.allow_nan = False
         tags.input_tags.sparse = True
         return tags
-
-
-def _dtype_name(dtype):
-    """A dtype parameter as its name ("float32" for np.float32 or "float32"),
-    None as None; a value NumPy cannot read stays as it is (fit names it)."""
-    try:
-        return None if dtype is None else np.dtype(dtype).name
-    except TypeError:
-        return dtype
 
 
 def _plain_keep_prob(keep_prob):
