@@ -34,6 +34,7 @@ nothing from the Python package.
 from cython cimport floating
 from libc.math cimport INFINITY as INF, exp, expf, fabs, isfinite, log, log1p, sqrt
 from libc.stdint cimport uint64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 cimport numpy as cnp
@@ -43,9 +44,9 @@ from arrays cimport array_data
 from activations cimport LINEAR, SIGMOID, activation_grad_block, bias_activation_block, sigmoid
 from blas cimport NO_TRANS, TRANS, Trans, gemm_on_route, load_blas
 from concrete cimport CONCRETE_OK, concrete_backward, concrete_forward, concrete_setup, cyd_concrete
-from dropout cimport apply_mask_parallel, draw_and_apply_parallel
+from dropout cimport CHUNK, WAKE_CHUNKS, apply_mask_parallel, draw_and_apply_parallel, team_size
 from optim cimport adam_kernel, max_norm_kernel, momentum_kernel, sgd_kernel
-from pool cimport load_pool
+from pool cimport load_pool, run_items
 from rng cimport n_words
 
 cnp.import_array()
@@ -280,7 +281,8 @@ cdef void update(NetC *net, floating *param, const floating *grad, floating *fir
     elif net.optimizer == OPT_MOMENTUM or net.optimizer == OPT_NESTEROV:
         momentum_kernel(param, grad, first, size, net.lr, net.momentum, l2, net.optimizer == OPT_NESTEROV)
     elif net.optimizer == OPT_ADAM:
-        adam_kernel(param, grad, first, second, size, t, net.lr, net.beta1, net.beta2, net.eps, l2, net.eps_hat)
+        adam_kernel(param, grad, first, second, size, t, net.lr, net.beta1, net.beta2, net.eps, l2, net.eps_hat,
+                    net.n_threads)
 
 
 cdef double forward_backward(NetC *net, floating *x0, const floating *y, const double *w, double w_sum,
@@ -341,12 +343,11 @@ cdef void prior_terms(double square_sum, Py_ssize_t n_inputs, double p_logit, do
     decay[0] = 2.0 * wr * inv_keep
 
 
-cdef double sum_of_squares(const floating *W, Py_ssize_t n) noexcept nogil:
-    """||W||^2 in double, element e added to partial sum e % 8, the 8 then
+cdef double squares_of_chunk(const floating *W, Py_ssize_t n) noexcept nogil:
+    """sum W[e]^2 in double, element e added to partial sum e % 8, the 8 then
     added in a fixed tree. Why 8: one running sum is one chain of dependent
     additions (no reordering under the strict IEEE the extensions build
-    with), each waiting for the last, at every batch of a learned layer;
-    8 chains run side by side."""
+    with), each waiting for the last; 8 chains run side by side."""
     cdef double acc[8]
     cdef Py_ssize_t e, j, n8 = n - n % 8
     for j in range(8):
@@ -357,6 +358,44 @@ cdef double sum_of_squares(const floating *W, Py_ssize_t n) noexcept nogil:
     for e in range(n8, n):
         acc[e - n8] += <double>W[e] * <double>W[e]
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+ctypedef struct SquaresJob:
+    const void *W
+    Py_ssize_t n
+    double *sums   # one per chunk of CHUNK elements
+    bint single
+
+
+cdef void squares_body(void *ctx, Py_ssize_t c) noexcept nogil:
+    cdef SquaresJob *job = <SquaresJob *>ctx
+    cdef Py_ssize_t start = c * CHUNK, n = min(<Py_ssize_t>CHUNK, job.n - start)
+    if job.single:
+        job.sums[c] = squares_of_chunk(<const float *>job.W + start, n)
+    else:
+        job.sums[c] = squares_of_chunk(<const double *>job.W + start, n)
+
+
+cdef double sum_of_squares(const floating *W, Py_ssize_t n, int n_threads) noexcept nogil:
+    """||W||^2 in double, at every batch of a learned layer: each chunk of
+    CHUNK elements summed alone (squares_of_chunk), the chunks' sums added
+    in chunk order, so the same bits on any thread count. On the pool, as
+    the updates (optim.pxd), when W is large enough."""
+    cdef Py_ssize_t c, n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef int team = team_size(n_chunks, n_threads)
+    cdef double total = 0
+    cdef SquaresJob job
+    job.sums = <double *>malloc(n_chunks * sizeof(double)) if team > 1 else NULL
+    if job.sums == NULL:   # one thread, or no scratch: the same sums in the same order
+        for c in range(n_chunks):
+            total += squares_of_chunk(W + c * CHUNK, min(<Py_ssize_t>CHUNK, n - c * CHUNK))
+        return total
+    job.W, job.n, job.single = W, n, floating is float
+    run_items(squares_body, &job, n_chunks, team, n_chunks >= WAKE_CHUNKS)
+    for c in range(n_chunks):
+        total += job.sums[c]
+    free(job.sums)
+    return total
 
 
 cdef double train_epoch_kernel(NetC *net, const floating *X, const floating *Y,
@@ -416,7 +455,7 @@ cdef double train_epoch_kernel(NetC *net, const floating *X, const floating *Y,
             ly = &net.layers[i]
             decay = net.l2 / w_sum
             if ly.prior:   # with W before its update, as the reference engine
-                prior_terms(sum_of_squares(<floating *>ly.W, ly.n_in * ly.n_out), ly.n_in,
+                prior_terms(sum_of_squares(<floating *>ly.W, ly.n_in * ly.n_out, net.n_threads), ly.n_in,
                             <double>(<floating *>ly.p_logit)[0] if ly.learned else ly.fixed_p_logit,
                             net.wr, net.dr, &d_prior, &decay_prior)
                 decay += decay_prior
@@ -432,7 +471,7 @@ cdef double train_epoch_kernel(NetC *net, const floating *X, const floating *Y,
         if net.max_norm > 0:
             for i in range(L):
                 ly = &net.layers[i]
-                max_norm_kernel(<floating *>ly.W, ly.n_in, ly.n_out, net.max_norm, net.norm_scratch)
+                max_norm_kernel(<floating *>ly.W, ly.n_in, ly.n_out, net.max_norm, net.norm_scratch, net.n_threads)
         start += n
     return total
 

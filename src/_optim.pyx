@@ -10,9 +10,10 @@ functions, the MLP) can make a kernel write out of bounds; ``max_norm``
 takes a 2-D C-contiguous writable W (n_in, n_out).
 
 Each element-wise kernel is one pass: every element of param (and of its
-state) is read once and written once. All run on the calling thread: the
-parameter arrays are small next to the GEMMs that produced their gradients,
-and waking an OpenMP team would cost more than the pass.
+state) is read once and written once. Called from here, all run on the
+calling thread: a lone update is short next to waking a thread. The
+compiled MLP epoch runs Adam and max-norm on the pool, whose worker its
+GEMMs have just woken (optim.pxd).
 
 Arithmetic is in the arrays' dtype; the scalars arrive as doubles and are
 rounded to that dtype once, at the top of each kernel, after any arithmetic
@@ -61,7 +62,7 @@ def adam(floating[::1] param, const floating[::1] grad, floating[::1] m, floatin
         return
     with nogil:
         adam_kernel(&param[0], &grad[0], &m[0], &v[0], param.shape[0], t, lr,
-                    beta1, beta2, eps, l2, eps_hat)
+                    beta1, beta2, eps, l2, eps_hat, 1)
 
 
 def max_norm(floating[:, ::1] W, double max_norm):
@@ -75,6 +76,6 @@ def max_norm(floating[:, ::1] W, double max_norm):
         raise MemoryError(f"max_norm: cannot allocate {n_out} doubles of scratch")
     try:
         with nogil:
-            max_norm_kernel(&W[0, 0], n_in, n_out, max_norm, scale)
+            max_norm_kernel(&W[0, 0], n_in, n_out, max_norm, scale, 1)
     finally:
         free(scale)

@@ -15,7 +15,8 @@ What is promised (docs/user_guide/threads.rst):
 Each run trains in a fresh interpreter (OMP_NUM_THREADS is read at start-up)
 and writes its masks and weights to a file compared here. The network is wide
 enough ([32, 512, 512, 3], batches of 256) that the kernels' parallel
-paths and a blocked GEMM of several blocks run.
+paths (masks, the Concrete passes, Adam, max-norm and the prior's sum of
+squares) and a blocked GEMM of several blocks run.
 """
 import os
 import subprocess
@@ -51,6 +52,13 @@ TRAIN_SCRIPT = textwrap.dedent("""
     arrays.update({f"mask{i}": c.mask.words for i, c in enumerate(caches) if c.mask.words is not None})
     arrays.update(mc_mean=mean, mc_std=std, counter=np.array(net._network.mask_gen.state["counter"]),
                   threads=np.array(cydrop.get_num_threads()))
+    # learned keep_prob: the prior's ||W||^2 of the 512x512 layer is summed on the pool too;
+    # a max_norm below the initial columns' norms (about 1.4) so that it scales them
+    learned = cydrop.MLP([32, 512, 512, 3], keep_prob="learn", seed=7, dtype="float64")
+    learned.fit(X.astype(np.float64), y, epochs=2, batch_size=256, learning_rate=1e-3, max_norm=1.0, progress=False)
+    assert np.linalg.norm(learned.weights[1], axis=0).max() <= 1.0 + 1e-6
+    arrays.update({f"learned_W{i}": W for i, W in enumerate(learned.weights)})
+    arrays.update(learned_keep_prob=np.array(learned.keep_prob_))
     np.savez(out, **arrays)
 """)
 
