@@ -674,3 +674,33 @@ def test_transforms_refuse_the_p_logit_the_kernels_refuse():
     with pytest.raises(ValueError, match="p_logit"):
         torch.func.vmap(lambda a: ct.concrete_dropout(x, a, seed=1), randomness="different")(
             torch.tensor([0.0, 1e3], dtype=torch.float64))
+
+
+def test_torch_operations_keep_the_factor_finite_where_1_minus_p_underflows():
+    """At p_logit 20, 1 - sigmoid(20) is 0 in float32: the factor is
+    sigmoid(-(a + noise) / t) * (1 + exp(a)), as the kernels compute it, and
+    equals the issue's (1 - z) / (1 - p) evaluated in float64."""
+    from cydrop.torch.concrete import _torch_concrete
+    a, t = 20.0, 0.1
+    logistic = torch.linspace(-a - 5 * t, -a + 5 * t, 11, dtype=torch.float32)
+    got = _torch_concrete(torch.ones(11), torch.tensor(a), t, 1, logistic).numpy()
+    L = logistic.numpy().astype(np.float64)
+    z = 1 / (1 + np.exp(-(a + L) / t))
+    expected = (1 - z) / (1 - 1 / (1 + np.exp(-a)))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_refuses_the_p_logit_the_kernels_refuse_and_stays_finite_below(dtype):
+    x = data((6, 10)).to(dtype)
+    with pytest.raises(ValueError, match="p_logit"):
+        ct.concrete_dropout(x, torch.tensor(100.0), seed=1)
+    assert torch.isfinite(ct.concrete_dropout(x, torch.tensor(50.0), seed=1)).all()
+
+
+def test_transformed_calls_stay_finite_where_1_minus_p_underflows():
+    x = data((6, 10))
+    eager = ct.concrete_dropout(x, torch.tensor(20.0), seed=1)
+    vmapped = torch.func.vmap(lambda a: ct.concrete_dropout(x, a, seed=1), randomness="same")(torch.tensor([20.0]))
+    assert torch.isfinite(vmapped).all()
+    torch.testing.assert_close(vmapped[0], eager)

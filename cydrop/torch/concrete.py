@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._concrete import scalars as kernel_scalars
 from . import _concrete_kernels as kernels
 from ._eager import transformed
 from ._kernels import can_run
@@ -142,15 +143,25 @@ def _torch_concrete(x, p_logit, temperature, run, logistic=None):
     per run) or made of torch.rand's u, computed in float32 for the
     half-precision types. Integer and bool inputs are refused before the
     draw: torch's dropout refuses them too (its product is floating), and a
-    product cast back to their dtype would be a silently truncated result."""
+    product cast back to their dtype would be a silently truncated result.
+
+    As the kernels: (1 - z) / (1 - p) is sigmoid(-(a + noise) / t) * (1 +
+    exp(a)), finite wherever 1 + exp(a) is (``1 - sigmoid(a)`` is 0 in
+    float32 from a = 17 on, and the quotient NaN), and a p_logit whose
+    1 + exp(a) overflows is refused as the kernels refuse it where its
+    value can be read without waiting for a device (p_logit on the CPU,
+    outside torch.compile); elsewhere the pass gives what torch's operations
+    give there, inf or NaN."""
     if not x.is_floating_point():
         raise TypeError(f"concrete dropout: input must be a floating-point tensor, got {x.dtype}")
     dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    if p_logit.device.type == "cpu" and logistic is None and not torch.compiler.is_compiling():
+        kernel_scalars(value(p_logit), temperature, "float64" if dtype == torch.float64 else "float32")
     if logistic is None:
         u = torch.rand(x.numel() // run, device=x.device, dtype=dtype)
         logistic = torch.log(u) - torch.log1p(-u)
     a = p_logit.reshape(()).to(dtype)
-    factor = (1 - torch.sigmoid((a + logistic) / temperature)) / (1 - torch.sigmoid(a))
+    factor = torch.sigmoid(-(a + logistic) / temperature) * (1 + torch.exp(a))
     if run > 1:
         factor = factor.repeat_interleave(run)
     return x * factor.reshape(x.shape).to(x.dtype)
