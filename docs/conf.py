@@ -115,6 +115,11 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
     "secondary_sidebar_items": {"**": ["page-toc"], "index": []},
 }
+if QUICK:
+    # the examples' text describes the full run, which a quick build's numbers may contradict
+    html_theme_options["announcement"] = (
+        "A quick build (CYDROP_GALLERY_QUICK=1): the gallery ran on shrunken data, networks and epochs, so "
+        "its printed numbers and figures are not those its text describes; a build without it gives them.")
 html_sidebars = {"index": [], "quickstart": []}
 html_show_sourcelink = False
 html_last_updated_fmt = None  # no dates on the pages: results carry their own
