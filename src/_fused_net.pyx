@@ -831,14 +831,13 @@ cdef class Net:
         return sum(n_words(n * self.c.layers[i].n_in) for i in range(self.c.n_layers)
                    if self.c.layers[i].dropout or self.c.layers[i].learned)
 
-    def _raise_bad_p_logit(self):
-        """FloatingPointError if a pass stopped at a learned p_logit out of its range."""
+    def take_bad_p_logit(self):
+        """(layer, p_logit) if the last pass stopped at a learned p_logit out
+        of its pass's range, else None; cleared by the call (the caller
+        raises: cydrop.mlp.engines.interface.diverged_keep_prob)."""
         i = self.c.bad_p_logit - 1
         self.c.bad_p_logit = 0
-        if i >= 0:
-            value = float(self._p_logits[i][0])
-            raise FloatingPointError(f"the learned keep_prob of layer {i} left the range its relaxed mask "
-                                     f"computes in (p_logit {value!r}): training diverged")
+        return (i, float(self._p_logits[i][0])) if i >= 0 else None
 
     def blocks_per_epoch(self, Py_ssize_t n_rows):
         """Generator blocks one train_epoch over n_rows rows draws."""
@@ -900,7 +899,6 @@ cdef class Net:
             with nogil:
                 total = train_epoch_kernel(&self.c, <const double *>Xp, <const double *>Yp, wp, n0, n_out,
                                            idx, n_rows, key, block0, &t, &first_bad_step, tiny)
-        self._raise_bad_p_logit()
         return total, t, first_bad_step
 
     def mc_passes(self, X, long long n_passes, uint64_t key, uint64_t block0, total, total_sq,
@@ -935,7 +933,6 @@ cdef class Net:
             with nogil:
                 mc_kernel(&self.c, <const double *>Xp, n_samples, n0, n_out, n_passes, key, block0,
                           tp, tsp, <double *>sp)
-        self._raise_bad_p_logit()
 
     def predict(self, X, P):
         """P := the outputs for the rows of X, dropout off, in chunks of ``rows``.

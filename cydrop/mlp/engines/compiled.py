@@ -108,6 +108,7 @@ class CompiledEngine(Engine):
         key, block0 = _reserve_blocks(network.mask_gen, compiled.blocks_per_mc(n_samples, n_passes))
         with _threads(compiled, "mc_passes", network, rows):
             compiled.mc_passes(X, n_passes, key, block0, total, total_sq, out)
+        _raise_diverged(compiled)
         return total, total_sq, out
 
     def train_epoch(self, network, optimizer, X, Y, sample_weight, order, batch_size, l2, max_norm, prior=None):
@@ -131,8 +132,9 @@ class CompiledEngine(Engine):
             sample_weight = np.ascontiguousarray(sample_weight, dtype=np.float64)
         key, block0 = _reserve_blocks(network.mask_gen, compiled.blocks_per_epoch(order.shape[0]))
         with _threads(compiled, "train_epoch", network, rows):
-            loss_sum, optimizer.t, first_bad_step = compiled.train_epoch(X, Y, order, key, block0, optimizer.t,
-                                                                         sample_weight)
+            result = compiled.train_epoch(X, Y, order, key, block0, optimizer.t, sample_weight)
+        _raise_diverged(compiled)
+        loss_sum, optimizer.t, first_bad_step = result
         return loss_sum, (first_bad_step if first_bad_step > 0 else None)
 
     def gradients(self, network, X, Y):
@@ -202,6 +204,13 @@ def _threads(compiled, kind, network, rows):
         compiled.set_threads(get_num_threads(), not on_pool)
         with single_threaded_blas if on_pool else contextlib.nullcontext():
             yield
+
+
+def _raise_diverged(compiled):
+    """interface.diverged_keep_prob if the compiled net's last pass stopped at a learned p_logit out of range."""
+    bad = compiled.take_bad_p_logit()
+    if bad is not None:
+        raise interface.diverged_keep_prob(*bad)
 
 
 def _reserve_blocks(gen, n_blocks):

@@ -30,6 +30,14 @@ __all__ = ["Engine"]
 PREDICT_ROWS = 1024
 
 
+def diverged_keep_prob(layer, p_logit):
+    """The FloatingPointError both engines raise when a learned p_logit has
+    left the range its relaxed mask computes in (the network's settings were
+    checked when it was built: only p_logit can have moved out)."""
+    return FloatingPointError(f"the learned keep_prob of layer {layer} left the range its relaxed mask "
+                              f"computes in (p_logit {p_logit!r}): training diverged")
+
+
 class Engine:
     """What training and inference ask of an engine (see the module docstring)."""
 

@@ -31,15 +31,12 @@ _LINEAR = ACTIVATIONS["linear"]
 
 
 def _relaxed(h, layer, p_logit, network):
-    """concrete_dropout of layer ``layer``'s input h; FloatingPointError, as
-    the compiled engine raises, if the learned p_logit has left the range the
-    relaxed mask computes in (the network's settings were checked when it
-    was built: only p_logit can have moved out)."""
+    """concrete_dropout of layer ``layer``'s input h; interface.diverged_keep_prob
+    if the learned p_logit has left the range the relaxed mask computes in."""
     try:
         _concrete.scalars(p_logit, network.concrete.temperature, network.dtype.name)
     except ValueError:
-        raise FloatingPointError(f"the learned keep_prob of layer {layer} left the range its relaxed mask "
-                                 f"computes in (p_logit {p_logit!r}): training diverged") from None
+        raise interface.diverged_keep_prob(layer, p_logit) from None
     return concrete_dropout(h, p_logit, temperature=network.concrete.temperature, seed=network.mask_gen)
 
 
