@@ -11,6 +11,13 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def unwrap_0d(value):
+    """A 0-d array's one value (as NumPy treats it, e.g. ``np.float32(0.5)[()]``
+    or ``np.array(0.5)``), anything else as it is: a keep_prob given that way
+    is its number."""
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
 def check_keep_prob(keep_prob, name="keep_prob"):
     """Return keep_prob as a Python float in (0, 1]."""
     if isinstance(keep_prob, (bool, np.bool_)) or not isinstance(keep_prob, numbers.Real):

@@ -41,7 +41,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from .mlp.network import LEARN, initial_params
-from ._validation import check_bool, check_network_dtype
+from ._validation import check_bool, check_network_dtype, unwrap_0d
 from .mlp import MLP
 
 __all__ = ["DropoutMLPClassifier", "DropoutMLPRegressor"]
@@ -531,8 +531,7 @@ def _plain_keep_prob(keep_prob):
     """keep_prob with its numbers as floats and a sequence as a tuple, to
     compare (a float and a one-entry-per-layer sequence differ, as do the
     networks they build); unchecked entries are left as they are."""
-    if isinstance(keep_prob, np.ndarray) and keep_prob.ndim == 0:
-        keep_prob = keep_prob.item()   # a 0-d array is its one value, as for cydrop.MLP
+    keep_prob = unwrap_0d(keep_prob)
     if isinstance(keep_prob, str) or not hasattr(keep_prob, "__len__"):
         return float(keep_prob) if isinstance(keep_prob, numbers.Real) else keep_prob
     return tuple(_plain_keep_prob(p) for p in keep_prob)

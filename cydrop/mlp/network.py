@@ -14,7 +14,8 @@ import numbers
 import numpy as np
 
 from .._generator import Generator
-from .._validation import check_keep_prob, check_network_dtype, check_positive_int, check_real, kernel_ready
+from .._validation import (check_keep_prob, check_network_dtype, check_positive_int, check_real, kernel_ready,
+                           unwrap_0d)
 from ..concrete import concrete_keep_prob, concrete_p_logit
 from ..dense import ACTIVATIONS
 from .. import _concrete
@@ -148,8 +149,7 @@ class Network:
 
     @keep_prob.setter
     def keep_prob(self, keep_prob):
-        if isinstance(keep_prob, np.ndarray) and keep_prob.ndim == 0:
-            keep_prob = keep_prob.item()   # a 0-d array is its one value, as NumPy treats it
+        keep_prob = unwrap_0d(keep_prob)
         if isinstance(keep_prob, numbers.Real) and not isinstance(keep_prob, (bool, np.bool_)):
             kp = check_keep_prob(keep_prob)
             entries = [1.0] + [kp] * (self.n_layers - 1)
