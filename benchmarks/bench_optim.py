@@ -3,7 +3,8 @@
 Groups ``optim-<rule>-float32-512x512`` (a 512x512 weight matrix, 262k
 parameters): ``copy`` (``param.copy()``, one read and one write: the floor),
 ``cydrop`` (``cydrop.optim.*_update``, one fused pass) and ``numpy`` (the
-update as a NumPy user writes it, one temporary per operation).
+update as a NumPy user writes it, one temporary per operation); the rules
+are Adam, SGD and max-norm (its column norms, then the columns scaled).
 
 Group ``optim-adam-idle-float32-512x512``: cydrop's Adam step for weights
 whose gradient is 0 (units that dropout or ReLU keep silent), their first
@@ -22,6 +23,7 @@ from cydrop import optim
 
 SHAPE = (512, 512)
 LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-8
+MAX_NORM = 3.0   # the first call caps every column (norms about 22.6), later ones find none to cap
 
 
 @pytest.fixture
@@ -46,6 +48,10 @@ def _numpy_sgd(param, grad):
     param -= LR * grad
 
 
+def _numpy_max_norm(param):
+    param *= np.minimum(1.0, MAX_NORM / np.linalg.norm(param, axis=0))
+
+
 CASES = {
     ("adam", "cydrop"): lambda p, g, m, v: optim.adam_update(p, g, m, v, 1, LR, B1, B2, EPS),
     ("adam", "numpy"): lambda p, g, m, v: _numpy_adam(p, g, m, v, 1),
@@ -53,6 +59,9 @@ CASES = {
     ("sgd", "cydrop"): lambda p, g, m, v: optim.sgd_update(p, g, LR),
     ("sgd", "numpy"): lambda p, g, m, v: _numpy_sgd(p, g),
     ("sgd", "copy"): lambda p, g, m, v: p.copy(),
+    ("max_norm", "cydrop"): lambda p, g, m, v: optim.max_norm_(p, MAX_NORM),
+    ("max_norm", "numpy"): lambda p, g, m, v: _numpy_max_norm(p),
+    ("max_norm", "copy"): lambda p, g, m, v: p.copy(),
 }
 
 
@@ -66,7 +75,8 @@ def test_update(benchmark, state, rule, impl):
     if impl != "copy":
         # one step from the fresh state equals the float64 NumPy update
         ref = [a.astype(np.float64) for a in fresh]
-        (_numpy_adam(*ref, 1) if rule == "adam" else _numpy_sgd(*ref[:2]))
+        {"adam": lambda: _numpy_adam(*ref, 1), "sgd": lambda: _numpy_sgd(*ref[:2]),
+         "max_norm": lambda: _numpy_max_norm(ref[0])}[rule]()
         CASES[rule, impl](*fresh)
         np.testing.assert_allclose(fresh[0], ref[0], rtol=1e-6, atol=1e-6)
 

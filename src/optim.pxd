@@ -6,8 +6,10 @@
 #
 # Adam and max-norm take n_threads: the compiled epoch runs them on the pool
 # (its worker is awake from the GEMMs just before). On the calling thread
-# alone they took about an eighth of the demo network's two-thread epoch
-# (Adam 0.13 ms and max-norm 0.08 ms a batch of 1.7 ms).
+# alone a 512x512 layer's Adam step and max-norm take about 0.1 ms each
+# (benchmarks/bench_optim.py), at every batch of the demo network, whose
+# two-thread batch takes about 1.5 ms (cydrop bench's mlp-epoch group, an
+# epoch of 40 batches).
 # The items are fixed by the shapes (Adam: chunks of CHUNK elements;
 # max-norm: blocks of MAX_NORM_COLUMNS columns), and neither pass mixes
 # elements across items, so the result is the same bits on any thread count.

@@ -9,7 +9,7 @@ and keeps its traceback.
 import contextlib
 import os
 
-__all__ = ["UsageError", "check_output_path", "checking_options", "refuse_ineffective"]
+__all__ = ["UsageError", "check_output_path", "checking_options", "fill_defaults", "refuse_ineffective"]
 
 
 class UsageError(Exception):
@@ -56,6 +56,15 @@ def refuse_ineffective(rules):
     for option, given, needs in rules:
         if given and needs is not None:
             raise ValueError(f"{option} needs {needs}")
+
+
+def fill_defaults(args, defaults):
+    """Give each option of ``defaults`` ({attribute: value}) that the command
+    line left None its default: the options refuse_ineffective checks
+    default to None, so that "given" is exact, and take their value here."""
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
 
 
 def check_output_path(path, option, *, plot=False):

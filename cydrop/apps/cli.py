@@ -13,7 +13,7 @@ import cydrop
 
 from .._validation import check_keep_prob
 from . import search, uci
-from ._options import UsageError, checking_options, refuse_ineffective
+from ._options import UsageError, checking_options, fill_defaults, refuse_ineffective
 from .bench import baselines
 from .bench import command as bench_command
 from .demo import DEFAULT_OUT as DEMO_OUT, LEARN_EPOCHS
@@ -79,10 +79,8 @@ def demo(args):
                             ("--epochs", args.epochs is not None, training),
                             ("--learn-epochs", args.learn_epochs is not None, training),
                             ("--quiet", args.quiet, training)])   # the check shows no progress bars
-        for option, default in (("epochs", DEMO_EPOCHS), ("learn_epochs", LEARN_EPOCHS), ("out", DEMO_OUT),
-                                ("check_iterations", CHECK_ITERATIONS)):
-            if getattr(args, option) is None:
-                setattr(args, option, default)
+        fill_defaults(args, dict(epochs=DEMO_EPOCHS, learn_epochs=LEARN_EPOCHS, out=DEMO_OUT,
+                                 check_iterations=CHECK_ITERATIONS))
         keep_prob = check_keep_prob(args.keep_prob, "--keep-prob")
         _check_at_least("--epochs", args.epochs, 1)
         _check_at_least("--learn-epochs", args.learn_epochs, 0)

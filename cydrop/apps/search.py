@@ -21,11 +21,12 @@ import math
 import sys
 import time
 
-from ._options import check_output_path, checking_options, refuse_ineffective
+from ._options import check_output_path, checking_options, fill_defaults, refuse_ineffective
 
 BATCH_SIZE = 100
 VALIDATION_FRACTION = 0.1
 N_CLASSES = 10  # MNIST-1D's digits
+SCHEDULER_TIMEOUT = 10.0   # seconds
 
 
 def add_parser(subparsers):
@@ -59,7 +60,7 @@ def add_parser(subparsers):
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on this Dask scheduler (e.g. tcp://scheduler-host:8786) instead of local processes")
     p.add_argument("--timeout", type=float, default=None,
-                   help="with --scheduler: seconds to wait for it (default 10)")
+                   help=f"with --scheduler: seconds to wait for it (default {SCHEDULER_TIMEOUT:g})")
     p.add_argument("--csv", metavar="PATH", help="write the ranked table as CSV")
     p.add_argument("--json", metavar="PATH", help="write the settings and the ranked table as JSON")
     p.add_argument("--plot", metavar="PATH", help="plot CV accuracy against keep_prob with error bars (needs matplotlib)")
@@ -110,11 +111,8 @@ def _parse_hidden(text):
 
 def _check_args(args):
     refuse_ineffective([("--timeout", args.timeout is not None, None if args.scheduler is not None else "--scheduler")])
-    if args.timeout is None:
-        args.timeout = 10.0
     hidden = _parse_hidden(args.hidden)
-    if args.keep_prob is None:
-        args.keep_prob = default_keep_probs(len(hidden))
+    fill_defaults(args, dict(timeout=SCHEDULER_TIMEOUT, keep_prob=default_keep_probs(len(hidden))))
     grid = parse_keep_probs(args.keep_prob, len(hidden))
     for option, value, low, high in (("--max-epochs", args.max_epochs, 1, None), ("--patience", args.patience, 1, None),
                                      ("--cv", args.cv, 2, None), ("--n-train", args.n_train, 2, 4000)):

@@ -308,9 +308,9 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
         ``repeats``; ``seconds`` (of the grid's trainings); with ``learn``,
         ``learn``: the learned column's ``splits`` (per split: keep_prob,
         one per layer, tau_fitted, best_epoch (whose weights were kept),
-        rmse, rmse_standard, test_ll), the
-        same means and standard errors, ``keep_prob`` (each layer's mean
-        over the splits and repeats) and ``seconds``. Without ``grid``,
+        rmse, rmse_standard, test_ll), the same means and standard errors,
+        ``keep_prob`` (each layer's mean over the splits and repeats) and
+        ``seconds``. Without ``grid``,
         only ``learn``, ``n_splits`` and ``repeats``.
     """
     start = time.perf_counter()

@@ -5,9 +5,12 @@ import time
 import cydrop
 
 from ..._threads import MAX_THREADS, thread_setting
-from .._options import check_output_path, checking_options, refuse_ineffective
+from .._options import check_output_path, checking_options, fill_defaults, refuse_ineffective
 from . import baselines, cases, load, report
 from .timer import thread_limits, time_group
+
+# single calls per phase of a load group, without --calls
+LOAD_CALLS = 50
 
 DESCRIPTION = """\
 Times dropout forward/backward, the fused dense layer (beside its bare GEMMs),
@@ -44,7 +47,7 @@ def add_parser(subparsers):
                         "(started and ended by the benchmark), as p50/p90 of single calls; it takes --only, "
                         "--calls, --no-torch and --json, and refuses the other options")
     p.add_argument("--calls", type=int, default=None, metavar="N",
-                   help="with --load: single calls timed per phase of a load group (default 50)")
+                   help=f"with --load: single calls timed per phase of a load group (default {LOAD_CALLS})")
     p.add_argument("--no-torch", action="store_true", help="leave out the PyTorch baselines")
     p.add_argument("--json", default=None, metavar="PATH", help="write every figure as JSON (default: not written)")
     p.add_argument("--plot", default=None, metavar="PATH",
@@ -85,8 +88,7 @@ def check_args(args):
         *((option, path is not None, timed_only.format("it writes only --json") if args.load else None)
           for option, path in (("--markdown", args.markdown), ("--plot", args.plot))),
     ])
-    if args.calls is None:
-        args.calls = 50
+    fill_defaults(args, dict(calls=LOAD_CALLS))
     if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
         raise ValueError(f"--threads must be in [1, {MAX_THREADS}], got {args.threads}")
     rounds = args.rounds if args.rounds is not None else (25 if args.full else 15)
