@@ -269,6 +269,35 @@ def test_reassigning_keep_prob_keeps_what_a_layer_has_learned(MLP):
                               pytest.approx(0.9, rel=1e-6)]
 
 
+def test_reassigning_keep_prob_moves_the_optimizer_moments_with_the_learned_layers(MLP):
+    X, y = _classes()
+    net = MLP([6, 16, 16, 3], keep_prob=["learn", 1.0, "learn"], seed=0)
+    net.fit(X, y, epochs=2, batch_size=32, learning_rate=0.01, progress=False)
+    m, v = (list(state) for state in net._training.optimizer.state)   # Adam: weights, biases, p_logits 0 and 2
+    net.keep_prob = [1.0, "learn", "learn"]
+    for before, after in zip((m, v), net._training.optimizer.state):
+        assert len(after) == 6 + 2
+        for a, b in zip(before[:6], after[:6]):
+            assert a is b                                    # the weights' and biases' moments go on
+        assert after[6].tolist() == [0.0]                    # layer 1 starts to learn: fresh moments
+        assert after[7] is before[7] and after[7].tolist() != [0.0]   # layer 2 goes on with its own
+
+
+def test_a_network_whose_learned_layers_changed_saves_loads_and_trains_on_alike(MLP, tmp_path):
+    X, y = _classes()
+    net = MLP([6, 16, 3], keep_prob="learn", seed=0)
+    net.fit(X, y, epochs=2, batch_size=32, progress=False)
+    net.keep_prob = [1.0, "learn"]
+    net.save(tmp_path / "net.npz")
+    back = cydrop.MLP.load(tmp_path / "net.npz")
+    assert back.keep_prob == [1.0, "learn"] and back.keep_prob_ == net.keep_prob_
+    for model in (net, back):
+        model.fit(X, y, epochs=1, batch_size=32, progress=False)
+    assert back.keep_prob_ == net.keep_prob_
+    for p, q in zip(net.weights + net.biases, back.weights + back.biases):
+        np.testing.assert_array_equal(p, q)
+
+
 def test_same_seed_learns_the_same_rates_on_one_and_two_threads(MLP, reset_threads):
     X, y = _classes(n=600)
     values = []

@@ -172,13 +172,25 @@ class MLP:
         Assign a float (every hidden layer's output; the features keep 1.0),
         ``"learn"`` or one entry per dense layer (a float or ``"learn"``);
         checked on assignment. A layer that starts to learn its rate starts
-        at ``init_keep_prob``; one that learned it already goes on from
-        where it is. :attr:`keep_prob_` holds the values in use."""
+        at ``init_keep_prob``, its optimizer moments at 0; one that learned
+        it already goes on from where it is, moments included.
+        :attr:`keep_prob_` holds the values in use."""
         return self._network.keep_prob
 
     @keep_prob.setter
     def keep_prob(self, keep_prob):
+        before = self._network.learned_layers
         self._network.keep_prob = keep_prob
+        after = self._network.learned_layers
+        if self._training.optimizer is not None and after != before:
+            # the optimizer's state is laid out like the parameters (weights,
+            # biases, then the p_logits): its p_logit entries must follow the
+            # learned layers, or a model file would declare other arrays than
+            # it holds and a new p_logit would take another layer's moments
+            n = 2 * self._network.n_layers
+            for state in self._training.optimizer.state:
+                moments = dict(zip(before, state[n:]))
+                state[n:] = [moments.get(i, np.zeros(1, dtype=self.dtype)) for i in after]
 
     @property
     def keep_prob_(self):
