@@ -88,6 +88,39 @@ def test_partial_fit_reports_divergence(MLP):
             net.partial_fit(X, y, optimizer="sgd", learning_rate=1e30)
 
 
+def test_unscaled_inputs_overflowing_adams_state_are_divergence(MLP):
+    """Inputs of 1e21 in float32: the loss (capped cross-entropy) and the
+    weights stay finite, but every gradient squared overflows Adam's second
+    moment, whose steps are then 0; fit used to return a network that had
+    stopped learning at its first step, with no error."""
+    X, y, _ = data("softmax")
+    net = MLP([5, 8, 3], dtype="float32", seed=0)
+    with pytest.raises(FloatingPointError, match=r"diverged at epoch 1: the adam optimizer's state overflowed "
+                                                 r"float32"):
+        net.fit(X * np.float32(1e21), y, epochs=3, batch_size=30, progress=False)
+    assert all(np.isfinite(p).all() for p in net.weights + net.biases)   # nothing else would have told
+
+
+def test_partial_fit_names_the_step_whose_optimizer_state_overflowed(MLP):
+    X, y, _ = data("softmax")
+    net = MLP([5, 8, 3], dtype="float32", seed=0)
+    net.partial_fit(X, y, classes=[0, 1, 2], learning_rate=1e-3)
+    with pytest.raises(FloatingPointError, match=r"diverged at step 2: the adam optimizer's state overflowed"):
+        net.partial_fit(X * np.float32(1e21), y, learning_rate=1e-3)
+
+
+def test_a_huge_lengthscale_overflowing_adams_state_in_float32_is_divergence(MLP):
+    """The prior's weight term with lengthscale 1e20 makes float32 gradients
+    whose squares overflow; float64 holds them."""
+    X, y, _ = data("softmax")
+    with pytest.raises(FloatingPointError, match="optimizer's state overflowed float32"):
+        MLP([5, 8, 3], keep_prob="learn", lengthscale=1e20, dtype="float32", seed=0).fit(
+            X, y, epochs=2, batch_size=30, progress=False)
+    net = MLP([5, 8, 3], keep_prob="learn", lengthscale=1e20, dtype="float64", seed=0)
+    net.fit(X.astype(np.float64), y, epochs=2, batch_size=30, progress=False)
+    assert all(np.isfinite(p).all() for p in net.weights)
+
+
 # --- large logits -------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -328,8 +328,9 @@ class MLP:
         ValueError, TypeError
             Bad data or options (named); the network is left as it was.
         FloatingPointError
-            The loss, the cost J or a weight became NaN or infinite (checked
-            after every epoch); the message names the epoch.
+            The loss, the cost J or a weight became NaN or infinite, or the
+            optimizer's state overflowed (checked after every epoch); the
+            message names the epoch.
         """
         epochs = check_positive_int(epochs, "epochs")
         batch_size = check_positive_int(batch_size, "batch_size")

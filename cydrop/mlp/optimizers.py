@@ -68,6 +68,12 @@ class Optimizer:
                                                       for a, p in zip(arrays, params))
                    for arrays in self.state)
 
+    def state_finite(self):
+        """True if every state array is finite. Parameters can stay finite
+        while their state is not: a gradient above about 1.8e19 in float32
+        (1.3e154 in float64) makes Adam's second moment inf, and its steps 0."""
+        return all(np.isfinite(a).all() for arrays in self.state for a in arrays)
+
     def configure(self, settings):
         """Take the hyperparameters of ``settings`` (a checked optimizer of
         this kind) for the next training call; the state, the step and

@@ -44,6 +44,17 @@ class _Best:
         return self.stale >= self.patience
 
 
+def _where(name_steps, epoch, first_step, last_step, first_bad_step):
+    """Where training diverged, for its error: the epoch, or with
+    ``name_steps`` (partial_fit) the step whose loss was not finite, else
+    the one step or the steps of the epoch."""
+    if not name_steps:
+        return f"epoch {epoch}"
+    if first_bad_step is not None or first_step == last_step:
+        return f"step {first_bad_step or first_step}"
+    return f"one of steps {first_step}-{last_step}"   # the loss stayed finite: it went in one of these
+
+
 def run(network, engine, optimizer, X, Y, *, epochs, batch_size, rng, shuffle=True, sample_weight=None, l2=0.0,
         max_norm=None, prior=None, validation=None, patience=None, tol=0.0, eval_every=1, track_cost=False,
         progress=False, verbose=False, name_steps=False):
@@ -91,16 +102,16 @@ def run(network, engine, optimizer, X, Y, *, epochs, batch_size, rng, shuffle=Tr
             loss /= n if sample_weight is None else float(np.sum(sample_weight[order]))
             # the weights too: a tanh or sigmoid layer turns infinite weights into a finite loss
             if not (math.isfinite(loss) and network.params_finite()):
-                if not name_steps:
-                    where = f"epoch {epoch}"
-                elif first_bad_step is not None or first_step == optimizer.t:
-                    where = f"step {first_bad_step or first_step}"
-                else:   # the loss stayed finite: the weights went in one of these steps
-                    where = f"one of steps {first_step}-{optimizer.t}"
                 raise FloatingPointError(
-                    f"training diverged at {where}: loss {loss}, weights "
-                    f"{'finite' if network.params_finite() else 'not finite'}; "
+                    f"training diverged at {_where(name_steps, epoch, first_step, optimizer.t, first_bad_step)}: "
+                    f"loss {loss}, weights {'finite' if network.params_finite() else 'not finite'}; "
                     f"lower learning_rate (now {optimizer.learning_rate})")
+            if not optimizer.state_finite():
+                # the weights stay finite but stop moving: nothing else would say so
+                raise FloatingPointError(
+                    f"training diverged at {_where(name_steps, epoch, first_step, optimizer.t, None)}: the "
+                    f"{optimizer.name} optimizer's state overflowed {network.dtype} (gradients too large to "
+                    f"square), so its steps stopped; scale the inputs, lower l2 or lengthscale, or train in float64")
             history["loss"].append(loss)
             if "keep_prob" in history:
                 history["keep_prob"].append(network.keep_prob_values())
