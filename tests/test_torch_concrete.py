@@ -263,6 +263,39 @@ def test_not_twice_differentiable():
         gx.sum().backward()
 
 
+def test_gradient_penalty_refuses_rather_than_dropping_the_p_logit_term():
+    # the incoming gradient (of y.sum()) needs no grad, but gx = (1 - z) / (1 - p)
+    # depends on p_logit: its second derivative must be refused, not taken as 0
+    x = data((4, 6), torch.float64).requires_grad_()
+    a = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+    y = ct.concrete_dropout(x, a, seed=1)
+    (gx,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="not twice differentiable"):
+        (y.sum() + gx.pow(2).sum()).backward()
+
+
+def test_linear_gradient_penalty_refuses_rather_than_dropping_the_weight_and_p_logit_terms():
+    layer = ct.ConcreteDropoutLinear(6, 3, dtype=torch.float64)
+    x = data((4, 6), torch.float64).requires_grad_()
+    out = layer(x)
+    (gx,) = torch.autograd.grad(out.sum(), x, create_graph=True)   # (ones @ W) * (1 - z) / (1 - p)
+    with pytest.raises(RuntimeError, match="not twice differentiable"):
+        (out.sum() + gx.pow(2).sum()).backward()
+
+
+def test_create_graph_without_a_second_derivative_gives_the_first():
+    # the refusing node is met only by a second backward through the gradients
+    x = data((4, 6), torch.float64).requires_grad_()
+    a = torch.tensor(-1.0, dtype=torch.float64, requires_grad=True)
+    y = ct.concrete_dropout(x, a, seed=1)
+    gx, ga = torch.autograd.grad(y.sum(), (x, a), create_graph=True)
+    gx0, ga0 = torch.autograd.grad(ct.concrete_dropout(x, a, seed=1).sum(), (x, a))
+    assert torch.equal(gx.detach(), gx0) and torch.equal(ga.detach(), ga0)
+    frozen = torch.tensor(-1.0, dtype=torch.float64)        # dx is then grad * a constant: nothing to refuse
+    (gx,) = torch.autograd.grad(ct.concrete_dropout(x, frozen, seed=1).sum(), x, create_graph=True)
+    assert not gx.requires_grad
+
+
 # --- custom ops --------------------------------------------------------------------
 
 

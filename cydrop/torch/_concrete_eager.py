@@ -12,9 +12,10 @@ modules take the noise of the same position from ``ConcreteNoiseFunction``
 and compute the pass in torch's operations, which the transforms batch and
 differentiate (``concrete._concrete``).
 """
+import functools
+
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
 from .. import _concrete
 from . import _concrete_kernels as kernels
@@ -33,6 +34,46 @@ def p_logit_grad(dp, dtype, shape):
     return torch.tensor(dp, dtype=dtype).reshape(shape)
 
 
+class SecondDerivativeRefused(torch.autograd.Function):
+    """``apply(n, *gradients, *inputs)``: copies of the n gradients, on a
+    node that raises when a second backward reaches it."""
+
+    @staticmethod
+    def forward(ctx, n, *tensors):
+        return tuple(t.clone() for t in tensors[:n])
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError("cydrop's concrete dropout is not twice differentiable in eager mode: take higher "
+                           "derivatives under torch.func's transforms (torch.func.grad of torch.func.grad), "
+                           "where it runs in torch's operations")
+
+
+def once_differentiable(depends_on):
+    """torch's ``once_differentiable`` for a backward whose gradients depend
+    on the Function's inputs (``depends_on(ctx)``, a tuple of tensors or
+    None), not only on the incoming gradients. torch's decorator puts its
+    refusing node on the gradients only when an incoming gradient requires
+    grad; dx = grad * (1 - z) / (1 - p) depends on p_logit whatever grad is,
+    and without the node a gradient penalty would take its second
+    derivative as 0."""
+    def decorate(backward):
+        @functools.wraps(backward)
+        def wrapper(ctx, *grads):
+            with torch.no_grad():
+                outputs = backward(ctx, *grads)
+            if not torch.is_grad_enabled():        # no create_graph: nothing will differentiate them
+                return outputs
+            inputs = [t for t in (*grads, *depends_on(ctx)) if isinstance(t, torch.Tensor) and t.requires_grad]
+            given = [t for t in outputs if t is not None]
+            if not inputs or not given:
+                return outputs
+            refused = iter(SecondDerivativeRefused.apply(len(given), *given, *inputs))
+            return tuple(None if t is None else next(refused) for t in outputs)
+        return wrapper
+    return decorate
+
+
 class ConcreteDropoutFunction(torch.autograd.Function):
     """y = x * (1 - z) / (1 - p), the noise drawn from ``source``
     (``_keys.position``: None for a key from torch's generator, a seed, a
@@ -46,10 +87,12 @@ class ConcreteDropoutFunction(torch.autograd.Function):
         ctx.a, ctx.temperature, ctx.run = value(p_logit), temperature, run
         ctx.p_dtype, ctx.p_shape = p_logit.dtype, p_logit.shape
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None)
+        # a reference for the second-derivative check, not a saved value
+        ctx.p_logit = p_logit if ctx.needs_input_grad[1] else None
         return kernels.forward(x, ctx.a, temperature, run, ctx.key, ctx.block)
 
     @staticmethod
-    @once_differentiable
+    @once_differentiable(lambda ctx: (*ctx.saved_tensors, ctx.p_logit))   # dx on p_logit; dp_logit on x and p_logit
     def backward(ctx, grad):
         need_dx, need_dp = ctx.needs_input_grad[:2]
         dp = None
@@ -74,10 +117,11 @@ class ConcreteLinearFunction(torch.autograd.Function):
         ctx.a, ctx.temperature = value(p_logit), temperature
         ctx.p_dtype, ctx.p_shape = p_logit.dtype, p_logit.shape
         ctx.save_for_backward(x, weight)
+        ctx.p_logit = p_logit                       # a reference for the second-derivative check
         return kernels.linear_forward(x, weight, bias, ctx.a, temperature, ctx.key, ctx.block)
 
     @staticmethod
-    @once_differentiable
+    @once_differentiable(lambda ctx: (*ctx.saved_tensors, ctx.p_logit))   # dx on W and p_logit, dW on x and p_logit
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
         needs = ctx.needs_input_grad[:4]
