@@ -108,6 +108,13 @@ def _check_p_logit(p_logit):
                         f"{type(p_logit).__name__} {getattr(p_logit, 'shape', '')}")
 
 
+def _check_tensor(input):
+    """TypeError naming ``input`` when it is not a tensor (before its ``dim()``
+    or ``is_floating_point()`` is asked for), as torch's dropout refuses it."""
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"concrete dropout: input must be a floating-point tensor, got {type(input).__name__}")
+
+
 def _kernels_can_run(x, p_logit):
     """True when cydrop's kernels compute this call; else torch's operations do."""
     return can_run(x) and p_logit.device.type == "cpu"
@@ -152,6 +159,7 @@ def _torch_concrete(x, p_logit, temperature, run, logistic=None):
     value can be read without waiting for a device (p_logit on the CPU,
     outside torch.compile); elsewhere the pass gives what torch's operations
     give there, inf or NaN."""
+    _check_tensor(x)
     if not x.is_floating_point():
         raise TypeError(f"concrete dropout: input must be a floating-point tensor, got {x.dtype}")
     dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
@@ -201,9 +209,9 @@ def concrete_dropout(input, p_logit, temperature=DENSE_TEMPERATURE, training=Tru
     Raises
     ------
     TypeError
-        ``input`` not floating-point (as torch's dropout), ``p_logit`` not a
-        one-element floating tensor, ``training`` not a bool,
-        ``temperature`` not a number.
+        ``input`` not a floating-point tensor (as torch's dropout),
+        ``p_logit`` not a one-element floating tensor, ``training`` not a
+        bool, ``temperature`` not a number, ``noise_shape`` not a sequence.
     ValueError
         ``temperature`` not a finite number > 0, ``noise_shape`` not of the
         form above.
@@ -220,11 +228,16 @@ def concrete_dropout(input, p_logit, temperature=DENSE_TEMPERATURE, training=Tru
     if type(training) is not bool:
         # as functional.dropout: None or a string would silently mean eval or train mode
         raise TypeError(f"concrete_dropout(): argument 'training' must be bool, not {type(training).__name__}")
+    _check_tensor(input)
     _check_p_logit(p_logit)
     temperature = _check_temperature(temperature)
     run = 1
     if noise_shape is not None:
-        noise_shape = tuple(noise_shape)
+        try:
+            noise_shape = tuple(noise_shape)
+        except TypeError:
+            raise TypeError(f"noise_shape must be a sequence of ints or None, got {type(noise_shape).__name__}") \
+                from None
         k = len(noise_shape)
         while k and noise_shape[k - 1] == 1:
             k -= 1
@@ -362,6 +375,7 @@ class _ConcreteDropoutNd(nn.modules.dropout._DropoutNd):
         if self._lead is None:
             return 1
         batched, unbatched = self._lead
+        _check_tensor(input)
         if input.dim() not in (batched, unbatched):
             unbatched_form = f" or {unbatched} (C, {self._axes})" if unbatched != batched else ""
             raise ValueError(f"{type(self).__name__} takes inputs of {batched} dimensions (N, C, {self._axes})"
