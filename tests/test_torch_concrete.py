@@ -466,6 +466,35 @@ def test_bad_arguments_named(call, error, match):
         call()
 
 
+@pytest.mark.parametrize("grad_enabled", [True, False])
+@pytest.mark.parametrize("call", [
+    lambda x, seed: ct.concrete_dropout(x, torch.tensor(100.0, requires_grad=torch.is_grad_enabled()), seed=seed),
+    lambda x, seed: ct.concrete_dropout(x, torch.zeros((), requires_grad=torch.is_grad_enabled()), 1e-40, seed=seed),
+])
+def test_a_refused_call_draws_nothing(call, grad_enabled):
+    """p_logit or a temperature out of float32's range is refused before the
+    noise's position is drawn: torch's generator and a cydrop.Generator are
+    where they were (as for cydrop.concrete_dropout)."""
+    x = data((3, 4))
+    for seed in (None, cydrop.Generator(1)):
+        start, state = torch.get_rng_state(), None if seed is None else seed.state
+        with torch.set_grad_enabled(grad_enabled), pytest.raises(ValueError, match="too"):
+            call(x, seed)
+        assert torch.equal(torch.get_rng_state(), start)
+        assert seed is None or seed.state == state
+
+
+@pytest.mark.parametrize("grad_enabled", [True, False])
+def test_a_refused_linear_call_draws_nothing(grad_enabled):
+    layer = ct.ConcreteDropoutLinear(4, 2)
+    with torch.no_grad():
+        layer.p_logit.fill_(100.0)
+    start = torch.get_rng_state()
+    with torch.set_grad_enabled(grad_enabled), pytest.raises(ValueError, match="p_logit"):
+        layer(data((3, 4)))
+    assert torch.equal(torch.get_rng_state(), start)
+
+
 def test_mc_dropout_samples_every_concrete_module():
     """mc_dropout puts ConcreteDropout (a _DropoutNd) and ConcreteDropoutLinear
     (an nn.Linear) in training mode: two passes differ; eval mode after."""

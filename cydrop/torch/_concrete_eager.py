@@ -29,6 +29,15 @@ def value(p_logit):
     return p_logit.detach().item()
 
 
+def checked_value(p_logit, temperature, x):
+    """``value(p_logit)``, with the kernels' limits for x's dtype on it and on
+    the temperature checked before the caller draws a position: a refused
+    call leaves torch's generator and a cydrop.Generator where they were."""
+    a = value(p_logit)
+    _concrete.scalars(a, temperature, "float32" if x.dtype == torch.float32 else "float64")
+    return a
+
+
 def p_logit_grad(dp, dtype, shape):
     """The float gradient dp as a tensor of p_logit's dtype and shape."""
     return torch.tensor(dp, dtype=dtype).reshape(shape)
@@ -83,8 +92,8 @@ class ConcreteDropoutFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, p_logit, temperature, run, source):
+        ctx.a, ctx.temperature, ctx.run = checked_value(p_logit, temperature, x), temperature, run
         ctx.key, ctx.block = position(source, x.numel() // run)
-        ctx.a, ctx.temperature, ctx.run = value(p_logit), temperature, run
         ctx.p_dtype, ctx.p_shape = p_logit.dtype, p_logit.shape
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None)
         # a reference for the second-derivative check, not a saved value
@@ -113,8 +122,8 @@ class ConcreteLinearFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, p_logit, temperature, source):
+        ctx.a, ctx.temperature = checked_value(p_logit, temperature, x), temperature
         ctx.key, ctx.block = position(source, x.numel())
-        ctx.a, ctx.temperature = value(p_logit), temperature
         ctx.p_dtype, ctx.p_shape = p_logit.dtype, p_logit.shape
         ctx.save_for_backward(x, weight)
         ctx.p_logit = p_logit                       # a reference for the second-derivative check

@@ -52,7 +52,8 @@ from . import _concrete_kernels as kernels
 from ._eager import transformed
 from ._kernels import can_run
 from ._ops import compiled_position
-from ._concrete_eager import ConcreteDropoutFunction, ConcreteLinearFunction, ConcreteNoiseFunction, value
+from ._concrete_eager import (ConcreteDropoutFunction, ConcreteLinearFunction, ConcreteNoiseFunction, checked_value,
+                              value)
 from ._concrete_ops import concrete_dropout_linear_op, concrete_dropout_op
 from ._keys import position, seed_tensor
 
@@ -140,8 +141,9 @@ def _concrete(x, p_logit, temperature, training, run, source):
         return _torch_concrete(x, p_logit, temperature, run, noise)
     if torch.is_grad_enabled() and (x.requires_grad or p_logit.requires_grad):
         return ConcreteDropoutFunction.apply(x, p_logit, temperature, run, source)
-    key, block = position(source, n_noise)           # inference (MC sampling): no autograd node
-    return kernels.forward(x, value(p_logit), temperature, run, key, block)
+    a = checked_value(p_logit, temperature, x)       # inference (MC sampling): no autograd node
+    key, block = position(source, n_noise)
+    return kernels.forward(x, a, temperature, run, key, block)
 
 
 def _torch_concrete(x, p_logit, temperature, run, logistic=None):
@@ -700,8 +702,9 @@ class ConcreteDropoutLinear(nn.Linear):
         elif torch.is_grad_enabled():
             out = ConcreteLinearFunction.apply(x, weight, bias, self.p_logit, self.temperature, None)
         else:                                       # inference (MC sampling): no autograd node
+            a = checked_value(self.p_logit, self.temperature, x)
             key, block = position(None, x.numel())
-            out = kernels.linear_forward(x, weight, bias, value(self.p_logit), self.temperature, key, block)
+            out = kernels.linear_forward(x, weight, bias, a, self.temperature, key, block)
         return out.reshape(*input.shape[:-1], out.shape[-1]) if batched else out
 
     def regularizer(self, *, weight_regularizer, dropout_regularizer):
