@@ -409,6 +409,19 @@ def test_model_regularizer_sums_the_modules():
     assert len(model.state_dict()) == 9 and not any("layer" in k for k in model.state_dict())
 
 
+def test_model_regularizer_sums_in_the_widest_dtype_of_its_modules():
+    """A float32 module listed first used to cast a float64 module's term to float32."""
+    small = ct.ConcreteDropoutLinear(3, 2)
+    wide = ct.ConcreteDropoutLinear(2, 1).double()
+    with torch.no_grad():
+        wide.weight.fill_(1 + 2**-40)   # a square that float32 rounds to 1
+    kw = dict(weight_regularizer=1.0, dropout_regularizer=0.0)
+    total = ct.concrete_regularizer(nn.ModuleList([small, wide]), **kw)
+    assert total.dtype == torch.float64
+    expected = small.regularizer(**kw).double() + wide.regularizer(**kw)
+    assert total.item() == expected.item()
+
+
 def test_a_copy_of_the_model_keeps_the_layer_link():
     linear = nn.Linear(3, 2)
     model = nn.Sequential(ct.ConcreteDropout(layer=linear), linear)

@@ -40,6 +40,7 @@ t = 2/3, so the channel variants' eval outputs run about 5% above their
 training-time mean. In training mode (also for MC sampling) each call draws
 a fresh relaxed mask, as the reference's MC samples do.
 """
+import functools
 import math
 import numbers
 
@@ -294,7 +295,8 @@ def concrete_regularizer(model, *, weight_regularizer, dropout_regularizer):
     Returns
     -------
     Tensor
-        0-d, differentiable in the p_logit and weight parameters.
+        0-d, differentiable in the p_logit and weight parameters, in the
+        widest dtype of the modules' terms.
 
     Raises
     ------
@@ -329,7 +331,9 @@ def concrete_regularizer(model, *, weight_regularizer, dropout_regularizer):
                                             dropout_regularizer=dropout_regularizer))
     if not terms:
         return torch.zeros(())
-    return torch.stack([t.reshape(()).to(terms[0].dtype) for t in terms]).sum()
+    # summed in the widest dtype of the terms: a float64 module listed after a float32 one keeps its digits
+    dtype = functools.reduce(torch.promote_types, (t.dtype for t in terms))
+    return torch.stack([t.reshape(()).to(dtype) for t in terms]).sum()
 
 
 # ---------------------------------------------------------------- the modules
