@@ -409,6 +409,26 @@ def test_model_regularizer_sums_the_modules():
     assert len(model.state_dict()) == 9 and not any("layer" in k for k in model.state_dict())
 
 
+@pytest.mark.parametrize("value, error", [("1e-3", TypeError), (None, TypeError), (True, TypeError),
+                                          (-1.0, ValueError), (math.inf, ValueError), (math.nan, ValueError)])
+def test_regularizer_weights_are_checked_as_the_numpy_functions_check_them(value, error):
+    model = nn.ModuleList([ct.ConcreteDropoutLinear(3, 2)])
+    for name in ("weight_regularizer", "dropout_regularizer"):
+        kw = {**dict(weight_regularizer=1e-3, dropout_regularizer=1e-2), name: value}
+        with pytest.raises(error, match=name):
+            ct.concrete_regularizer(model, **kw)
+        with pytest.raises(error, match=name):
+            model[0].regularizer(**kw)
+
+
+def test_regularizer_weights_may_be_0d_tensors():
+    model = nn.ModuleList([ct.ConcreteDropoutLinear(3, 2)])
+    kw = dict(weight_regularizer=1e-3, dropout_regularizer=1e-2)
+    expected = ct.concrete_regularizer(model, **kw)
+    got = ct.concrete_regularizer(model, **{k: torch.tensor(v) for k, v in kw.items()})
+    assert got.item() == expected.item()
+
+
 def test_model_regularizer_sums_in_the_widest_dtype_of_its_modules():
     """A float32 module listed first used to cast a float64 module's term to float32."""
     small = ct.ConcreteDropoutLinear(3, 2)

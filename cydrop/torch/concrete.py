@@ -268,9 +268,12 @@ def _regularizer(p_logit, weight, n_inputs, weight_regularizer, dropout_regulari
 
 
 def _check_regularizer(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value >= 0):
+    """value as a float >= 0: TypeError for what is not a number (as for
+    the NumPy functions), ValueError for a negative or non-finite one."""
+    value = _number(value, name)
+    if not 0.0 <= value < math.inf:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+    return value
 
 
 def concrete_regularizer(model, *, weight_regularizer, dropout_regularizer):
@@ -300,10 +303,13 @@ def concrete_regularizer(model, *, weight_regularizer, dropout_regularizer):
 
     Raises
     ------
+    TypeError
+        A ``model`` that is not a module; a regulariser weight that is not a
+        number (a float or a 0-d tensor).
     ValueError
         A concrete module without a ``layer`` (its weight term would be
         missing: build it with ``layer=``, or call its ``regularizer(weight=...)``
-        yourself); a bad regulariser weight.
+        yourself); a regulariser weight that is negative or not finite.
 
     Examples
     --------
