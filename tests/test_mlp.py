@@ -1,4 +1,5 @@
 """cydrop.MLP and cydrop.dropout_l2_equivalent."""
+import io
 import json
 import zipfile
 
@@ -408,6 +409,23 @@ def test_replaced_weights_are_refused_before_any_kernel(MLP, replace):
     for call in (lambda: net.predict(X), lambda: net.predict_proba(X, mc_samples=2), lambda: net.cost(X, y),
                  lambda: net.fit(X, y, epochs=1, batch_size=20, progress=False),
                  lambda: net.partial_fit(X, y)):
+        with pytest.raises(ValueError, match=r"weights\[1\] .*C-contiguous float32 array of shape \(8, 3\)"):
+            call()
+
+
+@pytest.mark.parametrize("replace", [
+    lambda W: np.zeros((W.shape[0] + 1, W.shape[1]), W.dtype),
+    lambda W: W.astype(np.float64),
+    lambda W: W.tolist(),
+], ids=["taller", "float64", "list"])
+def test_replaced_weights_are_refused_by_save_and_the_checks(MLP, replace):
+    # save would write a file load refuses; the checks would run on a
+    # float64 copy of weights the network itself cannot use
+    X, y = blobs(n=40)
+    net = MLP([6, 8, 3], seed=0)
+    net.weights[1] = replace(net.weights[1])
+    for call in (lambda: net.save(io.BytesIO()), lambda: net.check(X, y, iterations=1),
+                 lambda: net.gradient_check(X, y)):
         with pytest.raises(ValueError, match=r"weights\[1\] .*C-contiguous float32 array of shape \(8, 3\)"):
             call()
 

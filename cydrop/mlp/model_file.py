@@ -82,6 +82,7 @@ def save(file, network, training, classes, engine):
     """Write ``network`` (a Network), its ``training`` state, its ``classes``
     (ndarray or None) and the ``engine`` setting to ``file`` (checked by check_file)."""
     # what load refuses is refused here, before anything is written
+    network.require_kernel_ready()   # replaced weights of another shape or dtype
     if not all(np.isfinite(a).all() for a in network.weights + network.biases + network.p_logits):
         raise ValueError("the network's weights, biases or learned p_logits contain NaN or inf (training "
                          "diverged?): a model file holds finite parameters only")

@@ -248,6 +248,7 @@ class Network:
         """A float64 copy of the architecture and parameters, with dropout off
         (the network the debugging recipe checks): its learned layers keep
         their p_logits, fixed, for the prior's terms of J."""
+        self.require_kernel_ready()   # a check of weights this network cannot use would pass or fail for nothing
         twin = Network(self.layer_sizes, [1.0] * self.n_layers, self.activation, self.output, "float64", 0,
                        concrete=self.concrete)
         twin.weights = [W.astype(np.float64) for W in self.weights]
