@@ -35,6 +35,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
+from sklearn.model_selection._split import _validate_shuffle_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -113,8 +114,9 @@ _PARAMETERS = """
         update), as scikit-learn's.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data (stratified for
-        classifiers; scikit-learn's MLP stratifies two classes only) and
-        monitor its loss (dropout off) instead of J on the training set.
+        classifiers where it can be: not when a class has one sample, or a
+        part fewer rows than there are classes; scikit-learn's MLP
+        stratifies two classes only) and monitor its loss (dropout off) instead of J on the training set.
     validation_fraction : float in (0, 1), default=0.1
     beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
         Adam's decay rates of the first and second moments.
@@ -481,9 +483,11 @@ class _BaseDropoutMLP(BaseEstimator):
 
     def _validation_split(self, X, y, sample_weight):
         """(X_train, y_train, w_train, (X_val, y_val[, w_val])) for early_stopping."""
-        # stratified for every classifier; scikit-learn's MLP stratifies two
-        # classes only (the same split then), not more
-        stratify = y if isinstance(self, ClassifierMixin) else None
+        # stratified for every classifier (scikit-learn's MLP stratifies two
+        # classes only: the same split then), unless no stratified split
+        # exists: a rare class must not make a fit fail that scikit-learn's
+        # MLP makes, unstratified, for more than two classes
+        stratify = y if isinstance(self, ClassifierMixin) and _can_stratify(y, self.validation_fraction) else None
         arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
         parts = train_test_split(*arrays, test_size=self.validation_fraction, random_state=self._random_state,
                                  stratify=stratify)
@@ -541,6 +545,15 @@ def _learns(keep_prob):
     """True when keep_prob (a float, "learn" or a sequence) learns some layer's rate."""
     return keep_prob == LEARN if isinstance(keep_prob, str) else (
         hasattr(keep_prob, "__len__") and any(isinstance(p, str) and p == LEARN for p in keep_prob))
+
+
+def _can_stratify(y, validation_fraction):
+    """Whether train_test_split can hold out validation_fraction of the labels
+    y stratified: every class has 2 samples or more, and either part has room
+    for every class."""
+    counts = np.unique(y, return_counts=True)[1]
+    n_train, n_val = _validate_shuffle_split(len(y), validation_fraction, None)
+    return counts.min() >= 2 and min(n_train, n_val) >= len(counts)
 
 
 def _mask_seed(random_state):

@@ -820,6 +820,18 @@ def test_early_stopping_names_sample_weight_when_a_part_of_the_split_weighs_noth
         DropoutMLPRegressor((8,), early_stopping=True, max_iter=3, random_state=0).fit(X, X[:, 0], sample_weight=w)
 
 
+@pytest.mark.parametrize("y, validation_fraction", [
+    (np.r_[np.zeros(50, int), np.ones(49, int), [2]], 0.1),   # a class of one sample
+    (np.arange(100) % 3, 0.02),                               # 2 rows held out, 3 classes
+], ids=["singleton class", "fewer held-out rows than classes"])
+def test_early_stopping_splits_unstratified_where_no_stratified_split_exists(y, validation_fraction):
+    # scikit-learn's MLPClassifier fits these (it does not stratify 3 classes)
+    X = np.random.default_rng(0).standard_normal((100, 3))
+    clf = DropoutMLPClassifier((4,), early_stopping=True, validation_fraction=validation_fraction, max_iter=3,
+                               random_state=0).fit(X, y)
+    assert clf.classes_.tolist() == [0, 1, 2] and len(clf.validation_scores_) == 3
+
+
 def test_zero_weights_are_removed_samples_in_partial_fit_too():
     X, y = blobs(n=200)
     w = (np.arange(200) % 2).astype(float)
