@@ -28,6 +28,7 @@ rule, which differs on purpose (see ``tol``), stops at another epoch.
 scikit-learn is an optional extra (``pip install "cydrop[sklearn]"``):
 ``import cydrop`` does not import this module.
 """
+import math
 import numbers
 import warnings
 
@@ -35,7 +36,6 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.model_selection._split import _validate_shuffle_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -116,7 +116,8 @@ _PARAMETERS = """
         Hold out ``validation_fraction`` of the training data (stratified for
         classifiers where it can be: not when a class has one sample, or a
         part fewer rows than there are classes; scikit-learn's MLP
-        stratifies two classes only) and monitor its loss (dropout off) instead of J on the training set.
+        stratifies two classes only) and monitor its loss (dropout off)
+        instead of J on the training set.
     validation_fraction : float in (0, 1), default=0.1
     beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
         Adam's decay rates of the first and second moments.
@@ -552,8 +553,8 @@ def _can_stratify(y, validation_fraction):
     y stratified: every class has 2 samples or more, and either part has room
     for every class."""
     counts = np.unique(y, return_counts=True)[1]
-    n_train, n_val = _validate_shuffle_split(len(y), validation_fraction, None)
-    return counts.min() >= 2 and min(n_train, n_val) >= len(counts)
+    n_val = math.ceil(validation_fraction * len(y))   # train_test_split's size for a float test_size
+    return counts.min() >= 2 and min(len(y) - n_val, n_val) >= len(counts)
 
 
 def _mask_seed(random_state):
