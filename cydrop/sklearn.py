@@ -334,7 +334,7 @@ class _BaseDropoutMLP(BaseEstimator):
         Parameters
         ----------
         X : array-like (n_samples, n_features)
-        y : array-like (n_samples,) of class labels (classifier), or
+        y : array-like (n_samples,) of class labels, one per row (classifier), or
             (n_samples,) / (n_samples, n_outputs) of values (regressor)
         sample_weight : array-like (n_samples,) or None
             Weights of the samples in the loss (``sum w_i l_i / sum w_i`` per
@@ -390,6 +390,13 @@ class _BaseDropoutMLP(BaseEstimator):
             dtype = self._net.dtype
             self._check_same_network(hidden)
         regressor = isinstance(self, RegressorMixin)
+        if not regressor:
+            # scikit-learn's MLPClassifier takes multilabel y; its message here would only ask for 1-D
+            # (asarray: np.shape would dispatch to an array-like's __array_function__)
+            y_shape = np.asarray(y).shape
+            if len(y_shape) == 2 and y_shape[1] != 1:
+                raise ValueError(f"y must hold one label per row (binary or multiclass), got shape {y_shape}: "
+                                 "multilabel and multioutput targets are not supported")
         # sparse X stays sparse: the network densifies one mini-batch at a time
         X, y = validate_data(self, X, y, reset=first_pass, dtype=dtype, order="C", accept_sparse=["csr", "csc"],
                              multi_output=regressor, y_numeric=regressor)
@@ -569,7 +576,8 @@ class DropoutMLPClassifier(ClassifierMixin, _BaseDropoutMLP):
     __doc__ = f"""Multi-layer perceptron classifier with inverted dropout, on :class:`cydrop.MLP`.
 
     Softmax output with cross-entropy; a logistic output unit for two classes.
-    Takes scikit-learn's ``MLPClassifier``'s parameters.
+    Takes scikit-learn's ``MLPClassifier``'s parameters. One label per row:
+    unlike ``MLPClassifier``, no multilabel targets.
     {_PARAMETERS}{_ATTRIBUTES}    classes_ : ndarray (n_classes,)
         Class labels.
     {_REFERENCES}
@@ -616,7 +624,8 @@ class DropoutMLPClassifier(ClassifierMixin, _BaseDropoutMLP):
         if first_pass:
             labels = np.unique(y) if classes is None else np.unique(np.asarray(classes))
             if len(labels) < 2:
-                raise ValueError(f"y has 1 class ({labels[0]!r}); a classifier needs at least 2 classes")
+                raise ValueError(f"{'y' if classes is None else 'classes'} has 1 class ({labels[0]!r}); a "
+                                 "classifier needs at least 2 classes")
             self.classes_ = labels
         elif self.warm_start and classes is None and not np.array_equal(np.unique(y), self.classes_):
             raise ValueError(f"warm_start needs y to have the classes of the previous fit, {self.classes_.tolist()}; "

@@ -905,3 +905,17 @@ def test_regressor_r2_is_scikit_learns_uniform_average():
     rs.uniform(size=3 * 16 + 16 + 16 * 2 + 2)  # fit's first draws: the initial weights and biases
     _, X_val, _, Y_val = train_test_split(X, Y, test_size=0.1, random_state=rs)
     assert reg.best_validation_score_ == pytest.approx(r2_score(Y_val, reg.predict(X_val)), rel=1e-6)
+
+
+@pytest.mark.parametrize("y", [np.c_[np.arange(20) % 2, np.arange(20) % 3 == 0],          # multilabel
+                               np.c_[np.arange(20) % 3, np.arange(20) % 2]])              # multiclass-multioutput
+def test_classifier_refuses_more_than_one_label_per_row_naming_it(y):
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    with pytest.raises(ValueError, match=r"y must hold one label per row .* got shape \(20, 2\): multilabel"):
+        DropoutMLPClassifier((4,), max_iter=2).fit(X, y.astype(int))
+
+
+def test_partial_fit_names_classes_when_they_hold_one_class():
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    with pytest.raises(ValueError, match=r"^classes has 1 class"):
+        DropoutMLPClassifier((4,)).partial_fit(X, np.zeros(20, int), classes=[0])
