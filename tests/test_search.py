@@ -185,6 +185,8 @@ def test_scheduler_without_workers_fails_cleanly(capsys):
     (["--scheduler", "tcp://127.0.0.1:1", "--timeout", "0"], "--timeout must be"),
     (["--csv", "/nonexistent-folder/r.csv"], "--csv"),
     (["--scheduler", "no-port-here"], "--scheduler 'no-port-here'"),
+    (["--seed", "-1"], "--seed must be in [0, 2**32)"),
+    (["--seed", str(2**32)], "--seed must be in [0, 2**32)"),   # scikit-learn's random_state takes 32 bits
 ])
 def test_bad_options_fail_before_the_search(options, message, capsys):
     assert main(["search", *options]) == 2

@@ -127,8 +127,8 @@ def _check_args(args):
         raise ValueError("--n-jobs must be >= 1, or negative to count back from all cores/slots; got 0")
     if not (args.timeout > 0 and math.isfinite(args.timeout)):
         raise ValueError(f"--timeout must be a number of seconds > 0, got {args.timeout}")
-    if args.seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.seed < 1 << 32:   # scikit-learn's random_state (the folds, the weights) takes 32 bits
+        raise ValueError(f"--seed must be in [0, 2**32), got {args.seed}")
     for option in ("--csv", "--json", "--plot"):
         name = option[2:]
         if getattr(args, name) is not None:
