@@ -112,6 +112,12 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
 
 
+def test_seed_past_64_bits_is_refused_before_any_work(capsys):
+    assert main(["uci", "yacht", *FAST, "--seed", str(2**64)]) == 2
+    captured = capsys.readouterr()
+    assert "--seed must be <= 18446744073709551615" in captured.err and captured.out == ""
+
+
 def test_uci_learn_column_in_the_table_and_the_json(tmp_path, capsys):
     out = tmp_path / "uci.json"
     assert main(["uci", "yacht", *FAST, "--learn", "--json", str(out)]) == 0

@@ -81,6 +81,15 @@ def test_protocol_refuses_bad_splits():
         run_protocol(X, y, [], **grid)
 
 
+def test_protocol_takes_every_64_bit_seed_and_refuses_a_larger_one():
+    X, y = _regression(20)
+    splits = [(np.arange(15), np.arange(15, 20))] * 2   # split 1's networks: seed + 1000 + candidate
+    grid = dict(dropout_rates=[0.1], taus=[1.0], epochs=1, mc_samples=2, n_hidden=4)
+    assert run_protocol(X, y, splits, seed=2**64 - 1, **grid)["n_splits"] == 2
+    with pytest.raises(ValueError, match=r"seed must be <= 18446744073709551615"):
+        run_protocol(X, y, splits, seed=2**64, **grid)
+
+
 def test_protocol_in_worker_processes_equals_one_process():
     """Every network has its own seed: results do not depend on n_jobs."""
     pytest.importorskip("joblib")

@@ -253,7 +253,7 @@ def run(args):
                 check_positive_int(value, option)
         check_positive_int(args.mc_samples, "--mc-samples")
         check_positive_int(args.jobs, "--jobs")
-        check_positive_int(args.seed, "--seed", minimum=0)
+        check_positive_int(args.seed, "--seed", minimum=0, maximum=uci_protocol.SEED_MAX)
         check_positive_int(args.repeats, "--repeats")
         args.learn = args.learn or args.learn_only
         if args.json is not None:

@@ -22,6 +22,8 @@ from ..mlp import MLP
 from ..uncertainty import (LENGTHSCALE, check_tau, predictive_log_likelihood, row_log_likelihoods,
                            weight_decay_from_tau)
 
+SEED_MAX = 2**64 - 1   # the MLP's seeds are 64 bits
+
 __all__ = ["candidate_task", "config", "learn_task", "run_protocol", "train_and_sample", "workers"]
 
 
@@ -49,7 +51,8 @@ def config(rates, tau_values, *, epochs, mc_samples, n_hidden, batch_size=128, l
                 batch_size=check_positive_int(batch_size, "batch_size"),
                 learning_rate=float(learning_rate), lengthscale=float(lengthscale), dtype=dtype, init=init,
                 grid=published + longer, n_published=len(published), extended=bool(extended),
-                seed=check_positive_int(seed, "seed", minimum=0), repeats=check_positive_int(repeats, "repeats"),
+                seed=check_positive_int(seed, "seed", minimum=0, maximum=SEED_MAX),
+                repeats=check_positive_int(repeats, "repeats"),
                 keep_samples=bool(keep_samples),
                 tau_fit_grid=np.geomspace(min(tau_values) / 10, max(tau_values) * 10, 61))
 
@@ -107,9 +110,10 @@ def _network_seed(seed, repeat, split, role):
     Repeat 0 keeps the seeds of a single run (so that its results reproduce);
     further repeats hash (seed, repeat, split, role) with ``SeedSequence``:
     ``seed + repeat`` would give repeat r's candidate c the initial weights
-    of repeat 0's candidate c + r."""
+    of repeat 0's candidate c + r. Wrapped to 64 bits: a seed near SEED_MAX
+    stays a valid one."""
     if repeat == 0:
-        return seed + 1000 * split + role
+        return (seed + 1000 * split + role) % (SEED_MAX + 1)
     return int(np.random.SeedSequence([seed, repeat, split, role]).generate_state(1)[0])
 
 
@@ -265,8 +269,8 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
     extended_epochs : int or None
         The longer schedule of ``extended``; None: 2.5 x ``epochs``.
     seed : int
-        Seeds every network (weights, order and masks): results do not
-        depend on ``n_jobs``.
+        Seeds every network (weights, order and masks), in [0, 2**64):
+        results do not depend on ``n_jobs``.
     repeats : int
         Run the whole protocol this many times, each with networks of its
         own seeds (repeat 0 is the run of ``repeats=1``). One run's figures
