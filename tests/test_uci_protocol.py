@@ -90,6 +90,20 @@ def test_protocol_takes_every_64_bit_seed_and_refuses_a_larger_one():
         run_protocol(X, y, splits, seed=2**64, **grid)
 
 
+def test_protocol_starts_no_more_workers_than_trainings(monkeypatch):
+    from cydrop.apps import uci_protocol
+
+    started = []
+    real = uci_protocol.workers
+    monkeypatch.setattr(uci_protocol, "workers", lambda n_jobs: started.append(n_jobs) or real(1))
+    X, y = _regression(20)
+    splits = [(np.arange(15), np.arange(15, 20))] * 2
+    grid = dict(dropout_rates=[0.1, 0.2], taus=[1.0], epochs=1, mc_samples=2, n_hidden=4, n_jobs=100000)
+    run_protocol(X, y, splits, **grid)                          # 2 candidates x 2 splits
+    run_protocol(X, y, splits, learn=True, grid=False, repeats=3, **grid)  # 2 splits x 3 repeats
+    assert started == [4, 6]
+
+
 def test_protocol_in_worker_processes_equals_one_process():
     """Every network has its own seed: results do not depend on n_jobs."""
     pytest.importorskip("joblib")

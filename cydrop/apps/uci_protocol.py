@@ -353,6 +353,8 @@ def run_protocol(X, y, splits, *, dropout_rates, taus, epochs=4000, mc_samples=1
     if not (grid or learn):
         raise ValueError("grid=False needs learn=True: there is no column to run")
     repeats, n_splits = cfg["repeats"], len(checked)
+    # a worker beyond the most trainings of one phase gets no task: it would only cost its start
+    n_jobs = min(n_jobs, repeats * n_splits * (len(cfg["grid"]) if grid else 1))
 
     summary = {"n_splits": n_splits, "repeats": repeats}
     with workers(n_jobs) as run:
