@@ -124,6 +124,22 @@ def test_search_fits_stop_on_the_held_out_loss_and_the_plot_is_written(tmp_path)
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_search_starts_no_more_processes_than_fits(monkeypatch):
+    import sklearn.model_selection
+
+    started = []
+
+    class Recording(GridSearchCV):
+        def fit(self, X, y=None, **params):
+            started.append(self.n_jobs)
+            self.n_jobs = 1   # the fits themselves in this process
+            return super().fit(X, y, **params)
+
+    monkeypatch.setattr(sklearn.model_selection, "GridSearchCV", Recording)
+    assert main(["search", *TINY, "--keep-prob", "1.0", "0.5", "--n-jobs", "100000"]) == 0
+    assert started == [4]   # 2 candidates x 2 folds
+
+
 def test_a_small_n_train_warns_once(capfd):
     """A small --n-train clips the batch size once, here, not once per fold
     and fit. A fold of 150 samples trains on 90 after its hold-out: one warning."""

@@ -253,7 +253,9 @@ def run(args):
             max_iter=args.max_epochs, early_stopping=True, validation_fraction=VALIDATION_FRACTION,
             n_iter_no_change=args.patience,
             tol=0.0, random_state=args.seed)
-        search = GridSearchCV(estimator, {"keep_prob": grid}, n_jobs=args.n_jobs, refit=False,
+        # a process or slot beyond the number of fits gets none: it would only cost its start
+        n_jobs = min(args.n_jobs, len(grid) * args.cv) if args.n_jobs > 0 else args.n_jobs
+        search = GridSearchCV(estimator, {"keep_prob": grid}, n_jobs=n_jobs, refit=False,
                               scoring={"accuracy": "accuracy", "best_epoch": best_epoch},
                               cv=StratifiedKFold(args.cv, shuffle=True, random_state=args.seed))
         where = (f"Dask scheduler {args.scheduler} ({len(client.scheduler_info()['workers'])} workers)"
