@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 import cydrop
 
 # heavy or optional packages that `import cydrop` must leave alone: SciPy's
@@ -94,3 +96,16 @@ def test_library_never_imports_the_applications():
     assert out["apps"] == []
     # the walk found the library (a broken walk must not pass as "no apps imported")
     assert {"cydrop.ops", "cydrop.dense", "cydrop.mlp", "cydrop._generator"} <= set(out["imported"])
+
+
+def test_every_package_of_the_source_tree_is_in_the_built_distribution():
+    """A wheel holds the packages pyproject.toml names: a subpackage left out
+    makes `import cydrop` fail in every non-editable install."""
+    pyprojecttoml = pytest.importorskip("setuptools.config.pyprojecttoml")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isfile(os.path.join(root, "pyproject.toml")):
+        pytest.skip("needs the source tree (pyproject.toml beside tests/)")
+    on_disk = {os.path.relpath(folder, root).replace(os.sep, ".")
+               for folder, _, files in os.walk(os.path.join(root, "cydrop")) if "__init__.py" in files}
+    config = pyprojecttoml.read_configuration(os.path.join(root, "pyproject.toml"), expand=True)
+    assert on_disk - set(config["tool"]["setuptools"]["packages"]) == set()
