@@ -156,7 +156,9 @@ def _check_state(state):
     if state.get("generator") != _STATE_NAME:
         raise ValueError(f"state must come from a {_STATE_NAME} Generator, got {state.get('generator')!r}")
     key, counter = state.get("key"), state.get("counter")
-    for name, value, bound in (("key", key, 1 << 64), ("counter", counter, MAX_BLOCKS)):
+    # counter == MAX_BLOCKS is the position of a Generator that drew its last
+    # block: its own state, which must restore (and pickle) like any other
+    for name, value, bound in (("key", key, 1 << 64), ("counter", counter, MAX_BLOCKS + 1)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < bound:
             raise ValueError(f"state[{name!r}] must be an int in [0, {bound}), got {value!r}")
     return int(key), int(counter)

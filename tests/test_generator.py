@@ -96,6 +96,20 @@ def test_counter_space_exhausted_raises_and_keeps_state():
     assert gen.state["counter"] == MAX_BLOCKS
 
 
+def test_an_exhausted_generator_restores_pickles_and_copies_its_state():
+    gen = generator_at(5, MAX_BLOCKS - 1)
+    draw(gen, (64,), 0.5)  # the last block: the counter is now at the end of its space
+    state = gen.state
+    assert state["counter"] == MAX_BLOCKS
+    for twin in (cydrop.Generator.from_state(state), pickle.loads(pickle.dumps(gen)), copy.deepcopy(gen)):
+        assert twin.state == state
+        with pytest.raises(ValueError, match="exhausted"):
+            draw(twin, (1,), 0.5)
+        assert draw(twin, (0,), 0.5).size == 0  # an empty draw needs no block
+    gen.state = state
+    assert gen.state == state
+
+
 @pytest.mark.parametrize("shape", [(3, 5, 7), (2, 64), (130, 3)])
 def test_mask_follows_c_order_of_shape(shape):
     mask = draw(cydrop.Generator(8), shape, 0.3)
@@ -250,7 +264,7 @@ def valid_state():
         ({"key": True}, ValueError),
         ({"key": "123"}, ValueError),
         ({"counter": -1}, ValueError),
-        ({"counter": MAX_BLOCKS}, ValueError),
+        ({"counter": MAX_BLOCKS + 1}, ValueError),
         ({"counter": 4.0}, ValueError),
         ({"counter": None}, ValueError),
     ],
