@@ -14,7 +14,7 @@
 # max-norm: blocks of MAX_NORM_COLUMNS columns), and neither pass mixes
 # elements across items, so the result is the same bits on any thread count.
 from cython cimport floating
-from libc.math cimport pow, sqrt
+from libc.math cimport INFINITY, fabs, pow, sqrt
 
 from dropout cimport CHUNK, WAKE_CHUNKS, team_size
 from pool cimport run_items
@@ -130,6 +130,26 @@ cdef enum:
     MAX_NORM_COLUMNS = 128
 
 
+cdef inline double overflowed_column_scale(const floating *W, Py_ssize_t n_in, Py_ssize_t n_out,
+                                          Py_ssize_t j, double c) noexcept nogil:
+    """The factor of max_norm_columns for a column j whose sum of squares
+    overflowed to inf: ``c / ||W[:, j]||_2`` (1 when that norm is <= c),
+    the norm taken as ``a * sqrt(sum((w / a)^2))``, a = max |w|, whose
+    squares stay in range. A column holding inf (a = inf) gives 0, as before."""
+    cdef Py_ssize_t i
+    cdef double a = 0, ratio = 0, w
+    for i in range(n_in):
+        a = max(a, fabs(<double>W[i * n_out + j]))
+    if not a < INFINITY:
+        return 0
+    for i in range(n_in):
+        w = W[i * n_out + j] / a
+        ratio += w * w
+    ratio = sqrt(ratio)   # ||W[:, j]|| / a, in [1, sqrt(n_in)]
+    # norm > c, compared as ratio > c / a: a * ratio may itself pass DBL_MAX
+    return (c / a) / ratio if ratio > c / a else 1
+
+
 cdef inline void max_norm_columns(floating *W, Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t j0,
                                   Py_ssize_t j1, double c, double *scale) noexcept nogil:
     """max_norm_kernel on columns j0 <= j < j1 of W (n_in, n_out), scale[j0:j1] its scratch."""
@@ -149,7 +169,11 @@ cdef inline void max_norm_columns(floating *W, Py_ssize_t n_in, Py_ssize_t n_out
             scale[j] += <double>w * <double>w
     for j in range(j0, j1):
         norm = sqrt(scale[j])
-        if norm > c:      # false for NaN: a NaN column is left alone
+        if norm == INFINITY:
+            # float64 weights past 1e154 overflow the squares: scale them first
+            scale[j] = overflowed_column_scale(W, n_in, n_out, j, c)
+            n_capped += scale[j] != 1
+        elif norm > c:    # false for NaN: a NaN column is left alone
             scale[j] = c / norm
             n_capped += 1
         else:

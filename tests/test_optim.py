@@ -6,6 +6,8 @@ m_hat / v_hat form, not the folded form the kernel uses) and computed in
 float64 from the same inputs, so a float32 result is compared with the exact
 update within float32 tolerance.
 """
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -366,6 +368,20 @@ def test_max_norm_large_values_no_overflow(dtype):
     W = np.full((4, 3), 1e20 if dtype == np.float32 else 1e150, dtype=dtype)
     max_norm_(W, 1.0)
     np.testing.assert_allclose(column_norms(W), 1.0, rtol=TOL[dtype]["rtol"])
+
+
+def test_max_norm_caps_float64_columns_whose_squares_overflow():
+    """Weights past 1e154 square to inf in float64: such a column is still
+    capped to norm max_norm in its direction, not zeroed."""
+    W = np.array([[1e200, 3.0, 1e308, 1.0],
+                  [1e200, 4.0, 1e308, 2.0],
+                  [0.0, 0.0, -1e308, 0.0]])
+    expected = W / np.array([1e200 * math.sqrt(2), 5.0, 1e308 * math.sqrt(3), math.sqrt(5)])
+    max_norm_(W, 1.0)
+    np.testing.assert_allclose(W, expected, rtol=1e-15)
+    W = np.array([[1e200], [1e200]])
+    max_norm_(W, 1e300)   # norm 1.4e200 <= 1e300: the column is left as it was
+    assert W.tolist() == [[1e200], [1e200]]
 
 
 # -- argument checks ----------------------------------------------------------
