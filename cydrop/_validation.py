@@ -19,7 +19,9 @@ def unwrap_0d(value):
 
 
 def check_keep_prob(keep_prob, name="keep_prob"):
-    """Return keep_prob as a Python float in (0, 1]."""
+    """Return keep_prob as a Python float in (0, 1]; a 0-d array is its
+    number (unwrap_0d), as cydrop.MLP and torch's modules read one."""
+    keep_prob = unwrap_0d(keep_prob)
     if isinstance(keep_prob, (bool, np.bool_)) or not isinstance(keep_prob, numbers.Real):
         raise TypeError(
             f"{name} must be a real number in (0, 1], got {type(keep_prob).__name__} {keep_prob!r}"

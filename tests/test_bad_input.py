@@ -48,6 +48,21 @@ def test_numpy_float_keep_prob_accepted(x):
     assert mask.keep_prob == 0.5 and type(mask.keep_prob) is float
 
 
+@pytest.mark.parametrize("keep_prob", [np.array(0.5), np.array(0.5, dtype=np.float32)])
+def test_a_0d_array_keep_prob_is_its_value(x, keep_prob):
+    y, mask = cydrop.dropout(x, keep_prob, seed=1)
+    expected, _ = cydrop.dropout(x, 0.5, seed=1)
+    assert mask.keep_prob == 0.5 and type(mask.keep_prob) is float
+    np.testing.assert_array_equal(y, expected)
+    out, cache = cydrop.dense_forward(x, np.ones((10, 2)), None, keep_prob, seed=1)
+    assert cache.keep_prob == 0.5
+    assert cydrop.Mask.from_bool(np.ones(3, bool), keep_prob).keep_prob == 0.5
+    with pytest.raises(TypeError, match="keep_prob"):
+        cydrop.dropout(x, np.array(True), seed=1)     # a 0-d bool is no more a number than True
+    with pytest.raises(ValueError, match="keep_prob"):
+        cydrop.dropout(x, np.array(1.5), seed=1)
+
+
 @pytest.mark.parametrize(
     "bad_x",
     [
