@@ -57,7 +57,7 @@ def predictive_log_likelihood(y, samples=None, tau=None, *, mean=None, std=None,
         samples into one array, or give their moments as ``mean`` and ``std``.
     tau : float > 0
         Model precision (inverse observation noise variance).
-    mean, std : array (n,), keyword-only
+    mean, std : array (n,) or (n, 1), keyword-only
         The predictions' mean and standard deviation, instead of ``samples``.
     average : bool, keyword-only
         Return the mean over the rows (True) or each row's value.
@@ -102,7 +102,10 @@ def predictive_log_likelihood(y, samples=None, tau=None, *, mean=None, std=None,
     if moments:
         if mean is None or std is None:
             raise TypeError("mean and std go together")
-        mean, std = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (mean, std))
+        # (n,) or (n, 1), as y: a reshape(-1) would pair the rows of any
+        # array of n elements with y's in whatever order it holds them
+        mean, std = (np.asarray(a, dtype=np.float64) for a in (mean, std))
+        mean, std = (a[:, 0] if a.ndim == 2 and a.shape[1] == 1 else a for a in (mean, std))
         if mean.shape != y.shape or std.shape != y.shape:
             raise ValueError(f"mean and std must have y's shape {y.shape}, got {mean.shape} and {std.shape}")
         if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std >= 0).all()):

@@ -48,6 +48,19 @@ def test_log_likelihood_of_stats_is_the_gaussian():
     assert math.isclose(predictive_log_likelihood(y, mean=mean, std=std, tau=tau), expected, rel_tol=1e-12)
 
 
+def test_log_likelihood_moments_must_be_one_value_per_row():
+    y = np.array([0.5, -1.0, 2.0, 0.0])
+    mean, std = np.array([0.0, 0.5, 1.0, 1.5]), np.array([1.0, 2.0, 0.5, 1.0])
+    expected = predictive_log_likelihood(y, mean=mean, std=std, tau=4.0)
+    # a column (n, 1), as y may be, is the same rows
+    assert predictive_log_likelihood(y, mean=mean[:, None], std=std[:, None], tau=4.0) == expected
+    for shape in [(2, 2), (1, 4), (4, 1, 1)]:   # n values, but not one per row
+        with pytest.raises(ValueError, match="mean and std must have y's shape"):
+            predictive_log_likelihood(y, mean=mean.reshape(shape), std=std, tau=4.0)
+        with pytest.raises(ValueError, match="mean and std must have y's shape"):
+            predictive_log_likelihood(y, mean=mean, std=std.reshape(shape), tau=4.0)
+
+
 @pytest.mark.parametrize("args, match", [
     ((np.zeros(3), np.zeros((5, 4)), 1.0), r"samples must have shape \(T >= 1, 3\)"),
     ((np.zeros(3), np.zeros((0, 3)), 1.0), "samples must have shape"),
