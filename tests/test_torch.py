@@ -392,6 +392,21 @@ def test_eager_path_and_custom_op_agree():
     assert words.dtype == torch.int64 and words.numel() == math.ceil(7 * 90 / 64)
 
 
+@pytest.mark.parametrize("fn, shape", [(cf.dropout, (1,)), (cf.dropout, (1, 1)), (cf.dropout2d, (1, 1, 1, 1))])
+@pytest.mark.parametrize("seed", range(4))
+def test_inplace_dropout_of_a_negative_view_writes_its_values(fn, shape, seed):
+    """The imaginary part of a conjugate is a float tensor whose memory holds
+    the negated values (torch's negative bit), contiguous when it has one
+    element: in place, the result lands in it, as with torch's functions."""
+    z = torch.complex(torch.zeros(shape), torch.full(shape, 3.0))
+    view = torch.conj(z).imag
+    assert view.is_neg() and view.is_contiguous() and view.dtype == torch.float32
+    expected = fn(view.clone(), 0.5, seed=seed)      # -6 kept, 0 dropped
+    assert fn(view, 0.5, inplace=True, seed=seed) is view
+    torch.testing.assert_close(view, expected, rtol=0, atol=0)
+    torch.testing.assert_close(z.imag, -expected, rtol=0, atol=0)
+
+
 def test_kernel_wrappers_write_in_place_only_into_their_contiguous_input():
     from cydrop.torch import _kernels
     words = np.full(2, 0x5555555555555555, dtype=np.uint64)        # every other element kept

@@ -74,14 +74,22 @@ def like(t, result):
     return result if laid_out.is_contiguous() else laid_out.copy_(result)
 
 
+def writable_in_place(t):
+    """Whether a kernel can write t's values through a NumPy view of its
+    memory: t contiguous and not a negative view (``torch.conj(z).imag``
+    stores -t, and numpy(force=True) hands back a copy of t, where the
+    result would be lost)."""
+    return t.is_contiguous() and not t.is_neg()
+
+
 def _in_and_out(t, out):
     """(t's C-contiguous NumPy view, the output array or None) of a kernel
     wrapper: None (the kernel makes the output), or with ``out`` t's own
-    view for in-place work. A strided view would be copied by ravel() and
-    the result lost, so in place takes only t itself, contiguous."""
+    view for in-place work. A strided or negative view would be copied and
+    the result lost, so in place takes only t itself, writable_in_place."""
     if out is None:
         return as_array(t), None
-    if out is not t or not t.is_contiguous():
+    if out is not t or not writable_in_place(t):
         raise ValueError("the kernel wrappers write in place only into their own input, contiguous")
     t_np = t.numpy(force=True)
     return t_np, t_np

@@ -71,7 +71,7 @@ def _dropout(x, p, training, inplace, noise_shape, source):
     if torch.is_grad_enabled() and x.requires_grad:
         y, _ = _eager.apply(_eager.DropoutFunction, x, keep_prob, noise_shape, source)
         return x.copy_(y) if inplace else y   # copy_ raises torch's error on a leaf
-    if inplace and x.is_contiguous():
+    if inplace and _kernels.writable_in_place(x):
         _kernels.dropout_forward(x, keep_prob, noise_shape, source, out=x)
         # written through a NumPy view, which torch does not see: bump the
         # version counter as torch's in-place ops do, so that autograd
