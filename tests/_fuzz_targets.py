@@ -185,7 +185,10 @@ keep_probs = st.one_of(st.sampled_from(EDGE_KEEP_PROBS), st.floats(5e-324, 1), s
 
 
 def valid_keep_prob(value):
-    """What cydrop documents as a keep_prob: a real number (not a bool) in (0, 1]."""
+    """What cydrop documents as a keep_prob: a real number (not a bool) in (0, 1],
+    or a 0-d array holding one."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         return False
     return 0.0 < float(value) <= 1.0
