@@ -364,16 +364,22 @@ ctypedef struct SquaresJob:
     const void *W
     Py_ssize_t n
     double *sums   # one per chunk of CHUNK elements
-    bint single
 
 
-cdef void squares_body(void *ctx, Py_ssize_t c) noexcept nogil:
+cdef void squares_chunk(const floating *W, SquaresJob *job, Py_ssize_t c) noexcept nogil:
+    """squares_of_chunk on chunk c of a SquaresJob, into its sums[c]."""
+    cdef Py_ssize_t start = c * CHUNK
+    job.sums[c] = squares_of_chunk(W + start, min(<Py_ssize_t>CHUNK, job.n - start))
+
+
+cdef void squares_body_float(void *ctx, Py_ssize_t c) noexcept nogil:
     cdef SquaresJob *job = <SquaresJob *>ctx
-    cdef Py_ssize_t start = c * CHUNK, n = min(<Py_ssize_t>CHUNK, job.n - start)
-    if job.single:
-        job.sums[c] = squares_of_chunk(<const float *>job.W + start, n)
-    else:
-        job.sums[c] = squares_of_chunk(<const double *>job.W + start, n)
+    squares_chunk(<const float *>job.W, job, c)
+
+
+cdef void squares_body_double(void *ctx, Py_ssize_t c) noexcept nogil:
+    cdef SquaresJob *job = <SquaresJob *>ctx
+    squares_chunk(<const double *>job.W, job, c)
 
 
 cdef double sum_of_squares(const floating *W, Py_ssize_t n, int n_threads) noexcept nogil:
@@ -390,8 +396,9 @@ cdef double sum_of_squares(const floating *W, Py_ssize_t n, int n_threads) noexc
         for c in range(n_chunks):
             total += squares_of_chunk(W + c * CHUNK, min(<Py_ssize_t>CHUNK, n - c * CHUNK))
         return total
-    job.W, job.n, job.single = W, n, floating is float
-    run_items(squares_body, &job, n_chunks, team, n_chunks >= WAKE_CHUNKS)
+    job.W, job.n = W, n
+    run_items(squares_body_float if floating is float else squares_body_double, &job, n_chunks, team,
+              n_chunks >= WAKE_CHUNKS)
     for c in range(n_chunks):
         total += job.sums[c]
     free(job.sums)

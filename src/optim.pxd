@@ -70,20 +70,22 @@ ctypedef struct AdamJob:
     void *v
     Py_ssize_t n
     double step, eps_hat, b1, c1, b2, c2, l2
-    bint single
 
 
-cdef inline void adam_body(void *ctx, Py_ssize_t c) noexcept nogil:
+cdef inline void adam_body_float(void *ctx, Py_ssize_t c) noexcept nogil:
     cdef AdamJob *job = <AdamJob *>ctx
     cdef Py_ssize_t start = c * CHUNK
-    cdef size_t n = <size_t>min(<Py_ssize_t>CHUNK, job.n - start)
-    if job.single:
-        cyd_adam_float(<float *>job.param + start, <const float *>job.grad + start, <float *>job.m + start,
-                       <float *>job.v + start, n, <float>job.step, <float>job.eps_hat, <float>job.b1,
-                       <float>job.c1, <float>job.b2, <float>job.c2, <float>job.l2)
-    else:
-        cyd_adam_double(<double *>job.param + start, <const double *>job.grad + start, <double *>job.m + start,
-                        <double *>job.v + start, n, job.step, job.eps_hat, job.b1, job.c1, job.b2, job.c2, job.l2)
+    cyd_adam_float(<float *>job.param + start, <const float *>job.grad + start, <float *>job.m + start,
+                   <float *>job.v + start, <size_t>min(<Py_ssize_t>CHUNK, job.n - start), <float>job.step,
+                   <float>job.eps_hat, <float>job.b1, <float>job.c1, <float>job.b2, <float>job.c2, <float>job.l2)
+
+
+cdef inline void adam_body_double(void *ctx, Py_ssize_t c) noexcept nogil:
+    cdef AdamJob *job = <AdamJob *>ctx
+    cdef Py_ssize_t start = c * CHUNK
+    cyd_adam_double(<double *>job.param + start, <const double *>job.grad + start, <double *>job.m + start,
+                    <double *>job.v + start, <size_t>min(<Py_ssize_t>CHUNK, job.n - start), job.step,
+                    job.eps_hat, job.b1, job.c1, job.b2, job.c2, job.l2)
 
 
 cdef inline void adam_kernel(floating *param, const floating *grad, floating *m, floating *v,
@@ -120,8 +122,8 @@ cdef inline void adam_kernel(floating *param, const floating *grad, floating *m,
         return
     job.param, job.grad, job.m, job.v, job.n = param, grad, m, v, n
     job.step, job.eps_hat, job.b1, job.c1, job.b2, job.c2, job.l2 = step, eps_sqrt_v, b1, c1, b2, c2, l2_
-    job.single = floating is float
-    run_items(adam_body, &job, n_chunks, team, n_chunks >= WAKE_CHUNKS)
+    run_items(adam_body_float if floating is float else adam_body_double, &job, n_chunks, team,
+              n_chunks >= WAKE_CHUNKS)
 
 
 cdef enum:
@@ -192,16 +194,22 @@ ctypedef struct MaxNormJob:
     Py_ssize_t n_in, n_out
     double c
     double *scale
-    bint single
 
 
-cdef inline void max_norm_body(void *ctx, Py_ssize_t b) noexcept nogil:
+cdef inline void max_norm_block(floating *W, const MaxNormJob *job, Py_ssize_t b) noexcept nogil:
+    """max_norm_columns on block b of MAX_NORM_COLUMNS columns of a MaxNormJob."""
+    cdef Py_ssize_t j0 = b * MAX_NORM_COLUMNS
+    max_norm_columns(W, job.n_in, job.n_out, j0, min(j0 + MAX_NORM_COLUMNS, job.n_out), job.c, job.scale)
+
+
+cdef inline void max_norm_body_float(void *ctx, Py_ssize_t b) noexcept nogil:
     cdef MaxNormJob *job = <MaxNormJob *>ctx
-    cdef Py_ssize_t j0 = b * MAX_NORM_COLUMNS, j1 = min(j0 + MAX_NORM_COLUMNS, job.n_out)
-    if job.single:
-        max_norm_columns(<float *>job.W, job.n_in, job.n_out, j0, j1, job.c, job.scale)
-    else:
-        max_norm_columns(<double *>job.W, job.n_in, job.n_out, j0, j1, job.c, job.scale)
+    max_norm_block(<float *>job.W, job, b)
+
+
+cdef inline void max_norm_body_double(void *ctx, Py_ssize_t b) noexcept nogil:
+    cdef MaxNormJob *job = <MaxNormJob *>ctx
+    max_norm_block(<double *>job.W, job, b)
 
 
 cdef inline void max_norm_kernel(floating *W, Py_ssize_t n_in, Py_ssize_t n_out, double c,
@@ -219,5 +227,5 @@ cdef inline void max_norm_kernel(floating *W, Py_ssize_t n_in, Py_ssize_t n_out,
         max_norm_columns(W, n_in, n_out, 0, n_out, c, scale)
         return
     job.W, job.n_in, job.n_out, job.c, job.scale = W, n_in, n_out, c, scale
-    job.single = floating is float
-    run_items(max_norm_body, &job, n_blocks, team, n_chunks >= WAKE_CHUNKS)
+    run_items(max_norm_body_float if floating is float else max_norm_body_double, &job, n_blocks, team,
+              n_chunks >= WAKE_CHUNKS)

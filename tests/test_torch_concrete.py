@@ -487,6 +487,7 @@ def test_model_regularizer_refuses_a_module_without_layer():
     (lambda: ct.concrete_dropout(np.ones(3), torch.zeros(())), TypeError, "input"),
     (lambda: ct.concrete_dropout(np.ones((2, 3)), torch.zeros(()), noise_shape=(2, 1)), TypeError, "input"),
     (lambda: ct.ConcreteDropout()(np.ones(3)), TypeError, "input"),
+    (lambda: ct.ConcreteDropout().eval()(np.ones(3)), TypeError, "input"),   # as nn.Dropout in eval mode
     (lambda: ct.ConcreteDropout2d()(np.ones((2, 3, 4, 4))), TypeError, "input"),
     (lambda: ct.ConcreteDropoutLinear(3, 2)(np.ones((2, 3))), TypeError, "input"),
     (lambda: ct.concrete_regularizer(nn.Linear(2, 2), weight_regularizer=-1.0, dropout_regularizer=0.0),

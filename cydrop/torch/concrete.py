@@ -111,8 +111,9 @@ def _check_p_logit(p_logit):
 
 
 def _check_tensor(input):
-    """TypeError naming ``input`` when it is not a tensor (before its ``dim()``
-    or ``is_floating_point()`` is asked for), as torch's dropout refuses it."""
+    """TypeError naming ``input`` when it is not a tensor, as torch's dropout
+    refuses it: at each public entry (concrete_dropout and the modules'
+    forward), before its ``dim()`` or ``is_floating_point()`` is asked for."""
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"concrete dropout: input must be a floating-point tensor, got {type(input).__name__}")
 
@@ -162,7 +163,6 @@ def _torch_concrete(x, p_logit, temperature, run, logistic=None):
     value can be read without waiting for a device (p_logit on the CPU,
     outside torch.compile); elsewhere the pass gives what torch's operations
     give there, inf or NaN."""
-    _check_tensor(x)
     if not x.is_floating_point():
         raise TypeError(f"concrete dropout: input must be a floating-point tensor, got {x.dtype}")
     dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
@@ -387,7 +387,6 @@ class _ConcreteDropoutNd(nn.modules.dropout._DropoutNd):
         if self._lead is None:
             return 1
         batched, unbatched = self._lead
-        _check_tensor(input)
         if input.dim() not in (batched, unbatched):
             unbatched_form = f" or {unbatched} (C, {self._axes})" if unbatched != batched else ""
             raise ValueError(f"{type(self).__name__} takes inputs of {batched} dimensions (N, C, {self._axes})"
@@ -395,6 +394,7 @@ class _ConcreteDropoutNd(nn.modules.dropout._DropoutNd):
         return _runs(input, 2 if input.dim() == batched else 1)
 
     def forward(self, input):
+        _check_tensor(input)
         return _concrete(input, self.p_logit, self.temperature, self.training, self._noise_run(input), None)
 
     def _n_inputs(self, weight):
@@ -694,6 +694,7 @@ class ConcreteDropoutLinear(nn.Linear):
         return float(torch.sigmoid(self.p_logit.detach()))
 
     def forward(self, input):
+        _check_tensor(input)
         weight, bias = self.weight, self.bias
         if not self.training:
             return F.linear(input, weight, bias)
